@@ -1,0 +1,3 @@
+module github.com/chunked-uploader/chunked-uploader/cmd
+
+go 1.26.8

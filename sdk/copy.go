@@ -1,0 +1,41 @@
+package sdk
+
+import (
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+)
+
+// CopyBufferSize is the buffer CopyExact uses. It also bounds the data chunks on the wire.
+const CopyBufferSize = 1 << 20
+
+// CopyExact copies exactly size bytes from r to w and returns their SHA-256. It reads r
+// until io.EOF: fewer or more than size bytes give an error wrapping ErrSizeMismatch, and
+// any read or write error is returned wrapped. Only when it returns nil may the caller make
+// the written data visible.
+func CopyExact(w io.Writer, r io.Reader, size int64) ([]byte, error) {
+	h := sha256.New()
+	buf := make([]byte, CopyBufferSize)
+	n, err := io.CopyBuffer(io.MultiWriter(w, h), io.LimitReader(r, size), buf)
+	if err != nil {
+		return nil, fmt.Errorf("copy after %d bytes: %w", n, err)
+	}
+	if n < size {
+		return nil, fmt.Errorf("%w: got %d bytes, expected %d", ErrSizeMismatch, n, size)
+	}
+	// The declared size is reached: r must end here.
+	var one [1]byte
+	for {
+		m, err := r.Read(one[:])
+		if m > 0 {
+			return nil, fmt.Errorf("%w: more than the expected %d bytes", ErrSizeMismatch, size)
+		}
+		if errors.Is(err, io.EOF) {
+			return h.Sum(nil), nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("copy after %d bytes: %w", n, err)
+		}
+	}
+}

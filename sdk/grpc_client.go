@@ -1,0 +1,135 @@
+package sdk
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+
+	storagev1 "github.com/chunked-uploader/chunked-uploader/proto/storage/v1"
+)
+
+// Remote is the host's view of a plugin: a Storage plus the calls only the host makes.
+// It is what dispensing PluginName from a go-plugin client returns.
+type Remote interface {
+	Storage
+	HealthChecker
+	// Configure sends the backend's settings; it must succeed before any other call.
+	// It returns the name the plugin serves under.
+	Configure(ctx context.Context, cfg Config) (string, error)
+}
+
+// grpcClient implements Remote over a StorageService connection.
+type grpcClient struct {
+	client storagev1.StorageServiceClient
+}
+
+var _ Remote = (*grpcClient)(nil)
+
+// NewRemote returns a Remote speaking to a StorageService client. Hosts normally get one
+// by dispensing PluginName; this is for tests and for embedding.
+func NewRemote(c storagev1.StorageServiceClient) Remote { return &grpcClient{client: c} }
+
+func (c *grpcClient) Configure(ctx context.Context, cfg Config) (string, error) {
+	resp, err := c.client.Configure(ctx, &storagev1.ConfigureRequest{Settings: cfg})
+	if err != nil {
+		return "", fmt.Errorf("configure: %w", fromStatus(err))
+	}
+	return resp.GetName(), nil
+}
+
+// Put streams r to the plugin in chunks of at most CopyBufferSize bytes, followed by the
+// SHA-256 of what was sent. It reads exactly size bytes from r and fails with
+// ErrSizeMismatch if r is shorter or longer; the plugin commits only if it received the
+// same bytes.
+func (c *grpcClient) Put(ctx context.Context, key string, r io.Reader, size int64) (Object, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel() // aborts the stream on every early return
+	stream, err := c.client.Put(ctx)
+	if err != nil {
+		return Object{}, fmt.Errorf("put %s: %w", key, fromStatus(err))
+	}
+	hdr := &storagev1.PutRequest{Msg: &storagev1.PutRequest_Header{Header: &storagev1.PutHeader{Key: key, Size: size}}}
+	if err := stream.Send(hdr); err != nil {
+		return Object{}, c.putError(key, stream, err)
+	}
+	sw := &streamWriter{stream: stream}
+	sum, err := CopyExact(sw, r, size)
+	if err != nil {
+		if sw.err != nil {
+			return Object{}, c.putError(key, stream, sw.err)
+		}
+		return Object{}, fmt.Errorf("put %s: %w", key, err)
+	}
+	fin := &storagev1.PutRequest{Msg: &storagev1.PutRequest_Finish{Finish: &storagev1.PutFinish{Sha256: sum}}}
+	if err := stream.Send(fin); err != nil {
+		return Object{}, c.putError(key, stream, err)
+	}
+	resp, err := stream.CloseAndRecv()
+	if err != nil {
+		return Object{}, fmt.Errorf("put %s: %w", key, fromStatus(err))
+	}
+	obj := objectFromProto(resp.GetObject())
+	if obj.Size != size || (obj.SHA256 != nil && !equalBytes(obj.SHA256, sum)) {
+		return Object{}, fmt.Errorf("put %s: %w: plugin reports %d bytes sha256 %x, sent %d bytes sha256 %x",
+			key, ErrDigestMismatch, obj.Size, obj.SHA256, size, sum)
+	}
+	obj.SHA256 = sum
+	return obj, nil
+}
+
+// putError turns a Send failure into the plugin's real error: when the server ends the
+// stream early, Send returns io.EOF and the status comes from CloseAndRecv.
+func (c *grpcClient) putError(key string, stream storagev1.StorageService_PutClient, err error) error {
+	if errors.Is(err, io.EOF) {
+		if _, rerr := stream.CloseAndRecv(); rerr != nil {
+			err = rerr
+		}
+	}
+	return fmt.Errorf("put %s: %w", key, fromStatus(err))
+}
+
+// streamWriter sends each Write as one chunk message. CopyExact writes at most
+// CopyBufferSize bytes at a time. gRPC may hold a sent message after Send returns, so every
+// message gets its own copy of the bytes.
+type streamWriter struct {
+	stream storagev1.StorageService_PutClient
+	err    error
+}
+
+func (w *streamWriter) Write(p []byte) (int, error) {
+	for off := 0; off < len(p); off += CopyBufferSize {
+		end := min(off+CopyBufferSize, len(p))
+		chunk := make([]byte, end-off)
+		copy(chunk, p[off:end])
+		if err := w.stream.Send(&storagev1.PutRequest{Msg: &storagev1.PutRequest_Chunk{Chunk: chunk}}); err != nil {
+			w.err = err
+			return off, err
+		}
+	}
+	return len(p), nil
+}
+
+func (c *grpcClient) Stat(ctx context.Context, key string) (Object, error) {
+	resp, err := c.client.Stat(ctx, &storagev1.StatRequest{Key: key})
+	if err != nil {
+		return Object{}, fmt.Errorf("stat %s: %w", key, fromStatus(err))
+	}
+	return objectFromProto(resp.GetObject()), nil
+}
+
+func (c *grpcClient) Delete(ctx context.Context, key string) error {
+	if _, err := c.client.Delete(ctx, &storagev1.DeleteRequest{Key: key}); err != nil {
+		return fmt.Errorf("delete %s: %w", key, fromStatus(err))
+	}
+	return nil
+}
+
+func (c *grpcClient) Health(ctx context.Context) error {
+	if _, err := c.client.Health(ctx, &storagev1.HealthRequest{}); err != nil {
+		return fromStatus(err)
+	}
+	return nil
+}
+
+func equalBytes(a, b []byte) bool { return string(a) == string(b) }

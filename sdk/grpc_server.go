@@ -1,0 +1,220 @@
+package sdk
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"sync"
+
+	"github.com/hashicorp/go-hclog"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	storagev1 "github.com/chunked-uploader/chunked-uploader/proto/storage/v1"
+)
+
+// grpcServer serves a Storage built by a Factory over StorageService.
+type grpcServer struct {
+	storagev1.UnimplementedStorageServiceServer
+
+	name    string
+	factory Factory
+	log     hclog.Logger
+
+	mu      sync.RWMutex
+	storage Storage // nil until Configure succeeded
+}
+
+func (s *grpcServer) current() (Storage, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.storage == nil {
+		return nil, status.Error(codes.FailedPrecondition, "not_configured: Configure was not called")
+	}
+	return s.storage, nil
+}
+
+func (s *grpcServer) Configure(ctx context.Context, req *storagev1.ConfigureRequest) (*storagev1.ConfigureResponse, error) {
+	cfg := Config(req.GetSettings())
+	if cfg == nil {
+		cfg = Config{}
+	}
+	st, err := s.factory(ctx, cfg, s.log)
+	if err != nil {
+		s.log.Error("configure failed", "error", err)
+		return nil, toStatus(err)
+	}
+	s.mu.Lock()
+	old := s.storage
+	s.storage = st
+	s.mu.Unlock()
+	if c, ok := old.(Closer); ok && old != nil {
+		if err := c.Close(); err != nil {
+			s.log.Warn("closing previous backend", "error", err)
+		}
+	}
+	s.log.Info("configured", "settings", cfg.Keys())
+	return &storagev1.ConfigureResponse{Name: s.name}, nil
+}
+
+func (s *grpcServer) Put(stream storagev1.StorageService_PutServer) error {
+	st, err := s.current()
+	if err != nil {
+		return err
+	}
+	first, err := stream.Recv()
+	if err != nil {
+		return err
+	}
+	hdr := first.GetHeader()
+	if hdr == nil {
+		return status.Error(codes.InvalidArgument, "invalid_key: the first Put message must be a header")
+	}
+	if err := ValidKey(hdr.GetKey()); err != nil {
+		return toStatus(err)
+	}
+	if hdr.GetSize() < 0 {
+		return status.Error(codes.InvalidArgument, "invalid_key: negative size")
+	}
+	r := &streamReader{stream: stream, size: hdr.GetSize(), hash: sha256.New()}
+	obj, err := st.Put(stream.Context(), hdr.GetKey(), r, hdr.GetSize())
+	if err == nil && !r.finished {
+		// The implementation returned without reading to EOF: it cannot have verified the
+		// transfer. Refuse rather than report success for unverified data.
+		_ = st.Delete(stream.Context(), hdr.GetKey())
+		err = fmt.Errorf("%w: backend returned before the end of the stream", ErrSizeMismatch)
+	}
+	if err != nil {
+		if r.err != nil && !errors.Is(err, r.err) {
+			err = fmt.Errorf("%w (stream: %w)", err, r.err)
+		}
+		s.log.Debug("put failed", "key", hdr.GetKey(), "error", err)
+		return toStatus(err)
+	}
+	return stream.SendAndClose(&storagev1.PutResponse{Object: objectToProto(obj)})
+}
+
+// streamReader presents the data chunks of a Put stream as an io.Reader. It returns io.EOF
+// only after a PutFinish whose digest matches the bytes received, and only when exactly
+// size bytes arrived; otherwise it returns an error wrapping ErrSizeMismatch or
+// ErrDigestMismatch, so an implementation that commits on io.EOF commits only intact data.
+type streamReader struct {
+	stream   storagev1.StorageService_PutServer
+	size     int64
+	n        int64
+	hash     hash.Hash
+	pending  []byte
+	finished bool
+	err      error
+}
+
+func (r *streamReader) Read(p []byte) (int, error) {
+	if r.err != nil {
+		return 0, r.err
+	}
+	if r.finished {
+		return 0, io.EOF
+	}
+	for len(r.pending) == 0 {
+		msg, err := r.stream.Recv()
+		if err == io.EOF {
+			return 0, r.fail(fmt.Errorf("%w: stream ended after %d of %d bytes without a finish message", ErrSizeMismatch, r.n, r.size))
+		}
+		if err != nil {
+			return 0, r.fail(fromStatus(err))
+		}
+		switch m := msg.GetMsg().(type) {
+		case *storagev1.PutRequest_Chunk:
+			if len(m.Chunk) > CopyBufferSize {
+				return 0, r.fail(fmt.Errorf("%w: chunk of %d bytes exceeds %d", ErrSizeMismatch, len(m.Chunk), CopyBufferSize))
+			}
+			if r.n+int64(len(m.Chunk)) > r.size {
+				return 0, r.fail(fmt.Errorf("%w: more than the declared %d bytes", ErrSizeMismatch, r.size))
+			}
+			r.n += int64(len(m.Chunk))
+			r.hash.Write(m.Chunk)
+			r.pending = m.Chunk
+		case *storagev1.PutRequest_Finish:
+			if r.n != r.size {
+				return 0, r.fail(fmt.Errorf("%w: got %d bytes, expected %d", ErrSizeMismatch, r.n, r.size))
+			}
+			if sum := r.hash.Sum(nil); !bytes.Equal(sum, m.Finish.GetSha256()) {
+				return 0, r.fail(fmt.Errorf("%w: received %x, sender computed %x", ErrDigestMismatch, sum, m.Finish.GetSha256()))
+			}
+			r.finished = true
+			return 0, io.EOF
+		default:
+			return 0, r.fail(fmt.Errorf("%w: unexpected %T in Put stream", ErrSizeMismatch, m))
+		}
+	}
+	n := copy(p, r.pending)
+	r.pending = r.pending[n:]
+	return n, nil
+}
+
+func (r *streamReader) fail(err error) error {
+	r.err = err
+	return err
+}
+
+func (s *grpcServer) Stat(ctx context.Context, req *storagev1.StatRequest) (*storagev1.StatResponse, error) {
+	st, err := s.current()
+	if err != nil {
+		return nil, err
+	}
+	if err := ValidKey(req.GetKey()); err != nil {
+		return nil, toStatus(err)
+	}
+	obj, err := st.Stat(ctx, req.GetKey())
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &storagev1.StatResponse{Object: objectToProto(obj)}, nil
+}
+
+func (s *grpcServer) Delete(ctx context.Context, req *storagev1.DeleteRequest) (*storagev1.DeleteResponse, error) {
+	st, err := s.current()
+	if err != nil {
+		return nil, err
+	}
+	if err := ValidKey(req.GetKey()); err != nil {
+		return nil, toStatus(err)
+	}
+	if err := st.Delete(ctx, req.GetKey()); err != nil {
+		return nil, toStatus(err)
+	}
+	return &storagev1.DeleteResponse{}, nil
+}
+
+func (s *grpcServer) Health(ctx context.Context, _ *storagev1.HealthRequest) (*storagev1.HealthResponse, error) {
+	st, err := s.current()
+	if err != nil {
+		return nil, err
+	}
+	hc, ok := st.(HealthChecker)
+	if !ok {
+		return &storagev1.HealthResponse{Message: "ok (backend has no health check)"}, nil
+	}
+	if err := hc.Health(ctx); err != nil {
+		if !errors.Is(err, ErrUnavailable) {
+			err = fmt.Errorf("%w: %w", ErrUnavailable, err)
+		}
+		return nil, toStatus(err)
+	}
+	return &storagev1.HealthResponse{Message: "ok"}, nil
+}
+
+func objectToProto(o Object) *storagev1.Object {
+	return &storagev1.Object{Key: o.Key, Size: o.Size, Sha256: o.SHA256, Location: o.Location}
+}
+
+func objectFromProto(o *storagev1.Object) Object {
+	if o == nil {
+		return Object{}
+	}
+	return Object{Key: o.GetKey(), Size: o.GetSize(), SHA256: o.GetSha256(), Location: o.GetLocation()}
+}

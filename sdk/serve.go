@@ -1,0 +1,119 @@
+package sdk
+
+import (
+	"context"
+	"fmt"
+	"os"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/go-plugin"
+	"google.golang.org/grpc"
+
+	storagev1 "github.com/chunked-uploader/chunked-uploader/proto/storage/v1"
+)
+
+// Logger is the structured logger plugins get; it writes JSON to stderr, which the host
+// reads and logs under the plugin's name.
+type Logger = hclog.Logger
+
+// ProtocolVersion is the storage protocol version. It changes only with a breaking change
+// to proto/storage/v1; a host and plugin of different versions refuse each other with a
+// clear error at start.
+const ProtocolVersion = 1
+
+// PluginName is the name the storage service is dispensed under.
+const PluginName = "storage"
+
+// Handshake is shared by the host and every plugin. The magic cookie only keeps a plugin
+// binary from being run by hand by mistake; it is not a security feature.
+var Handshake = plugin.HandshakeConfig{
+	ProtocolVersion:  ProtocolVersion,
+	MagicCookieKey:   "CHUNKED_UPLOADER_PLUGIN",
+	MagicCookieValue: "storage-v1-6f1f2c0b4a3e",
+}
+
+// Plugin is the go-plugin glue for the storage service. A plugin process serves it with
+// Serve; the host dispenses it from a plugin.Client and gets a Remote.
+type Plugin struct {
+	plugin.NetRPCUnsupportedPlugin
+
+	// Name and Factory are set on the plugin side only.
+	Name    string
+	Factory Factory
+	Log     hclog.Logger
+}
+
+var _ plugin.GRPCPlugin = (*Plugin)(nil)
+
+// GRPCServer implements plugin.GRPCPlugin.
+func (p *Plugin) GRPCServer(_ *plugin.GRPCBroker, s *grpc.Server) error {
+	if p.Factory == nil {
+		return fmt.Errorf("sdk: Plugin.Factory is nil")
+	}
+	log := p.Log
+	if log == nil {
+		log = hclog.NewNullLogger()
+	}
+	storagev1.RegisterStorageServiceServer(s, &grpcServer{name: p.Name, factory: p.Factory, log: log})
+	return nil
+}
+
+// GRPCClient implements plugin.GRPCPlugin.
+func (p *Plugin) GRPCClient(_ context.Context, _ *plugin.GRPCBroker, c *grpc.ClientConn) (interface{}, error) {
+	return NewRemote(storagev1.NewStorageServiceClient(c)), nil
+}
+
+// PluginSet is the plugin map for a host's plugin.ClientConfig.
+func PluginSet() plugin.PluginSet {
+	return plugin.PluginSet{PluginName: &Plugin{}}
+}
+
+// ServeOption changes how Serve runs.
+type ServeOption func(*serveConfig)
+
+type serveConfig struct {
+	log  hclog.Logger
+	test *plugin.ServeTestConfig
+}
+
+// WithLogger replaces the default logger (JSON on stderr, level from CHUNKED_UPLOADER_PLUGIN_LOG_LEVEL).
+func WithLogger(l hclog.Logger) ServeOption { return func(c *serveConfig) { c.log = l } }
+
+// WithTestConfig serves in-process for tests (see plugin.ServeTestConfig).
+func WithTestConfig(tc *plugin.ServeTestConfig) ServeOption { return func(c *serveConfig) { c.test = tc } }
+
+// Serve runs the plugin: it serves the storage protocol on behalf of the host that started
+// this process and returns when the host goes away. name is the backend name
+// (chunked-uploader-plugin-<name>); factory builds the Storage on Configure.
+//
+// Run by hand, outside a host, it prints a short explanation and exits with status 1.
+func Serve(name string, factory Factory, opts ...ServeOption) {
+	cfg := serveConfig{}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	if cfg.log == nil {
+		level := hclog.LevelFromString(os.Getenv("CHUNKED_UPLOADER_PLUGIN_LOG_LEVEL"))
+		if level == hclog.NoLevel {
+			level = hclog.Info
+		}
+		cfg.log = hclog.New(&hclog.LoggerOptions{
+			Name:       name,
+			Level:      level,
+			Output:     os.Stderr,
+			JSONFormat: true,
+		})
+	}
+	if cfg.test == nil && os.Getenv(Handshake.MagicCookieKey) != Handshake.MagicCookieValue {
+		fmt.Fprintf(os.Stderr, "This is the %q storage plugin of chunked-uploader. It is started by the server\n"+
+			"(STORAGE_BACKEND=%s) and is not meant to be run by hand.\n", name, name)
+		os.Exit(1)
+	}
+	plugin.Serve(&plugin.ServeConfig{
+		HandshakeConfig: Handshake,
+		Plugins:         plugin.PluginSet{PluginName: &Plugin{Name: name, Factory: factory, Log: cfg.log}},
+		GRPCServer:      plugin.DefaultGRPCServer,
+		Logger:          cfg.log,
+		Test:            cfg.test,
+	})
+}
