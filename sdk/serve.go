@@ -80,7 +80,9 @@ type serveConfig struct {
 func WithLogger(l hclog.Logger) ServeOption { return func(c *serveConfig) { c.log = l } }
 
 // WithTestConfig serves in-process for tests (see plugin.ServeTestConfig).
-func WithTestConfig(tc *plugin.ServeTestConfig) ServeOption { return func(c *serveConfig) { c.test = tc } }
+func WithTestConfig(tc *plugin.ServeTestConfig) ServeOption {
+	return func(c *serveConfig) { c.test = tc }
+}
 
 // Serve runs the plugin: it serves the storage protocol on behalf of the host that started
 // this process and returns when the host goes away. name is the backend name
