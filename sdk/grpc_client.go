@@ -1,6 +1,7 @@
 package sdk
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -17,6 +18,11 @@ type Remote interface {
 	// Configure sends the backend's settings; it must succeed before any other call.
 	// It returns the name the plugin serves under.
 	Configure(ctx context.Context, cfg Config) (string, error)
+	// PutChecked is Put that also refuses to let the object become visible unless the
+	// content's SHA-256 equals want (when want is not nil): on a mismatch the finish message
+	// is never sent, the plugin discards what it received, and the error wraps
+	// ErrDigestMismatch.
+	PutChecked(ctx context.Context, key string, r io.Reader, size int64, want []byte) (Object, error)
 }
 
 // grpcClient implements Remote over a StorageService connection.
@@ -43,6 +49,11 @@ func (c *grpcClient) Configure(ctx context.Context, cfg Config) (string, error) 
 // ErrSizeMismatch if r is shorter or longer; the plugin commits only if it received the
 // same bytes.
 func (c *grpcClient) Put(ctx context.Context, key string, r io.Reader, size int64) (Object, error) {
+	return c.PutChecked(ctx, key, r, size, nil)
+}
+
+// PutChecked implements Remote.
+func (c *grpcClient) PutChecked(ctx context.Context, key string, r io.Reader, size int64, want []byte) (Object, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel() // aborts the stream on every early return
 	stream, err := c.client.Put(ctx)
@@ -61,6 +72,14 @@ func (c *grpcClient) Put(ctx context.Context, key string, r io.Reader, size int6
 		}
 		return Object{}, fmt.Errorf("put %s: %w", key, err)
 	}
+	if want != nil && !bytes.Equal(sum, want) {
+		return Object{}, fmt.Errorf("put %s: %w: content has sha256 %x, expected %x", key, ErrDigestMismatch, sum, want)
+	}
+	// gRPC notices a cancelled ctx asynchronously, so chunks and the finish message may still
+	// go out after it. Without a finish the plugin never commits: check before sending it.
+	if err := ctx.Err(); err != nil {
+		return Object{}, fmt.Errorf("put %s: %w", key, err)
+	}
 	fin := &storagev1.PutRequest{Msg: &storagev1.PutRequest_Finish{Finish: &storagev1.PutFinish{Sha256: sum}}}
 	if err := stream.Send(fin); err != nil {
 		return Object{}, c.putError(key, stream, err)
@@ -70,7 +89,7 @@ func (c *grpcClient) Put(ctx context.Context, key string, r io.Reader, size int6
 		return Object{}, fmt.Errorf("put %s: %w", key, fromStatus(err))
 	}
 	obj := objectFromProto(resp.GetObject())
-	if obj.Size != size || (obj.SHA256 != nil && !equalBytes(obj.SHA256, sum)) {
+	if obj.Size != size || (obj.SHA256 != nil && !bytes.Equal(obj.SHA256, sum)) {
 		return Object{}, fmt.Errorf("put %s: %w: plugin reports %d bytes sha256 %x, sent %d bytes sha256 %x",
 			key, ErrDigestMismatch, obj.Size, obj.SHA256, size, sum)
 	}
@@ -131,5 +150,3 @@ func (c *grpcClient) Health(ctx context.Context) error {
 	}
 	return nil
 }
-
-func equalBytes(a, b []byte) bool { return string(a) == string(b) }

@@ -1,0 +1,129 @@
+package api
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"io"
+	"mime"
+	"net/http"
+	"time"
+
+	"github.com/julienschmidt/httprouter"
+
+	"github.com/chunked-uploader/chunked-uploader/host"
+	"github.com/chunked-uploader/chunked-uploader/host/upload"
+)
+
+// maxJSONBody bounds JSON request bodies.
+const maxJSONBody = 64 << 10
+
+type initPart struct {
+	Part   int    `json:"part"`
+	Token  string `json:"token"`
+	Status string `json:"status"`
+}
+
+type initResponse struct {
+	FileID     string     `json:"file_id"`
+	TotalParts int        `json:"total_parts"`
+	ChunkSize  int64      `json:"chunk_size"`
+	Parts      []initPart `json:"parts"`
+	ExpiresAt  string     `json:"expires_at"`
+}
+
+func timestamp(t time.Time) string { return t.UTC().Format(time.RFC3339) }
+
+func (s *Server) handleInit(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
+	req, err := decodeInit(w, r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	created, err := s.svc.Init(r.Context(), *req)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	u := created.Upload
+	resp := initResponse{
+		FileID: u.ID, TotalParts: u.TotalParts, ChunkSize: u.ChunkSize,
+		Parts:     make([]initPart, u.TotalParts),
+		ExpiresAt: timestamp(u.ExpiresAt),
+	}
+	for n, tok := range created.Tokens {
+		resp.Parts[n] = initPart{Part: n, Token: tok, Status: string(host.PartPending)}
+	}
+	writeJSON(w, http.StatusOK, resp)
+}
+
+// decodeInit reads the init body with precise errors: which field is missing or of the
+// wrong type. Unknown fields are ignored, as the earlier server did.
+func decodeInit(w http.ResponseWriter, r *http.Request) (*upload.InitRequest, error) {
+	if ct := r.Header.Get("Content-Type"); ct != "" {
+		mt, _, err := mime.ParseMediaType(ct)
+		if err != nil || (mt != "application/json" && !(len(mt) > 5 && mt[len(mt)-5:] == "+json")) {
+			return nil, host.Errorf(host.CodeUnsupportedMedia, "the body must be JSON (Content-Type: application/json), not %q", ct)
+		}
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxJSONBody))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return nil, host.Errorf(host.CodeRequestTooLarge, "the request body is over %d bytes", maxJSONBody)
+		}
+		return nil, host.Wrap(err, host.CodeInvalidRequest, "could not read the request body")
+	}
+	var fields map[string]json.RawMessage
+	dec := json.NewDecoder(bytes.NewReader(body))
+	if err := dec.Decode(&fields); err != nil {
+		return nil, host.Errorf(host.CodeInvalidJSON, "the body is not a JSON object: %v", err)
+	}
+	if dec.More() {
+		return nil, host.Errorf(host.CodeInvalidJSON, "the body has data after the JSON object")
+	}
+	var req upload.InitRequest
+	if err := requiredString(fields, "filename", &req.Filename); err != nil {
+		return nil, err
+	}
+	raw, ok := fields["total_size"]
+	if !ok || string(raw) == "null" {
+		return nil, host.Errorf(host.CodeInvalidRequest, "total_size is required (the file size in bytes)")
+	}
+	var num json.Number
+	if err := json.Unmarshal(raw, &num); err != nil {
+		return nil, host.Errorf(host.CodeInvalidRequest, "total_size must be a whole number of bytes")
+	}
+	if req.TotalSize, err = num.Int64(); err != nil {
+		return nil, host.Errorf(host.CodeInvalidRequest, "total_size must be a whole number of bytes, got %s", num)
+	}
+	if err := optionalString(fields, "checksum_sha256", &req.ChecksumSHA256); err != nil {
+		return nil, err
+	}
+	if err := optionalString(fields, "webhook_url", &req.WebhookURL); err != nil {
+		return nil, err
+	}
+	return &req, nil
+}
+
+func requiredString(fields map[string]json.RawMessage, name string, dst *string) error {
+	raw, ok := fields[name]
+	if !ok || string(raw) == "null" {
+		return host.Errorf(host.CodeInvalidRequest, "%s is required", name)
+	}
+	if err := json.Unmarshal(raw, dst); err != nil {
+		return host.Errorf(host.CodeInvalidRequest, "%s must be a string", name)
+	}
+	return nil
+}
+
+func optionalString(fields map[string]json.RawMessage, name string, dst *string) error {
+	raw, ok := fields[name]
+	if !ok || string(raw) == "null" {
+		return nil
+	}
+	if err := json.Unmarshal(raw, dst); err != nil {
+		return host.Errorf(host.CodeInvalidRequest, "%s must be a string", name)
+	}
+	return nil
+}

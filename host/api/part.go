@@ -1,0 +1,104 @@
+package api
+
+import (
+	"encoding/base64"
+	"encoding/hex"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/julienschmidt/httprouter"
+
+	"github.com/chunked-uploader/chunked-uploader/host"
+	"github.com/chunked-uploader/chunked-uploader/host/upload"
+)
+
+type partResponse struct {
+	UploadID       string `json:"upload_id"`
+	PartNumber     int    `json:"part_number"`
+	Status         string `json:"status"`
+	ChecksumSHA256 string `json:"checksum_sha256"`
+	UploadedParts  int    `json:"uploaded_parts"`
+	TotalParts     int    `json:"total_parts"`
+}
+
+// handlePart authenticates the part token and checks everything it can before reading a
+// single byte of the body; only then does the body stream to disk.
+func (s *Server) handlePart(w http.ResponseWriter, r *http.Request, ps httprouter.Params) {
+	err := s.part(w, r, ps)
+	if err != nil {
+		// A refused body is not drained: close the connection rather than read it.
+		if r.ContentLength != 0 {
+			w.Header().Set("Connection", "close")
+		}
+		s.writeError(w, r, err)
+	}
+}
+
+func (s *Server) part(w http.ResponseWriter, r *http.Request, ps httprouter.Params) error {
+	authz := r.Header.Get("Authorization")
+	token, ok := strings.CutPrefix(authz, "Bearer ")
+	if !ok || strings.TrimSpace(token) == "" {
+		return host.Errorf(host.CodeMissingToken, "missing part token: send Authorization: Bearer <token of this part>")
+	}
+	claims, err := s.tokens.Verify(strings.TrimSpace(token))
+	if err != nil {
+		return err
+	}
+	id := ps.ByName("id")
+	if claims.UploadID != id {
+		return host.Errorf(host.CodeTokenMismatch, "this token is for another upload")
+	}
+	n, err := strconv.Atoi(ps.ByName("n"))
+	if err != nil || n < 0 || ps.ByName("n") != strconv.Itoa(n) {
+		return host.Errorf(host.CodeInvalidPartNumber, "part number %q is not a whole number from 0", ps.ByName("n"))
+	}
+	sum, err := partChecksum(r.Header)
+	if err != nil {
+		return err
+	}
+	stored, err := s.svc.PutPart(r.Context(), upload.PartRequest{
+		UploadID: id, Part: n, Claims: claims,
+		Body: r.Body, ContentLength: r.ContentLength, SHA256: sum,
+	})
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, partResponse{
+		UploadID: id, PartNumber: n, Status: string(host.PartUploaded), ChecksumSHA256: stored.SHA256,
+		UploadedParts: stored.UploadedParts, TotalParts: stored.Upload.TotalParts,
+	})
+	return nil
+}
+
+// partChecksum reads an optional checksum of the body: Content-Digest (RFC 9530,
+// sha-256 only) or X-Checksum-SHA256 (hex). It returns nil when neither is sent.
+func partChecksum(h http.Header) ([]byte, error) {
+	if v := h.Get("X-Checksum-SHA256"); v != "" {
+		b, err := hex.DecodeString(strings.TrimSpace(v))
+		if err != nil || len(b) != 32 {
+			return nil, host.Errorf(host.CodeInvalidChecksum, "X-Checksum-SHA256 must be 64 hex digits")
+		}
+		return b, nil
+	}
+	v := h.Get("Content-Digest")
+	if v == "" {
+		return nil, nil
+	}
+	for _, item := range strings.Split(v, ",") {
+		alg, val, ok := strings.Cut(strings.TrimSpace(item), "=")
+		if !ok || strings.ToLower(strings.TrimSpace(alg)) != "sha-256" {
+			continue
+		}
+		val = strings.TrimSpace(val)
+		if len(val) < 2 || val[0] != ':' || val[len(val)-1] != ':' {
+			break
+		}
+		b, err := base64.StdEncoding.DecodeString(val[1 : len(val)-1])
+		if err != nil || len(b) != 32 {
+			break
+		}
+		return b, nil
+	}
+	return nil, host.Errorf(host.CodeInvalidChecksum, "Content-Digest must carry sha-256=:<base64 of 32 bytes>: (RFC 9530)")
+}

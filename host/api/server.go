@@ -1,0 +1,130 @@
+// Package api is the HTTP layer: routes, authentication of requests, JSON in and out, and
+// the mapping of error codes to HTTP statuses (errors.go). The rules live in package upload.
+package api
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/julienschmidt/httprouter"
+
+	"github.com/chunked-uploader/chunked-uploader/host"
+	"github.com/chunked-uploader/chunked-uploader/host/auth"
+	"github.com/chunked-uploader/chunked-uploader/host/upload"
+)
+
+// Server serves the HTTP API.
+type Server struct {
+	svc    *upload.Service
+	key    *auth.APIKey
+	tokens *auth.Tokens
+	log    hclog.Logger
+	router *httprouter.Router
+}
+
+// New returns the API server.
+func New(svc *upload.Service, key *auth.APIKey, tokens *auth.Tokens, log hclog.Logger) *Server {
+	s := &Server{svc: svc, key: key, tokens: tokens, log: log}
+	r := httprouter.New()
+	r.RedirectTrailingSlash = false
+	r.RedirectFixedPath = false
+	r.HandleMethodNotAllowed = true
+	r.HandleOPTIONS = false
+	r.NotFound = http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		s.writeError(w, req, host.Errorf(host.CodeRouteNotFound, "no route %s %s", req.Method, req.URL.Path))
+	})
+	r.MethodNotAllowed = http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		// httprouter lists OPTIONS, which this API does not serve.
+		var allow []string
+		for _, m := range strings.Split(w.Header().Get("Allow"), ", ") {
+			if m != http.MethodOptions && m != "" {
+				allow = append(allow, m)
+			}
+		}
+		w.Header().Set("Allow", strings.Join(allow, ", "))
+		s.writeError(w, req, host.Errorf(host.CodeMethodNotAllowed, "method %s is not allowed on %s (allowed: %s)",
+			req.Method, req.URL.Path, strings.Join(allow, ", ")))
+	})
+	r.PanicHandler = func(w http.ResponseWriter, req *http.Request, v any) {
+		s.writeError(w, req, fmt.Errorf("panic: %v", v))
+	}
+	// httprouter 1.3 cannot hold the static /upload/init beside the wildcard /upload/:id,
+	// so POST /upload/:id dispatches on the segment.
+	r.POST("/upload/:id", s.handleUploadPost)
+	r.PUT("/upload/:id/part/:n", s.handlePart)
+	r.GET("/upload/:id/status", s.withAPIKey(s.handleStatus))
+	r.POST("/upload/:id/complete", s.withAPIKey(s.handleComplete))
+	r.DELETE("/upload/:id", s.withAPIKey(s.handleCancel))
+	r.GET("/health", s.handleHealth)
+	s.router = r
+	return s
+}
+
+type ctxKey int
+
+const requestIDKey ctxKey = 0
+
+// ServeHTTP implements http.Handler: it tags the request with an id and routes it.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	id := r.Header.Get("X-Request-Id")
+	if id == "" || len(id) > 64 {
+		var b [8]byte
+		rand.Read(b[:])
+		id = hex.EncodeToString(b[:])
+	}
+	w.Header().Set("X-Request-Id", id)
+	r = r.WithContext(contextWithRequestID(r.Context(), id))
+	start := time.Now()
+	sw := &statusWriter{ResponseWriter: w}
+	s.router.ServeHTTP(sw, r)
+	s.log.Debug("request", "request_id", id, "method", r.Method, "path", r.URL.Path, "status", sw.status,
+		"ms", time.Since(start).Milliseconds())
+}
+
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+// Unwrap lets http.ResponseController reach the underlying writer.
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+func (s *Server) handleUploadPost(w http.ResponseWriter, r *http.Request, ps httprouter.Params) {
+	if ps.ByName("id") != "init" {
+		w.Header().Set("Allow", "DELETE")
+		s.writeError(w, r, host.Errorf(host.CodeMethodNotAllowed, "method POST is not allowed on %s (allowed: DELETE)", r.URL.Path))
+		return
+	}
+	s.withAPIKey(s.handleInit)(w, r, ps)
+}
+
+func (s *Server) withAPIKey(h httprouter.Handle) httprouter.Handle {
+	return func(w http.ResponseWriter, r *http.Request, ps httprouter.Params) {
+		if err := s.key.Check(r.Header.Get("X-API-Key")); err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		h(w, r, ps)
+	}
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.Encode(v)
+}

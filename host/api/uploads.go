@@ -1,0 +1,191 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"math"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/julienschmidt/httprouter"
+
+	"github.com/chunked-uploader/chunked-uploader/host"
+)
+
+type statusPart struct {
+	Part           int     `json:"part"`
+	Status         string  `json:"status"`
+	ChecksumSHA256 *string `json:"checksum_sha256"`
+}
+
+type statusResponse struct {
+	FileID                    string       `json:"file_id"`
+	Filename                  string       `json:"filename"`
+	Path                      string       `json:"path"`
+	TotalSize                 int64        `json:"total_size"`
+	ChunkSize                 int64        `json:"chunk_size"`
+	TotalParts                int          `json:"total_parts"`
+	UploadedParts             int          `json:"uploaded_parts"`
+	ProgressPercent           float64      `json:"progress_percent"`
+	UploadProgressPercent     float64      `json:"upload_progress_percent"`
+	Status                    string       `json:"status"`
+	Phase                     string       `json:"phase"`
+	FinalizingProgressPercent int          `json:"finalizing_progress_percent"`
+	BytesDelivered            int64        `json:"bytes_delivered"`
+	FinalPath                 *string      `json:"final_path"`
+	FinalizationError         *string      `json:"finalization_error"`
+	ChecksumSHA256            *string      `json:"checksum_sha256"`
+	StorageBackend            string       `json:"storage_backend"`
+	CreatedAt                 string       `json:"created_at"`
+	ExpiresAt                 string       `json:"expires_at"`
+	Parts                     []statusPart `json:"parts,omitempty"`
+}
+
+type completeResponse struct {
+	FileID                    string  `json:"file_id"`
+	Filename                  string  `json:"filename"`
+	TotalSize                 int64   `json:"total_size"`
+	Status                    string  `json:"status"`
+	Phase                     string  `json:"phase"`
+	FinalPath                 *string `json:"final_path"`
+	StorageBackend            string  `json:"storage_backend"`
+	ChecksumSHA256            *string `json:"checksum_sha256"`
+	FinalizingProgressPercent int     `json:"finalizing_progress_percent"`
+}
+
+func optional(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
+}
+
+// uploadProgress is the share of parts uploaded, in percent with two decimals.
+func uploadProgress(u *host.Upload) float64 {
+	if u.TotalParts == 0 {
+		return 100 // an empty file has nothing to upload
+	}
+	return math.Round(float64(u.UploadedParts)*10000/float64(u.TotalParts)) / 100
+}
+
+// deliveryProgress is the share of bytes delivered, in whole percent.
+func deliveryProgress(u *host.Upload) int {
+	switch {
+	case u.Status == host.StatusComplete:
+		return 100
+	case u.TotalSize == 0 || u.Status != host.StatusFinalizing:
+		return 0
+	}
+	return int(u.BytesDelivered * 100 / u.TotalSize)
+}
+
+func (s *Server) handleStatus(w http.ResponseWriter, r *http.Request, ps httprouter.Params) {
+	withParts := true
+	if v := r.URL.Query().Get("include_parts"); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			s.writeError(w, r, host.Errorf(host.CodeInvalidRequest, "include_parts must be true or false, got %q", v))
+			return
+		}
+		withParts = b
+	}
+	v, err := s.svc.Status(r.Context(), ps.ByName("id"), withParts)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	u := v.Upload
+	resp := statusResponse{
+		FileID: u.ID, Filename: u.Filename, Path: u.Path, TotalSize: u.TotalSize, ChunkSize: u.ChunkSize,
+		TotalParts: u.TotalParts, UploadedParts: u.UploadedParts,
+		ProgressPercent: uploadProgress(u), UploadProgressPercent: uploadProgress(u),
+		Status: string(u.Status), Phase: u.Status.Phase(),
+		FinalizingProgressPercent: deliveryProgress(u), BytesDelivered: u.BytesDelivered,
+		FinalPath: optional(u.FinalPath), FinalizationError: optional(u.FinalizationError),
+		ChecksumSHA256: optional(u.DeliveredSHA256), StorageBackend: u.StorageBackend,
+		CreatedAt: timestamp(u.CreatedAt), ExpiresAt: timestamp(u.ExpiresAt),
+	}
+	if u.Status == host.StatusComplete {
+		resp.BytesDelivered = u.TotalSize
+	}
+	if withParts {
+		resp.Parts = make([]statusPart, len(v.Parts))
+		for i, p := range v.Parts {
+			resp.Parts[i] = statusPart{Part: p.Number, Status: string(p.Status), ChecksumSHA256: optional(p.SHA256)}
+		}
+	}
+	writeJSON(w, http.StatusOK, resp)
+}
+
+func (s *Server) handleComplete(w http.ResponseWriter, r *http.Request, ps httprouter.Params) {
+	u, err := s.svc.Complete(r.Context(), ps.ByName("id"))
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	status := http.StatusOK
+	if u.Status != host.StatusComplete {
+		status = http.StatusAccepted
+	}
+	writeJSON(w, status, completeResponse{
+		FileID: u.ID, Filename: u.Filename, TotalSize: u.TotalSize,
+		Status: string(u.Status), Phase: u.Status.Phase(),
+		FinalPath: optional(u.FinalPath), StorageBackend: u.StorageBackend,
+		ChecksumSHA256: optional(u.DeliveredSHA256), FinalizingProgressPercent: deliveryProgress(u),
+	})
+}
+
+type cancelResponse struct {
+	FileID  string `json:"file_id"`
+	Status  string `json:"status"`
+	Message string `json:"message"`
+}
+
+func (s *Server) handleCancel(w http.ResponseWriter, r *http.Request, ps httprouter.Params) {
+	id := ps.ByName("id")
+	if err := s.svc.Cancel(r.Context(), id); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, cancelResponse{FileID: id, Status: "cancelled", Message: "Upload cancelled and cleaned up"})
+}
+
+type healthResponse struct {
+	Status  string        `json:"status"`
+	Storage storageHealth `json:"storage"`
+}
+
+type storageHealth struct {
+	BackendType string  `json:"backend_type"`
+	Status      string  `json:"status"`
+	Message     *string `json:"message"`
+}
+
+// healthTimeout bounds a health check of the backend.
+const healthTimeout = 10 * time.Second
+
+func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
+	ctx, cancel := context.WithTimeout(r.Context(), healthTimeout)
+	defer cancel()
+	resp := healthResponse{Status: "ok", Storage: storageHealth{BackendType: s.svc.BackendName(), Status: "healthy"}}
+	status := http.StatusOK
+	if err := s.svc.Health(ctx); err != nil {
+		status = http.StatusServiceUnavailable
+		resp.Status = "degraded"
+		resp.Storage.Status = "unavailable"
+		msg := healthMessage(err)
+		resp.Storage.Message = &msg
+		s.log.Warn("storage backend unhealthy", "error", err)
+	}
+	writeJSON(w, status, resp)
+}
+
+// healthMessage is what /health (no auth) says about a failing backend: the kind of
+// failure, not its details.
+func healthMessage(err error) string {
+	if errors.Is(err, context.DeadlineExceeded) {
+		return "the storage backend did not answer in time"
+	}
+	return deliveryMessage(err)
+}

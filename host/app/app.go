@@ -1,0 +1,100 @@
+// Package app wires the server together: database, staging, storage plugin, upload service
+// and HTTP server. cmd/chunked-uploader calls Run; tests can too.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/chunked-uploader/chunked-uploader/host/api"
+	"github.com/chunked-uploader/chunked-uploader/host/auth"
+	"github.com/chunked-uploader/chunked-uploader/host/config"
+	"github.com/chunked-uploader/chunked-uploader/host/pluginmgr"
+	"github.com/chunked-uploader/chunked-uploader/host/sqlite"
+	"github.com/chunked-uploader/chunked-uploader/host/staging"
+	"github.com/chunked-uploader/chunked-uploader/host/upload"
+	"github.com/chunked-uploader/chunked-uploader/host/webhook"
+)
+
+// ShutdownTimeout bounds how long in-flight requests may run after a shutdown was asked for.
+const ShutdownTimeout = 30 * time.Second
+
+// Run serves until ctx is cancelled, then shuts down gracefully: it stops accepting,
+// lets requests in flight finish (up to ShutdownTimeout), stops deliveries (they resume at
+// the next start), stops the plugin and closes the database.
+func Run(ctx context.Context, cfg *config.Config, log hclog.Logger) error {
+	if dir := filepath.Dir(cfg.DatabasePath); dir != "" {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return fmt.Errorf("database directory: %w", err)
+		}
+	}
+	db, err := sqlite.Open(ctx, cfg.DatabasePath)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	stage, err := staging.New(cfg.TempStoragePath)
+	if err != nil {
+		return err
+	}
+
+	plugins := pluginmgr.New(pluginmgr.Options{
+		Name: cfg.StorageBackend, Path: cfg.PluginPath, SHA256: cfg.PluginSHA256,
+		Settings: cfg.PluginSettings, Env: cfg.PluginEnv, Logger: log.Named("pluginmgr"),
+	})
+	defer plugins.Close()
+	if err := plugins.Start(ctx); err != nil {
+		return fmt.Errorf("storage backend %q: %w", cfg.StorageBackend, err)
+	}
+
+	tokens := auth.NewTokens(cfg.JWTSecret)
+	hooks := webhook.New(log.Named("webhook"))
+	defer hooks.Close()
+	svc := upload.New(db, stage, plugins, tokens, upload.Options{
+		ChunkSize: cfg.ChunkSize, TTL: cfg.UploadTTL, MaxUpload: cfg.MaxUpload, MaxParts: cfg.MaxParts,
+		CompleteWait: cfg.CompleteWait, MaxDeliveries: cfg.MaxConcurrentFinalizing,
+		CleanupInterval: cfg.CleanupInterval, Logger: log.Named("upload"), Notifier: hooks,
+	})
+	if err := svc.Start(ctx); err != nil {
+		return err
+	}
+	defer svc.Close()
+
+	ln, err := net.Listen("tcp", cfg.Addr())
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", cfg.Addr(), err)
+	}
+	srv := &http.Server{
+		Handler:           api.New(svc, auth.NewAPIKey(cfg.APIKey), tokens, log.Named("api")),
+		ReadHeaderTimeout: 30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          log.StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true}),
+	}
+	log.Info("listening", "addr", ln.Addr().String(), "backend", cfg.StorageBackend,
+		"chunk_size", cfg.ChunkSize, "staging", cfg.TempStoragePath, "database", cfg.DatabasePath)
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	log.Info("shutting down: finishing requests in flight", "timeout", ShutdownTimeout.String())
+	sctx, cancel := context.WithTimeout(context.Background(), ShutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		log.Warn("requests still running at the shutdown deadline were cut", "error", err)
+		srv.Close()
+	}
+	log.Info("stopped")
+	return nil
+}

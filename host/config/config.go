@@ -1,0 +1,252 @@
+// Package config reads the server's settings from the environment and a .env file.
+//
+// Names and defaults follow the earlier server (README "Configuration"), with validation:
+// the server refuses to start with a clear message on missing secrets or values that make
+// no sense. Real environment variables win over .env.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Limits on settings.
+const (
+	MinAPIKeyLength    = 16
+	MinJWTSecretLength = 32
+	MaxChunkSizeMB     = 5120
+)
+
+// Config is the validated server configuration.
+type Config struct {
+	APIKey    string
+	JWTSecret string
+
+	StorageBackend string // plugin name: chunked-uploader-plugin-<name>
+	PluginDir      string
+	PluginPath     string // PluginDir/chunked-uploader-plugin-<StorageBackend>
+	PluginSHA256   string // hex; when set the plugin binary must match
+
+	LocalStoragePath string // absolute
+	TempStoragePath  string // absolute: staging of parts
+	DatabasePath     string
+
+	ServerHost string
+	ServerPort int
+
+	ChunkSize int64 // bytes
+	UploadTTL time.Duration
+	MaxUpload int64 // bytes
+	MaxParts  int64
+
+	CompleteWait            time.Duration
+	MaxConcurrentFinalizing int
+	CleanupInterval         time.Duration
+	LogFormat               string // "text" or "json"; "" = text on a terminal, json otherwise
+	LogLevel                string
+	PluginSettings          map[string]string // sent to the plugin through Configure
+	PluginEnv               []string          // the plugin process's whole environment
+	EnvFile                 string            // the .env read, "" if none
+}
+
+// Addr is the listen address.
+func (c *Config) Addr() string {
+	return fmt.Sprintf("%s:%d", c.ServerHost, c.ServerPort)
+}
+
+// secretNames are never passed to a plugin, whatever its name.
+var secretNames = map[string]bool{"API_KEY": true, "JWT_SECRET": true, "WEBHOOK_SECRET": true}
+
+// pluginEnvNames are the host variables a plugin process inherits: what a program needs to
+// run (paths, locale, proxies, CA certificates), nothing else.
+var pluginEnvNames = []string{
+	"PATH", "HOME", "TMPDIR", "TZ", "LANG", "LC_ALL", "USER",
+	"SSL_CERT_FILE", "SSL_CERT_DIR", "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY",
+	"http_proxy", "https_proxy", "no_proxy",
+}
+
+var backendName = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`)
+
+// Load reads the configuration. environ is the process environment (os.Environ()); envFile
+// is the .env path to read if it exists (missing is fine); exeDir is the directory of the
+// running binary (the default PLUGIN_DIR). All problems are reported together.
+func Load(environ []string, envFile, exeDir string) (*Config, error) {
+	env := map[string]string{}
+	c := &Config{}
+	if data, err := os.ReadFile(envFile); err == nil {
+		vars, err := ParseDotEnv(string(data))
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", envFile, err)
+		}
+		for k, v := range vars {
+			env[k] = v
+		}
+		c.EnvFile = envFile
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("read %s: %w", envFile, err)
+	}
+	for _, kv := range environ {
+		if k, v, ok := strings.Cut(kv, "="); ok {
+			env[k] = v
+		}
+	}
+
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	get := func(k, def string) string {
+		if v := strings.TrimSpace(env[k]); v != "" {
+			return v
+		}
+		return def
+	}
+	integer := func(k string, def, min, max int64) int64 {
+		s := get(k, "")
+		if s == "" {
+			return def
+		}
+		n, err := strconv.ParseInt(s, 10, 64)
+		if err != nil || n < min || n > max {
+			bad("%s must be a whole number from %d to %d, got %q", k, min, max, s)
+			return def
+		}
+		return n
+	}
+	duration := func(k string, def time.Duration) time.Duration {
+		s := get(k, "")
+		if s == "" {
+			return def
+		}
+		d, err := time.ParseDuration(s)
+		if err != nil || d <= 0 {
+			bad("%s must be a positive duration such as 30m or 1h, got %q", k, s)
+			return def
+		}
+		return d
+	}
+	abs := func(k, def string) string {
+		p, err := filepath.Abs(get(k, def))
+		if err != nil {
+			bad("%s: %v", k, err)
+		}
+		return p
+	}
+
+	c.APIKey = env["API_KEY"]
+	c.JWTSecret = env["JWT_SECRET"]
+	switch {
+	case strings.TrimSpace(c.APIKey) == "":
+		bad("API_KEY is missing or empty: set it in the environment or .env (./init.sh generates one)")
+	case len(c.APIKey) < MinAPIKeyLength:
+		bad("API_KEY must be at least %d characters (./init.sh generates a random one)", MinAPIKeyLength)
+	}
+	switch {
+	case strings.TrimSpace(c.JWTSecret) == "":
+		bad("JWT_SECRET is missing or empty: set it in the environment or .env (./init.sh generates one)")
+	case len(c.JWTSecret) < MinJWTSecretLength:
+		bad("JWT_SECRET must be at least %d characters (./init.sh generates a random one)", MinJWTSecretLength)
+	}
+
+	c.StorageBackend = strings.ToLower(get("STORAGE_BACKEND", "local"))
+	if !backendName.MatchString(c.StorageBackend) {
+		bad("STORAGE_BACKEND %q is not a plugin name (lowercase letters, digits, '-' and '_')", c.StorageBackend)
+	}
+	c.PluginDir = abs("PLUGIN_DIR", exeDir)
+	c.PluginPath = filepath.Join(c.PluginDir, "chunked-uploader-plugin-"+c.StorageBackend)
+	if st, err := os.Stat(c.PluginPath); err != nil {
+		bad("storage plugin for STORAGE_BACKEND=%s not found: %s does not exist (set PLUGIN_DIR, or run make build)", c.StorageBackend, c.PluginPath)
+	} else if st.IsDir() || st.Mode().Perm()&0o111 == 0 {
+		bad("storage plugin %s is not an executable file", c.PluginPath)
+	}
+	c.PluginSHA256 = strings.ToLower(get("PLUGIN_SHA256", ""))
+	if c.PluginSHA256 != "" && !regexp.MustCompile(`^[0-9a-f]{64}$`).MatchString(c.PluginSHA256) {
+		bad("PLUGIN_SHA256 must be 64 hex digits (sha256sum of the plugin binary)")
+	}
+
+	c.LocalStoragePath = abs("LOCAL_STORAGE_PATH", "./uploads")
+	c.TempStoragePath = abs("TEMP_STORAGE_PATH", "./staging")
+	c.DatabasePath = get("DATABASE_PATH", "./uploads.db")
+	c.ServerHost = get("SERVER_HOST", "0.0.0.0")
+	c.ServerPort = int(integer("SERVER_PORT", 3000, 1, 65535))
+	c.ChunkSize = integer("CHUNK_SIZE_MB", 50, 1, MaxChunkSizeMB) << 20
+	c.UploadTTL = time.Duration(integer("UPLOAD_TTL_HOURS", 24, 1, 24*365)) * time.Hour
+	c.MaxUpload = integer("MAX_UPLOAD_SIZE", 1<<40, 1, 1<<62)
+	c.MaxParts = integer("MAX_PARTS", 10000, 1, 1_000_000)
+	c.CompleteWait = time.Duration(integer("COMPLETE_WAIT_SECONDS", 20, 0, 3600)) * time.Second
+	c.MaxConcurrentFinalizing = int(integer("MAX_CONCURRENT_FINALIZATIONS", 4, 1, 256))
+	c.CleanupInterval = duration("CLEANUP_INTERVAL", time.Hour)
+	c.LogFormat = strings.ToLower(get("LOG_FORMAT", ""))
+	if c.LogFormat != "" && c.LogFormat != "json" && c.LogFormat != "text" {
+		bad("LOG_FORMAT must be text or json, got %q", c.LogFormat)
+	}
+	c.LogLevel = strings.ToLower(get("LOG_LEVEL", "info"))
+	switch c.LogLevel {
+	case "trace", "debug", "info", "warn", "error":
+	default:
+		bad("LOG_LEVEL must be one of trace, debug, info, warn, error; got %q", c.LogLevel)
+	}
+
+	c.PluginSettings = pluginSettings(c.StorageBackend, env)
+	if c.StorageBackend == "local" {
+		c.PluginSettings["LOCAL_STORAGE_PATH"] = c.LocalStoragePath
+	}
+	c.PluginEnv = pluginEnv(c.StorageBackend, env)
+	c.PluginEnv = append(c.PluginEnv, "CHUNKED_UPLOADER_PLUGIN_LOG_LEVEL="+c.LogLevel)
+
+	if len(errs) > 0 {
+		return nil, fmt.Errorf("invalid configuration:\n  - %w", joinLines(errs))
+	}
+	return c, nil
+}
+
+// pluginSettings selects the settings of backend name: every variable named
+// <NAME>_..., plus AWS_* for s3. Secrets of the host are never included.
+func pluginSettings(name string, env map[string]string) map[string]string {
+	prefix := strings.ToUpper(strings.ReplaceAll(name, "-", "_")) + "_"
+	out := map[string]string{}
+	for k, v := range env {
+		if secretNames[k] {
+			continue
+		}
+		if strings.HasPrefix(k, prefix) || (name == "s3" && strings.HasPrefix(k, "AWS_")) {
+			out[k] = v
+		}
+	}
+	return out
+}
+
+// pluginEnv is the environment of the plugin process: pluginEnvNames, plus AWS_* for s3 so
+// the AWS SDK's standard credential chain (profiles, web identity, ...) works.
+func pluginEnv(name string, env map[string]string) []string {
+	var out []string
+	for _, k := range pluginEnvNames {
+		if v, ok := env[k]; ok {
+			out = append(out, k+"="+v)
+		}
+	}
+	if name == "s3" {
+		for k, v := range env {
+			if strings.HasPrefix(k, "AWS_") {
+				out = append(out, k+"="+v)
+			}
+		}
+	}
+	return out
+}
+
+type lineErrors []error
+
+func (l lineErrors) Error() string {
+	s := make([]string, len(l))
+	for i, e := range l {
+		s[i] = e.Error()
+	}
+	return strings.Join(s, "\n  - ")
+}
+
+func joinLines(errs []error) error { return lineErrors(errs) }

@@ -1,0 +1,244 @@
+// Package pluginmgr runs the storage plugin process and presents it as an sdk.Storage.
+//
+// The plugin is started with go-plugin over gRPC, with an environment of its own (the
+// host's secrets never reach it) and its settings sent through Configure. If the process
+// dies, calls in flight fail with an error wrapping sdk.ErrPluginExited, the host keeps
+// serving, and the next call starts a fresh process (at most once per RestartBackoff).
+package pluginmgr
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os/exec"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/go-plugin"
+
+	"github.com/chunked-uploader/chunked-uploader/sdk"
+)
+
+// Options configure a Manager.
+type Options struct {
+	Name     string            // backend name, for logs and /health
+	Path     string            // plugin executable
+	SHA256   string            // hex digest the executable must have; "" = not checked
+	Settings map[string]string // sent through Configure
+	Env      []string          // the plugin process's whole environment
+	Logger   hclog.Logger
+
+	// StartTimeout bounds starting the process and Configure. Default 30 s.
+	StartTimeout time.Duration
+	// RestartBackoff is the least time between two starts. Default 1 s.
+	RestartBackoff time.Duration
+}
+
+// Manager owns the plugin process. It is safe for concurrent use.
+type Manager struct {
+	opt Options
+	log hclog.Logger
+
+	mu        sync.Mutex
+	client    *plugin.Client
+	remote    sdk.Remote
+	lastStart time.Time
+	restarts  int
+	closed    bool
+}
+
+var _ sdk.Storage = (*Manager)(nil)
+
+// New returns a Manager; the process starts on Start or on first use.
+func New(opt Options) *Manager {
+	if opt.StartTimeout == 0 {
+		opt.StartTimeout = 30 * time.Second
+	}
+	if opt.RestartBackoff == 0 {
+		opt.RestartBackoff = time.Second
+	}
+	if opt.Logger == nil {
+		opt.Logger = hclog.NewNullLogger()
+	}
+	return &Manager{opt: opt, log: opt.Logger}
+}
+
+// Name returns the backend name.
+func (m *Manager) Name() string { return m.opt.Name }
+
+// Start starts and configures the plugin now, so that start-up errors surface at once.
+func (m *Manager) Start(ctx context.Context) error {
+	_, err := m.get(ctx)
+	return err
+}
+
+// Restarts returns how many times the plugin was started after the first time.
+func (m *Manager) Restarts() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.restarts
+}
+
+// get returns a live, configured plugin, starting one if there is none or it exited.
+func (m *Manager) get(ctx context.Context) (sdk.Remote, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return nil, fmt.Errorf("%w: shutting down", sdk.ErrPluginExited)
+	}
+	if m.client != nil && !m.client.Exited() {
+		return m.remote, nil
+	}
+	if m.client != nil {
+		m.log.Warn("storage plugin exited; restarting it", "plugin", m.opt.Path)
+		m.client.Kill()
+		m.client, m.remote = nil, nil
+		m.restarts++
+	}
+	if wait := m.opt.RestartBackoff - time.Since(m.lastStart); !m.lastStart.IsZero() && wait > 0 {
+		select {
+		case <-time.After(wait):
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	m.lastStart = time.Now()
+	client, remote, err := m.start(ctx)
+	if err != nil {
+		return nil, err
+	}
+	m.client, m.remote = client, remote
+	return remote, nil
+}
+
+func (m *Manager) start(ctx context.Context) (*plugin.Client, sdk.Remote, error) {
+	cmd := exec.Command(m.opt.Path)
+	cmd.Env = m.opt.Env
+	cfg := &plugin.ClientConfig{
+		HandshakeConfig:  sdk.Handshake,
+		Plugins:          sdk.PluginSet(),
+		Cmd:              cmd,
+		SkipHostEnv:      true,
+		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
+		Logger:           m.log.Named("plugin"),
+		StartTimeout:     m.opt.StartTimeout,
+		AutoMTLS:         true,
+	}
+	if m.opt.SHA256 != "" {
+		sum, err := hex.DecodeString(m.opt.SHA256)
+		if err != nil {
+			return nil, nil, fmt.Errorf("plugin checksum: %w", err)
+		}
+		cfg.SecureConfig = &plugin.SecureConfig{Checksum: sum, Hash: sha256.New()}
+	}
+	client := plugin.NewClient(cfg)
+	rpc, err := client.Client()
+	if err != nil {
+		client.Kill()
+		if errors.Is(err, plugin.ErrChecksumsDoNotMatch) {
+			return nil, nil, fmt.Errorf("storage plugin %s refused: its SHA-256 does not match PLUGIN_SHA256", m.opt.Path)
+		}
+		return nil, nil, fmt.Errorf("%w: start %s: %v", sdk.ErrUnavailable, m.opt.Path, err)
+	}
+	raw, err := rpc.Dispense(sdk.PluginName)
+	if err != nil {
+		client.Kill()
+		return nil, nil, fmt.Errorf("%w: %s does not serve the storage protocol: %v", sdk.ErrUnavailable, m.opt.Path, err)
+	}
+	remote, ok := raw.(sdk.Remote)
+	if !ok {
+		client.Kill()
+		return nil, nil, fmt.Errorf("%w: %s dispensed %T", sdk.ErrUnavailable, m.opt.Path, raw)
+	}
+	cctx, cancel := context.WithTimeout(ctx, m.opt.StartTimeout)
+	defer cancel()
+	name, err := remote.Configure(cctx, m.opt.Settings)
+	if err != nil {
+		client.Kill()
+		return nil, nil, fmt.Errorf("storage plugin %s: %w", m.opt.Name, err)
+	}
+	m.log.Info("storage plugin started", "backend", m.opt.Name, "served_name", name,
+		"pid", client.ReattachConfig().Pid, "protocol_version", client.NegotiatedVersion())
+	return client, remote, nil
+}
+
+// exited converts an error from a call into one wrapping sdk.ErrPluginExited when the
+// plugin process died during the call.
+func (m *Manager) exited(err error) error {
+	if err == nil {
+		return nil
+	}
+	m.mu.Lock()
+	dead := m.client == nil || m.client.Exited()
+	m.mu.Unlock()
+	if !dead && errors.Is(err, sdk.ErrUnavailable) {
+		// The connection may drop a moment before the process is reaped.
+		time.Sleep(50 * time.Millisecond)
+		m.mu.Lock()
+		dead = m.client == nil || m.client.Exited()
+		m.mu.Unlock()
+	}
+	if dead && !errors.Is(err, sdk.ErrPluginExited) {
+		return fmt.Errorf("%w: %w", sdk.ErrPluginExited, err)
+	}
+	return err
+}
+
+// Put implements sdk.Storage.
+func (m *Manager) Put(ctx context.Context, key string, r io.Reader, size int64) (sdk.Object, error) {
+	return m.PutChecked(ctx, key, r, size, nil)
+}
+
+// PutChecked is Put that refuses to let the object become visible unless the content's
+// SHA-256 equals want (when want is not nil).
+func (m *Manager) PutChecked(ctx context.Context, key string, r io.Reader, size int64, want []byte) (sdk.Object, error) {
+	remote, err := m.get(ctx)
+	if err != nil {
+		return sdk.Object{}, err
+	}
+	obj, err := remote.PutChecked(ctx, key, r, size, want)
+	return obj, m.exited(err)
+}
+
+// Stat implements sdk.Storage.
+func (m *Manager) Stat(ctx context.Context, key string) (sdk.Object, error) {
+	remote, err := m.get(ctx)
+	if err != nil {
+		return sdk.Object{}, err
+	}
+	obj, err := remote.Stat(ctx, key)
+	return obj, m.exited(err)
+}
+
+// Delete implements sdk.Storage.
+func (m *Manager) Delete(ctx context.Context, key string) error {
+	remote, err := m.get(ctx)
+	if err != nil {
+		return err
+	}
+	return m.exited(remote.Delete(ctx, key))
+}
+
+// Health checks the plugin process and its backend. A dead plugin is restarted.
+func (m *Manager) Health(ctx context.Context) error {
+	remote, err := m.get(ctx)
+	if err != nil {
+		return err
+	}
+	return m.exited(remote.Health(ctx))
+}
+
+// Close stops the plugin process.
+func (m *Manager) Close() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.closed = true
+	if m.client != nil {
+		m.client.Kill()
+		m.client, m.remote = nil, nil
+	}
+}

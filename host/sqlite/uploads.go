@@ -1,0 +1,279 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/chunked-uploader/chunked-uploader/host"
+)
+
+const uploadColumns = `id, filename, path, total_size, chunk_size, total_parts, uploaded_parts, status,
+	storage_backend, checksum_sha256, delivered_sha256, final_path, finalization_error, bytes_delivered,
+	webhook_url, created_at, updated_at, expires_at, completed_at`
+
+type scanner interface{ Scan(...any) error }
+
+func scanUpload(s scanner) (*host.Upload, error) {
+	var u host.Upload
+	var status string
+	var created, updated, expires, completed int64
+	err := s.Scan(&u.ID, &u.Filename, &u.Path, &u.TotalSize, &u.ChunkSize, &u.TotalParts, &u.UploadedParts, &status,
+		&u.StorageBackend, &u.ChecksumSHA256, &u.DeliveredSHA256, &u.FinalPath, &u.FinalizationError, &u.BytesDelivered,
+		&u.WebhookURL, &created, &updated, &expires, &completed)
+	if err != nil {
+		return nil, err
+	}
+	u.Status = host.Status(status)
+	u.CreatedAt, u.UpdatedAt, u.ExpiresAt = unix(created), unix(updated), unix(expires)
+	if completed != 0 {
+		u.CompletedAt = unix(completed)
+	}
+	return &u, nil
+}
+
+func unix(s int64) time.Time { return time.Unix(s, 0).UTC() }
+
+// CreateUpload inserts u and one pending row per part, in one transaction.
+func (db *DB) CreateUpload(ctx context.Context, u *host.Upload) error {
+	tx, err := db.w.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("create upload: %w", err)
+	}
+	defer tx.Rollback()
+	_, err = tx.ExecContext(ctx, `INSERT INTO uploads (`+uploadColumns+`) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`,
+		u.ID, u.Filename, u.Path, u.TotalSize, u.ChunkSize, u.TotalParts, 0, string(host.StatusPending),
+		u.StorageBackend, u.ChecksumSHA256, "", "", "", 0,
+		u.WebhookURL, u.CreatedAt.Unix(), u.CreatedAt.Unix(), u.ExpiresAt.Unix(), 0)
+	if err != nil {
+		return fmt.Errorf("create upload: %w", err)
+	}
+	stmt, err := tx.PrepareContext(ctx, `INSERT INTO upload_parts (upload_id, part_number, size) VALUES (?, ?, ?)`)
+	if err != nil {
+		return fmt.Errorf("create upload: %w", err)
+	}
+	defer stmt.Close()
+	for n := 0; n < u.TotalParts; n++ {
+		if _, err := stmt.ExecContext(ctx, u.ID, n, u.PartSize(n)); err != nil {
+			return fmt.Errorf("create upload part %d: %w", n, err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("create upload: %w", err)
+	}
+	return nil
+}
+
+// Upload returns the upload id, or host.ErrNotFound.
+func (db *DB) Upload(ctx context.Context, id string) (*host.Upload, error) {
+	u, err := scanUpload(db.r.QueryRowContext(ctx, `SELECT `+uploadColumns+` FROM uploads WHERE id = ?`, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, host.ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read upload %s: %w", id, err)
+	}
+	return u, nil
+}
+
+// Parts returns the parts of upload id in order.
+func (db *DB) Parts(ctx context.Context, id string) ([]host.Part, error) {
+	rows, err := db.r.QueryContext(ctx, `SELECT part_number, size, status, checksum_sha256, uploaded_at
+		FROM upload_parts WHERE upload_id = ? ORDER BY part_number`, id)
+	if err != nil {
+		return nil, fmt.Errorf("read parts of %s: %w", id, err)
+	}
+	defer rows.Close()
+	var parts []host.Part
+	for rows.Next() {
+		var p host.Part
+		var status string
+		var at int64
+		if err := rows.Scan(&p.Number, &p.Size, &status, &p.SHA256, &at); err != nil {
+			return nil, fmt.Errorf("read parts of %s: %w", id, err)
+		}
+		p.Status = host.PartStatus(status)
+		if at != 0 {
+			p.UploadedAt = unix(at)
+		}
+		parts = append(parts, p)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read parts of %s: %w", id, err)
+	}
+	return parts, nil
+}
+
+// MissingParts returns up to limit numbers of parts of id that are not uploaded.
+func (db *DB) MissingParts(ctx context.Context, id string, limit int) ([]int, error) {
+	rows, err := db.r.QueryContext(ctx, `SELECT part_number FROM upload_parts
+		WHERE upload_id = ? AND status != 'uploaded' ORDER BY part_number LIMIT ?`, id, limit)
+	if err != nil {
+		return nil, fmt.Errorf("read missing parts of %s: %w", id, err)
+	}
+	defer rows.Close()
+	var out []int
+	for rows.Next() {
+		var n int
+		if err := rows.Scan(&n); err != nil {
+			return nil, err
+		}
+		out = append(out, n)
+	}
+	return out, rows.Err()
+}
+
+// MarkPartUploaded records part n of id as uploaded with checksum sum, if the upload is
+// still pending or failed, and returns the upload's count of uploaded parts. It returns
+// host.ErrNotFound if the upload is gone and the upload (with its current status) if its
+// status does not accept parts.
+func (db *DB) MarkPartUploaded(ctx context.Context, id string, n int, sum string, at time.Time) (int, *host.Upload, error) {
+	tx, err := db.w.BeginTx(ctx, nil)
+	if err != nil {
+		return 0, nil, fmt.Errorf("mark part: %w", err)
+	}
+	defer tx.Rollback()
+	u, err := scanUpload(tx.QueryRowContext(ctx, `SELECT `+uploadColumns+` FROM uploads WHERE id = ?`, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, nil, host.ErrNotFound
+	}
+	if err != nil {
+		return 0, nil, fmt.Errorf("mark part: %w", err)
+	}
+	if u.Status != host.StatusPending && u.Status != host.StatusFailed {
+		return 0, u, nil
+	}
+	var was string
+	if err := tx.QueryRowContext(ctx, `SELECT status FROM upload_parts WHERE upload_id = ? AND part_number = ?`, id, n).Scan(&was); err != nil {
+		return 0, nil, fmt.Errorf("mark part %d: %w", n, err)
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE upload_parts SET status = 'uploaded', checksum_sha256 = ?, uploaded_at = ?
+		WHERE upload_id = ? AND part_number = ?`, sum, at.Unix(), id, n); err != nil {
+		return 0, nil, fmt.Errorf("mark part %d: %w", n, err)
+	}
+	count := u.UploadedParts
+	if was != string(host.PartUploaded) {
+		count++
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE uploads SET uploaded_parts = ?, updated_at = ? WHERE id = ?`, count, at.Unix(), id); err != nil {
+		return 0, nil, fmt.Errorf("mark part %d: %w", n, err)
+	}
+	if err := tx.Commit(); err != nil {
+		return 0, nil, fmt.Errorf("mark part %d: %w", n, err)
+	}
+	return count, nil, nil
+}
+
+// BeginFinalize moves a pending or failed upload whose parts are all uploaded to
+// finalizing and reports whether it did.
+func (db *DB) BeginFinalize(ctx context.Context, id string, at time.Time) (bool, error) {
+	res, err := db.w.ExecContext(ctx, `UPDATE uploads SET status = 'finalizing', finalization_error = '',
+		bytes_delivered = 0, updated_at = ?
+		WHERE id = ? AND status IN ('pending', 'failed') AND uploaded_parts = total_parts`, at.Unix(), id)
+	if err != nil {
+		return false, fmt.Errorf("begin finalize %s: %w", id, err)
+	}
+	n, err := res.RowsAffected()
+	return n == 1, err
+}
+
+// SetBytesDelivered records delivery progress of a finalizing upload.
+func (db *DB) SetBytesDelivered(ctx context.Context, id string, n int64) error {
+	_, err := db.w.ExecContext(ctx, `UPDATE uploads SET bytes_delivered = ? WHERE id = ? AND status = 'finalizing'`, n, id)
+	if err != nil {
+		return fmt.Errorf("record progress of %s: %w", id, err)
+	}
+	return nil
+}
+
+// MarkComplete records a successful delivery.
+func (db *DB) MarkComplete(ctx context.Context, id, finalPath, sum string, size int64, at time.Time) error {
+	_, err := db.w.ExecContext(ctx, `UPDATE uploads SET status = 'complete', final_path = ?, delivered_sha256 = ?,
+		bytes_delivered = ?, finalization_error = '', completed_at = ?, updated_at = ? WHERE id = ?`,
+		finalPath, sum, size, at.Unix(), at.Unix(), id)
+	if err != nil {
+		return fmt.Errorf("mark %s complete: %w", id, err)
+	}
+	return nil
+}
+
+// MarkFailed records a failed delivery; the upload can be completed again.
+func (db *DB) MarkFailed(ctx context.Context, id, reason string, at time.Time) error {
+	_, err := db.w.ExecContext(ctx, `UPDATE uploads SET status = 'failed', finalization_error = ?, updated_at = ?
+		WHERE id = ? AND status = 'finalizing'`, reason, at.Unix(), id)
+	if err != nil {
+		return fmt.Errorf("mark %s failed: %w", id, err)
+	}
+	return nil
+}
+
+// DeleteUpload removes upload id and its parts if its status is one of statuses, and
+// reports whether it did.
+func (db *DB) DeleteUpload(ctx context.Context, id string, statuses ...host.Status) (bool, error) {
+	tx, err := db.w.BeginTx(ctx, nil)
+	if err != nil {
+		return false, fmt.Errorf("delete upload %s: %w", id, err)
+	}
+	defer tx.Rollback()
+	var status string
+	err = tx.QueryRowContext(ctx, `SELECT status FROM uploads WHERE id = ?`, id).Scan(&status)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("delete upload %s: %w", id, err)
+	}
+	ok := false
+	for _, s := range statuses {
+		ok = ok || host.Status(status) == s
+	}
+	if !ok {
+		return false, nil
+	}
+	if _, err := tx.ExecContext(ctx, `DELETE FROM upload_parts WHERE upload_id = ?`, id); err != nil {
+		return false, fmt.Errorf("delete upload %s: %w", id, err)
+	}
+	if _, err := tx.ExecContext(ctx, `DELETE FROM uploads WHERE id = ?`, id); err != nil {
+		return false, fmt.Errorf("delete upload %s: %w", id, err)
+	}
+	return true, tx.Commit()
+}
+
+// IDsWithStatus returns the ids of uploads in status.
+func (db *DB) IDsWithStatus(ctx context.Context, status host.Status) ([]string, error) {
+	return db.ids(ctx, `SELECT id FROM uploads WHERE status = ?`, string(status))
+}
+
+// ExpiredIDs returns the ids of uploads that are not complete and expired before now.
+func (db *DB) ExpiredIDs(ctx context.Context, now time.Time) ([]string, error) {
+	return db.ids(ctx, `SELECT id FROM uploads WHERE status != 'complete' AND expires_at <= ?`, now.Unix())
+}
+
+// Exists reports whether upload id exists.
+func (db *DB) Exists(ctx context.Context, id string) (bool, error) {
+	var one int
+	err := db.r.QueryRowContext(ctx, `SELECT 1 FROM uploads WHERE id = ?`, id).Scan(&one)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+func (db *DB) ids(ctx context.Context, query string, args ...any) ([]string, error) {
+	rows, err := db.r.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, fmt.Errorf("list uploads: %w", err)
+	}
+	defer rows.Close()
+	var ids []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		ids = append(ids, id)
+	}
+	return ids, rows.Err()
+}

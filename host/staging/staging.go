@@ -1,0 +1,268 @@
+// Package staging keeps uploaded parts on local disk until they are delivered.
+//
+// Layout: <root>/<upload id>/<part number, 6 digits>.part. A part is written to a temporary
+// file in the same directory (".<n>.<random>.tmp") while its SHA-256 is computed, fsynced,
+// and renamed into place only once exactly the expected bytes arrived. A part file that
+// exists is therefore always complete; temporary files belong to requests in flight or to a
+// crash and are swept.
+package staging
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+)
+
+// Errors of Write.
+var (
+	ErrTooShort = errors.New("body shorter than the part")
+	ErrTooLong  = errors.New("body longer than the part")
+	ErrNoSpace  = errors.New("no space left on the staging disk")
+)
+
+const bufSize = 1 << 20
+
+// Dir is a staging directory.
+type Dir struct {
+	root string
+}
+
+// New opens (creating if needed) the staging directory root.
+func New(root string) (*Dir, error) {
+	if err := os.MkdirAll(root, 0o700); err != nil {
+		return nil, fmt.Errorf("staging: create %s: %w", root, err)
+	}
+	probe, err := os.CreateTemp(root, ".probe-*")
+	if err != nil {
+		return nil, fmt.Errorf("staging: %s is not writable: %w", root, err)
+	}
+	probe.Close()
+	os.Remove(probe.Name())
+	return &Dir{root: root}, nil
+}
+
+// Root returns the staging directory.
+func (d *Dir) Root() string { return d.root }
+
+func (d *Dir) uploadDir(id string) string { return filepath.Join(d.root, id) }
+
+// PartPath returns the path of part n of upload id.
+func (d *Dir) PartPath(id string, n int) string {
+	return filepath.Join(d.uploadDir(id), fmt.Sprintf("%06d.part", n))
+}
+
+// Staged is a part written to a temporary file, not yet in place.
+type Staged struct {
+	SHA256 string // hex
+	tmp    string
+	final  string
+	dir    string
+}
+
+// Write streams exactly size bytes from r into a temporary file for part n of upload id,
+// hashing them on the way, and fsyncs it. It returns ErrTooShort or ErrTooLong (wrapped)
+// when r does not yield exactly size bytes, ErrNoSpace when the disk is full, and leaves
+// no file behind on any error. The caller then Commits or Aborts the result.
+func (d *Dir) Write(id string, n int, r io.Reader, size int64) (*Staged, error) {
+	dir := d.uploadDir(id)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("staging: %w", diskErr(err))
+	}
+	f, err := os.CreateTemp(dir, fmt.Sprintf(".%06d.*.tmp", n))
+	if err != nil {
+		return nil, fmt.Errorf("staging: %w", diskErr(err))
+	}
+	s := &Staged{tmp: f.Name(), final: d.PartPath(id, n), dir: dir}
+	sum, err := copyExact(f, r, size)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(s.tmp)
+		return nil, fmt.Errorf("staging part %d: %w", n, diskErr(err))
+	}
+	s.SHA256 = sum
+	return s, nil
+}
+
+// copyExact copies size bytes from r to w, hashing them, and checks r ends there.
+func copyExact(w io.Writer, r io.Reader, size int64) (string, error) {
+	h := sha256.New()
+	buf := make([]byte, bufSize)
+	written, err := io.CopyBuffer(io.MultiWriter(w, h), io.LimitReader(r, size), buf)
+	if err != nil {
+		if errors.Is(err, io.ErrUnexpectedEOF) {
+			return "", fmt.Errorf("%w: body ended after %d of %d bytes", ErrTooShort, written, size)
+		}
+		return "", err
+	}
+	if written < size {
+		return "", fmt.Errorf("%w: got %d of %d bytes", ErrTooShort, written, size)
+	}
+	var one [1]byte
+	for {
+		m, err := r.Read(one[:])
+		if m > 0 {
+			return "", fmt.Errorf("%w: more than %d bytes", ErrTooLong, size)
+		}
+		if errors.Is(err, io.EOF) {
+			return hex.EncodeToString(h.Sum(nil)), nil
+		}
+		if err != nil {
+			return "", err
+		}
+	}
+}
+
+func diskErr(err error) error {
+	if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
+		return fmt.Errorf("%w: %w", ErrNoSpace, err)
+	}
+	return err
+}
+
+// Commit renames the part into place, replacing an earlier version atomically, and fsyncs
+// the directory so the rename survives a crash.
+func (s *Staged) Commit() error {
+	if err := os.Rename(s.tmp, s.final); err != nil {
+		os.Remove(s.tmp)
+		return fmt.Errorf("staging: commit part: %w", err)
+	}
+	return syncDir(s.dir)
+}
+
+// Abort removes the temporary file.
+func (s *Staged) Abort() {
+	os.Remove(s.tmp)
+}
+
+func syncDir(dir string) error {
+	f, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("staging: sync %s: %w", dir, err)
+	}
+	defer f.Close()
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("staging: sync %s: %w", dir, err)
+	}
+	return nil
+}
+
+// Open opens part n of upload id for reading and checks it has size bytes.
+func (d *Dir) Open(id string, n int, size int64) (*os.File, error) {
+	f, err := os.Open(d.PartPath(id, n))
+	if err != nil {
+		return nil, fmt.Errorf("staging: open part %d: %w", n, err)
+	}
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("staging: stat part %d: %w", n, err)
+	}
+	if st.Size() != size {
+		f.Close()
+		return nil, fmt.Errorf("staging: part %d has %d bytes on disk, expected %d", n, st.Size(), size)
+	}
+	return f, nil
+}
+
+// Remove deletes everything staged for upload id. Removing nothing is not an error.
+func (d *Dir) Remove(id string) error {
+	if err := os.RemoveAll(d.uploadDir(id)); err != nil {
+		return fmt.Errorf("staging: remove %s: %w", id, err)
+	}
+	return nil
+}
+
+// Uploads returns the upload ids that have a staging directory.
+func (d *Dir) Uploads() ([]string, error) {
+	entries, err := os.ReadDir(d.root)
+	if err != nil {
+		return nil, fmt.Errorf("staging: list: %w", err)
+	}
+	var ids []string
+	for _, e := range entries {
+		if e.IsDir() && !strings.HasPrefix(e.Name(), ".") {
+			ids = append(ids, e.Name())
+		}
+	}
+	return ids, nil
+}
+
+// RemoveTemporaries deletes temporary files of upload id (left by a crash mid-write).
+// Call it only when no write for the upload is in flight.
+func (d *Dir) RemoveTemporaries(id string) error {
+	matches, err := filepath.Glob(filepath.Join(d.uploadDir(id), ".*.tmp"))
+	if err != nil {
+		return err
+	}
+	for _, m := range matches {
+		if err := os.Remove(m); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("staging: %w", err)
+		}
+	}
+	return nil
+}
+
+// Reader returns a reader of the whole file of upload id: its parts in order, each opened
+// only when reached. sizes[i] is the expected size of part i.
+func (d *Dir) Reader(id string, sizes []int64) io.ReadCloser {
+	return &partsReader{d: d, id: id, sizes: sizes}
+}
+
+type partsReader struct {
+	d     *Dir
+	id    string
+	sizes []int64
+	n     int
+	cur   *os.File
+	left  int64
+}
+
+func (p *partsReader) Read(b []byte) (int, error) {
+	for p.cur == nil || p.left == 0 {
+		if p.cur != nil {
+			p.cur.Close()
+			p.cur = nil
+			p.n++
+		}
+		if p.n >= len(p.sizes) {
+			return 0, io.EOF
+		}
+		f, err := p.d.Open(p.id, p.n, p.sizes[p.n])
+		if err != nil {
+			return 0, err
+		}
+		p.cur, p.left = f, p.sizes[p.n]
+	}
+	if int64(len(b)) > p.left {
+		b = b[:p.left]
+	}
+	m, err := p.cur.Read(b)
+	p.left -= int64(m)
+	if errors.Is(err, io.EOF) {
+		if p.left > 0 {
+			return m, fmt.Errorf("staging: part %d shrank while reading", p.n)
+		}
+		err = nil
+	}
+	return m, err
+}
+
+func (p *partsReader) Close() error {
+	if p.cur != nil {
+		err := p.cur.Close()
+		p.cur = nil
+		return err
+	}
+	return nil
+}

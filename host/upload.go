@@ -1,0 +1,122 @@
+package host
+
+import (
+	"strings"
+	"time"
+)
+
+// Status is the life-cycle state of an upload.
+//
+//	pending ──complete──▶ finalizing ──ok──▶ complete
+//	   ▲                      │
+//	   └── (parts re-sent) ── failed ◀──error
+//
+// A failed upload keeps its staged parts; completing it again retries the delivery.
+type Status string
+
+const (
+	StatusPending    Status = "pending"
+	StatusFinalizing Status = "finalizing"
+	StatusComplete   Status = "complete"
+	StatusFailed     Status = "failed"
+)
+
+// Phase is the status as the earlier server's clients know it.
+func (s Status) Phase() string {
+	if s == StatusPending {
+		return "uploading"
+	}
+	return string(s)
+}
+
+// PartStatus is the state of one part.
+type PartStatus string
+
+const (
+	PartPending  PartStatus = "pending"
+	PartUploaded PartStatus = "uploaded"
+)
+
+// Upload is one file being uploaded.
+type Upload struct {
+	ID       string
+	Filename string // the name without its directory
+	Path     string // the directory part of the requested filename, "" when none
+
+	TotalSize  int64
+	ChunkSize  int64
+	TotalParts int
+
+	Status         Status
+	UploadedParts  int
+	StorageBackend string
+
+	// ChecksumSHA256 is the whole-file digest (hex) the client declared at init, "" if none.
+	ChecksumSHA256 string
+	// DeliveredSHA256 is the whole-file digest (hex) computed while delivering.
+	DeliveredSHA256 string
+	FinalPath       string
+	// FinalizationError says why the last delivery failed.
+	FinalizationError string
+	BytesDelivered    int64
+
+	WebhookURL string
+
+	CreatedAt   time.Time
+	UpdatedAt   time.Time
+	ExpiresAt   time.Time
+	CompletedAt time.Time
+}
+
+// Key is the object key the upload is delivered under: "<path>/<id>_<name>", or
+// "files/<id>_<name>" when the filename had no directory.
+func (u *Upload) Key() string {
+	return ObjectKey(u.ID, u.Path, u.Filename)
+}
+
+// ObjectKey builds the key of Upload.Key.
+func ObjectKey(id, path, name string) string {
+	if path == "" {
+		path = "files"
+	}
+	return path + "/" + id + "_" + name
+}
+
+// PartSize returns the size of part n: ChunkSize for all but the last part.
+func (u *Upload) PartSize(n int) int64 {
+	return PartSize(u.TotalSize, u.ChunkSize, n)
+}
+
+// PartCount returns how many parts of chunkSize a file of totalSize has.
+func PartCount(totalSize, chunkSize int64) int64 {
+	return (totalSize + chunkSize - 1) / chunkSize
+}
+
+// PartSize returns the size of part n of a file of totalSize cut in chunks of chunkSize.
+func PartSize(totalSize, chunkSize int64, n int) int64 {
+	start := int64(n) * chunkSize
+	return min(chunkSize, totalSize-start)
+}
+
+// Expired reports whether the upload is past its expiry at now. Delivered uploads never expire.
+func (u *Upload) Expired(now time.Time) bool {
+	return u.Status != StatusComplete && !now.Before(u.ExpiresAt)
+}
+
+// Part is one chunk of an upload.
+type Part struct {
+	Number     int
+	Size       int64
+	Status     PartStatus
+	SHA256     string // hex, "" while pending
+	UploadedAt time.Time
+}
+
+// SplitFilename splits a requested filename into its directory and name at the last '/'.
+func SplitFilename(filename string) (path, name string) {
+	i := strings.LastIndexByte(filename, '/')
+	if i < 0 {
+		return "", filename
+	}
+	return filename[:i], filename[i+1:]
+}

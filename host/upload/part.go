@@ -1,0 +1,155 @@
+package upload
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"io"
+
+	"github.com/chunked-uploader/chunked-uploader/host"
+	"github.com/chunked-uploader/chunked-uploader/host/auth"
+	"github.com/chunked-uploader/chunked-uploader/host/staging"
+)
+
+// PartRequest is one part upload. Body is read only after every check that needs no body
+// passed.
+type PartRequest struct {
+	UploadID      string
+	Part          int
+	Claims        *auth.PartClaims // verified token
+	Body          io.Reader
+	ContentLength int64  // -1 when unknown (chunked)
+	SHA256        []byte // optional client checksum of the body
+}
+
+// Stored is the result of a part upload.
+type Stored struct {
+	Upload        *host.Upload
+	Part          int
+	SHA256        string
+	UploadedParts int
+}
+
+// checkAccepts returns the error for an upload in a state that takes no parts.
+func (s *Service) checkAccepts(u *host.Upload) error {
+	switch u.Status {
+	case host.StatusFinalizing:
+		return host.Errorf(host.CodeUploadFinalizing, "upload %s is being delivered and takes no more parts", u.ID)
+	case host.StatusComplete:
+		return host.Errorf(host.CodeUploadComplete, "upload %s is already complete", u.ID)
+	}
+	if u.Expired(s.now()) {
+		return host.Errorf(host.CodeUploadExpired, "upload %s expired at %s", u.ID, u.ExpiresAt.Format("2006-01-02T15:04:05Z"))
+	}
+	return nil
+}
+
+// PutPart stores one part. The token must be for this upload and part; the body must be
+// exactly the part's size. The part is acknowledged only once it is on disk (fsynced) and
+// recorded; an earlier version of the part is replaced atomically.
+func (s *Service) PutPart(ctx context.Context, req PartRequest) (*Stored, error) {
+	c := req.Claims
+	if c.UploadID != req.UploadID {
+		return nil, host.Errorf(host.CodeTokenMismatch, "this token is for another upload")
+	}
+	u, err := s.upload(ctx, req.UploadID)
+	if err != nil {
+		return nil, err
+	}
+	if req.Part >= u.TotalParts {
+		return nil, host.Errorf(host.CodePartNotFound, "part %d does not exist: upload %s has parts 0 to %d", req.Part, u.ID, u.TotalParts-1)
+	}
+	size := u.PartSize(req.Part)
+	if c.PartNumber != req.Part || c.ExpectedSize != size {
+		return nil, host.Errorf(host.CodeTokenMismatch, "this token is for part %d, not part %d", c.PartNumber, req.Part)
+	}
+	if err := s.checkAccepts(u); err != nil {
+		return nil, err
+	}
+	if req.ContentLength > size {
+		return nil, host.Errorf(host.CodePartTooLarge, "part %d must be %d bytes, the request says %d", req.Part, size, req.ContentLength)
+	}
+	if req.ContentLength >= 0 && req.ContentLength < size {
+		return nil, host.Errorf(host.CodePartSizeMismatch, "part %d must be %d bytes, the request says %d", req.Part, size, req.ContentLength)
+	}
+
+	body := &trackedReader{r: req.Body}
+	staged, err := s.stage.Write(u.ID, req.Part, body, size)
+	if err != nil {
+		return nil, s.stagingError(err, body, req.Part, size)
+	}
+	if req.SHA256 != nil && staged.SHA256 != hex.EncodeToString(req.SHA256) {
+		staged.Abort()
+		return nil, host.Errorf(host.CodeChecksumMismatch, "part %d has sha256 %s, the checksum header says %x", req.Part, staged.SHA256, req.SHA256)
+	}
+	return s.commitPart(ctx, u.ID, req.Part, staged)
+}
+
+// commitPart puts a staged part in place and records it, unless the upload changed state
+// (cancelled, delivering) while the body was streaming.
+func (s *Service) commitPart(ctx context.Context, id string, n int, staged *staging.Staged) (*Stored, error) {
+	ul := s.uploadLock(id)
+	ul.RLock()
+	defer ul.RUnlock()
+	pl := s.partLock(id, n)
+	pl.Lock()
+	defer pl.Unlock()
+
+	u, err := s.upload(ctx, id)
+	if err != nil {
+		staged.Abort()
+		if host.ErrorCode(err) == host.CodeUploadNotFound {
+			// Cancelled or expired while the body streamed: leave nothing behind.
+			s.stage.Remove(id)
+		}
+		return nil, err
+	}
+	if err := s.checkAccepts(u); err != nil {
+		staged.Abort()
+		return nil, err
+	}
+	if err := staged.Commit(); err != nil {
+		return nil, err
+	}
+	count, changed, err := s.db.MarkPartUploaded(ctx, id, n, staged.SHA256, s.now())
+	if err != nil {
+		return nil, err
+	}
+	if changed != nil {
+		return nil, s.checkAccepts(changed)
+	}
+	s.log.Debug("part stored", "upload_id", id, "part", n, "sha256", staged.SHA256)
+	return &Stored{Upload: u, Part: n, SHA256: staged.SHA256, UploadedParts: count}, nil
+}
+
+func (s *Service) stagingError(err error, body *trackedReader, n int, size int64) error {
+	switch {
+	case errors.Is(err, staging.ErrTooLong):
+		return host.Errorf(host.CodePartTooLarge, "part %d must be %d bytes, more arrived", n, size)
+	case errors.Is(err, staging.ErrTooShort):
+		return host.Errorf(host.CodePartSizeMismatch, "part %d must be %d bytes, the body ended after %d", n, size, body.n)
+	case body.err != nil && !errors.Is(body.err, io.EOF):
+		return host.Wrap(err, host.CodePartSizeMismatch,
+			"the request body broke off after "+itoa(body.n)+" of "+itoa(size)+" bytes; the part was not stored")
+	case errors.Is(err, staging.ErrNoSpace):
+		return host.Wrap(err, host.CodeInsufficientStorage, "no space left on the server to store the part; try later")
+	}
+	return err
+}
+
+// trackedReader remembers how much was read and the reader's own error, so a broken
+// request body is told apart from a disk error.
+type trackedReader struct {
+	r   io.Reader
+	n   int64
+	err error
+}
+
+func (t *trackedReader) Read(p []byte) (int, error) {
+	n, err := t.r.Read(p)
+	t.n += int64(n)
+	if err != nil {
+		t.err = err
+	}
+	return n, err
+}
