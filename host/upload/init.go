@@ -42,6 +42,9 @@ func ValidateFilename(filename string) (path, name string, err error) {
 		return "", "", host.Errorf(host.CodeInvalidFilename, "filename %q is an absolute path: give a relative path such as videos/2024/movie.mp4", filename)
 	}
 	path, name = host.SplitFilename(filename)
+	if name == "" {
+		return "", "", host.Errorf(host.CodeInvalidFilename, "filename %q ends with '/': it names a directory, not a file", filename)
+	}
 	// The delivered name is "<36-char id>_<name>": keep it within a segment's limit.
 	if len(name) > sdk.MaxSegmentLength-37 {
 		return "", "", host.Errorf(host.CodeInvalidFilename, "file name is %d bytes, at most %d allowed", len(name), sdk.MaxSegmentLength-37)
