@@ -91,6 +91,9 @@ func decodeInit(w http.ResponseWriter, r *http.Request) (*upload.InitRequest, er
 		return nil, host.Errorf(host.CodeInvalidRequest, "total_size is required (the file size in bytes)")
 	}
 	var num json.Number
+	if c := raw[0]; (c < '0' || c > '9') && c != '-' {
+		return nil, host.Errorf(host.CodeInvalidRequest, "total_size must be a whole number of bytes, not %s", truncate(raw))
+	}
 	if err := json.Unmarshal(raw, &num); err != nil {
 		return nil, host.Errorf(host.CodeInvalidRequest, "total_size must be a whole number of bytes")
 	}
@@ -126,4 +129,12 @@ func optionalString(fields map[string]json.RawMessage, name string, dst *string)
 		return host.Errorf(host.CodeInvalidRequest, "%s must be a string", name)
 	}
 	return nil
+}
+
+// truncate shortens a raw JSON value for an error message.
+func truncate(raw json.RawMessage) string {
+	if len(raw) > 40 {
+		return string(raw[:40]) + "..."
+	}
+	return string(raw)
 }
