@@ -1,0 +1,187 @@
+package pluginmgr
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/chunked-uploader/chunked-uploader/sdk"
+)
+
+// pluginBin is the real local storage plugin, built once for these tests.
+var pluginBin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "pluginmgr-test-")
+	if err != nil {
+		panic(err)
+	}
+	pluginBin = filepath.Join(dir, "chunked-uploader-plugin-local")
+	cmd := exec.Command("go", "build", "-o", pluginBin, "github.com/chunked-uploader/chunked-uploader/plugins/local")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "building the local plugin: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+func newManager(t *testing.T, mod ...func(*Options)) (*Manager, string) {
+	t.Helper()
+	root := t.TempDir()
+	opt := Options{
+		Name: "local", Path: pluginBin,
+		Settings:       map[string]string{"LOCAL_STORAGE_PATH": root},
+		Env:            []string{"PATH=" + os.Getenv("PATH")},
+		RestartBackoff: 10 * time.Millisecond,
+	}
+	for _, f := range mod {
+		f(&opt)
+	}
+	m := New(opt)
+	t.Cleanup(m.Close)
+	return m, root
+}
+
+func (m *Manager) pid(t *testing.T) int {
+	t.Helper()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.client == nil {
+		t.Fatal("no plugin running")
+	}
+	return m.client.ReattachConfig().Pid
+}
+
+func TestPutThroughPlugin(t *testing.T) {
+	m, root := newManager(t)
+	if err := m.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	content := bytes.Repeat([]byte("0123456789"), 300_000)
+	obj, err := m.Put(context.Background(), "a/b/c.bin", bytes.NewReader(content), int64(len(content)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(content)
+	if obj.Location != filepath.Join(root, "a/b/c.bin") || !bytes.Equal(obj.SHA256, sum[:]) {
+		t.Fatalf("object = %+v", obj)
+	}
+	got, err := os.ReadFile(obj.Location)
+	if err != nil || !bytes.Equal(got, content) {
+		t.Fatalf("delivered file differs (%v)", err)
+	}
+	// The init checksum guard: a wrong expected digest leaves nothing.
+	_, err = m.PutChecked(context.Background(), "a/b/d.bin", bytes.NewReader(content), int64(len(content)), make([]byte, 32))
+	if !errors.Is(err, sdk.ErrDigestMismatch) {
+		t.Fatalf("PutChecked with a wrong digest: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(root, "a/b/d.bin")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatal("object visible despite the digest mismatch")
+	}
+}
+
+// The plugin process gets only the environment it is given: never the host's secrets.
+func TestPluginEnvironment(t *testing.T) {
+	t.Setenv("API_KEY", "host-secret-api-key")
+	t.Setenv("JWT_SECRET", "host-secret-jwt")
+	m, _ := newManager(t)
+	if err := m.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	environ, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", m.pid(t)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	vars := strings.Split(string(environ), "\x00")
+	for _, v := range vars {
+		if strings.HasPrefix(v, "API_KEY=") || strings.HasPrefix(v, "JWT_SECRET=") || strings.Contains(v, "host-secret") {
+			t.Fatalf("plugin environment carries a host secret: %q", v)
+		}
+	}
+	if !strings.Contains(string(environ), "PATH=") {
+		t.Fatalf("plugin environment lacks PATH: %q", vars)
+	}
+}
+
+// A killed plugin is noticed, reported, and started again on the next use.
+func TestRestartAfterKill(t *testing.T) {
+	m, _ := newManager(t)
+	if err := m.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	first := m.pid(t)
+	if err := syscall.Kill(first, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	var err error
+	for time.Now().Before(deadline) {
+		if err = m.Health(context.Background()); err == nil {
+			break
+		}
+		if !errors.Is(err, sdk.ErrPluginExited) && !errors.Is(err, sdk.ErrUnavailable) {
+			t.Fatalf("health of a killed plugin: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err != nil {
+		t.Fatalf("plugin not back: %v", err)
+	}
+	if m.pid(t) == first || m.Restarts() != 1 {
+		t.Fatalf("pid %d (was %d), restarts %d", m.pid(t), first, m.Restarts())
+	}
+	content := []byte("after restart")
+	if _, err := m.Put(context.Background(), "x", bytes.NewReader(content), int64(len(content))); err != nil {
+		t.Fatalf("put after restart: %v", err)
+	}
+}
+
+func TestChecksumPin(t *testing.T) {
+	data, err := os.ReadFile(pluginBin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(data)
+	good, _ := newManager(t, func(o *Options) { o.SHA256 = hex.EncodeToString(sum[:]) })
+	if err := good.Start(context.Background()); err != nil {
+		t.Fatalf("pinned to the right checksum: %v", err)
+	}
+	sum[0] ^= 1
+	bad, _ := newManager(t, func(o *Options) { o.SHA256 = hex.EncodeToString(sum[:]) })
+	err = bad.Start(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "PLUGIN_SHA256") {
+		t.Fatalf("tampered checksum accepted: %v", err)
+	}
+}
+
+func TestNotAPlugin(t *testing.T) {
+	script := filepath.Join(t.TempDir(), "chunked-uploader-plugin-fake")
+	if err := os.WriteFile(script, []byte("#!/bin/sh\necho hello\nexit 3\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	m, _ := newManager(t, func(o *Options) { o.Path = script; o.StartTimeout = 5 * time.Second })
+	if err := m.Start(context.Background()); err == nil || !errors.Is(err, sdk.ErrUnavailable) {
+		t.Fatalf("a non-plugin started: %v", err)
+	}
+}
+
+func TestBadSettings(t *testing.T) {
+	m, _ := newManager(t, func(o *Options) { o.Settings = map[string]string{"LOCAL_STORAGE_PATH": "relative/path"} })
+	err := m.Start(context.Background())
+	if err == nil || !errors.Is(err, sdk.ErrInvalidConfig) {
+		t.Fatalf("bad settings accepted: %v", err)
+	}
+}
