@@ -8,8 +8,6 @@
 package staging
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -81,7 +79,7 @@ func (d *Dir) Write(id string, n int, r io.Reader, size int64) (*Staged, error) 
 	s := &Staged{tmp: f.Name(), final: d.PartPath(id, n), dir: dir}
 	sum, err := copyExact(f, r, size)
 	if err == nil {
-		err = f.Sync()
+		err = syncData(f)
 	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
@@ -92,35 +90,6 @@ func (d *Dir) Write(id string, n int, r io.Reader, size int64) (*Staged, error) 
 	}
 	s.SHA256 = sum
 	return s, nil
-}
-
-// copyExact copies size bytes from r to w, hashing them, and checks r ends there.
-func copyExact(w io.Writer, r io.Reader, size int64) (string, error) {
-	h := sha256.New()
-	buf := make([]byte, bufSize)
-	written, err := io.CopyBuffer(io.MultiWriter(w, h), io.LimitReader(r, size), buf)
-	if err != nil {
-		if errors.Is(err, io.ErrUnexpectedEOF) {
-			return "", fmt.Errorf("%w: body ended after %d of %d bytes", ErrTooShort, written, size)
-		}
-		return "", err
-	}
-	if written < size {
-		return "", fmt.Errorf("%w: got %d of %d bytes", ErrTooShort, written, size)
-	}
-	var one [1]byte
-	for {
-		m, err := r.Read(one[:])
-		if m > 0 {
-			return "", fmt.Errorf("%w: more than %d bytes", ErrTooLong, size)
-		}
-		if errors.Is(err, io.EOF) {
-			return hex.EncodeToString(h.Sum(nil)), nil
-		}
-		if err != nil {
-			return "", err
-		}
-	}
 }
 
 func diskErr(err error) error {

@@ -1,0 +1,93 @@
+package staging
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+)
+
+// Pipeline shape: the request goroutine reads, a hasher goroutine hashes, a writer goroutine
+// writes and starts writeback, so reading, hashing, writing and the disk all overlap. pipeBuffers bounds memory
+// per part write to pipeBuffers x bufSize.
+const (
+	pipeBuffers    = 4
+	writebackEvery = 8 << 20
+)
+
+// copyExact copies size bytes from r to f, hashing them, and checks r ends there. Data is
+// handed to the disk as it arrives (startWriteback) so the final sync has little left.
+func copyExact(f *os.File, r io.Reader, size int64) (string, error) {
+	free := make(chan []byte, pipeBuffers)
+	for range pipeBuffers {
+		free <- make([]byte, bufSize)
+	}
+	toHash := make(chan []byte, pipeBuffers)
+	full := make(chan []byte, pipeBuffers)
+	sum := make(chan []byte, 1)
+	h := sha256.New()
+	go func() {
+		for b := range toHash {
+			h.Write(b)
+			full <- b
+		}
+		close(full)
+		sum <- h.Sum(nil)
+	}()
+	werr := make(chan error, 1)
+	go func() {
+		var written, flushed int64
+		var err error
+		for b := range full {
+			if err == nil {
+				_, err = f.Write(b)
+				written += int64(len(b))
+				if written-flushed >= writebackEvery {
+					startWriteback(f, flushed, written-flushed)
+					flushed = written
+				}
+			}
+			free <- b[:cap(b)]
+		}
+		werr <- err
+	}()
+
+	var read int64
+	var rerr error
+	for read < size {
+		b := <-free
+		n, err := io.ReadFull(r, b[:min(int64(len(b)), size-read)])
+		read += int64(n)
+		toHash <- b[:n]
+		if err != nil {
+			if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+				err = fmt.Errorf("%w: body ended after %d of %d bytes", ErrTooShort, read, size)
+			}
+			rerr = err
+			break
+		}
+	}
+	close(toHash)
+	digest := <-sum
+	if err := <-werr; err != nil {
+		return "", err
+	}
+	if rerr != nil {
+		return "", rerr
+	}
+	var one [1]byte
+	for {
+		m, err := r.Read(one[:])
+		if m > 0 {
+			return "", fmt.Errorf("%w: more than %d bytes", ErrTooLong, size)
+		}
+		if errors.Is(err, io.EOF) {
+			return hex.EncodeToString(digest), nil
+		}
+		if err != nil {
+			return "", err
+		}
+	}
+}
