@@ -1,0 +1,499 @@
+package e2e
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+func TestHealth(t *testing.T) {
+	t.Parallel()
+	forEachBackend(t, func(t *testing.T, b backend) {
+		s := startServer(t, b, nil)
+		r := s.do(t, http.MethodGet, "/health", nil, nil)
+		if r.status != http.StatusOK {
+			t.Fatalf("GET /health: got %v, want 200", r)
+		}
+		type health struct {
+			Status  string `json:"status"`
+			Storage *struct {
+				BackendType string `json:"backend_type"`
+				Status      string `json:"status"`
+			} `json:"storage"`
+		}
+		h := decode[health](t, r)
+		if h.Status != "ok" || h.Storage == nil || h.Storage.BackendType != b.name || h.Storage.Status != "healthy" {
+			t.Errorf("GET /health = %s, want status ok and storage {backend_type %q, status healthy}", r.body, b.name)
+		}
+		// docs/api.md shows a message; its content (or null when healthy) is
+		// not part of the contract.
+		t.Logf("GET /health = %s", bytes.TrimSpace(r.body))
+	})
+}
+
+// TestHappyPath uploads 7.5 chunks in parallel and out of order under a
+// nested path and checks every answer, the delivered bytes and what happens
+// after delivery.
+func TestHappyPath(t *testing.T) {
+	t.Parallel()
+	forEachBackend(t, func(t *testing.T, b backend) {
+		s := startServer(t, b, nil)
+		const chunk = mib
+		total := 7*chunk + chunk/2
+		data := randomBytes(total, 1)
+		parts := partData(data, chunk)
+		whole := sha256Hex(data)
+
+		before := time.Now()
+		req := map[string]any{"filename": "videos/2024/clip.bin", "total_size": total, "checksum_sha256": whole}
+		body, _ := json.Marshal(req)
+		r := s.do(t, http.MethodPost, "/upload/init", bytes.NewReader(body),
+			map[string]string{"X-API-Key": testAPIKey, "Content-Type": "application/json; charset=utf-8"})
+		if r.status != http.StatusOK {
+			t.Fatalf("POST /upload/init: got %v, want 200", r)
+		}
+		up := decode[initResponse](t, r)
+		checkInit(t, up, total, chunk, before)
+		id := up.FileID
+
+		st := s.status(t, id)
+		if st.FileID != id || st.Filename != "clip.bin" || st.Path != "videos/2024" || st.TotalSize != int64(total) ||
+			st.ChunkSize != chunk || st.TotalParts != 8 || st.UploadedParts != 0 || st.ProgressPercent != 0 ||
+			st.UploadProgressPercent != 0 || st.Status != "pending" || st.Phase != "uploading" ||
+			st.StorageBackend != b.name || st.FinalPath != "" {
+			t.Errorf("status before any part = %+v, want file_id %s, filename clip.bin, path videos/2024, total_size %d, chunk_size %d, 8 parts, 0 uploaded, progress 0, pending/uploading, storage_backend %s, no final_path",
+				st, id, total, chunk, b.name)
+		}
+		parseTime(t, "status created_at", st.CreatedAt)
+		if st.ExpiresAt != up.ExpiresAt {
+			t.Errorf("status expires_at = %q, init said %q", st.ExpiresAt, up.ExpiresAt)
+		}
+		checkParts(t, st.Parts, make([]string, 8))
+
+		// All parts in parallel, in a shuffled order.
+		order := rand.Perm(len(parts))
+		t.Logf("part order: %v", order)
+		results := make([]partResponse, len(parts))
+		var wg sync.WaitGroup
+		for _, n := range order {
+			wg.Go(func() {
+				rr, err := s.tryPutPart(id, n, up.Parts[n].Token, parts[n])
+				if err != nil {
+					t.Errorf("PUT part %d: %v", n, err)
+					return
+				}
+				if rr.status != http.StatusOK {
+					t.Errorf("PUT part %d: got %v, want 200", n, rr)
+					return
+				}
+				var p partResponse
+				if err := json.Unmarshal(rr.body, &p); err != nil {
+					t.Errorf("PUT part %d: %v: %v", n, rr, err)
+				}
+				results[n] = p
+			})
+		}
+		wg.Wait()
+		if t.Failed() {
+			t.FailNow()
+		}
+		maxUploaded := 0
+		for n, p := range results {
+			if p.UploadID != id || p.PartNumber != n || p.Status != "uploaded" || p.ChecksumSHA256 != sha256Hex(parts[n]) ||
+				p.UploadedParts < 1 || p.UploadedParts > 8 || p.TotalParts != 8 {
+				t.Errorf("PUT part %d = %+v, want upload_id %s, part_number %d, status uploaded, checksum_sha256 %s, uploaded_parts 1..8, total_parts 8",
+					n, p, id, n, sha256Hex(parts[n]))
+			}
+			maxUploaded = max(maxUploaded, p.UploadedParts)
+		}
+		if maxUploaded != 8 {
+			t.Errorf("largest uploaded_parts over all part answers = %d, want 8", maxUploaded)
+		}
+
+		// A retry with the same bytes (lost reply) succeeds.
+		p := s.mustPutPart(t, id, 3, up.Parts[3].Token, parts[3])
+		if p.UploadedParts != 8 || p.TotalParts != 8 {
+			t.Errorf("re-sent part 3: %+v, want uploaded_parts 8 of 8", p)
+		}
+
+		st = s.status(t, id)
+		wantSums := make([]string, 8)
+		for n := range parts {
+			wantSums[n] = sha256Hex(parts[n])
+		}
+		if st.UploadedParts != 8 || st.ProgressPercent != 100 || st.UploadProgressPercent != 100 || st.Status != "pending" || st.Phase != "uploading" {
+			t.Errorf("status after all parts = %+v, want 8 uploaded, progress 100, pending/uploading", st)
+		}
+		checkParts(t, st.Parts, wantSums)
+
+		r = s.complete(t, id)
+		if r.status != http.StatusOK {
+			t.Fatalf("complete: got %v, want 200", r)
+		}
+		c := decode[completeResponse](t, r)
+		key := "videos/2024/" + id + "_clip.bin"
+		if c.FileID != id || (c.Filename != "clip.bin" && c.Filename != "videos/2024/clip.bin") || c.TotalSize != int64(total) ||
+			c.Status != "complete" || c.Phase != "complete" || c.StorageBackend != b.name || c.ChecksumSHA256 != whole ||
+			c.FinalizingProgressPercent != 100 || !strings.HasSuffix(c.FinalPath, key) {
+			t.Errorf("complete = %s, want file_id %s, filename clip.bin, total_size %d, complete/complete, storage_backend %s, checksum_sha256 %s, finalizing_progress_percent 100, final_path ending in %s",
+				r.body, id, total, b.name, whole, key)
+		}
+		b.checkFinalPath(t, s, c.FinalPath, key)
+		got := s.readObject(t, c.FinalPath)
+		if !bytes.Equal(got, data) || sha256Hex(got) != whole {
+			t.Errorf("delivered object: %d bytes, sha256 %s; want %d bytes, sha256 %s", len(got), sha256Hex(got), len(data), whole)
+		}
+
+		st = s.status(t, id)
+		if st.Status != "complete" || st.Phase != "complete" || st.FinalPath != c.FinalPath || st.ChecksumSHA256 != whole ||
+			st.FinalizingProgressPercent != 100 || st.BytesDelivered != int64(total) || st.FinalizationError != "" ||
+			st.ProgressPercent != 100 {
+			t.Errorf("status after complete = %+v, want complete/complete, final_path %s, checksum_sha256 %s, finalizing 100, bytes_delivered %d, no finalization_error",
+				st, c.FinalPath, whole, total)
+		}
+
+		r = s.complete(t, id)
+		if r.status != http.StatusOK {
+			t.Errorf("complete again: got %v, want 200", r)
+		} else if c2 := decode[completeResponse](t, r); c2.FinalPath != c.FinalPath || c2.Status != "complete" {
+			t.Errorf("complete again = %s, want status complete and final_path %s", r.body, c.FinalPath)
+		}
+
+		r = s.putPart(t, id, 0, up.Parts[0].Token, parts[0], nil)
+		expectError(t, r, http.StatusConflict, "upload_complete")
+		r = s.api(t, http.MethodDelete, "/upload/"+id, nil)
+		expectError(t, r, http.StatusConflict, "upload_complete")
+		if got := s.readObject(t, c.FinalPath); !bytes.Equal(got, data) {
+			t.Errorf("after DELETE: the delivered object changed (%d bytes)", len(got))
+		}
+		if st := s.status(t, id); st.Status != "complete" {
+			t.Errorf("after DELETE: status %q, want complete", st.Status)
+		}
+	})
+}
+
+// checkInit checks an init answer for total bytes at chunk bytes per part.
+func checkInit(tb testing.TB, up initResponse, total, chunk int, before time.Time) {
+	tb.Helper()
+	wantParts := (total + chunk - 1) / chunk
+	if up.FileID == "" || up.TotalParts != wantParts || up.ChunkSize != int64(chunk) || len(up.Parts) != wantParts {
+		tb.Fatalf("init = %+v, want a file_id, total_parts %d, chunk_size %d and %d parts", up, wantParts, chunk, wantParts)
+	}
+	exp := parseTime(tb, "expires_at", up.ExpiresAt)
+	if lo, hi := before.Add(24*time.Hour-time.Minute), time.Now().Add(24*time.Hour+time.Minute); exp.Before(lo) || exp.After(hi) {
+		tb.Errorf("expires_at = %s, want about 24 h (UPLOAD_TTL_HOURS default) from now", up.ExpiresAt)
+	}
+	for n, p := range up.Parts {
+		size := int64(chunk)
+		if n == wantParts-1 {
+			size = int64(total - chunk*(wantParts-1))
+		}
+		if p.Part != n || p.Status != "pending" || p.Token == "" {
+			tb.Errorf("init parts[%d] = %+v, want part %d, a token, status pending", n, p, n)
+			continue
+		}
+		checkToken(tb, p.Token, up.FileID, n, size, exp)
+	}
+}
+
+// checkParts compares the parts of a status answer with the per-part digests
+// in want ("" = pending).
+func checkParts(tb testing.TB, got []statusPart, want []string) {
+	tb.Helper()
+	if len(got) != len(want) {
+		tb.Errorf("status lists %d parts, want %d", len(got), len(want))
+		return
+	}
+	for n, p := range got {
+		wantStatus := "uploaded"
+		if want[n] == "" {
+			wantStatus = "pending"
+		}
+		if p.Part != n || p.Status != wantStatus || p.ChecksumSHA256 != want[n] {
+			tb.Errorf("status parts[%d] = %+v, want part %d, status %s, checksum_sha256 %q", n, p, n, wantStatus, want[n])
+		}
+	}
+}
+
+// TestFilenameWithoutPath checks that a bare filename is delivered under files/.
+func TestFilenameWithoutPath(t *testing.T) {
+	t.Parallel()
+	forEachBackend(t, func(t *testing.T, b backend) {
+		s := startServer(t, b, nil)
+		data := randomBytes(1000, 2)
+		up := s.initUpload(t, map[string]any{"filename": "report.pdf", "total_size": len(data)})
+		checkInit(t, up, len(data), mib, time.Now().Add(-time.Minute))
+		if st := s.status(t, up.FileID); st.Filename != "report.pdf" || st.Path != "" {
+			t.Errorf("status filename %q path %q, want report.pdf and \"\"", st.Filename, st.Path)
+		}
+		s.mustPutPart(t, up.FileID, 0, up.Parts[0].Token, data)
+		c := s.completeAndWait(t, up.FileID, 30*time.Second)
+		key := "files/" + up.FileID + "_report.pdf"
+		if !strings.HasSuffix(c.FinalPath, key) {
+			t.Errorf("final_path = %q, want it to end in %s", c.FinalPath, key)
+		}
+		b.checkFinalPath(t, s, c.FinalPath, key)
+		if got := s.readObject(t, c.FinalPath); !bytes.Equal(got, data) {
+			t.Errorf("delivered %d bytes, want the %d bytes sent", len(got), len(data))
+		}
+	})
+}
+
+// TestZeroByteUpload checks that total_size 0 has no parts and delivers an
+// empty object.
+func TestZeroByteUpload(t *testing.T) {
+	t.Parallel()
+	forEachBackend(t, func(t *testing.T, b backend) {
+		s := startServer(t, b, nil)
+		up := s.initUpload(t, map[string]any{"filename": "empty/nothing.txt", "total_size": 0})
+		if up.TotalParts != 0 || string(up.RawParts) != "[]" {
+			t.Errorf("init total_size 0: total_parts %d, parts %s; want 0 and []", up.TotalParts, up.RawParts)
+		}
+		r := s.complete(t, up.FileID)
+		if r.status != http.StatusOK {
+			t.Fatalf("complete: got %v, want 200", r)
+		}
+		c := decode[completeResponse](t, r)
+		key := "empty/" + up.FileID + "_nothing.txt"
+		empty := sha256.Sum256(nil)
+		if c.Status != "complete" || c.TotalSize != 0 || !strings.HasSuffix(c.FinalPath, key) || c.ChecksumSHA256 != fmt.Sprintf("%x", empty) {
+			t.Errorf("complete = %s, want status complete, total_size 0, final_path ending in %s, checksum_sha256 of nothing", r.body, key)
+		}
+		b.checkFinalPath(t, s, c.FinalPath, key)
+		if got := s.readObject(t, c.FinalPath); len(got) != 0 {
+			t.Errorf("delivered %d bytes, want an empty object", len(got))
+		}
+	})
+}
+
+// TestIncludeParts checks that include_parts=false leaves the parts out.
+func TestIncludeParts(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, localBackend, nil)
+	up := s.initUpload(t, map[string]any{"filename": "a.bin", "total_size": 3 * mib})
+	tests := map[string]struct {
+		query     string
+		wantParts bool
+	}{
+		"default":             {"", true},
+		"include_parts=true":  {"?include_parts=true", true},
+		"include_parts=false": {"?include_parts=false", false},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			r := s.api(t, http.MethodGet, "/upload/"+up.FileID+"/status"+tc.query, nil)
+			if r.status != http.StatusOK {
+				t.Fatalf("got %v, want 200", r)
+			}
+			raw := decode[map[string]json.RawMessage](t, r)
+			parts, ok := raw["parts"]
+			has := ok && string(parts) != "null"
+			if has != tc.wantParts {
+				t.Errorf("parts = %s (present %v), want parts listed: %v", parts, ok, tc.wantParts)
+			}
+			if tc.wantParts {
+				var ps []statusPart
+				if err := json.Unmarshal(parts, &ps); err != nil || len(ps) != 3 {
+					t.Errorf("parts = %s, want 3 entries", parts)
+				}
+			}
+			if st := decode[statusResponse](t, r); st.TotalParts != 3 || st.FileID != up.FileID {
+				t.Errorf("status = %s, want file_id %s with 3 parts", r.body, up.FileID)
+			}
+		})
+	}
+}
+
+// TestPartChecksumHeaders checks X-Checksum-SHA256 and Content-Digest.
+func TestPartChecksumHeaders(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, localBackend, nil)
+	data := randomBytes(2*mib+mib/2, 3)
+	parts := partData(data, mib)
+	up := s.initUpload(t, map[string]any{"filename": "sums/a.bin", "total_size": len(data)})
+	id := up.FileID
+	digest := func(b []byte) string {
+		sum := sha256.Sum256(b)
+		return "sha-256=:" + base64.StdEncoding.EncodeToString(sum[:]) + ":"
+	}
+	other := randomBytes(10, 99)
+
+	refused := map[string]struct {
+		header     map[string]string
+		wantStatus int
+		wantCode   string
+	}{
+		"wrong X-Checksum-SHA256":     {map[string]string{"X-Checksum-SHA256": sha256Hex(other)}, 400, "checksum_mismatch"},
+		"wrong Content-Digest":        {map[string]string{"Content-Digest": digest(other)}, 400, "checksum_mismatch"},
+		"malformed X-Checksum-SHA256": {map[string]string{"X-Checksum-SHA256": "not-hex"}, 400, "invalid_checksum"},
+		"short X-Checksum-SHA256":     {map[string]string{"X-Checksum-SHA256": "abcd"}, 400, "invalid_checksum"},
+		"malformed Content-Digest":    {map[string]string{"Content-Digest": "sha-256=:!!!:"}, 400, "invalid_checksum"},
+	}
+	for name, tc := range refused {
+		t.Run(name, func(t *testing.T) {
+			r := s.putPart(t, id, 2, up.Parts[2].Token, parts[2], tc.header)
+			expectError(t, r, tc.wantStatus, tc.wantCode)
+		})
+	}
+	st := s.status(t, id)
+	checkParts(t, st.Parts, []string{"", "", ""})
+
+	accepted := map[string]struct {
+		part   int
+		header map[string]string
+	}{
+		"X-Checksum-SHA256": {0, map[string]string{"X-Checksum-SHA256": sha256Hex(parts[0])}},
+		"Content-Digest":    {1, map[string]string{"Content-Digest": digest(parts[1])}},
+	}
+	for name, tc := range accepted {
+		t.Run(name, func(t *testing.T) {
+			r := s.putPart(t, id, tc.part, up.Parts[tc.part].Token, parts[tc.part], tc.header)
+			if r.status != http.StatusOK {
+				t.Fatalf("got %v, want 200", r)
+			}
+			if p := decode[partResponse](t, r); p.ChecksumSHA256 != sha256Hex(parts[tc.part]) {
+				t.Errorf("checksum_sha256 = %s, want %s", p.ChecksumSHA256, sha256Hex(parts[tc.part]))
+			}
+		})
+	}
+	st = s.status(t, id)
+	checkParts(t, st.Parts, []string{sha256Hex(parts[0]), sha256Hex(parts[1]), ""})
+	if st.UploadedParts != 2 {
+		t.Errorf("uploaded_parts = %d, want 2", st.UploadedParts)
+	}
+}
+
+// TestInitChecksum checks the init checksum_sha256: malformed is refused, and
+// a delivery that does not match it fails and stays retryable.
+func TestInitChecksum(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, localBackend, nil)
+	r := s.api(t, http.MethodPost, "/upload/init", map[string]any{"filename": "a.bin", "total_size": 10, "checksum_sha256": "xyz"})
+	expectError(t, r, http.StatusBadRequest, "invalid_checksum")
+
+	data := randomBytes(mib+10, 4)
+	parts := partData(data, mib)
+	up := s.initUpload(t, map[string]any{"filename": "bad/sum.bin", "total_size": len(data), "checksum_sha256": sha256Hex([]byte("something else"))})
+	for n, p := range parts {
+		s.mustPutPart(t, up.FileID, n, up.Parts[n].Token, p)
+	}
+	for i := range 2 {
+		r := s.complete(t, up.FileID)
+		expectError(t, r, http.StatusBadRequest, "checksum_mismatch")
+		st := s.status(t, up.FileID)
+		if st.Status != "failed" || st.Phase != "failed" || st.FinalizationError == "" || st.UploadedParts != 2 {
+			t.Errorf("attempt %d: status = %+v, want failed/failed with finalization_error and both parts still uploaded", i, st)
+		}
+	}
+	// The object is never made visible; a plugin's temporary file may take
+	// a moment to go once the host has answered, but must not stay.
+	key := "bad/" + up.FileID + "_sum.bin"
+	objs := localBackend.objects(t, s)
+	if _, ok := objs[key]; ok {
+		t.Errorf("after a checksum mismatch the backend holds the object %s", key)
+	}
+	if len(objs) != 0 {
+		t.Logf("backend holds %v right after the failed complete; waiting for it to go", objs)
+	}
+	for deadline := time.Now().Add(5 * time.Second); len(objs) != 0 && time.Now().Before(deadline); {
+		time.Sleep(100 * time.Millisecond)
+		objs = localBackend.objects(t, s)
+	}
+	if len(objs) != 0 {
+		t.Errorf("5 s after a checksum mismatch the backend still holds %v, want nothing", objs)
+	}
+}
+
+// TestCancel cancels a pending upload with one part uploaded.
+func TestCancel(t *testing.T) {
+	t.Parallel()
+	forEachBackend(t, func(t *testing.T, b backend) {
+		s := startServer(t, b, nil)
+		data := randomBytes(2*mib+100, 5)
+		parts := partData(data, mib)
+		up := s.initUpload(t, map[string]any{"filename": "cancel/me.bin", "total_size": len(data)})
+		id := up.FileID
+		s.mustPutPart(t, id, 0, up.Parts[0].Token, parts[0])
+		if staged := regularFiles(t, s.staging()); len(staged) == 0 {
+			t.Errorf("no file in TEMP_STORAGE_PATH after a part was uploaded")
+		}
+
+		r := s.api(t, http.MethodDelete, "/upload/"+id, nil)
+		if r.status != http.StatusOK {
+			t.Fatalf("DELETE: got %v, want 200", r)
+		}
+		type cancelled struct {
+			FileID  string `json:"file_id"`
+			Status  string `json:"status"`
+			Message string `json:"message"`
+		}
+		c := decode[cancelled](t, r)
+		if c.FileID != id || c.Status != "cancelled" || c.Message == "" {
+			t.Errorf("DELETE = %s, want file_id %s, status cancelled and a message", r.body, id)
+		}
+
+		r = s.api(t, http.MethodGet, "/upload/"+id+"/status", nil)
+		expectError(t, r, http.StatusNotFound, "upload_not_found")
+		r = s.putPart(t, id, 1, up.Parts[1].Token, parts[1], nil)
+		code := expectErrorOneOf(t, r, map[string]int{"upload_not_found": 404, "invalid_token": 401, "token_mismatch": 403})
+		t.Logf("PUT with a cancelled upload's token: %s", code)
+		r = s.complete(t, id)
+		expectError(t, r, http.StatusNotFound, "upload_not_found")
+		r = s.api(t, http.MethodDelete, "/upload/"+id, nil)
+		expectError(t, r, http.StatusNotFound, "upload_not_found")
+
+		if staged := regularFiles(t, s.staging()); len(staged) != 0 {
+			t.Errorf("TEMP_STORAGE_PATH still holds %v after cancel", staged)
+		}
+		if objs := b.objects(t, s); len(objs) != 0 {
+			t.Errorf("the backend holds %v after cancel, want nothing", objs)
+		}
+	})
+}
+
+// TestConcurrentResend sends one part twice at the same time with different
+// bytes: both sends succeed and the part is one of them whole, never a mix.
+func TestConcurrentResend(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, localBackend, nil)
+	up := s.initUpload(t, map[string]any{"filename": "race/a.bin", "total_size": mib})
+	versions := [][]byte{randomBytes(mib, 20), randomBytes(mib, 21)}
+	for round := range 3 {
+		var wg sync.WaitGroup
+		for _, v := range versions {
+			wg.Go(func() {
+				r, err := s.tryPutPart(up.FileID, 0, up.Parts[0].Token, v)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				// 409 upload_finalizing is not possible here; both must land.
+				if r.status != http.StatusOK {
+					t.Errorf("round %d: concurrent send: got %v, want 200", round, r)
+				}
+			})
+		}
+		wg.Wait()
+	}
+	st := s.status(t, up.FileID)
+	if len(st.Parts) != 1 {
+		t.Fatalf("status lists %d parts, want 1", len(st.Parts))
+	}
+	sum := st.Parts[0].ChecksumSHA256
+	if sum != sha256Hex(versions[0]) && sum != sha256Hex(versions[1]) {
+		t.Errorf("part checksum_sha256 = %s, want the digest of one of the two sends", sum)
+	}
+	c := s.completeAndWait(t, up.FileID, 30*time.Second)
+	got := s.readObject(t, c.FinalPath)
+	if sha256Hex(got) != sum || c.ChecksumSHA256 != sum {
+		t.Errorf("delivered sha256 %s (complete says %s), want the part's %s", sha256Hex(got), c.ChecksumSHA256, sum)
+	}
+}
