@@ -7,6 +7,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/julienschmidt/httprouter"
@@ -61,8 +62,10 @@ func (s *Server) handleInit(w http.ResponseWriter, r *http.Request, _ httprouter
 // wrong type. Unknown fields are ignored, as the earlier server did.
 func decodeInit(w http.ResponseWriter, r *http.Request) (*upload.InitRequest, error) {
 	if ct := r.Header.Get("Content-Type"); ct != "" {
+		// curl -d sends application/x-www-form-urlencoded unless told otherwise; the body
+		// must still be JSON.
 		mt, _, err := mime.ParseMediaType(ct)
-		if err != nil || (mt != "application/json" && !(len(mt) > 5 && mt[len(mt)-5:] == "+json")) {
+		if err != nil || (mt != "application/json" && mt != "application/x-www-form-urlencoded" && !strings.HasSuffix(mt, "+json")) {
 			return nil, host.Errorf(host.CodeUnsupportedMedia, "the body must be JSON (Content-Type: application/json), not %q", ct)
 		}
 	}
