@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 )
 
@@ -14,10 +15,22 @@ const CopyBufferSize = 1 << 20
 // until io.EOF: fewer or more than size bytes give an error wrapping ErrSizeMismatch, and
 // any read or write error is returned wrapped. Only when it returns nil may the caller make
 // the written data visible.
+//
+// When r is the reader Serve hands to Storage.Put (pass it unwrapped to benefit), the
+// bytes were already hashed and verified on arrival, so CopyExact does not hash them again
+// and returns that digest.
 func CopyExact(w io.Writer, r io.Reader, size int64) ([]byte, error) {
-	h := sha256.New()
+	if size < 0 {
+		return nil, fmt.Errorf("%w: negative size %d", ErrSizeMismatch, size)
+	}
+	var h hash.Hash = sha256.New()
+	dst := io.MultiWriter(w, h)
+	sr, verified := r.(*streamReader)
+	if verified {
+		h, dst = nil, w
+	}
 	buf := make([]byte, CopyBufferSize)
-	n, err := io.CopyBuffer(io.MultiWriter(w, h), io.LimitReader(r, size), buf)
+	n, err := io.CopyBuffer(dst, io.LimitReader(r, size), buf)
 	if err != nil {
 		return nil, fmt.Errorf("copy after %d bytes: %w", n, err)
 	}
@@ -32,6 +45,9 @@ func CopyExact(w io.Writer, r io.Reader, size int64) ([]byte, error) {
 			return nil, fmt.Errorf("%w: more than the expected %d bytes", ErrSizeMismatch, size)
 		}
 		if errors.Is(err, io.EOF) {
+			if verified {
+				return sr.sum, nil
+			}
 			return h.Sum(nil), nil
 		}
 		if err != nil {

@@ -3,6 +3,7 @@ package sdk
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
@@ -64,15 +65,17 @@ func (c *grpcClient) PutChecked(ctx context.Context, key string, r io.Reader, si
 	if err := stream.Send(hdr); err != nil {
 		return Object{}, c.putError(key, stream, err)
 	}
-	sw := &streamWriter{stream: stream}
-	sum, err := CopyExact(sw, r, size)
+	sum, err := sendChunks(stream, r, size)
 	if err != nil {
-		if sw.err != nil {
-			return Object{}, c.putError(key, stream, sw.err)
+		var se *sendError
+		if errors.As(err, &se) {
+			return Object{}, c.putError(key, stream, se.err)
 		}
+		abandon(stream)
 		return Object{}, fmt.Errorf("put %s: %w", key, err)
 	}
 	if want != nil && !bytes.Equal(sum, want) {
+		abandon(stream)
 		return Object{}, fmt.Errorf("put %s: %w: content has sha256 %x, expected %x", key, ErrDigestMismatch, sum, want)
 	}
 	// gRPC notices a cancelled ctx asynchronously, so chunks and the finish message may still
@@ -97,6 +100,13 @@ func (c *grpcClient) PutChecked(ctx context.Context, key string, r io.Reader, si
 	return obj, nil
 }
 
+// abandon ends a Put stream without a finish message, so the plugin discards what it
+// received, and waits for the plugin to answer: once Put returns, nothing of it is left
+// on the backend, temporaries included. The wait ends with the call's context.
+func abandon(stream storagev1.StorageService_PutClient) {
+	_, _ = stream.CloseAndRecv()
+}
+
 // putError turns a Send failure into the plugin's real error: when the server ends the
 // stream early, Send returns io.EOF and the status comes from CloseAndRecv.
 func (c *grpcClient) putError(key string, stream storagev1.StorageService_PutClient, err error) error {
@@ -108,25 +118,46 @@ func (c *grpcClient) putError(key string, stream storagev1.StorageService_PutCli
 	return fmt.Errorf("put %s: %w", key, fromStatus(err))
 }
 
-// streamWriter sends each Write as one chunk message. CopyExact writes at most
-// CopyBufferSize bytes at a time. gRPC may hold a sent message after Send returns, so every
-// message gets its own copy of the bytes.
-type streamWriter struct {
-	stream storagev1.StorageService_PutClient
-	err    error
-}
+// sendError marks a failure to send, as opposed to a failure to read the content.
+type sendError struct{ err error }
 
-func (w *streamWriter) Write(p []byte) (int, error) {
-	for off := 0; off < len(p); off += CopyBufferSize {
-		end := min(off+CopyBufferSize, len(p))
-		chunk := make([]byte, end-off)
-		copy(chunk, p[off:end])
-		if err := w.stream.Send(&storagev1.PutRequest{Msg: &storagev1.PutRequest_Chunk{Chunk: chunk}}); err != nil {
-			w.err = err
-			return off, err
+func (e *sendError) Error() string { return e.err.Error() }
+
+// sendChunks reads exactly size bytes from r and sends them as chunk messages of at most
+// CopyBufferSize bytes, returning their SHA-256; r must end there (else ErrSizeMismatch).
+// Each message gets a buffer of its own, read into directly: gRPC may hold a message after
+// Send returns, and this way no byte is copied twice.
+func sendChunks(stream storagev1.StorageService_PutClient, r io.Reader, size int64) ([]byte, error) {
+	h := sha256.New()
+	var sent int64
+	for sent < size {
+		chunk := make([]byte, min(size-sent, CopyBufferSize))
+		n, err := io.ReadFull(r, chunk)
+		if err == io.EOF || err == io.ErrUnexpectedEOF {
+			return nil, fmt.Errorf("%w: got %d bytes, expected %d", ErrSizeMismatch, sent+int64(n), size)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("read after %d bytes: %w", sent+int64(n), err)
+		}
+		h.Write(chunk)
+		if err := stream.Send(&storagev1.PutRequest{Msg: &storagev1.PutRequest_Chunk{Chunk: chunk}}); err != nil {
+			return nil, &sendError{err}
+		}
+		sent += int64(n)
+	}
+	var one [1]byte
+	for {
+		m, err := r.Read(one[:])
+		if m > 0 {
+			return nil, fmt.Errorf("%w: more than the expected %d bytes", ErrSizeMismatch, size)
+		}
+		if errors.Is(err, io.EOF) {
+			return h.Sum(nil), nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("read after %d bytes: %w", sent, err)
 		}
 	}
-	return len(p), nil
 }
 
 func (c *grpcClient) Stat(ctx context.Context, key string) (Object, error) {

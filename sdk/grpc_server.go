@@ -108,6 +108,7 @@ type streamReader struct {
 	n        int64
 	hash     hash.Hash
 	pending  []byte
+	sum      []byte // the verified digest, once finished
 	finished bool
 	err      error
 }
@@ -145,6 +146,7 @@ func (r *streamReader) Read(p []byte) (int, error) {
 			if sum := r.hash.Sum(nil); !bytes.Equal(sum, m.Finish.GetSha256()) {
 				return 0, r.fail(fmt.Errorf("%w: received %x, sender computed %x", ErrDigestMismatch, sum, m.Finish.GetSha256()))
 			}
+			r.sum = m.Finish.GetSha256()
 			r.finished = true
 			return 0, io.EOF
 		default:
