@@ -7,23 +7,35 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"sync"
 )
 
 // Pipeline shape: the request goroutine reads, a hasher goroutine hashes, a writer goroutine
-// writes and starts writeback, so reading, hashing, writing and the disk all overlap. pipeBuffers bounds memory
-// per part write to pipeBuffers x bufSize.
+// writes and starts writeback, so reading, hashing, writing and the disk all overlap.
+// Memory per part write in flight is pipeBuffers x pipeBufferSize (1 MiB), from a pool
+// shared by all requests, so the host's memory depends on the number of parts in flight,
+// never on their size.
 const (
 	pipeBuffers    = 4
+	pipeBufferSize = 256 << 10
 	writebackEvery = 8 << 20
 )
+
+var bufferPool = sync.Pool{New: func() any { return new([pipeBufferSize]byte) }}
 
 // copyExact copies size bytes from r to f, hashing them, and checks r ends there. Data is
 // handed to the disk as it arrives (startWriteback) so the final sync has little left.
 func copyExact(f *os.File, r io.Reader, size int64) (string, error) {
 	free := make(chan []byte, pipeBuffers)
 	for range pipeBuffers {
-		free <- make([]byte, bufSize)
+		free <- bufferPool.Get().(*[pipeBufferSize]byte)[:]
 	}
+	defer func() {
+		// Every buffer is back in free once the writer ended.
+		for range pipeBuffers {
+			bufferPool.Put((*[pipeBufferSize]byte)(<-free))
+		}
+	}()
 	toHash := make(chan []byte, pipeBuffers)
 	full := make(chan []byte, pipeBuffers)
 	sum := make(chan []byte, 1)

@@ -24,8 +24,6 @@ var (
 	ErrNoSpace  = errors.New("no space left on the staging disk")
 )
 
-const bufSize = 1 << 20
-
 // Dir is a staging directory.
 type Dir struct {
 	root string
