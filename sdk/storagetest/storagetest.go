@@ -1,0 +1,234 @@
+// Package storagetest is the conformance suite for sdk.Storage implementations. Every
+// storage plugin, in this repository or not, runs it from a test:
+//
+//	func TestConformance(t *testing.T) {
+//		o := storagetest.Options{New: func(t *testing.T) sdk.Storage { ... }}
+//		t.Run("Direct", func(t *testing.T) { storagetest.Run(t, o) })
+//		t.Run("GRPC", func(t *testing.T) { storagetest.RunGRPC(t, o) })
+//	}
+//
+// Run calls the implementation directly; RunGRPC serves it with sdk.Plugin and runs the
+// same cases through the sdk.Remote a host would use, over a real gRPC connection, plus
+// cases only the wire can produce (corrupted or truncated streams, invalid keys).
+//
+// Each case is a subtest that gets a fresh backend from Options.New. Cases run one after
+// another, never in parallel, and call ReadBack and List with the same *testing.T they
+// passed to New, so those functions may refer to the backend New returned last. A failed
+// Put must leave nothing: Stat gives sdk.ErrNotFound, ReadBack an error, and List no new
+// name. The Large case measures the heap of the whole test binary, so tests running in
+// parallel with the suite may disturb it.
+package storagetest
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"errors"
+	"io"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/chunked-uploader/chunked-uploader/sdk"
+)
+
+// Options describes the implementation under test.
+type Options struct {
+	// New returns a fresh, empty backend (register cleanup with t.Cleanup). Required.
+	New func(t *testing.T) sdk.Storage
+	// Large is the size in bytes of the large-object case; 0 means 64 MiB. The case is
+	// skipped under -short.
+	Large int64
+	// ReadBack, if set, returns the stored bytes of key read through other means than the
+	// Storage (the file system, an S3 client, an SMB client) so the suite compares real bytes.
+	// It returns an error when key holds no object.
+	ReadBack func(t *testing.T, key string) (io.ReadCloser, error)
+	// List, if set, returns every name present in the backend under its root, temporaries
+	// included (relative, slash-separated), so the suite can check no partial or temporary
+	// data is left. Directories may be left out; if listed, they are ignored when they are a
+	// parent of a key the case used.
+	List func(t *testing.T) []string
+}
+
+// defaultLarge is the size of the Large case when Options.Large is 0.
+const defaultLarge = 64 << 20
+
+// env is one case's view of the backend under test.
+type env struct {
+	o   Options
+	s   sdk.Storage
+	ctx context.Context
+	// settle, if set, waits until the plugin side has finished every call made so far.
+	settle func(t *testing.T)
+}
+
+// testCase is one conformance case.
+type testCase struct {
+	name string
+	run  func(t *testing.T, e *env)
+}
+
+// Run runs every case against the implementation directly.
+func Run(t *testing.T, o Options) {
+	t.Helper()
+	checkOptions(t, o)
+	for _, c := range commonCases() {
+		t.Run(c.name, func(t *testing.T) {
+			c.run(t, &env{o: o, s: o.New(t), ctx: t.Context()})
+		})
+	}
+}
+
+func checkOptions(t *testing.T, o Options) {
+	t.Helper()
+	if o.New == nil {
+		t.Fatal("storagetest: Options.New is required")
+	}
+	if o.Large < 0 {
+		t.Fatalf("storagetest: Options.Large is %d", o.Large)
+	}
+}
+
+// data returns n deterministic, key-specific bytes.
+func data(key string, n int) []byte {
+	b := make([]byte, n)
+	seed := sha256.Sum256([]byte(key))
+	for i := 0; i < n; i += len(seed) {
+		copy(b[i:], seed[:])
+		seed = sha256.Sum256(seed[:])
+	}
+	return b
+}
+
+// put stores b under key and checks the returned Object.
+func (e *env) put(t *testing.T, key string, r io.Reader, b []byte) sdk.Object {
+	t.Helper()
+	obj, err := e.s.Put(e.ctx, key, r, int64(len(b)))
+	if err != nil {
+		t.Fatalf("Put(%q, %d bytes): %v", key, len(b), err)
+	}
+	sum := sha256.Sum256(b)
+	if obj.Key != key {
+		t.Errorf("Put(%q) returned Key %q", key, obj.Key)
+	}
+	if obj.Size != int64(len(b)) {
+		t.Errorf("Put(%q) returned Size %d, want %d", key, obj.Size, len(b))
+	}
+	if !bytes.Equal(obj.SHA256, sum[:]) {
+		t.Errorf("Put(%q) returned SHA256 %x, want %x", key, obj.SHA256, sum)
+	}
+	if obj.Location == "" {
+		t.Errorf("Put(%q) returned an empty Location", key)
+	}
+	return obj
+}
+
+// checkStored checks through Stat and ReadBack that key holds exactly b.
+func (e *env) checkStored(t *testing.T, key string, b []byte) {
+	t.Helper()
+	obj, err := e.s.Stat(e.ctx, key)
+	if err != nil {
+		t.Fatalf("Stat(%q) after Put: %v", key, err)
+	}
+	sum := sha256.Sum256(b)
+	if obj.Key != key {
+		t.Errorf("Stat(%q) returned Key %q", key, obj.Key)
+	}
+	if obj.Size != int64(len(b)) {
+		t.Errorf("Stat(%q) returned Size %d, want %d", key, obj.Size, len(b))
+	}
+	if obj.SHA256 != nil && !bytes.Equal(obj.SHA256, sum[:]) {
+		t.Errorf("Stat(%q) returned SHA256 %x, want %x", key, obj.SHA256, sum)
+	}
+	if got, ok := e.readBack(t, key); ok && !bytes.Equal(got, b) {
+		t.Errorf("ReadBack(%q): got %d bytes sha256 %x, want %d bytes sha256 %x",
+			key, len(got), sha256.Sum256(got), len(b), sum)
+	}
+}
+
+// readBack returns the bytes under key through Options.ReadBack; ok is false when it is not set.
+func (e *env) readBack(t *testing.T, key string) (b []byte, ok bool) {
+	t.Helper()
+	if e.o.ReadBack == nil {
+		return nil, false
+	}
+	rc, err := e.o.ReadBack(t, key)
+	if err != nil {
+		t.Fatalf("ReadBack(%q): %v", key, err)
+	}
+	defer rc.Close()
+	b, err = io.ReadAll(rc)
+	if err != nil {
+		t.Fatalf("ReadBack(%q): read: %v", key, err)
+	}
+	return b, true
+}
+
+// checkGone checks that key holds no object after a failed Put or a Delete, and that the
+// backend holds only the objects in present: no temporary or partial data is left.
+func (e *env) checkGone(t *testing.T, key string, present ...string) {
+	t.Helper()
+	if e.settle != nil {
+		e.settle(t)
+	}
+	if _, err := e.s.Stat(e.ctx, key); !errors.Is(err, sdk.ErrNotFound) {
+		t.Errorf("Stat(%q): got error %v, want one wrapping sdk.ErrNotFound", key, err)
+	}
+	if e.o.ReadBack != nil {
+		if rc, err := e.o.ReadBack(t, key); err == nil {
+			rc.Close()
+			t.Errorf("ReadBack(%q) found data, want none", key)
+		}
+	}
+	e.checkList(t, append([]string{key}, present...), present)
+}
+
+// checkList checks that Options.List shows exactly the objects in present, apart from
+// directories leading to one of the keys in used.
+func (e *env) checkList(t *testing.T, used, present []string) {
+	t.Helper()
+	if e.o.List == nil {
+		return
+	}
+	if e.settle != nil {
+		e.settle(t)
+	}
+	extra, missing := e.listDiff(t, used, present)
+	if len(extra) > 0 || len(missing) > 0 {
+		t.Errorf("List: unexpected names %q, missing %q (want exactly %q)", extra, missing, present)
+	}
+}
+
+func (e *env) listDiff(t *testing.T, used, present []string) (extra, missing []string) {
+	names := e.o.List(t)
+	for _, n := range names {
+		if slices.Contains(present, n) {
+			continue
+		}
+		if slices.ContainsFunc(used, func(k string) bool { return strings.HasPrefix(k, n+"/") }) {
+			continue // a directory on the way to a key
+		}
+		extra = append(extra, n)
+	}
+	for _, p := range present {
+		if !slices.Contains(names, p) {
+			missing = append(missing, p)
+		}
+	}
+	return extra, missing
+}
+
+// failPut runs a Put under ctx that must fail, then checks that nothing is left. If want is
+// not nil, the error must wrap it.
+func (e *env) failPut(t *testing.T, ctx context.Context, key string, r io.Reader, size int64, want error) {
+	t.Helper()
+	obj, err := e.s.Put(ctx, key, r, size)
+	if err == nil {
+		t.Fatalf("Put(%q) succeeded (%+v), want an error", key, obj)
+	}
+	if want != nil && !errors.Is(err, want) {
+		t.Errorf("Put(%q): got error %v, want one wrapping %v", key, err, want)
+	}
+	t.Logf("Put(%q) failed as expected: %v", key, err)
+	e.checkGone(t, key)
+}
