@@ -82,9 +82,9 @@ func fromStatus(err error) error {
 	msg := st.Message()
 	switch st.Code() {
 	case codes.Canceled:
-		return fmt.Errorf("%w: %s", context.Canceled, msg)
+		return contextError(context.Canceled, msg)
 	case codes.DeadlineExceeded:
-		return fmt.Errorf("%w: %s", context.DeadlineExceeded, msg)
+		return contextError(context.DeadlineExceeded, msg)
 	}
 	for _, e := range errorCodes {
 		if e.code != st.Code() {
@@ -102,4 +102,13 @@ func fromStatus(err error) error {
 		}
 	}
 	return errors.New(msg)
+}
+
+// contextError wraps a context error with the remote message, unless the message is just
+// the error's own text.
+func contextError(err error, msg string) error {
+	if msg == err.Error() || msg == "" {
+		return err
+	}
+	return fmt.Errorf("%w: %s", err, msg)
 }

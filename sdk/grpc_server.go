@@ -78,7 +78,7 @@ func (s *grpcServer) Put(stream storagev1.StorageService_PutServer) error {
 		return toStatus(err)
 	}
 	if hdr.GetSize() < 0 {
-		return status.Error(codes.InvalidArgument, "invalid_key: negative size")
+		return toStatus(fmt.Errorf("%w: negative size %d", ErrSizeMismatch, hdr.GetSize()))
 	}
 	r := &streamReader{stream: stream, size: hdr.GetSize(), hash: sha256.New()}
 	obj, err := st.Put(stream.Context(), hdr.GetKey(), r, hdr.GetSize())
