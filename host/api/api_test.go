@@ -39,6 +39,11 @@ func (discard) PutChecked(_ context.Context, key string, r io.Reader, size int64
 
 func newServer(t *testing.T, backend upload.Backend) *httptest.Server {
 	t.Helper()
+	return newServerWith(t, backend)
+}
+
+func newServerWith(t *testing.T, backend upload.Backend, opts ...Option) *httptest.Server {
+	t.Helper()
 	dir := t.TempDir()
 	db, err := sqlite.Open(context.Background(), filepath.Join(dir, "db"))
 	if err != nil {
@@ -55,7 +60,7 @@ func newServer(t *testing.T, backend upload.Backend) *httptest.Server {
 	if err := svc.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	ts := httptest.NewServer(New(svc, auth.NewAPIKey(apiKey), tokens, hclog.NewNullLogger()))
+	ts := httptest.NewServer(New(svc, auth.NewAPIKey(apiKey), tokens, hclog.NewNullLogger(), opts...))
 	t.Cleanup(func() { ts.Close(); svc.Close(); db.Close() })
 	return ts
 }
@@ -219,5 +224,38 @@ func TestHealth(t *testing.T) {
 	status, m, _ = do(t, newServer(t, down), call{"GET", "/health", nil, ""})
 	if status != 503 || m["status"] != "degraded" || m["storage"].(map[string]any)["status"] != "unavailable" {
 		t.Fatalf("unhealthy: %d %v", status, m)
+	}
+}
+
+// A client that lost its tokens gets fresh ones for the pending parts, and they work.
+func TestIncludeTokens(t *testing.T) {
+	ts := newServer(t, discard{})
+	up := initUpload(t, ts, `{"filename":"x.bin","total_size":2097152}`)
+	id := up["file_id"].(string)
+	tok0 := up["parts"].([]any)[0].(map[string]any)["token"].(string)
+	status, m, _ := do(t, ts, call{"PUT", "/upload/" + id + "/part/0", map[string]string{"Authorization": "Bearer " + tok0}, strings.Repeat("a", chunk)})
+	if status != 200 {
+		t.Fatalf("part 0: %d %v", status, m)
+	}
+	_, plain, _ := do(t, ts, call{"GET", "/upload/" + id + "/status", key(), ""})
+	if _, ok := plain["parts"].([]any)[1].(map[string]any)["token"]; ok {
+		t.Fatal("tokens listed without include_tokens")
+	}
+	_, st, _ := do(t, ts, call{"GET", "/upload/" + id + "/status?include_tokens=true", key(), ""})
+	parts := st["parts"].([]any)
+	if _, ok := parts[0].(map[string]any)["token"]; ok {
+		t.Fatal("a token for an uploaded part")
+	}
+	tok1, _ := parts[1].(map[string]any)["token"].(string)
+	if tok1 == "" {
+		t.Fatalf("no token for the pending part: %v", parts[1])
+	}
+	status, m, _ = do(t, ts, call{"PUT", "/upload/" + id + "/part/1", map[string]string{"Authorization": "Bearer " + tok1}, strings.Repeat("b", chunk)})
+	if status != 200 || m["uploaded_parts"] != float64(2) {
+		t.Fatalf("part 1 with the fresh token: %d %v", status, m)
+	}
+	status, m, _ = do(t, ts, call{"GET", "/upload/" + id + "/status?include_tokens=true&include_parts=false", key(), ""})
+	if status != 400 || m["code"] != string(host.CodeInvalidRequest) {
+		t.Fatalf("include_tokens without parts: %d %v", status, m)
 	}
 }

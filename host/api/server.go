@@ -25,12 +25,22 @@ type Server struct {
 	key    *auth.APIKey
 	tokens *auth.Tokens
 	log    hclog.Logger
+	cors   CORS
 	router *httprouter.Router
 }
 
+// Option configures a Server.
+type Option func(*Server)
+
+// WithCORS allows browser origins (see NewCORS).
+func WithCORS(c CORS) Option { return func(s *Server) { s.cors = c } }
+
 // New returns the API server.
-func New(svc *upload.Service, key *auth.APIKey, tokens *auth.Tokens, log hclog.Logger) *Server {
+func New(svc *upload.Service, key *auth.APIKey, tokens *auth.Tokens, log hclog.Logger, opts ...Option) *Server {
 	s := &Server{svc: svc, key: key, tokens: tokens, log: log}
+	for _, o := range opts {
+		o(s)
+	}
 	r := httprouter.New()
 	r.RedirectTrailingSlash = false
 	r.RedirectFixedPath = false
@@ -79,6 +89,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		id = hex.EncodeToString(b[:])
 	}
 	w.Header().Set("X-Request-Id", id)
+	if s.cors.handle(w, r) {
+		return
+	}
 	r = r.WithContext(contextWithRequestID(r.Context(), id))
 	start := time.Now()
 	sw := &statusWriter{ResponseWriter: w}

@@ -17,6 +17,7 @@ type statusPart struct {
 	Part           int     `json:"part"`
 	Status         string  `json:"status"`
 	ChecksumSHA256 *string `json:"checksum_sha256"`
+	Token          string  `json:"token,omitempty"` // with include_tokens=true, for pending parts
 }
 
 type statusResponse struct {
@@ -81,14 +82,19 @@ func deliveryProgress(u *host.Upload) int {
 }
 
 func (s *Server) handleStatus(w http.ResponseWriter, r *http.Request, ps httprouter.Params) {
-	withParts := true
-	if v := r.URL.Query().Get("include_parts"); v != "" {
-		b, err := strconv.ParseBool(v)
-		if err != nil {
-			s.writeError(w, r, host.Errorf(host.CodeInvalidRequest, "include_parts must be true or false, got %q", v))
-			return
-		}
-		withParts = b
+	withParts, err := queryBool(r, "include_parts", true)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	withTokens, err := queryBool(r, "include_tokens", false)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if withTokens && !withParts {
+		s.writeError(w, r, host.Errorf(host.CodeInvalidRequest, "include_tokens=true needs the parts list: drop include_parts=false"))
+		return
 	}
 	v, err := s.svc.Status(r.Context(), ps.ByName("id"), withParts)
 	if err != nil {
@@ -110,12 +116,34 @@ func (s *Server) handleStatus(w http.ResponseWriter, r *http.Request, ps httprou
 		resp.BytesDelivered = u.TotalSize
 	}
 	if withParts {
+		// Fresh tokens let a client that lost its own (a crash, another machine) resume.
+		// They are the same as the ones issued at init and expire with the upload.
+		issue := withTokens && (u.Status == host.StatusPending || u.Status == host.StatusFailed) && !u.Expired(time.Now())
 		resp.Parts = make([]statusPart, len(v.Parts))
 		for i, p := range v.Parts {
 			resp.Parts[i] = statusPart{Part: p.Number, Status: string(p.Status), ChecksumSHA256: optional(p.SHA256)}
+			if issue && p.Status == host.PartPending {
+				if resp.Parts[i].Token, err = s.tokens.Issue(u.ID, p.Number, p.Size, u.ExpiresAt); err != nil {
+					s.writeError(w, r, err)
+					return
+				}
+			}
 		}
 	}
 	writeJSON(w, http.StatusOK, resp)
+}
+
+// queryBool reads a true/false query parameter.
+func queryBool(r *http.Request, name string, def bool) (bool, error) {
+	v := r.URL.Query().Get(name)
+	if v == "" {
+		return def, nil
+	}
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		return false, host.Errorf(host.CodeInvalidRequest, "%s must be true or false, got %q", name, v)
+	}
+	return b, nil
 }
 
 func (s *Server) handleComplete(w http.ResponseWriter, r *http.Request, ps httprouter.Params) {

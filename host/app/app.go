@@ -73,7 +73,8 @@ func Run(ctx context.Context, cfg *config.Config, log hclog.Logger) error {
 		return fmt.Errorf("listen on %s: %w", cfg.Addr(), err)
 	}
 	srv := &http.Server{
-		Handler:           api.New(svc, auth.NewAPIKey(cfg.APIKey), tokens, log.Named("api")),
+		Handler: api.New(svc, auth.NewAPIKey(cfg.APIKey), tokens, log.Named("api"),
+			api.WithCORS(api.NewCORS(cfg.CORSAllowedOrigins))),
 		ReadHeaderTimeout: 30 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    64 << 10,

@@ -44,6 +44,8 @@ type Config struct {
 	UploadTTL time.Duration
 	MaxUpload int64 // bytes
 	MaxParts  int64
+	// CORSAllowedOrigins is "" (no browser access), "*", or a comma-separated list of origins.
+	CORSAllowedOrigins string
 
 	CompleteWait            time.Duration
 	MaxConcurrentFinalizing int
@@ -180,6 +182,13 @@ func Load(environ []string, envFile, exeDir string) (*Config, error) {
 	c.CompleteWait = time.Duration(integer("COMPLETE_WAIT_SECONDS", 20, 0, 3600)) * time.Second
 	c.MaxConcurrentFinalizing = int(integer("MAX_CONCURRENT_FINALIZATIONS", 4, 1, 256))
 	c.CleanupInterval = duration("CLEANUP_INTERVAL", time.Hour)
+	c.CORSAllowedOrigins = get("CORS_ALLOWED_ORIGINS", "")
+	for _, o := range strings.Split(c.CORSAllowedOrigins, ",") {
+		o = strings.TrimSpace(o)
+		if o != "" && o != "*" && !regexp.MustCompile(`^https?://[^/\s]+/?$`).MatchString(o) {
+			bad("CORS_ALLOWED_ORIGINS: %q is not an origin such as https://app.example.com (or *)", o)
+		}
+	}
 	c.LogFormat = strings.ToLower(get("LOG_FORMAT", ""))
 	if c.LogFormat != "" && c.LogFormat != "json" && c.LogFormat != "text" {
 		bad("LOG_FORMAT must be text or json, got %q", c.LogFormat)
