@@ -11,7 +11,11 @@ import (
 //	   ▲                      │
 //	   └── (parts re-sent) ── failed ◀──error
 //
-// A failed upload keeps its staged parts; completing it again retries the delivery.
+//	pending, failed ──past expires_at, swept──▶ expired
+//
+// A failed upload keeps its staged parts; completing it again retries the delivery. An
+// expired upload has lost its staged parts; its record stays for a while so that clients
+// get upload_expired rather than upload_not_found.
 type Status string
 
 const (
@@ -19,6 +23,7 @@ const (
 	StatusFinalizing Status = "finalizing"
 	StatusComplete   Status = "complete"
 	StatusFailed     Status = "failed"
+	StatusExpired    Status = "expired"
 )
 
 // Phase is the status as the earlier server's clients know it.
@@ -100,7 +105,7 @@ func PartSize(totalSize, chunkSize int64, n int) int64 {
 
 // Expired reports whether the upload is past its expiry at now. Delivered uploads never expire.
 func (u *Upload) Expired(now time.Time) bool {
-	return u.Status != StatusComplete && !now.Before(u.ExpiresAt)
+	return u.Status == StatusExpired || (u.Status != StatusComplete && !now.Before(u.ExpiresAt))
 }
 
 // Part is one chunk of an upload.

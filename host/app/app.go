@@ -61,7 +61,8 @@ func Run(ctx context.Context, cfg *config.Config, log hclog.Logger) error {
 	svc := upload.New(db, stage, plugins, tokens, upload.Options{
 		ChunkSize: cfg.ChunkSize, TTL: cfg.UploadTTL, MaxUpload: cfg.MaxUpload, MaxParts: cfg.MaxParts,
 		CompleteWait: cfg.CompleteWait, MaxDeliveries: cfg.MaxConcurrentFinalizing,
-		CleanupInterval: cfg.CleanupInterval, Logger: log.Named("upload"), Notifier: hooks,
+		CleanupInterval: cfg.CleanupInterval, Retention: cfg.Retention, StagingReserve: cfg.StagingReserve,
+		Logger: log.Named("upload"), Notifier: hooks,
 	})
 	if err := svc.Start(ctx); err != nil {
 		return err

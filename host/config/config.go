@@ -47,6 +47,9 @@ type Config struct {
 	// CORSAllowedOrigins is "" (no browser access), "*", or a comma-separated list of origins.
 	CORSAllowedOrigins string
 
+	Retention      time.Duration // records of complete/expired uploads are kept this long
+	StagingReserve int64         // bytes init leaves free on the staging disk
+
 	CompleteWait            time.Duration
 	MaxConcurrentFinalizing int
 	CleanupInterval         time.Duration
@@ -182,6 +185,8 @@ func Load(environ []string, envFile, exeDir string) (*Config, error) {
 	c.CompleteWait = time.Duration(integer("COMPLETE_WAIT_SECONDS", 20, 0, 3600)) * time.Second
 	c.MaxConcurrentFinalizing = int(integer("MAX_CONCURRENT_FINALIZATIONS", 4, 1, 256))
 	c.CleanupInterval = duration("CLEANUP_INTERVAL", time.Hour)
+	c.Retention = duration("UPLOAD_RETENTION", 30*24*time.Hour)
+	c.StagingReserve = integer("STAGING_RESERVE_MB", 1024, 0, 1<<30) << 20
 	c.CORSAllowedOrigins = get("CORS_ALLOWED_ORIGINS", "")
 	for _, o := range strings.Split(c.CORSAllowedOrigins, ",") {
 		o = strings.TrimSpace(o)

@@ -246,9 +246,40 @@ func (db *DB) IDsWithStatus(ctx context.Context, status host.Status) ([]string, 
 	return db.ids(ctx, `SELECT id FROM uploads WHERE status = ?`, string(status))
 }
 
-// ExpiredIDs returns the ids of uploads that are not complete and expired before now.
+// ExpiredIDs returns the ids of pending and failed uploads that expired before now.
 func (db *DB) ExpiredIDs(ctx context.Context, now time.Time) ([]string, error) {
-	return db.ids(ctx, `SELECT id FROM uploads WHERE status != 'complete' AND expires_at <= ?`, now.Unix())
+	return db.ids(ctx, `SELECT id FROM uploads WHERE status IN ('pending', 'failed') AND expires_at <= ?`, now.Unix())
+}
+
+// MarkExpired moves a pending or failed upload to expired and reports whether it did.
+func (db *DB) MarkExpired(ctx context.Context, id string, at time.Time) (bool, error) {
+	res, err := db.w.ExecContext(ctx, `UPDATE uploads SET status = 'expired', updated_at = ?
+		WHERE id = ? AND status IN ('pending', 'failed')`, at.Unix(), id)
+	if err != nil {
+		return false, fmt.Errorf("mark %s expired: %w", id, err)
+	}
+	n, err := res.RowsAffected()
+	return n == 1, err
+}
+
+// DeleteOld removes the records of uploads in status last updated before cutoff (their
+// delivered files, if any, are not touched) and returns how many it removed.
+func (db *DB) DeleteOld(ctx context.Context, status host.Status, cutoff time.Time) (int64, error) {
+	tx, err := db.w.BeginTx(ctx, nil)
+	if err != nil {
+		return 0, fmt.Errorf("delete old %s uploads: %w", status, err)
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, `DELETE FROM upload_parts WHERE upload_id IN
+		(SELECT id FROM uploads WHERE status = ? AND updated_at < ?)`, string(status), cutoff.Unix()); err != nil {
+		return 0, fmt.Errorf("delete old %s uploads: %w", status, err)
+	}
+	res, err := tx.ExecContext(ctx, `DELETE FROM uploads WHERE status = ? AND updated_at < ?`, string(status), cutoff.Unix())
+	if err != nil {
+		return 0, fmt.Errorf("delete old %s uploads: %w", status, err)
+	}
+	n, _ := res.RowsAffected()
+	return n, tx.Commit()
 }
 
 // Exists reports whether upload id exists.

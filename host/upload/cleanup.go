@@ -25,8 +25,10 @@ func (s *Service) cleanupLoop() {
 	}
 }
 
-// Sweep removes expired uploads that are not complete or being delivered (records and
-// staged parts) and staging directories that belong to no upload in need of them.
+// Sweep expires pending and failed uploads past their expiry (their staged parts are
+// removed, the record says expired), removes the records of complete and expired uploads
+// older than the retention, and removes staging directories that belong to no upload in
+// need of them. Uploads being delivered are never touched.
 func (s *Service) Sweep(ctx context.Context) error {
 	expired, err := s.db.ExpiredIDs(ctx, s.now())
 	if err != nil {
@@ -35,14 +37,25 @@ func (s *Service) Sweep(ctx context.Context) error {
 	for _, id := range expired {
 		ul := s.uploadLock(id)
 		ul.Lock()
-		deleted, err := s.db.DeleteUpload(ctx, id, host.StatusPending, host.StatusFailed)
-		if err == nil && deleted {
+		marked, err := s.db.MarkExpired(ctx, id, s.now())
+		if err == nil && marked {
 			err = s.stage.Remove(id)
-			s.log.Info("expired upload removed", "upload_id", id)
+			s.log.Info("upload expired; staged parts removed", "upload_id", id)
 		}
 		ul.Unlock()
 		if err != nil {
 			return err
+		}
+	}
+	if s.opt.Retention > 0 {
+		for _, st := range []host.Status{host.StatusComplete, host.StatusExpired} {
+			n, err := s.db.DeleteOld(ctx, st, s.now().Add(-s.opt.Retention))
+			if err != nil {
+				return err
+			}
+			if n > 0 {
+				s.log.Info("old upload records removed", "status", st, "count", n)
+			}
 		}
 	}
 	dirs, err := s.stage.Uploads()
@@ -54,7 +67,7 @@ func (s *Service) Sweep(ctx context.Context) error {
 		ul.Lock()
 		u, err := s.db.Upload(ctx, id)
 		switch {
-		case err == host.ErrNotFound, err == nil && u.Status == host.StatusComplete:
+		case err == host.ErrNotFound, err == nil && (u.Status == host.StatusComplete || u.Status == host.StatusExpired):
 			err = s.stage.Remove(id)
 			s.log.Info("orphaned staging removed", "upload_id", id)
 		}

@@ -37,6 +37,8 @@ func (s *Service) Complete(ctx context.Context, id string) (*host.Upload, error)
 	switch u.Status {
 	case host.StatusComplete:
 		return u, nil
+	case host.StatusExpired:
+		return nil, host.Errorf(host.CodeUploadExpired, "upload %s expired at %s; its parts were removed", u.ID, u.ExpiresAt.Format(time.RFC3339))
 	case host.StatusPending, host.StatusFailed:
 		if u.Expired(s.now()) {
 			return nil, host.Errorf(host.CodeUploadExpired, "upload %s expired at %s", u.ID, u.ExpiresAt.Format(time.RFC3339))

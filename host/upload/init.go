@@ -91,6 +91,9 @@ func (s *Service) Init(ctx context.Context, req InitRequest) (*Created, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := s.checkSpace(req.TotalSize + s.opt.StagingReserve); err != nil {
+		return nil, err
+	}
 	now := s.now().UTC().Truncate(1e9)
 	u := &host.Upload{
 		ID: newID(), Filename: name, Path: path,
@@ -114,4 +117,17 @@ func (s *Service) Init(ctx context.Context, req InitRequest) (*Created, error) {
 	}
 	s.log.Info("upload created", "upload_id", u.ID, "total_size", u.TotalSize, "parts", u.TotalParts)
 	return &Created{Upload: u, Tokens: tokens}, nil
+}
+
+// checkSpace refuses with insufficient_storage unless the staging disk has need bytes free.
+func (s *Service) checkSpace(need int64) error {
+	free, err := s.free()
+	if err != nil {
+		return err
+	}
+	if free < need {
+		return host.Errorf(host.CodeInsufficientStorage, "the server has %d MiB free for staging, this needs %d MiB; try later or a smaller file",
+			free>>20, (need+(1<<20)-1)>>20)
+	}
+	return nil
 }

@@ -32,8 +32,8 @@ func (s *Service) Status(ctx context.Context, id string, withParts bool) (*View,
 	return v, nil
 }
 
-// Cancel removes a pending or failed upload with its staged parts. A delivered upload is
-// never removed (its file stays where it was delivered), nor one being delivered.
+// Cancel removes a pending, failed or expired upload with its staged parts. A delivered
+// upload is never removed (its file stays where it was delivered), nor one being delivered.
 func (s *Service) Cancel(ctx context.Context, id string) error {
 	u, err := s.upload(ctx, id)
 	if err != nil {
@@ -45,7 +45,7 @@ func (s *Service) Cancel(ctx context.Context, id string) error {
 	ul := s.uploadLock(id)
 	ul.Lock()
 	defer ul.Unlock()
-	deleted, err := s.db.DeleteUpload(ctx, id, host.StatusPending, host.StatusFailed)
+	deleted, err := s.db.DeleteUpload(ctx, id, host.StatusPending, host.StatusFailed, host.StatusExpired)
 	if err != nil {
 		return err
 	}

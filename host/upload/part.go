@@ -73,6 +73,9 @@ func (s *Service) PutPart(ctx context.Context, req PartRequest) (*Stored, error)
 		return nil, host.Errorf(host.CodePartSizeMismatch, "part %d must be %d bytes, the request says %d", req.Part, size, req.ContentLength)
 	}
 
+	if err := s.checkSpace(size); err != nil {
+		return nil, err
+	}
 	body := &trackedReader{r: req.Body}
 	staged, err := s.stage.Write(u.ID, req.Part, body, size)
 	if err != nil {

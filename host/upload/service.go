@@ -42,8 +42,12 @@ type Options struct {
 	CompleteWait    time.Duration
 	MaxDeliveries   int
 	CleanupInterval time.Duration
-	Logger          hclog.Logger
-	Notifier        Notifier
+	// Retention is how long records of complete and expired uploads are kept; 0 keeps them.
+	Retention time.Duration
+	// StagingReserve is the space (bytes) init leaves free on the staging disk.
+	StagingReserve int64
+	Logger         hclog.Logger
+	Notifier       Notifier
 }
 
 // Service implements the upload life cycle. It is safe for concurrent use.
@@ -55,6 +59,7 @@ type Service struct {
 	opt     Options
 	log     hclog.Logger
 	now     func() time.Time
+	free    func() (int64, error) // space left on the staging disk
 
 	// Locks, striped by upload id. A part commit holds its upload's lock for reading and
 	// its part's lock; state changes that must not interleave with a commit (start of a
@@ -83,7 +88,7 @@ func New(db *sqlite.DB, stage *staging.Dir, backend Backend, tokens *auth.Tokens
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Service{
 		db: db, stage: stage, backend: backend, tokens: tokens, opt: opt,
-		log: opt.Logger, now: time.Now,
+		log: opt.Logger, now: time.Now, free: stage.Free,
 		jobs:  map[string]*job{},
 		slots: make(chan struct{}, opt.MaxDeliveries),
 		ctx:   ctx, cancel: cancel,

@@ -362,11 +362,57 @@ func TestSweep(t *testing.T) {
 	if err := e.svc.Sweep(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	_, err = e.svc.Status(context.Background(), old.Upload.ID, false)
-	wantCode(t, err, host.CodeUploadNotFound)
+	// Expired: staged parts gone, the record says so, and every request says upload_expired.
+	v, err := e.svc.Status(context.Background(), old.Upload.ID, true)
+	if err != nil || v.Upload.Status != host.StatusExpired {
+		t.Fatalf("status after sweep: %+v %v", v, err)
+	}
+	_, err = e.put(t, old, content, 1)
+	wantCode(t, err, host.CodeUploadExpired)
+	_, err = e.svc.Complete(context.Background(), old.Upload.ID)
+	wantCode(t, err, host.CodeUploadExpired)
 	ids, _ := e.stage.Uploads()
 	if len(ids) != 1 || ids[0] != fresh.Upload.ID {
 		t.Fatalf("staging after sweep: %v", ids)
+	}
+	// An expired upload can be cancelled (its record removed).
+	if err := e.svc.Cancel(context.Background(), old.Upload.ID); err != nil {
+		t.Fatalf("cancel expired: %v", err)
+	}
+	_, err = e.svc.Status(context.Background(), old.Upload.ID, false)
+	wantCode(t, err, host.CodeUploadNotFound)
+}
+
+// Records of complete and expired uploads go after the retention; delivered files stay.
+func TestRetention(t *testing.T) {
+	e := newEnv(t, func(o *Options) { o.Retention = 3 * time.Hour })
+	content := data(testChunk, 10)
+	done := e.init(t, "done.bin", len(content))
+	e.putAll(t, done, content)
+	if _, err := e.svc.Complete(context.Background(), done.Upload.ID); err != nil {
+		t.Fatal(err)
+	}
+	stale := e.init(t, "stale.bin", len(content))
+	e.svc.now = func() time.Time { return time.Now().Add(2 * time.Hour) }
+	if err := e.svc.Sweep(context.Background()); err != nil { // stale expires now
+		t.Fatal(err)
+	}
+	if v, err := e.svc.Status(context.Background(), done.Upload.ID, false); err != nil || v.Upload.Status != host.StatusComplete {
+		t.Fatalf("complete record before its retention: %+v %v", v, err)
+	}
+	if v, err := e.svc.Status(context.Background(), stale.Upload.ID, false); err != nil || v.Upload.Status != host.StatusExpired {
+		t.Fatalf("expired record before its retention: %+v %v", v, err)
+	}
+	e.svc.now = func() time.Time { return time.Now().Add(6 * time.Hour) }
+	if err := e.svc.Sweep(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{done.Upload.ID, stale.Upload.ID} {
+		_, err := e.svc.Status(context.Background(), id, false)
+		wantCode(t, err, host.CodeUploadNotFound)
+	}
+	if _, ok := e.backend.object(done.Upload.Key()); !ok {
+		t.Fatal("retention removed a delivered file")
 	}
 }
 
