@@ -56,7 +56,15 @@ func Run(ctx context.Context, cfg *config.Config, log hclog.Logger) error {
 	}
 
 	tokens := auth.NewTokens(cfg.JWTSecret)
-	hooks := webhook.New(log.Named("webhook"))
+	var secret []byte // nil: no signature header
+	if cfg.WebhookSecret != "" {
+		secret = []byte(cfg.WebhookSecret)
+	}
+	hooks := webhook.NewSender(db, webhook.Options{
+		Secret: secret, MaxAttempts: cfg.WebhookMaxAttempts,
+		Timeout: cfg.WebhookTimeout, Backoff: cfg.WebhookBackoff, Logger: log.Named("webhook"),
+	})
+	hooks.Start()
 	defer hooks.Close()
 	svc := upload.New(db, stage, plugins, tokens, upload.Options{
 		ChunkSize: cfg.ChunkSize, TTL: cfg.UploadTTL, MaxUpload: cfg.MaxUpload, MaxParts: cfg.MaxParts,

@@ -47,6 +47,11 @@ type Config struct {
 	// CORSAllowedOrigins is "" (no browser access), "*", or a comma-separated list of origins.
 	CORSAllowedOrigins string
 
+	WebhookSecret      string // HMAC key for webhook signatures; "" sends none
+	WebhookMaxAttempts int
+	WebhookTimeout     time.Duration
+	WebhookBackoff     time.Duration
+
 	Retention      time.Duration // records of complete/expired uploads are kept this long
 	StagingReserve int64         // bytes init leaves free on the staging disk
 
@@ -186,6 +191,13 @@ func Load(environ []string, envFile, exeDir string) (*Config, error) {
 	c.MaxConcurrentFinalizing = int(integer("MAX_CONCURRENT_FINALIZATIONS", 4, 1, 256))
 	c.CleanupInterval = duration("CLEANUP_INTERVAL", time.Hour)
 	c.Retention = duration("UPLOAD_RETENTION", 30*24*time.Hour)
+	c.WebhookSecret = env["WEBHOOK_SECRET"]
+	if c.WebhookSecret != "" && len(c.WebhookSecret) < 16 {
+		bad("WEBHOOK_SECRET must be at least 16 characters when set")
+	}
+	c.WebhookMaxAttempts = int(integer("WEBHOOK_MAX_ATTEMPTS", 10, 1, 100))
+	c.WebhookTimeout = duration("WEBHOOK_TIMEOUT", 10*time.Second)
+	c.WebhookBackoff = duration("WEBHOOK_BACKOFF", 2*time.Second)
 	c.StagingReserve = integer("STAGING_RESERVE_MB", 1024, 0, 1<<30) << 20
 	c.CORSAllowedOrigins = get("CORS_ALLOWED_ORIGINS", "")
 	for _, o := range strings.Split(c.CORSAllowedOrigins, ",") {

@@ -188,23 +188,38 @@ func (db *DB) SetBytesDelivered(ctx context.Context, id string, n int64) error {
 	return nil
 }
 
-// MarkComplete records a successful delivery.
-func (db *DB) MarkComplete(ctx context.Context, id, finalPath, sum string, size int64, at time.Time) error {
-	_, err := db.w.ExecContext(ctx, `UPDATE uploads SET status = 'complete', final_path = ?, delivered_sha256 = ?,
+// MarkComplete records a successful delivery and, in the same transaction, queues ev
+// (when not nil).
+func (db *DB) MarkComplete(ctx context.Context, id, finalPath, sum string, size int64, at time.Time, ev *host.WebhookEvent) error {
+	return db.update(ctx, ev, `UPDATE uploads SET status = 'complete', final_path = ?, delivered_sha256 = ?,
 		bytes_delivered = ?, finalization_error = '', completed_at = ?, updated_at = ? WHERE id = ?`,
 		finalPath, sum, size, at.Unix(), at.Unix(), id)
-	if err != nil {
-		return fmt.Errorf("mark %s complete: %w", id, err)
-	}
-	return nil
 }
 
-// MarkFailed records a failed delivery; the upload can be completed again.
-func (db *DB) MarkFailed(ctx context.Context, id, reason string, at time.Time) error {
-	_, err := db.w.ExecContext(ctx, `UPDATE uploads SET status = 'failed', finalization_error = ?, updated_at = ?
+// MarkFailed records a failed delivery (the upload can be completed again) and, in the
+// same transaction, queues ev (when not nil).
+func (db *DB) MarkFailed(ctx context.Context, id, reason string, at time.Time, ev *host.WebhookEvent) error {
+	return db.update(ctx, ev, `UPDATE uploads SET status = 'failed', finalization_error = ?, updated_at = ?
 		WHERE id = ? AND status = 'finalizing'`, reason, at.Unix(), id)
+}
+
+// update runs one statement and queues ev in a transaction.
+func (db *DB) update(ctx context.Context, ev *host.WebhookEvent, query string, args ...any) error {
+	tx, err := db.w.BeginTx(ctx, nil)
 	if err != nil {
-		return fmt.Errorf("mark %s failed: %w", id, err)
+		return fmt.Errorf("update upload: %w", err)
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, query, args...); err != nil {
+		return fmt.Errorf("update upload: %w", err)
+	}
+	if ev != nil {
+		if err := insertEvent(ctx, tx, ev); err != nil {
+			return err
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("update upload: %w", err)
 	}
 	return nil
 }

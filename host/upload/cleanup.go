@@ -57,6 +57,9 @@ func (s *Service) Sweep(ctx context.Context) error {
 				s.log.Info("old upload records removed", "status", st, "count", n)
 			}
 		}
+		if err := s.db.DeleteOldEvents(ctx, s.now().Add(-s.opt.Retention)); err != nil {
+			return err
+		}
 	}
 	dirs, err := s.stage.Uploads()
 	if err != nil {

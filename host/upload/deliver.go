@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/chunked-uploader/chunked-uploader/host"
+	"github.com/chunked-uploader/chunked-uploader/host/webhook"
 	"github.com/chunked-uploader/chunked-uploader/sdk"
 )
 
@@ -169,29 +170,38 @@ func (s *Service) deliver(j *job, u *host.Upload) error {
 		}
 		reason := deliveryError(err).Message
 		log.Error("delivery failed", "error", err, "bytes_delivered", j.delivered.Load())
-		if merr := s.db.MarkFailed(context.Background(), u.ID, reason, s.now()); merr != nil {
+		now := s.now()
+		if merr := s.db.MarkFailed(context.Background(), u.ID, reason, now, webhook.NewEvent(host.EventUploadFailed, u, now, reason)); merr != nil {
 			log.Error("recording failed delivery", "error", merr)
 		}
+		s.notify(u)
 		return err
 	}
 	sum := hex.EncodeToString(obj.SHA256)
-	if err := s.db.MarkComplete(context.Background(), u.ID, obj.Location, sum, u.TotalSize, s.now()); err != nil {
+	now := s.now()
+	done := *u
+	done.Status, done.FinalPath, done.DeliveredSHA256, done.CompletedAt = host.StatusComplete, obj.Location, sum, now
+	if err := s.db.MarkComplete(context.Background(), u.ID, obj.Location, sum, u.TotalSize, now,
+		webhook.NewEvent(host.EventUploadComplete, &done, now, "")); err != nil {
 		log.Error("recording completed delivery", "error", err)
-		s.db.MarkFailed(context.Background(), u.ID, "the file was delivered but could not be recorded; complete again", s.now())
+		s.db.MarkFailed(context.Background(), u.ID, "the file was delivered but could not be recorded; complete again", s.now(), nil)
 		return err
 	}
+	s.notify(u)
 	if err := s.stage.Remove(u.ID); err != nil {
 		log.Warn("removing staged parts after delivery (the sweeper retries)", "error", err)
 	}
 	elapsed := time.Since(start)
 	log.Info("delivery complete", "final_path", obj.Location, "sha256", sum, "bytes", u.TotalSize,
 		"seconds", elapsed.Seconds(), "mb_per_s", float64(u.TotalSize)/1e6/max(elapsed.Seconds(), 1e-9))
-	if s.opt.Notifier != nil {
-		if done, err := s.db.Upload(context.Background(), u.ID); err == nil {
-			s.opt.Notifier.Delivered(done)
-		}
-	}
 	return nil
+}
+
+// notify wakes the webhook sender if u has a webhook.
+func (s *Service) notify(u *host.Upload) {
+	if u.WebhookURL != "" && s.opt.Notifier != nil {
+		s.opt.Notifier.Wake()
+	}
 }
 
 // deliveryTimeout bounds a delivery: 5 minutes plus 1 second per MiB (1 MiB/s worst case).

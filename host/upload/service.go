@@ -28,9 +28,9 @@ type Backend interface {
 	Health(ctx context.Context) error
 }
 
-// Notifier is told about delivered uploads (webhooks). It must not block.
+// Notifier is woken when a webhook event was queued. It must not block.
 type Notifier interface {
-	Delivered(u *host.Upload)
+	Wake()
 }
 
 // Options configure a Service.

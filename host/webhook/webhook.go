@@ -1,124 +1,81 @@
-// Package webhook notifies clients' webhook URLs of delivered uploads.
+// Package webhook delivers upload notifications to clients' webhook URLs.
 //
-// Each notification is a POST of JSON {event: "upload.complete", file_id, filename,
-// total_size, final_path, storage_backend, completed_at}, sent in the background with a
-// bounded timeout and a few retries with backoff. It never blocks a delivery.
+// Events (upload.complete, upload.failed) are queued in the database in the same
+// transaction as the state change they report (see NewEvent), then sent by a Sender: at
+// least once, with exponential backoff and a bounded number of attempts, across restarts.
+//
+// Each request is a POST of the event's JSON with these headers:
+//
+//	X-Webhook-Id:        the event id (the same on every attempt: de-duplicate on it)
+//	X-Webhook-Event:     upload.complete or upload.failed
+//	X-Webhook-Timestamp: unix seconds when this attempt was signed
+//	X-Webhook-Attempt:   1, 2, ...
+//	X-Webhook-Signature: sha256=<hex HMAC-SHA256 of "<timestamp>.<body>" with WEBHOOK_SECRET>
+//
+// The signature header is sent only when a secret is configured. Receivers should check it
+// and reject timestamps far from their clock.
 package webhook
 
 import (
-	"bytes"
 	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"net/http"
-	"sync"
 	"time"
-
-	"github.com/hashicorp/go-hclog"
 
 	"github.com/chunked-uploader/chunked-uploader/host"
 )
 
-// Attempts and timing of a notification.
-const (
-	Attempts       = 4
-	AttemptTimeout = 10 * time.Second
-	FirstBackoff   = 2 * time.Second
-)
-
-// Sender sends webhook notifications.
-type Sender struct {
-	client *http.Client
-	log    hclog.Logger
-	ctx    context.Context
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
-}
-
-// New returns a Sender.
-func New(log hclog.Logger) *Sender {
-	ctx, cancel := context.WithCancel(context.Background())
-	return &Sender{
-		client: &http.Client{Timeout: AttemptTimeout, CheckRedirect: func(*http.Request, []*http.Request) error {
-			return http.ErrUseLastResponse
-		}},
-		log: log, ctx: ctx, cancel: cancel,
-	}
-}
-
-type event struct {
-	Event          string `json:"event"`
-	FileID         string `json:"file_id"`
-	Filename       string `json:"filename"`
-	TotalSize      int64  `json:"total_size"`
-	FinalPath      string `json:"final_path"`
-	StorageBackend string `json:"storage_backend"`
-	CompletedAt    string `json:"completed_at"`
-}
-
-// Delivered sends the upload.complete notification of u if it has a webhook URL.
-func (s *Sender) Delivered(u *host.Upload) {
+// NewEvent builds the event of kind for u at the moment at. reason is the failure
+// message for upload.failed. It returns nil when u has no webhook URL.
+func NewEvent(kind string, u *host.Upload, at time.Time, reason string) *host.WebhookEvent {
 	if u.WebhookURL == "" {
-		return
+		return nil
 	}
-	body, err := json.Marshal(event{
-		Event: "upload.complete", FileID: u.ID, Filename: u.Filename, TotalSize: u.TotalSize,
-		FinalPath: u.FinalPath, StorageBackend: u.StorageBackend,
-		CompletedAt: u.CompletedAt.UTC().Format(time.RFC3339),
-	})
-	if err != nil {
-		s.log.Error("encoding webhook", "upload_id", u.ID, "error", err)
-		return
+	var b [16]byte
+	rand.Read(b[:])
+	id := "evt_" + hex.EncodeToString(b[:])
+	body := map[string]any{
+		"event":           kind,
+		"event_id":        id,
+		"file_id":         u.ID,
+		"filename":        u.Filename,
+		"total_size":      u.TotalSize,
+		"storage_backend": u.StorageBackend,
 	}
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
-		s.send(u.ID, u.WebhookURL, body)
-	}()
+	switch kind {
+	case host.EventUploadComplete:
+		body["final_path"] = u.FinalPath
+		body["checksum_sha256"] = u.DeliveredSHA256
+		body["completed_at"] = at.UTC().Format(time.RFC3339)
+	case host.EventUploadFailed:
+		body["error"] = reason
+		body["failed_at"] = at.UTC().Format(time.RFC3339)
+	}
+	data, _ := json.Marshal(body) // a map of strings and numbers always encodes
+	return &host.WebhookEvent{ID: id, UploadID: u.ID, URL: u.WebhookURL, Event: kind, Body: data, NextAt: at, CreatedAt: at}
 }
 
-func (s *Sender) send(id, url string, body []byte) {
-	backoff := FirstBackoff
-	for attempt := 1; attempt <= Attempts; attempt++ {
-		err := s.post(url, body)
-		if err == nil {
-			s.log.Info("webhook delivered", "upload_id", id, "attempt", attempt)
-			return
-		}
-		s.log.Warn("webhook attempt failed", "upload_id", id, "attempt", attempt, "error", err)
-		if attempt == Attempts {
-			break
-		}
-		select {
-		case <-time.After(backoff):
-		case <-s.ctx.Done():
-			return
-		}
-		backoff *= 4
-	}
-	s.log.Error("webhook given up", "upload_id", id, "attempts", Attempts)
+// Sign returns the X-Webhook-Signature value of body sent at timestamp ts.
+func Sign(secret []byte, ts int64, body []byte) string {
+	m := hmac.New(sha256.New, secret)
+	fmt.Fprintf(m, "%d.", ts)
+	m.Write(body)
+	return "sha256=" + hex.EncodeToString(m.Sum(nil))
 }
 
-func (s *Sender) post(url string, body []byte) error {
-	req, err := http.NewRequestWithContext(s.ctx, http.MethodPost, url, bytes.NewReader(body))
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("User-Agent", "chunked-uploader-webhook/1")
-	resp, err := s.client.Do(req)
-	if err != nil {
-		return err
-	}
-	resp.Body.Close()
-	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return fmt.Errorf("receiver answered %s", resp.Status)
-	}
-	return nil
+// Outbox is where events wait (sqlite.DB).
+type Outbox interface {
+	DueEvents(ctx context.Context, now time.Time, limit int) ([]host.WebhookEvent, error)
+	RecordAttempt(ctx context.Context, id string, attempts int, status string, next time.Time, lastErr string, at time.Time) error
 }
 
-// Close stops retrying and waits for attempts in flight.
-func (s *Sender) Close() {
-	s.cancel()
-	s.wg.Wait()
-}
+// Event statuses in the outbox.
+const (
+	StatusPending   = "pending"
+	StatusDelivered = "delivered"
+	StatusFailed    = "failed"
+)
