@@ -190,8 +190,9 @@ type storageHealth struct {
 	Message     *string `json:"message"`
 }
 
-// healthTimeout bounds a health check of the backend.
-const healthTimeout = 10 * time.Second
+// healthTimeout bounds a health check of the backend; the plugin manager's own, shorter
+// timeout (PLUGIN_HEALTH_TIMEOUT) normally ends a hung check first and restarts the plugin.
+const healthTimeout = 30 * time.Second
 
 func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
 	ctx, cancel := context.WithTimeout(r.Context(), healthTimeout)

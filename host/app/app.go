@@ -49,6 +49,7 @@ func Run(ctx context.Context, cfg *config.Config, log hclog.Logger) error {
 	plugins := pluginmgr.New(pluginmgr.Options{
 		Name: cfg.StorageBackend, Path: cfg.PluginPath, SHA256: cfg.PluginSHA256,
 		Settings: cfg.PluginSettings, Env: cfg.PluginEnv, Logger: log.Named("pluginmgr"),
+		StallTimeout: cfg.PluginStallTimeout, HealthTimeout: cfg.PluginHealthTimeout,
 	})
 	defer plugins.Close()
 	if err := plugins.Start(ctx); err != nil {

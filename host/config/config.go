@@ -32,6 +32,9 @@ type Config struct {
 	PluginDir      string
 	PluginPath     string // PluginDir/chunked-uploader-plugin-<StorageBackend>
 	PluginSHA256   string // hex; when set the plugin binary must match
+	// PluginStallTimeout and PluginHealthTimeout bound a hung plugin: it is killed and restarted.
+	PluginStallTimeout  time.Duration
+	PluginHealthTimeout time.Duration
 
 	LocalStoragePath string // absolute
 	TempStoragePath  string // absolute: staging of parts
@@ -178,6 +181,8 @@ func Load(environ []string, envFile, exeDir string) (*Config, error) {
 		bad("PLUGIN_SHA256 must be 64 hex digits (sha256sum of the plugin binary)")
 	}
 
+	c.PluginStallTimeout = duration("PLUGIN_STALL_TIMEOUT", 5*time.Minute)
+	c.PluginHealthTimeout = duration("PLUGIN_HEALTH_TIMEOUT", 10*time.Second)
 	c.LocalStoragePath = abs("LOCAL_STORAGE_PATH", "./uploads")
 	c.TempStoragePath = abs("TEMP_STORAGE_PATH", "./staging")
 	c.DatabasePath = get("DATABASE_PATH", "./uploads.db")

@@ -15,6 +15,7 @@ import (
 	"io"
 	"os/exec"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -36,6 +37,11 @@ type Options struct {
 	StartTimeout time.Duration
 	// RestartBackoff is the least time between two starts. Default 1 s.
 	RestartBackoff time.Duration
+	// StallTimeout: a Put that consumes no data for this long (including the wait for the
+	// plugin to commit after the last byte) is abandoned and the plugin killed. Default 5 min.
+	StallTimeout time.Duration
+	// HealthTimeout: a health check that takes longer kills the plugin. Default 10 s.
+	HealthTimeout time.Duration
 }
 
 // Manager owns the plugin process. It is safe for concurrent use.
@@ -61,6 +67,12 @@ func New(opt Options) *Manager {
 	if opt.RestartBackoff == 0 {
 		opt.RestartBackoff = time.Second
 	}
+	if opt.StallTimeout == 0 {
+		opt.StallTimeout = 5 * time.Minute
+	}
+	if opt.HealthTimeout == 0 {
+		opt.HealthTimeout = 10 * time.Second
+	}
 	if opt.Logger == nil {
 		opt.Logger = hclog.NewNullLogger()
 	}
@@ -85,13 +97,20 @@ func (m *Manager) Restarts() int {
 
 // get returns a live, configured plugin, starting one if there is none or it exited.
 func (m *Manager) get(ctx context.Context) (sdk.Remote, error) {
+	remote, _, err := m.current(ctx)
+	return remote, err
+}
+
+// current is get that also returns the process serving remote, so that a caller can
+// kill that very process.
+func (m *Manager) current(ctx context.Context) (sdk.Remote, *plugin.Client, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.closed {
-		return nil, fmt.Errorf("%w: shutting down", sdk.ErrPluginExited)
+		return nil, nil, fmt.Errorf("%w: shutting down", sdk.ErrPluginExited)
 	}
 	if m.client != nil && !m.client.Exited() {
-		return m.remote, nil
+		return m.remote, m.client, nil
 	}
 	if m.client != nil {
 		m.log.Warn("storage plugin exited; restarting it", "plugin", m.opt.Path)
@@ -103,16 +122,30 @@ func (m *Manager) get(ctx context.Context) (sdk.Remote, error) {
 		select {
 		case <-time.After(wait):
 		case <-ctx.Done():
-			return nil, ctx.Err()
+			return nil, nil, ctx.Err()
 		}
 	}
 	m.lastStart = time.Now()
 	client, remote, err := m.start(ctx)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	m.client, m.remote = client, remote
-	return remote, nil
+	return remote, client, nil
+}
+
+// kill stops client if it is still the current process (it does not answer). The next
+// call starts a new one.
+func (m *Manager) kill(client *plugin.Client, why string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if client == nil || m.client != client {
+		return
+	}
+	m.log.Error("killing the storage plugin: "+why, "plugin", m.opt.Path)
+	client.Kill()
+	m.client, m.remote = nil, nil
+	m.restarts++
 }
 
 func (m *Manager) start(ctx context.Context) (*plugin.Client, sdk.Remote, error) {
@@ -194,14 +227,60 @@ func (m *Manager) Put(ctx context.Context, key string, r io.Reader, size int64) 
 }
 
 // PutChecked is Put that refuses to let the object become visible unless the content's
-// SHA-256 equals want (when want is not nil).
+// SHA-256 equals want (when want is not nil). A plugin that stops consuming data for
+// StallTimeout is killed, and the call fails with an error wrapping sdk.ErrPluginExited.
 func (m *Manager) PutChecked(ctx context.Context, key string, r io.Reader, size int64, want []byte) (sdk.Object, error) {
-	remote, err := m.get(ctx)
+	remote, client, err := m.current(ctx)
 	if err != nil {
 		return sdk.Object{}, err
 	}
-	obj, err := remote.PutChecked(ctx, key, r, size, want)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	pr := &progressReader{r: r}
+	pr.touch()
+	stalled := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		t := time.NewTicker(min(m.opt.StallTimeout/4, time.Second))
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				if time.Since(pr.last()) > m.opt.StallTimeout {
+					close(stalled)
+					m.kill(client, fmt.Sprintf("no progress on a delivery for %s", m.opt.StallTimeout))
+					cancel()
+					return
+				}
+			}
+		}
+	}()
+	obj, err := remote.PutChecked(ctx, key, pr, size, want)
+	close(done)
+	select {
+	case <-stalled:
+		return sdk.Object{}, fmt.Errorf("%w: the plugin made no progress for %s and was killed; it restarts on the next call",
+			sdk.ErrPluginExited, m.opt.StallTimeout)
+	default:
+	}
 	return obj, m.exited(err)
+}
+
+// progressReader remembers when data was last read from it.
+type progressReader struct {
+	r  io.Reader
+	at atomic.Int64 // unix nanoseconds of the last read
+}
+
+func (p *progressReader) touch()          { p.at.Store(time.Now().UnixNano()) }
+func (p *progressReader) last() time.Time { return time.Unix(0, p.at.Load()) }
+
+func (p *progressReader) Read(b []byte) (int, error) {
+	n, err := p.r.Read(b)
+	p.touch()
+	return n, err
 }
 
 // Stat implements sdk.Storage.
@@ -223,13 +302,21 @@ func (m *Manager) Delete(ctx context.Context, key string) error {
 	return m.exited(remote.Delete(ctx, key))
 }
 
-// Health checks the plugin process and its backend. A dead plugin is restarted.
+// Health checks the plugin process and its backend. A dead plugin is restarted; one that
+// does not answer within HealthTimeout is killed (and restarted on the next call).
 func (m *Manager) Health(ctx context.Context) error {
-	remote, err := m.get(ctx)
+	remote, client, err := m.current(ctx)
 	if err != nil {
 		return err
 	}
-	return m.exited(remote.Health(ctx))
+	hctx, cancel := context.WithTimeout(ctx, m.opt.HealthTimeout)
+	defer cancel()
+	err = remote.Health(hctx)
+	if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
+		m.kill(client, fmt.Sprintf("health check unanswered for %s", m.opt.HealthTimeout))
+		return fmt.Errorf("%w: the plugin did not answer a health check in %s and was killed", sdk.ErrPluginExited, m.opt.HealthTimeout)
+	}
+	return m.exited(err)
 }
 
 // Close stops the plugin process.

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,8 +19,9 @@ import (
 	"github.com/chunked-uploader/chunked-uploader/sdk"
 )
 
-// pluginBin is the real local storage plugin, built once for these tests.
-var pluginBin string
+// pluginBin is the real local storage plugin and faultBin the fault-injection plugin
+// (testdata/faultplugin), built once for these tests.
+var pluginBin, faultBin string
 
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "pluginmgr-test-")
@@ -31,6 +33,13 @@ func TestMain(m *testing.M) {
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		fmt.Fprintf(os.Stderr, "building the local plugin: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	faultBin = filepath.Join(dir, "chunked-uploader-plugin-fault")
+	cmd = exec.Command("go", "build", "-o", faultBin, "./testdata/faultplugin")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "building the fault plugin: %v\n%s", err, out)
 		os.Exit(1)
 	}
 	code := m.Run()
@@ -183,5 +192,114 @@ func TestBadSettings(t *testing.T) {
 	err := m.Start(context.Background())
 	if err == nil || !errors.Is(err, sdk.ErrInvalidConfig) {
 		t.Fatalf("bad settings accepted: %v", err)
+	}
+}
+
+func faultManager(t *testing.T, mode string, mod ...func(*Options)) *Manager {
+	t.Helper()
+	m, _ := newManager(t, append([]func(*Options){func(o *Options) {
+		o.Name, o.Path = "fault", faultBin
+		o.Settings = map[string]string{"FAULT_MODE": mode, "FAULT_ROOT": t.TempDir()}
+	}}, mod...)...)
+	return m
+}
+
+// zeros yields n zero bytes.
+type zeros struct{ n int64 }
+
+func (z *zeros) Read(p []byte) (int, error) {
+	if z.n == 0 {
+		return 0, io.EOF
+	}
+	p = p[:min(int64(len(p)), z.n)]
+	clear(p)
+	z.n -= int64(len(p))
+	return len(p), nil
+}
+
+// A plugin that stops reading mid-delivery is killed after the stall timeout; the call
+// fails as retryable and the next call gets a fresh process.
+func TestHungPutIsKilled(t *testing.T) {
+	m := faultManager(t, "hang-put", func(o *Options) { o.StallTimeout = time.Second })
+	if err := m.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	first := m.pid(t)
+	start := time.Now()
+	_, err := m.Put(context.Background(), "big", &zeros{64 << 20}, 64<<20)
+	if !errors.Is(err, sdk.ErrPluginExited) {
+		t.Fatalf("Put to a hung plugin: %v", err)
+	}
+	if d := time.Since(start); d > 10*time.Second {
+		t.Fatalf("gave up after %s", d)
+	}
+	waitGone(t, first)
+	if err := m.Health(context.Background()); err != nil {
+		t.Fatalf("health after restart: %v", err)
+	}
+	if m.pid(t) == first || m.Restarts() != 1 {
+		t.Fatalf("not restarted: pid %d (was %d), restarts %d", m.pid(t), first, m.Restarts())
+	}
+}
+
+func TestHungHealthIsKilled(t *testing.T) {
+	m := faultManager(t, "hang-health", func(o *Options) { o.HealthTimeout = 300 * time.Millisecond })
+	if err := m.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	first := m.pid(t)
+	if err := m.Health(context.Background()); !errors.Is(err, sdk.ErrPluginExited) {
+		t.Fatalf("health of a hung plugin: %v", err)
+	}
+	waitGone(t, first)
+	if err := m.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if m.pid(t) == first {
+		t.Fatal("hung plugin not replaced")
+	}
+}
+
+// A plugin that dies mid-delivery: the Put fails as retryable, nothing is left visible.
+func TestCrashMidPut(t *testing.T) {
+	m := faultManager(t, "crash-put")
+	_, err := m.Put(context.Background(), "k", &zeros{8 << 20}, 8<<20)
+	if !errors.Is(err, sdk.ErrPluginExited) {
+		t.Fatalf("Put to a crashing plugin: %v", err)
+	}
+	if _, err := m.Stat(context.Background(), "k"); !errors.Is(err, sdk.ErrNotFound) {
+		t.Fatalf("object after a crash mid-put: %v", err)
+	}
+	if m.Restarts() != 1 {
+		t.Fatalf("restarts = %d", m.Restarts())
+	}
+}
+
+// A plugin that dies while being configured is reported, not waited for.
+func TestCrashAtConfigure(t *testing.T) {
+	m := faultManager(t, "crash-configure", func(o *Options) { o.StartTimeout = 5 * time.Second })
+	start := time.Now()
+	err := m.Start(context.Background())
+	if err == nil {
+		t.Fatal("a plugin that crashes at start started")
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("took %s to notice", d)
+	}
+}
+
+// waitGone waits until process pid is gone (or a zombie).
+func waitGone(t *testing.T, pid int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		st, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil || strings.Contains(string(st), ") Z") {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("plugin %d still running", pid)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }

@@ -1,0 +1,93 @@
+// Command faultplugin is a storage plugin for fault-injection tests: it stores objects as
+// files like the local plugin, and misbehaves as FAULT_MODE says:
+//
+//	hang-put        a Put reads 1 MiB, then blocks forever (ignoring cancellation)
+//	crash-put       a Put reads 1 MiB, then the process exits
+//	hang-health     Health blocks forever
+//	crash-configure the process exits on Configure
+//
+// FAULT_ROOT is the directory objects go to. It lives in testdata so it never ships.
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"github.com/chunked-uploader/chunked-uploader/sdk"
+)
+
+type store struct {
+	mode, root string
+}
+
+func (s *store) Put(ctx context.Context, key string, r io.Reader, size int64) (sdk.Object, error) {
+	if s.mode == "hang-put" || s.mode == "crash-put" {
+		if _, err := io.CopyN(io.Discard, r, min(size, 1<<20)); err != nil {
+			return sdk.Object{}, err
+		}
+		if s.mode == "crash-put" {
+			os.Exit(3)
+		}
+		select {} // hang
+	}
+	path := filepath.Join(s.root, filepath.FromSlash(key))
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return sdk.Object{}, err
+	}
+	tmp := path + ".tmp"
+	f, err := os.Create(tmp)
+	if err != nil {
+		return sdk.Object{}, err
+	}
+	sum, err := sdk.CopyExact(f, r, size)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return sdk.Object{}, err
+	}
+	return sdk.Object{Key: key, Size: size, SHA256: sum, Location: path}, nil
+}
+
+func (s *store) Stat(ctx context.Context, key string) (sdk.Object, error) {
+	st, err := os.Stat(filepath.Join(s.root, filepath.FromSlash(key)))
+	if err != nil {
+		return sdk.Object{}, fmt.Errorf("%w: %s", sdk.ErrNotFound, key)
+	}
+	return sdk.Object{Key: key, Size: st.Size()}, nil
+}
+
+func (s *store) Delete(ctx context.Context, key string) error {
+	err := os.Remove(filepath.Join(s.root, filepath.FromSlash(key)))
+	if os.IsNotExist(err) {
+		return nil
+	}
+	return err
+}
+
+func (s *store) Health(ctx context.Context) error {
+	if s.mode == "hang-health" {
+		select {}
+	}
+	return nil
+}
+
+func main() {
+	sdk.Serve("fault", func(ctx context.Context, cfg sdk.Config, log sdk.Logger) (sdk.Storage, error) {
+		if cfg.Get("FAULT_MODE") == "crash-configure" {
+			os.Exit(4)
+		}
+		root, err := cfg.Required("FAULT_ROOT")
+		if err != nil {
+			return nil, err
+		}
+		return &store{mode: cfg.Get("FAULT_MODE"), root: root}, nil
+	})
+}
