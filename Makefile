@@ -52,7 +52,11 @@ if ! $(GO) version -m $(TOOLS)/$(1) 2>/dev/null | grep -q '[[:space:]]$(3)[[:spa
 fi
 endef
 
-.PHONY: build check-host-deps run test test-modules test-short test-gowork-off lint \
+# Fuzz targets: package:FuzzName. `make fuzz` runs each for FUZZTIME.
+FUZZ_TARGETS := ./upload:FuzzValidateFilename ./api:FuzzDecodeInit ./auth:FuzzVerify
+FUZZTIME     ?= 60s
+
+.PHONY: fuzz fuzz-brief build check-host-deps run test test-modules test-short test-gowork-off lint \
 	proto proto-tools proto-check services-start services-stop clean help
 
 build: ## Build bin/chunked-uploader and bin/chunked-uploader-plugin-<name> for every plugin, then check-host-deps
@@ -73,7 +77,10 @@ run: .env build ## Start the server from the repository root (local backend, por
 .env:
 	./init.sh
 
-test: build test-gowork-off services-start test-modules lint ## build, test-gowork-off, services-start, test-modules (go test -race against real Samba and S3), lint
+test: build test-gowork-off services-start test-modules fuzz-brief lint ## build, test-gowork-off, services-start, test-modules (go test -race against real Samba and S3), fuzz-brief, lint
+
+fuzz-brief: ## Every fuzz target for 10 s
+	@$(MAKE) fuzz FUZZTIME=10s
 
 test-modules: ## go test -race in every module against the running services (make services-start first)
 	@$(SERVICES) status >/dev/null || { echo "test services are not running: run 'make services-start' first" >&2; exit 1; }
@@ -86,6 +93,12 @@ test-short: build ## Quick dev loop: go test -short in every module, no services
 
 test-gowork-off: ## Build and vet every module on its own (GOWORK=off), as a user of that module would
 	@$(call each-module,GOWORK=off $(GO) build -o /dev/null ./... && GOWORK=off $(GO) vet ./...)
+
+fuzz: ## Run every fuzz target for FUZZTIME (default 60s; CI runs them briefly through make test)
+	@cd host && for t in $(FUZZ_TARGETS); do \
+	  echo "--> fuzz $${t#*:} ($(FUZZTIME))"; \
+	  $(GO) test -run '^$$' -fuzz "^$${t#*:}$$" -fuzztime $(FUZZTIME) "$${t%%:*}" || exit 1; \
+	done
 
 lint: ## gofmt -l over all tracked .go files (except *.pb.go) must print nothing; go vet in every module
 	@files=$$(git ls-files -- '*.go' ':!:*.pb.go'); \
