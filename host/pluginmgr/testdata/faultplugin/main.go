@@ -6,7 +6,10 @@
 //	hang-health     Health blocks forever
 //	crash-configure the process exits on Configure
 //
-// FAULT_ROOT is the directory objects go to. It lives in testdata so it never ships.
+// A mode is also on while a file of its name exists in the directory FAULT_CONTROL, so a
+// test can make a running system misbehave and recover. Every Put appends a line to
+// FAULT_ROOT/.puts (for counting deliveries). FAULT_ROOT is the directory objects go to.
+// It lives in testdata so it never ships.
 package main
 
 import (
@@ -20,15 +23,32 @@ import (
 )
 
 type store struct {
-	mode, root string
+	mode, control, root string
+}
+
+// on reports whether mode is on: set by FAULT_MODE or by a control file.
+func on(mode, static, control string) bool {
+	if static == mode {
+		return true
+	}
+	if control == "" {
+		return false
+	}
+	_, err := os.Stat(filepath.Join(control, mode))
+	return err == nil
 }
 
 func (s *store) Put(ctx context.Context, key string, r io.Reader, size int64) (sdk.Object, error) {
-	if s.mode == "hang-put" || s.mode == "crash-put" {
+	if f, err := os.OpenFile(filepath.Join(s.root, ".puts"), os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644); err == nil {
+		fmt.Fprintln(f, key)
+		f.Close()
+	}
+	hang, crash := on("hang-put", s.mode, s.control), on("crash-put", s.mode, s.control)
+	if hang || crash {
 		if _, err := io.CopyN(io.Discard, r, min(size, 1<<20)); err != nil {
 			return sdk.Object{}, err
 		}
-		if s.mode == "crash-put" {
+		if crash {
 			os.Exit(3)
 		}
 		select {} // hang
@@ -73,7 +93,7 @@ func (s *store) Delete(ctx context.Context, key string) error {
 }
 
 func (s *store) Health(ctx context.Context) error {
-	if s.mode == "hang-health" {
+	if on("hang-health", s.mode, s.control) {
 		select {}
 	}
 	return nil
@@ -81,13 +101,13 @@ func (s *store) Health(ctx context.Context) error {
 
 func main() {
 	sdk.Serve("fault", func(ctx context.Context, cfg sdk.Config, log sdk.Logger) (sdk.Storage, error) {
-		if cfg.Get("FAULT_MODE") == "crash-configure" {
+		if on("crash-configure", cfg.Get("FAULT_MODE"), cfg.Get("FAULT_CONTROL")) {
 			os.Exit(4)
 		}
 		root, err := cfg.Required("FAULT_ROOT")
 		if err != nil {
 			return nil, err
 		}
-		return &store{mode: cfg.Get("FAULT_MODE"), root: root}, nil
+		return &store{mode: cfg.Get("FAULT_MODE"), control: cfg.Get("FAULT_CONTROL"), root: root}, nil
 	})
 }
