@@ -39,6 +39,7 @@ const (
 	CodePartTooLarge        Code = "part_too_large"
 	CodeUploadTooLarge      Code = "upload_too_large"
 	CodeUnsupportedMedia    Code = "unsupported_media_type"
+	CodeHeadersTooLarge     Code = "headers_too_large"
 	CodeInternal            Code = "internal_error"
 	CodeDeliveryFailed      Code = "delivery_failed"
 	CodeBackendUnavailable  Code = "backend_unavailable"

@@ -38,6 +38,7 @@ var statusOf = map[host.Code]int{
 	host.CodePartTooLarge:        http.StatusRequestEntityTooLarge,
 	host.CodeUploadTooLarge:      http.StatusRequestEntityTooLarge,
 	host.CodeUnsupportedMedia:    http.StatusUnsupportedMediaType,
+	host.CodeHeadersTooLarge:     http.StatusRequestHeaderFieldsTooLarge,
 	host.CodeInternal:            http.StatusInternalServerError,
 	host.CodeDeliveryFailed:      http.StatusBadGateway,
 	host.CodeBackendUnavailable:  http.StatusServiceUnavailable,

@@ -76,6 +76,25 @@ func New(svc *upload.Service, key *auth.APIKey, tokens *auth.Tokens, log hclog.L
 	return s
 }
 
+// MaxHeaderBytes is the most request header bytes (with the request line) the API takes;
+// larger requests get a JSON 431. The http.Server's own, plain-text limit must be higher
+// (ServerMaxHeaderBytes) for this answer to be given.
+const (
+	MaxHeaderBytes       = 64 << 10
+	ServerMaxHeaderBytes = 1 << 20
+)
+
+// headerBytes estimates the size of r's request line and headers.
+func headerBytes(r *http.Request) int {
+	n := len(r.Method) + len(r.RequestURI) + 12
+	for k, vs := range r.Header {
+		for _, v := range vs {
+			n += len(k) + len(v) + 4
+		}
+	}
+	return n
+}
+
 type ctxKey int
 
 const requestIDKey ctxKey = 0
@@ -93,6 +112,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	r = r.WithContext(contextWithRequestID(r.Context(), id))
+	if n := headerBytes(r); n > MaxHeaderBytes {
+		w.Header().Set("Connection", "close")
+		s.writeError(w, r, host.Errorf(host.CodeHeadersTooLarge, "request headers are %d bytes, at most %d allowed", n, MaxHeaderBytes))
+		return
+	}
 	start := time.Now()
 	sw := &statusWriter{ResponseWriter: w}
 	s.router.ServeHTTP(sw, r)

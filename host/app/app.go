@@ -87,7 +87,7 @@ func Run(ctx context.Context, cfg *config.Config, log hclog.Logger) error {
 			api.WithCORS(api.NewCORS(cfg.CORSAllowedOrigins))),
 		ReadHeaderTimeout: 30 * time.Second,
 		IdleTimeout:       2 * time.Minute,
-		MaxHeaderBytes:    64 << 10,
+		MaxHeaderBytes:    api.ServerMaxHeaderBytes,
 		ErrorLog:          log.StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true}),
 	}
 	log.Info("listening", "addr", ln.Addr().String(), "backend", cfg.StorageBackend,
