@@ -16,6 +16,7 @@ import (
 
 	"github.com/chunked-uploader/chunked-uploader/host"
 	"github.com/chunked-uploader/chunked-uploader/host/auth"
+	"github.com/chunked-uploader/chunked-uploader/host/metrics"
 	"github.com/chunked-uploader/chunked-uploader/host/sqlite"
 	"github.com/chunked-uploader/chunked-uploader/host/staging"
 	"github.com/chunked-uploader/chunked-uploader/host/upload"
@@ -44,6 +45,11 @@ func newServer(t *testing.T, backend upload.Backend) *httptest.Server {
 
 func newServerWith(t *testing.T, backend upload.Backend, opts ...Option) *httptest.Server {
 	t.Helper()
+	return newServerMetrics(t, backend, nil, opts...)
+}
+
+func newServerMetrics(t *testing.T, backend upload.Backend, m *metrics.Metrics, opts ...Option) *httptest.Server {
+	t.Helper()
 	dir := t.TempDir()
 	db, err := sqlite.Open(context.Background(), filepath.Join(dir, "db"))
 	if err != nil {
@@ -56,6 +62,7 @@ func newServerWith(t *testing.T, backend upload.Backend, opts ...Option) *httpte
 	tokens := auth.NewTokens("0123456789abcdef0123456789abcdef")
 	svc := upload.New(db, stage, backend, tokens, upload.Options{
 		ChunkSize: chunk, TTL: time.Hour, MaxUpload: 100 * chunk, MaxParts: 50, CompleteWait: 5 * time.Second, MaxDeliveries: 1,
+		Metrics: m,
 	})
 	if err := svc.Start(context.Background()); err != nil {
 		t.Fatal(err)

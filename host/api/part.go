@@ -25,8 +25,12 @@ type partResponse struct {
 // handlePart authenticates the part token and checks everything it can before reading a
 // single byte of the body; only then does the body stream to disk.
 func (s *Server) handlePart(w http.ResponseWriter, r *http.Request, ps httprouter.Params) {
-	err := s.part(w, r, ps)
-	if err != nil {
+	done := s.metrics.PartStarted()
+	stored, err := s.part(w, r, ps)
+	if err == nil {
+		done("", stored)
+	} else {
+		done(string(host.ErrorCode(err)), 0)
 		// A refused body is not drained: close the connection rather than read it.
 		if r.ContentLength != 0 {
 			w.Header().Set("Connection", "close")
@@ -35,40 +39,41 @@ func (s *Server) handlePart(w http.ResponseWriter, r *http.Request, ps httproute
 	}
 }
 
-func (s *Server) part(w http.ResponseWriter, r *http.Request, ps httprouter.Params) error {
+// part handles a part upload and returns the bytes stored.
+func (s *Server) part(w http.ResponseWriter, r *http.Request, ps httprouter.Params) (int64, error) {
 	authz := r.Header.Get("Authorization")
 	token, ok := strings.CutPrefix(authz, "Bearer ")
 	if !ok || strings.TrimSpace(token) == "" {
-		return host.Errorf(host.CodeMissingToken, "missing part token: send Authorization: Bearer <token of this part>")
+		return 0, host.Errorf(host.CodeMissingToken, "missing part token: send Authorization: Bearer <token of this part>")
 	}
 	claims, err := s.tokens.Verify(strings.TrimSpace(token))
 	if err != nil {
-		return err
+		return 0, err
 	}
 	id := ps.ByName("id")
 	if claims.UploadID != id {
-		return host.Errorf(host.CodeTokenMismatch, "this token is for another upload")
+		return 0, host.Errorf(host.CodeTokenMismatch, "this token is for another upload")
 	}
 	n, err := strconv.Atoi(ps.ByName("n"))
 	if err != nil || n < 0 || ps.ByName("n") != strconv.Itoa(n) {
-		return host.Errorf(host.CodeInvalidPartNumber, "part number %q is not a whole number from 0", ps.ByName("n"))
+		return 0, host.Errorf(host.CodeInvalidPartNumber, "part number %q is not a whole number from 0", ps.ByName("n"))
 	}
 	sum, err := partChecksum(r.Header)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	stored, err := s.svc.PutPart(r.Context(), upload.PartRequest{
 		UploadID: id, Part: n, Claims: claims,
 		Body: r.Body, ContentLength: r.ContentLength, SHA256: sum,
 	})
 	if err != nil {
-		return err
+		return 0, err
 	}
 	writeJSON(w, http.StatusOK, partResponse{
 		UploadID: id, PartNumber: n, Status: string(host.PartUploaded), ChecksumSHA256: stored.SHA256,
 		UploadedParts: stored.UploadedParts, TotalParts: stored.Upload.TotalParts,
 	})
-	return nil
+	return stored.Upload.PartSize(n), nil
 }
 
 // partChecksum reads an optional checksum of the body: Content-Digest (RFC 9530,

@@ -16,18 +16,23 @@ import (
 
 	"github.com/chunked-uploader/chunked-uploader/host"
 	"github.com/chunked-uploader/chunked-uploader/host/auth"
+	"github.com/chunked-uploader/chunked-uploader/host/metrics"
 	"github.com/chunked-uploader/chunked-uploader/host/upload"
 )
 
 // Server serves the HTTP API.
 type Server struct {
-	svc    *upload.Service
-	key    *auth.APIKey
-	tokens *auth.Tokens
-	log    hclog.Logger
-	cors   CORS
-	router *httprouter.Router
+	svc     *upload.Service
+	key     *auth.APIKey
+	tokens  *auth.Tokens
+	log     hclog.Logger
+	cors    CORS
+	metrics *metrics.Metrics
+	router  *httprouter.Router
 }
+
+// WithMetrics records request metrics in m and serves them at GET /metrics.
+func WithMetrics(m *metrics.Metrics) Option { return func(s *Server) { s.metrics = m } }
 
 // Option configures a Server.
 type Option func(*Server)
@@ -72,6 +77,9 @@ func New(svc *upload.Service, key *auth.APIKey, tokens *auth.Tokens, log hclog.L
 	r.POST("/upload/:id/complete", s.withAPIKey(s.handleComplete))
 	r.DELETE("/upload/:id", s.withAPIKey(s.handleCancel))
 	r.GET("/health", s.handleHealth)
+	if s.metrics != nil {
+		r.Handler(http.MethodGet, "/metrics", s.metrics.Handler())
+	}
 	s.router = r
 	return s
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/chunked-uploader/chunked-uploader/host/api"
 	"github.com/chunked-uploader/chunked-uploader/host/auth"
 	"github.com/chunked-uploader/chunked-uploader/host/config"
+	"github.com/chunked-uploader/chunked-uploader/host/metrics"
 	"github.com/chunked-uploader/chunked-uploader/host/pluginmgr"
 	"github.com/chunked-uploader/chunked-uploader/host/sqlite"
 	"github.com/chunked-uploader/chunked-uploader/host/staging"
@@ -57,13 +58,14 @@ func Run(ctx context.Context, cfg *config.Config, log hclog.Logger) error {
 	}
 
 	tokens := auth.NewTokens(cfg.JWTSecret)
+	mets := metrics.New(metrics.Sources{UploadsByState: db.CountByStatus, PluginRestarts: plugins.Restarts})
 	var secret []byte // nil: no signature header
 	if cfg.WebhookSecret != "" {
 		secret = []byte(cfg.WebhookSecret)
 	}
 	hooks := webhook.NewSender(db, webhook.Options{
 		Secret: secret, MaxAttempts: cfg.WebhookMaxAttempts,
-		Timeout: cfg.WebhookTimeout, Backoff: cfg.WebhookBackoff, Logger: log.Named("webhook"),
+		Timeout: cfg.WebhookTimeout, Backoff: cfg.WebhookBackoff, Logger: log.Named("webhook"), Metrics: mets,
 	})
 	hooks.Start()
 	defer hooks.Close()
@@ -71,7 +73,7 @@ func Run(ctx context.Context, cfg *config.Config, log hclog.Logger) error {
 		ChunkSize: cfg.ChunkSize, TTL: cfg.UploadTTL, MaxUpload: cfg.MaxUpload, MaxParts: cfg.MaxParts,
 		CompleteWait: cfg.CompleteWait, MaxDeliveries: cfg.MaxConcurrentFinalizing,
 		CleanupInterval: cfg.CleanupInterval, Retention: cfg.Retention, StagingReserve: cfg.StagingReserve,
-		Logger: log.Named("upload"), Notifier: hooks,
+		Logger: log.Named("upload"), Notifier: hooks, Metrics: mets,
 	})
 	if err := svc.Start(ctx); err != nil {
 		return err
@@ -84,7 +86,7 @@ func Run(ctx context.Context, cfg *config.Config, log hclog.Logger) error {
 	}
 	srv := &http.Server{
 		Handler: api.New(svc, auth.NewAPIKey(cfg.APIKey), tokens, log.Named("api"),
-			api.WithCORS(api.NewCORS(cfg.CORSAllowedOrigins))),
+			api.WithCORS(api.NewCORS(cfg.CORSAllowedOrigins)), api.WithMetrics(mets)),
 		ReadHeaderTimeout: 30 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    api.ServerMaxHeaderBytes,

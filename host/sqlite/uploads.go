@@ -256,6 +256,25 @@ func (db *DB) DeleteUpload(ctx context.Context, id string, statuses ...host.Stat
 	return true, tx.Commit()
 }
 
+// CountByStatus counts upload records by status.
+func (db *DB) CountByStatus(ctx context.Context) (map[string]int, error) {
+	rows, err := db.r.QueryContext(ctx, `SELECT status, COUNT(*) FROM uploads GROUP BY status`)
+	if err != nil {
+		return nil, fmt.Errorf("count uploads: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]int{}
+	for rows.Next() {
+		var s string
+		var n int
+		if err := rows.Scan(&s, &n); err != nil {
+			return nil, err
+		}
+		out[s] = n
+	}
+	return out, rows.Err()
+}
+
 // IDsWithStatus returns the ids of uploads in status.
 func (db *DB) IDsWithStatus(ctx context.Context, status host.Status) ([]string, error) {
 	return db.ids(ctx, `SELECT id FROM uploads WHERE status = ?`, string(status))

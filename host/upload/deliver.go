@@ -168,6 +168,7 @@ func (s *Service) deliver(j *job, u *host.Upload) error {
 			log.Info("delivery interrupted by shutdown; it resumes at the next start")
 			return fmt.Errorf("%w: server shutting down", sdk.ErrUnavailable)
 		}
+		s.opt.Metrics.Delivered(false, 0, 0)
 		reason := deliveryError(err).Message
 		log.Error("delivery failed", "error", err, "bytes_delivered", j.delivered.Load())
 		now := s.now()
@@ -192,6 +193,7 @@ func (s *Service) deliver(j *job, u *host.Upload) error {
 		log.Warn("removing staged parts after delivery (the sweeper retries)", "error", err)
 	}
 	elapsed := time.Since(start)
+	s.opt.Metrics.Delivered(true, u.TotalSize, elapsed)
 	log.Info("delivery complete", "final_path", obj.Location, "sha256", sum, "bytes", u.TotalSize,
 		"seconds", elapsed.Seconds(), "mb_per_s", float64(u.TotalSize)/1e6/max(elapsed.Seconds(), 1e-9))
 	return nil

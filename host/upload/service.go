@@ -16,6 +16,7 @@ import (
 
 	"github.com/chunked-uploader/chunked-uploader/host"
 	"github.com/chunked-uploader/chunked-uploader/host/auth"
+	"github.com/chunked-uploader/chunked-uploader/host/metrics"
 	"github.com/chunked-uploader/chunked-uploader/host/sqlite"
 	"github.com/chunked-uploader/chunked-uploader/host/staging"
 	"github.com/chunked-uploader/chunked-uploader/sdk"
@@ -47,6 +48,7 @@ type Options struct {
 	// StagingReserve is the space (bytes) init leaves free on the staging disk.
 	StagingReserve int64
 	Logger         hclog.Logger
+	Metrics        *metrics.Metrics // optional
 	Notifier       Notifier
 }
 

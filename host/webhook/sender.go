@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+
+	"github.com/chunked-uploader/chunked-uploader/host/metrics"
 )
 
 // Options configure a Sender. Zero values take the defaults.
@@ -23,6 +25,7 @@ type Options struct {
 	MaxBackoff  time.Duration // default 10 min
 	Poll        time.Duration // how often the outbox is looked at without a wake-up; default 5 s
 	Logger      hclog.Logger
+	Metrics     *metrics.Metrics // optional
 }
 
 // Sender sends queued events. Start it once; Close stops it (pending events stay queued).
@@ -125,12 +128,15 @@ func (s *Sender) sendDue() bool {
 		status, next, lastErr := StatusDelivered, s.now(), ""
 		switch {
 		case err == nil:
+			s.opt.Metrics.WebhookAttempt("delivered")
 			s.log.Info("webhook delivered", "event_id", ev.ID, "upload_id", ev.UploadID, "event", ev.Event, "attempt", attempt)
 		case attempt >= s.opt.MaxAttempts:
 			status, lastErr = StatusFailed, err.Error()
+			s.opt.Metrics.WebhookAttempt("given_up")
 			s.log.Error("webhook given up", "event_id", ev.ID, "upload_id", ev.UploadID, "attempts", attempt, "error", err)
 		default:
 			status, lastErr = StatusPending, err.Error()
+			s.opt.Metrics.WebhookAttempt("failed")
 			next = s.now().Add(s.backoff(attempt))
 			s.log.Warn("webhook attempt failed", "event_id", ev.ID, "upload_id", ev.UploadID, "attempt", attempt,
 				"retry_at", next.UTC().Format(time.RFC3339), "error", err)
