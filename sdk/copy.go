@@ -4,7 +4,6 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
-	"hash"
 	"io"
 )
 
@@ -23,12 +22,15 @@ func CopyExact(w io.Writer, r io.Reader, size int64) ([]byte, error) {
 	if size < 0 {
 		return nil, fmt.Errorf("%w: negative size %d", ErrSizeMismatch, size)
 	}
-	var h hash.Hash = sha256.New()
-	dst := io.MultiWriter(w, h)
-	sr, verified := r.(*streamReader)
-	if verified {
-		h, dst = nil, w
+	if sr, ok := r.(*streamReader); ok {
+		n, err := sr.writeTo(w)
+		if err != nil {
+			return nil, fmt.Errorf("copy after %d bytes: %w", n, err)
+		}
+		return sr.sum, nil // the stream reader checked the size and the digest
 	}
+	h := sha256.New()
+	dst := io.MultiWriter(w, h)
 	buf := make([]byte, CopyBufferSize)
 	n, err := io.CopyBuffer(dst, io.LimitReader(r, size), buf)
 	if err != nil {
@@ -45,9 +47,6 @@ func CopyExact(w io.Writer, r io.Reader, size int64) ([]byte, error) {
 			return nil, fmt.Errorf("%w: more than the expected %d bytes", ErrSizeMismatch, size)
 		}
 		if errors.Is(err, io.EOF) {
-			if verified {
-				return sr.sum, nil
-			}
 			return h.Sum(nil), nil
 		}
 		if err != nil {

@@ -153,9 +153,38 @@ func (r *streamReader) Read(p []byte) (int, error) {
 			return 0, r.fail(fmt.Errorf("%w: unexpected %T in Put stream", ErrSizeMismatch, m))
 		}
 	}
+	if len(p) == 0 {
+		return 0, nil
+	}
 	n := copy(p, r.pending)
 	r.pending = r.pending[n:]
 	return n, nil
+}
+
+// writeTo writes every data chunk to w as it arrives, without copying it, until the
+// verified end of the stream (io.EOF from Read is returned as nil here), and returns the
+// bytes written.
+func (r *streamReader) writeTo(w io.Writer) (int64, error) {
+	var n int64
+	for {
+		if len(r.pending) > 0 {
+			m, err := w.Write(r.pending)
+			n += int64(m)
+			r.pending = r.pending[m:]
+			if err != nil {
+				return n, err
+			}
+			continue
+		}
+		// Refill through Read with an empty buffer: it receives the next message and
+		// keeps all of the size and digest checks in one place.
+		if _, err := r.Read(nil); err != nil {
+			if err == io.EOF {
+				return n, nil
+			}
+			return n, err
+		}
+	}
 }
 
 func (r *streamReader) fail(err error) error {

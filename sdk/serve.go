@@ -68,6 +68,26 @@ func PluginSet() plugin.PluginSet {
 	return plugin.PluginSet{PluginName: &Plugin{}}
 }
 
+// Flow control of the plugin's gRPC server. Put streams the whole file to the plugin: with
+// gRPC's defaults (a 64 KiB window grown by estimation, 32 KiB socket buffers) the transfer
+// is bound by round trips, not by the machine. A fixed window lets the host run ahead by
+// at most windowSize bytes, which is also the most a plugin buffers per connection.
+const (
+	windowSize    = 8 << 20
+	ioBufferSize  = 1 << 20
+	maxRecvMsgLen = CopyBufferSize + 1<<10 // one data chunk and its framing
+)
+
+func newGRPCServer(opts []grpc.ServerOption) *grpc.Server {
+	return grpc.NewServer(append(opts,
+		grpc.InitialWindowSize(windowSize),
+		grpc.InitialConnWindowSize(windowSize),
+		grpc.ReadBufferSize(ioBufferSize),
+		grpc.WriteBufferSize(64<<10),
+		grpc.MaxRecvMsgSize(maxRecvMsgLen+4<<20),
+	)...)
+}
+
 // ServeOption changes how Serve runs.
 type ServeOption func(*serveConfig)
 
@@ -114,7 +134,7 @@ func Serve(name string, factory Factory, opts ...ServeOption) {
 	plugin.Serve(&plugin.ServeConfig{
 		HandshakeConfig: Handshake,
 		Plugins:         plugin.PluginSet{PluginName: &Plugin{Name: name, Factory: factory, Log: cfg.log}},
-		GRPCServer:      plugin.DefaultGRPCServer,
+		GRPCServer:      newGRPCServer,
 		Logger:          cfg.log,
 		Test:            cfg.test,
 	})
