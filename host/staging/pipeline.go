@@ -11,20 +11,19 @@ import (
 )
 
 // Pipeline shape: the request goroutine reads, a hasher goroutine hashes, a writer goroutine
-// writes and starts writeback, so reading, hashing, writing and the disk all overlap.
-// Memory per part write in flight is pipeBuffers x pipeBufferSize (1 MiB), from a pool
+// writes (see blockWriter), so reading, hashing, writing and the disk all overlap.
+// Memory per part write in flight is pipeBuffers x pipeBufferSize (4 MiB), from a pool
 // shared by all requests, so the host's memory depends on the number of parts in flight,
 // never on their size.
 const (
 	pipeBuffers    = 4
-	pipeBufferSize = 256 << 10
+	pipeBufferSize = 1 << 20
 	writebackEvery = 8 << 20
 )
 
 var bufferPool = sync.Pool{New: func() any { return new([pipeBufferSize]byte) }}
 
-// copyExact copies size bytes from r to f, hashing them, and checks r ends there. Data is
-// handed to the disk as it arrives (startWriteback) so the final sync has little left.
+// copyExact copies size bytes from r to f, hashing them, and checks r ends there.
 func copyExact(f *os.File, r io.Reader, size int64) (string, error) {
 	free := make(chan []byte, pipeBuffers)
 	for range pipeBuffers {
@@ -50,16 +49,11 @@ func copyExact(f *os.File, r io.Reader, size int64) (string, error) {
 	}()
 	werr := make(chan error, 1)
 	go func() {
-		var written, flushed int64
+		bw := newBlockWriter(f)
 		var err error
 		for b := range full {
 			if err == nil {
-				_, err = f.Write(b)
-				written += int64(len(b))
-				if written-flushed >= writebackEvery {
-					startWriteback(f, flushed, written-flushed)
-					flushed = written
-				}
+				err = bw.write(b)
 			}
 			free <- b[:cap(b)]
 		}
