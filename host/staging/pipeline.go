@@ -12,11 +12,11 @@ import (
 
 // Pipeline shape: the request goroutine reads, a hasher goroutine hashes, a writer goroutine
 // writes (see blockWriter), so reading, hashing, writing and the disk all overlap.
-// Memory per part write in flight is pipeBuffers x pipeBufferSize (4 MiB), from a pool
+// Memory per part write in flight is pipeBuffers x pipeBufferSize (3 MiB), from a pool
 // shared by all requests, so the host's memory depends on the number of parts in flight,
 // never on their size.
 const (
-	pipeBuffers    = 4
+	pipeBuffers    = 3
 	pipeBufferSize = 1 << 20
 	writebackEvery = 8 << 20
 )

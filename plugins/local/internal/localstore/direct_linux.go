@@ -181,3 +181,6 @@ func (d *directWriter) Abort() {
 	close(d.full)
 	<-d.done
 }
+
+// directReserve is the buffer memory ReserveMemory announces: four Puts at once.
+const directReserve = 4 * directBuffers * directBufSize

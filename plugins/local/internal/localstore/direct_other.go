@@ -18,3 +18,5 @@ func (b bufferedWriter) Close() error                { return nil }
 func (b bufferedWriter) Abort()                      {}
 
 func newFileWriter(f *os.File) fileWriter { return bufferedWriter{f} }
+
+const directReserve = 0

@@ -38,6 +38,7 @@ var (
 // Open is the plugin's sdk.Factory: it reads LOCAL_STORAGE_PATH from cfg and calls New.
 // A missing or relative path gives an error wrapping sdk.ErrInvalidConfig.
 func Open(_ context.Context, cfg sdk.Config, log sdk.Logger) (sdk.Storage, error) {
+	sdk.ReserveMemory(directReserve) // the direct-I/O buffers of concurrent Puts
 	root, err := cfg.Required(SettingPath)
 	if err != nil {
 		return nil, fmt.Errorf("local: %w", err)

@@ -36,6 +36,9 @@ func Open(ctx context.Context, c sdk.Config, log sdk.Logger) (sdk.Storage, error
 	if err != nil {
 		return nil, err
 	}
+	// The documented buffers: S3_PART_SIZE_MB x S3_CONCURRENCY (a file so large that its
+	// part size is raised uses more, and the GC works harder for it).
+	sdk.ReserveMemory(cfg.PartSize * int64(cfg.Concurrency))
 	return New(ctx, cfg, log)
 }
 
