@@ -56,7 +56,7 @@ endef
 FUZZ_TARGETS := ./upload:FuzzValidateFilename ./api:FuzzDecodeInit ./auth:FuzzVerify
 FUZZTIME     ?= 60s
 
-.PHONY: fuzz fuzz-brief build check-host-deps run test test-modules test-short test-gowork-off lint \
+.PHONY: test-js bench fuzz fuzz-brief build check-host-deps run test test-modules test-short test-gowork-off lint \
 	proto proto-tools proto-check services-start services-stop clean help
 
 build: ## Build bin/chunked-uploader and bin/chunked-uploader-plugin-<name> for every plugin, then check-host-deps
@@ -77,7 +77,10 @@ run: .env build ## Start the server from the repository root (local backend, por
 .env:
 	./init.sh
 
-test: build test-gowork-off services-start test-modules fuzz-brief lint ## build, test-gowork-off, services-start, test-modules (go test -race against real Samba and S3), fuzz-brief, lint
+test: build test-gowork-off services-start test-modules test-js fuzz-brief lint ## build, test-gowork-off, services-start, test-modules (go test -race against real Samba and S3), test-js, fuzz-brief, lint
+
+test-js: build ## TypeScript SDK (sdk/js): npm ci, build, Node tests and the headless Chromium test against bin/
+	cd sdk/js && npm ci --no-audit --no-fund && CHUNKED_UPLOADER_BIN_DIR=$(BIN) npm test
 
 fuzz-brief: ## Every fuzz target for 10 s
 	@$(MAKE) fuzz FUZZTIME=10s
@@ -93,6 +96,15 @@ test-short: build ## Quick dev loop: go test -short in every module, no services
 
 test-gowork-off: ## Build and vet every module on its own (GOWORK=off), as a user of that module would
 	@$(call each-module,GOWORK=off $(GO) build -o /dev/null ./... && GOWORK=off $(GO) vet ./...)
+
+BENCH_OUT        ?= bench-results.json
+BENCH_DELIVERY_MB ?= 2048
+BENCH_ROUNDS     ?= 3
+
+bench: build services-start ## Measure ingest, delivery (local, S3), RSS and status latency against baselines taken in the same run; writes $(BENCH_OUT)
+	@svc_env=$$($(SERVICES) env); eval "$$svc_env"; \
+	cd cmd/e2e && $(GO) run ./bench -bin $(BIN) -dir $(CURDIR)/bench-work -out $(CURDIR)/$(BENCH_OUT) \
+	  -delivery-mib $(BENCH_DELIVERY_MB) -rounds $(BENCH_ROUNDS)
 
 fuzz: ## Run every fuzz target for FUZZTIME (default 60s; CI runs them briefly through make test)
 	@cd host && for t in $(FUZZ_TARGETS); do \

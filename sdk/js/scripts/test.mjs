@@ -1,0 +1,64 @@
+// `npm test`: build the SDK, build the server binaries once (unless CHUNKED_UPLOADER_BIN_DIR names
+// them), then run the Node tests and the browser test with Node's test runner.
+//
+//   node scripts/test.mjs [--node] [--browser] [--no-build] [extra node --test arguments]
+//
+// Environment: CHUNKED_UPLOADER_BIN_DIR (prebuilt bin/chunked-uploader and
+// bin/chunked-uploader-plugin-local), CHROMIUM_PATH (default /usr/bin/chromium), KEEP_TEST_DIRS=1.
+import { spawn, spawnSync } from 'node:child_process';
+import { readdirSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+import { buildServer } from '../test/helpers/server.js';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const args = process.argv.slice(2);
+const only = new Set(args.filter((a) => a === '--node' || a === '--browser'));
+const noBuild = args.includes('--no-build');
+const extra = args.filter((a) => !['--node', '--browser', '--no-build'].includes(a));
+const wantNode = only.size === 0 || only.has('--node');
+const wantBrowser = only.size === 0 || only.has('--browser');
+const started = Date.now();
+const elapsed = () => `${((Date.now() - started) / 1000).toFixed(1)}s`;
+
+if (!noBuild) {
+  const r = spawnSync(process.execPath, [join(root, 'scripts', 'build.mjs')], { stdio: 'inherit', cwd: root });
+  if (r.status !== 0) process.exit(r.status ?? 1);
+  console.log(`# build done (${elapsed()})`);
+}
+
+const env = { ...process.env };
+if (!env.CHUNKED_UPLOADER_BIN_DIR) {
+  env.CHUNKED_UPLOADER_BIN_DIR = buildServer(join(root, '.cache', 'bin'));
+  console.log(`# server binaries built into ${env.CHUNKED_UPLOADER_BIN_DIR} (${elapsed()})`);
+} else {
+  console.log(`# server binaries from CHUNKED_UPLOADER_BIN_DIR=${env.CHUNKED_UPLOADER_BIN_DIR}`);
+}
+
+const files = [];
+const list = (dir, re) =>
+  readdirSync(join(root, dir))
+    .filter((f) => re.test(f))
+    .sort()
+    .map((f) => join(dir, f));
+if (wantNode) files.push(...list('test/node', /\.test\.c?js$/));
+if (wantBrowser) files.push(...list('test/browser', /\.test\.js$/));
+
+const child = spawn(
+  process.execPath,
+  ['--test', '--test-concurrency=3', '--test-timeout=120000', ...extra, ...files],
+  { stdio: 'inherit', cwd: root, env },
+);
+// Whole-run watchdog: the runner's own timeouts should fire long before this.
+const watchdog = setTimeout(() => {
+  console.error('# test run exceeded 6 minutes: stopping it');
+  child.kill('SIGTERM');
+  setTimeout(() => child.kill('SIGKILL'), 10_000).unref();
+}, 6 * 60_000);
+for (const sig of ['SIGINT', 'SIGTERM']) process.on(sig, () => child.kill(sig));
+child.on('exit', (code, signal) => {
+  clearTimeout(watchdog);
+  console.log(`# npm test finished in ${elapsed()}`);
+  process.exit(code ?? (signal ? 1 : 0));
+});
