@@ -13,6 +13,9 @@ const (
 	pluginPrefix = "chunked-uploader-plugin-"
 )
 
+// binaries are the executables the tests need in binDir.
+var binaries = []string{hostBinary, pluginPrefix + "local", pluginPrefix + "s3", pluginPrefix + "smb"}
+
 // binDir is the directory holding the host and plugin binaries under test. It
 // is also the PLUGIN_DIR given to the host.
 var binDir string
@@ -28,7 +31,7 @@ func run(m *testing.M) int {
 			fmt.Fprintf(os.Stderr, "e2e: CHUNKED_UPLOADER_BIN_DIR: %v\n", err)
 			return 1
 		}
-		for _, name := range []string{hostBinary, pluginPrefix + "local"} {
+		for _, name := range binaries {
 			if err := checkExecutable(filepath.Join(abs, name)); err != nil {
 				fmt.Fprintf(os.Stderr, "e2e: CHUNKED_UPLOADER_BIN_DIR=%s: %v\n", dir, err)
 				return 1
@@ -52,10 +55,12 @@ func run(m *testing.M) int {
 	return m.Run()
 }
 
-// buildBinaries builds the host and the local plugin into dir. Each is built
-// from inside its own module so that the build works with and without go.work.
+// buildBinaries builds the host and the local, s3 and smb plugins into dir.
+// Each is built from inside its own module (the repository's replace
+// directives point at the sibling modules), so the build works with and
+// without go.work and none of the plugins' dependencies enter this module.
 func buildBinaries(dir string) error {
-	root, err := filepath.Abs(filepath.Join("..", ".."))
+	root, err := repoRoot()
 	if err != nil {
 		return err
 	}
@@ -64,6 +69,8 @@ func buildBinaries(dir string) error {
 	}{
 		{filepath.Join(root, "cmd"), "./chunked-uploader", hostBinary},
 		{filepath.Join(root, "plugins", "local"), ".", pluginPrefix + "local"},
+		{filepath.Join(root, "plugins", "s3"), ".", pluginPrefix + "s3"},
+		{filepath.Join(root, "plugins", "smb"), ".", pluginPrefix + "smb"},
 	}
 	for _, b := range builds {
 		cmd := exec.Command("go", "build", "-o", filepath.Join(dir, b.out), b.pkg)
@@ -75,6 +82,18 @@ func buildBinaries(dir string) error {
 		}
 	}
 	return nil
+}
+
+// repoRoot is the repository's root directory: tests run in cmd/e2e.
+func repoRoot() (string, error) {
+	root, err := filepath.Abs(filepath.Join("..", ".."))
+	if err != nil {
+		return "", err
+	}
+	if _, err := os.Stat(filepath.Join(root, "scripts", "test-services.sh")); err != nil {
+		return "", fmt.Errorf("%s does not look like the repository root: %w", root, err)
+	}
+	return root, nil
 }
 
 func checkExecutable(path string) error {

@@ -26,9 +26,9 @@ const (
 )
 
 // backend describes what is specific to one storage backend: the environment
-// that selects and configures it, and how to reach a delivered object. SMB and
-// S3 entries can be added to backends later; every test that delivers files
-// runs once per entry.
+// that selects and configures it, and how to reach a delivered object. Every
+// test that delivers files runs once per entry of backends, with the same
+// assertions.
 type backend struct {
 	name string
 	// env returns the backend's variables for a host whose data lives in dir.
@@ -38,7 +38,10 @@ type backend struct {
 	// checkFinalPath reports whether final_path names key (such as
 	// "videos/2024/<id>_clip.bin") under the backend's root.
 	checkFinalPath func(tb testing.TB, s *server, finalPath, key string)
-	// objects lists the delivered objects (key → size).
+	// objects lists what the backend holds under the host's root (key →
+	// size): delivered objects, and also temporaries and partial objects
+	// (hidden SMB temporary files; S3 multipart uploads in progress as
+	// key + s3MultipartSuffix).
 	objects func(tb testing.TB, s *server) map[string]int64
 }
 
@@ -66,8 +69,9 @@ var localBackend = backend{
 	},
 }
 
-// backends are the storage backends the delivery tests run against.
-var backends = []backend{localBackend}
+// backends are the storage backends the delivery tests run against: the s3
+// and smb entries use the shared test services (remote_test.go).
+var backends = []backend{localBackend, s3SharedBackend, smbSharedBackend}
 
 // forEachBackend runs f as a parallel subtest per backend.
 func forEachBackend(t *testing.T, f func(t *testing.T, b backend)) {

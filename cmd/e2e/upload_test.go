@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"net/http"
 	"strings"
@@ -151,6 +152,7 @@ func TestHappyPath(t *testing.T) {
 		if !bytes.Equal(got, data) || sha256Hex(got) != whole {
 			t.Errorf("delivered object: %d bytes, sha256 %s; want %d bytes, sha256 %s", len(got), sha256Hex(got), len(data), whole)
 		}
+		checkObjects(t, s, map[string]int64{key: int64(total)})
 
 		st = s.status(t, id)
 		if st.Status != "complete" || st.Phase != "complete" || st.FinalPath != c.FinalPath || st.ChecksumSHA256 != whole ||
@@ -244,7 +246,17 @@ func TestFilenameWithoutPath(t *testing.T) {
 		if got := s.readObject(t, c.FinalPath); !bytes.Equal(got, data) {
 			t.Errorf("delivered %d bytes, want the %d bytes sent", len(got), len(data))
 		}
+		checkObjects(t, s, map[string]int64{key: int64(len(data))})
 	})
+}
+
+// checkObjects asserts that the backend holds exactly want (key → size):
+// no temporary file, partial object or multipart upload is left.
+func checkObjects(tb testing.TB, s *server, want map[string]int64) {
+	tb.Helper()
+	if got := s.backend.objects(tb, s); !maps.Equal(got, want) {
+		tb.Errorf("the %s backend holds %v, want exactly %v", s.backend.name, got, want)
+	}
 }
 
 // TestZeroByteUpload checks that total_size 0 has no parts and delivers an
@@ -271,6 +283,7 @@ func TestZeroByteUpload(t *testing.T) {
 		if got := s.readObject(t, c.FinalPath); len(got) != 0 {
 			t.Errorf("delivered %d bytes, want an empty object", len(got))
 		}
+		checkObjects(t, s, map[string]int64{key: 0})
 	})
 }
 
@@ -372,33 +385,45 @@ func TestPartChecksumHeaders(t *testing.T) {
 }
 
 // TestInitChecksum checks the init checksum_sha256: malformed is refused, and
-// a delivery that does not match it fails and stays retryable.
+// a delivery that does not match it fails and stays retryable. The file is
+// larger than one S3 part, so the S3 plugin streams it into a multipart
+// upload that it must abort.
 func TestInitChecksum(t *testing.T) {
 	t.Parallel()
-	s := startServer(t, localBackend, nil)
-	r := s.api(t, http.MethodPost, "/upload/init", map[string]any{"filename": "a.bin", "total_size": 10, "checksum_sha256": "xyz"})
-	expectError(t, r, http.StatusBadRequest, "invalid_checksum")
+	forEachBackend(t, func(t *testing.T, b backend) {
+		s := startServer(t, b, nil)
+		r := s.api(t, http.MethodPost, "/upload/init", map[string]any{"filename": "a.bin", "total_size": 10, "checksum_sha256": "xyz"})
+		expectError(t, r, http.StatusBadRequest, "invalid_checksum")
 
-	data := randomBytes(mib+10, 4)
-	parts := partData(data, mib)
-	up := s.initUpload(t, map[string]any{"filename": "bad/sum.bin", "total_size": len(data), "checksum_sha256": sha256Hex([]byte("something else"))})
-	for n, p := range parts {
-		s.mustPutPart(t, up.FileID, n, up.Parts[n].Token, p)
-	}
-	for i := range 2 {
-		r := s.complete(t, up.FileID)
-		expectError(t, r, http.StatusBadRequest, "checksum_mismatch")
-		st := s.status(t, up.FileID)
-		if st.Status != "failed" || st.Phase != "failed" || st.FinalizationError == "" || st.UploadedParts != 2 {
-			t.Errorf("attempt %d: status = %+v, want failed/failed with finalization_error and both parts still uploaded", i, st)
+		data := randomBytes(s3PartSizeMB*mib+10, 4)
+		parts := partData(data, mib)
+		up := s.initUpload(t, map[string]any{"filename": "bad/sum.bin", "total_size": len(data), "checksum_sha256": sha256Hex([]byte("something else"))})
+		for n, p := range parts {
+			s.mustPutPart(t, up.FileID, n, up.Parts[n].Token, p)
 		}
-	}
-	// The object is never made visible, and the host answers only after the plugin
-	// discarded what it received: not even a temporary file is left.
-	key := "bad/" + up.FileID + "_sum.bin"
-	if objs := localBackend.objects(t, s); len(objs) != 0 {
-		t.Errorf("after a checksum mismatch the backend holds %v (object %s), want nothing", objs, key)
-	}
+		staged := regularFiles(t, s.staging())
+		for i := range 2 {
+			r := s.complete(t, up.FileID)
+			expectError(t, r, http.StatusBadRequest, "checksum_mismatch")
+			st := s.status(t, up.FileID)
+			if st.Status != "failed" || st.Phase != "failed" || st.FinalizationError == "" || st.UploadedParts != len(parts) {
+				t.Errorf("attempt %d: status = %+v, want failed/failed with finalization_error and all %d parts still uploaded", i, st, len(parts))
+			}
+			if i == 0 {
+				t.Logf("finalization_error: %s", st.FinalizationError)
+			}
+		}
+		if got := regularFiles(t, s.staging()); !maps.Equal(got, staged) {
+			t.Errorf("TEMP_STORAGE_PATH after the failed deliveries: %v, before: %v", got, staged)
+		}
+		// The object is never made visible, and the host answers only after the
+		// plugin discarded what it received: not even a temporary file (or, on
+		// S3, a multipart upload in progress) is left.
+		key := "bad/" + up.FileID + "_sum.bin"
+		if objs := b.objects(t, s); len(objs) != 0 {
+			t.Errorf("after a checksum mismatch the backend holds %v (object %s), want nothing", objs, key)
+		}
+	})
 }
 
 // TestCancel cancels a pending upload with one part uploaded.
@@ -452,37 +477,40 @@ func TestCancel(t *testing.T) {
 // bytes: both sends succeed and the part is one of them whole, never a mix.
 func TestConcurrentResend(t *testing.T) {
 	t.Parallel()
-	s := startServer(t, localBackend, nil)
-	up := s.initUpload(t, map[string]any{"filename": "race/a.bin", "total_size": mib})
-	versions := [][]byte{randomBytes(mib, 20), randomBytes(mib, 21)}
-	for round := range 3 {
-		var wg sync.WaitGroup
-		for _, v := range versions {
-			wg.Go(func() {
-				r, err := s.tryPutPart(up.FileID, 0, up.Parts[0].Token, v)
-				if err != nil {
-					t.Error(err)
-					return
-				}
-				// 409 upload_finalizing is not possible here; both must land.
-				if r.status != http.StatusOK {
-					t.Errorf("round %d: concurrent send: got %v, want 200", round, r)
-				}
-			})
+	forEachBackend(t, func(t *testing.T, b backend) {
+		s := startServer(t, b, nil)
+		up := s.initUpload(t, map[string]any{"filename": "race/a.bin", "total_size": mib})
+		versions := [][]byte{randomBytes(mib, 20), randomBytes(mib, 21)}
+		for round := range 3 {
+			var wg sync.WaitGroup
+			for _, v := range versions {
+				wg.Go(func() {
+					r, err := s.tryPutPart(up.FileID, 0, up.Parts[0].Token, v)
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					// 409 upload_finalizing is not possible here; both must land.
+					if r.status != http.StatusOK {
+						t.Errorf("round %d: concurrent send: got %v, want 200", round, r)
+					}
+				})
+			}
+			wg.Wait()
 		}
-		wg.Wait()
-	}
-	st := s.status(t, up.FileID)
-	if len(st.Parts) != 1 {
-		t.Fatalf("status lists %d parts, want 1", len(st.Parts))
-	}
-	sum := st.Parts[0].ChecksumSHA256
-	if sum != sha256Hex(versions[0]) && sum != sha256Hex(versions[1]) {
-		t.Errorf("part checksum_sha256 = %s, want the digest of one of the two sends", sum)
-	}
-	c := s.completeAndWait(t, up.FileID, 30*time.Second)
-	got := s.readObject(t, c.FinalPath)
-	if sha256Hex(got) != sum || c.ChecksumSHA256 != sum {
-		t.Errorf("delivered sha256 %s (complete says %s), want the part's %s", sha256Hex(got), c.ChecksumSHA256, sum)
-	}
+		st := s.status(t, up.FileID)
+		if len(st.Parts) != 1 {
+			t.Fatalf("status lists %d parts, want 1", len(st.Parts))
+		}
+		sum := st.Parts[0].ChecksumSHA256
+		if sum != sha256Hex(versions[0]) && sum != sha256Hex(versions[1]) {
+			t.Errorf("part checksum_sha256 = %s, want the digest of one of the two sends", sum)
+		}
+		c := s.completeAndWait(t, up.FileID, 30*time.Second)
+		got := s.readObject(t, c.FinalPath)
+		if sha256Hex(got) != sum || c.ChecksumSHA256 != sum {
+			t.Errorf("delivered sha256 %s (complete says %s), want the part's %s", sha256Hex(got), c.ChecksumSHA256, sum)
+		}
+		checkObjects(t, s, map[string]int64{"race/" + up.FileID + "_a.bin": mib})
+	})
 }
