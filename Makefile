@@ -59,8 +59,9 @@ FUZZTIME     ?= 60s
 .PHONY: test-js bench fuzz fuzz-brief build check-host-deps run test test-modules test-short test-gowork-off lint \
 	proto proto-tools proto-check services-start services-stop clean help
 
-build: ## Build bin/chunked-uploader and bin/chunked-uploader-plugin-<name> for every plugin, then check-host-deps
+build: ## Build bin/chunked-uploader, the CLI bin/chunked-upload and bin/chunked-uploader-plugin-<name> for every plugin, then check-host-deps
 	$(GO) build -trimpath -o bin/chunked-uploader ./cmd/chunked-uploader
+	$(GO) build -trimpath -o bin/chunked-upload ./cmd/chunked-upload
 	for p in $(PLUGINS); do $(GO) build -trimpath -o bin/chunked-uploader-plugin-$$p ./plugins/$$p; done
 	@$(MAKE) check-host-deps
 
