@@ -19,7 +19,7 @@ import (
 // a hidden SMB temporary file) a test failure. The plugins remove them only
 // when the server answers at the time of the failure, so for now they are
 // only logged. TODO: set to true once the plugins clean up on the next Put.
-const strictLeftovers = false
+const strictLeftovers = true
 
 // TestServerDownDuringDelivery takes the S3 server or smbd away in the middle
 // of a delivery, and delivers again once it is back:

@@ -24,8 +24,9 @@ const SettingPath = "LOCAL_STORAGE_PATH"
 // beside the target, syncs it and renames it into place, so readers of the directory see
 // either the previous file or the complete new one. A Store is safe for concurrent use.
 type Store struct {
-	root string
-	log  sdk.Logger
+	root  string
+	log   sdk.Logger
+	temps writing // temporary files of Puts in flight, see createTemp
 }
 
 // Interface guards.
@@ -128,10 +129,11 @@ func (s *Store) probe() error {
 	if !fi.IsDir() {
 		return fmt.Errorf("local: root %s is not a directory", s.root)
 	}
-	f, name, err := createTemp(s.root, ".health")
+	f, name, err := s.createTemp(s.root, ".health")
 	if err != nil {
 		return mapErr("create probe file in", s.root, err)
 	}
+	defer s.temps.done(name)
 	defer os.Remove(name)
 	if _, err := f.Write([]byte("ok\n")); err != nil {
 		f.Close()

@@ -1,6 +1,7 @@
 package localstore_test
 
 import (
+	"context"
 	"errors"
 	"io"
 	"io/fs"
@@ -8,6 +9,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/hashicorp/go-hclog"
 
 	"github.com/chunked-uploader/chunked-uploader/plugins/local/internal/localstore"
 	"github.com/chunked-uploader/chunked-uploader/sdk"
@@ -207,5 +210,29 @@ func TestKeysChecked(t *testing.T) {
 		if err := s.Delete(t.Context(), k); !errors.Is(err, sdk.ErrInvalidKey) {
 			t.Errorf("Delete(%q) = %v, want ErrInvalidKey", k, err)
 		}
+	}
+}
+
+// The temporary file of an attempt that died (the plugin was killed mid-Put) is replaced
+// by the next Put of the same key, so a retry leaves nothing behind.
+func TestLeftoverTemporaryReplaced(t *testing.T) {
+	root := t.TempDir()
+	s, err := localstore.New(root, hclog.NewNullLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(root, "a"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	left := filepath.Join(root, "a", ".x.bin.tmp")
+	if err := os.WriteFile(left, []byte("half of an earlier attempt"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Put(context.Background(), "a/x.bin", strings.NewReader("whole"), 5); err != nil {
+		t.Fatal(err)
+	}
+	entries, _ := os.ReadDir(filepath.Join(root, "a"))
+	if len(entries) != 1 || entries[0].Name() != "x.bin" {
+		t.Fatalf("directory holds %v, want only x.bin", entries)
 	}
 }

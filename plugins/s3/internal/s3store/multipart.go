@@ -24,16 +24,23 @@ import (
 // feature/s3/manager is deprecated and its successor (feature/s3/transfermanager) is still
 // v0, and neither lets us decide after the last byte whether to complete or abort.
 func (s *Store) putMultipart(ctx context.Context, key string, r io.Reader, size int64) ([]byte, error) {
+	s.abortLeftovers(ctx, key)
 	ps := partSize(size, s.cfg.PartSize)
 	nparts := (size + ps - 1) / ps
+	s.running.create.Lock()
 	out, err := s.client.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{
 		Bucket:            aws.String(s.cfg.Bucket),
 		Key:               aws.String(key),
 		ChecksumAlgorithm: s.checksum,
 	})
+	if err == nil {
+		s.running.add(aws.ToString(out.UploadId))
+	}
+	s.running.create.Unlock()
 	if err != nil {
 		return nil, fmt.Errorf("create multipart upload: %w", s.mapError(err))
 	}
+	defer s.running.remove(aws.ToString(out.UploadId))
 	u := newUpload(ctx, s, key, aws.ToString(out.UploadId), ps, min(int64(s.cfg.Concurrency), nparts))
 	s.log.Debug("multipart upload started", "key", key, "bytes", size, "part_size", ps, "parts", nparts)
 

@@ -35,15 +35,30 @@ func (st *Store) Put(ctx context.Context, key string, r io.Reader, size int64) (
 	fctx, fcancel := context.WithCancel(context.WithoutCancel(ctx))
 	defer fcancel()
 	w := newFileWriter(st, ctx, fcancel, size)
-	var tmp string
+	// The first choice of temporary name is fixed, "<.name>.tmp": the host gives every upload
+	// a key of its own, so a file of that name that this process is not writing is the
+	// remains of an earlier attempt (the server or the plugin went away mid-Put) and is
+	// replaced, which leaves no junk behind a retry. A second Put of the same key at the
+	// same time gets a random name.
+	tmp := path.Join(dir, fixedTempName("."+base))
+	if !st.temps.claim(tmp) {
+		tmp = path.Join(dir, tempName("."+base, ".tmp"))
+		st.temps.claim(tmp)
+	}
+	defer st.temps.done(tmp)
 	err := st.run(ctx, func(s *session, fs *smb2.Share) error {
 		if dir != "" {
 			if err := fs.MkdirAll(dir, 0o755); err != nil {
 				return err
 			}
 		}
-		tmp = path.Join(dir, tempName("."+base, ".tmp"))
 		f, err := s.share.WithContext(fctx).OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+		if errors.Is(err, os.ErrExist) {
+			st.log.Info("removing the temporary file of an interrupted attempt", "path", tmp)
+			if rerr := fs.Remove(tmp); rerr == nil || errors.Is(rerr, os.ErrNotExist) {
+				f, err = s.share.WithContext(fctx).OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+			}
+		}
 		w.s, w.f = s, f
 		return err
 	})
@@ -131,6 +146,43 @@ func (st *Store) removeTemp(ctx context.Context, tmp string) {
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		st.log.Warn("removing a temporary file failed", "path", tmp, "error", err)
 	}
+}
+
+// fixedTempName returns prefix + ".tmp", shortening prefix as tempName does.
+func fixedTempName(prefix string) string {
+	if maxLen := sdk.MaxSegmentLength - len(".tmp"); len(prefix) > maxLen {
+		prefix = prefix[:maxLen]
+		for !utf8.ValidString(prefix) {
+			prefix = prefix[:len(prefix)-1]
+		}
+	}
+	return prefix + ".tmp"
+}
+
+// writing is the set of temporary files this process is writing.
+type writing struct {
+	mu    sync.Mutex
+	names map[string]bool
+}
+
+// claim marks name as being written and reports whether it was free.
+func (w *writing) claim(name string) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.names[name] {
+		return false
+	}
+	if w.names == nil {
+		w.names = map[string]bool{}
+	}
+	w.names[name] = true
+	return true
+}
+
+func (w *writing) done(name string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	delete(w.names, name)
 }
 
 // tempName returns prefix + "." + 16 random hex digits + suffix, shortening prefix so that

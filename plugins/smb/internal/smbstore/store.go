@@ -16,8 +16,9 @@ import (
 // Store keeps objects as files under one directory of an SMB share. It is safe for
 // concurrent use: operations share one session, which go-smb2 multiplexes.
 type Store struct {
-	cfg Config
-	log sdk.Logger
+	cfg   Config
+	log   sdk.Logger
+	temps writing // temporary files of Puts in flight, see Put
 
 	mu     sync.Mutex // guards the fields below; held while connecting
 	cur    *session   // nil until the first operation, and after the connection broke
