@@ -78,7 +78,7 @@ STORAGE_BACKEND=local
 LOCAL_STORAGE_PATH=./uploads
 # Staged parts are acknowledged data: keep them on persistent disk, not in /tmp.
 TEMP_STORAGE_PATH=./staging
-DATABASE_PATH=./uploads.db
+DATABASE_PATH=./data/uploads.db
 SERVER_PORT=3000
 CHUNK_SIZE_MB=50
 UPLOAD_TTL_HOURS=24
@@ -111,7 +111,7 @@ else
 fi
 chmod 600 "$env_file"
 
-mkdir -p uploads staging
+mkdir -p uploads staging data
 
-echo "Wrote $PWD/$env_file (mode 0600) and created ./uploads and ./staging."
+echo "Wrote $PWD/$env_file (mode 0600) and created ./uploads, ./staging and ./data."
 echo "Read the API key with:  grep API_KEY .env"

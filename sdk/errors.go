@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -92,13 +93,13 @@ func fromStatus(err error) error {
 		}
 		prefix := e.tag + ": "
 		if len(msg) >= len(prefix) && msg[:len(prefix)] == prefix {
-			return fmt.Errorf("%w: %s", e.err, msg[len(prefix):])
+			return wrapText(e.err, msg[len(prefix):])
 		}
 	}
 	// A plugin not written with this sdk: map by code alone.
 	for _, e := range errorCodes {
 		if e.code == st.Code() {
-			return fmt.Errorf("%w: %s", e.err, msg)
+			return wrapText(e.err, msg)
 		}
 	}
 	return errors.New(msg)
@@ -111,4 +112,14 @@ func contextError(err error, msg string) error {
 		return err
 	}
 	return fmt.Errorf("%w: %s", err, msg)
+}
+
+// wrapText wraps sentinel with the remote message, without repeating the sentinel's own
+// text when the message already starts with it.
+func wrapText(sentinel error, msg string) error {
+	msg = strings.TrimPrefix(msg, sentinel.Error()+": ")
+	if msg == sentinel.Error() || msg == "" {
+		return sentinel
+	}
+	return fmt.Errorf("%w: %s", sentinel, msg)
 }

@@ -5,6 +5,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -16,6 +17,8 @@ import (
 
 	"github.com/chunked-uploader/chunked-uploader/host/app"
 	"github.com/chunked-uploader/chunked-uploader/host/config"
+	"github.com/chunked-uploader/chunked-uploader/host/pluginmgr"
+	"github.com/chunked-uploader/chunked-uploader/sdk"
 )
 
 func main() {
@@ -47,6 +50,9 @@ func main() {
 	defer stop()
 	if err := app.Run(ctx, cfg, log); err != nil {
 		log.Error("server stopped", "error", err)
+		if errors.Is(err, pluginmgr.ErrRefused) || errors.Is(err, sdk.ErrInvalidConfig) {
+			os.Exit(2) // a restart cannot fix it (systemd: RestartPreventExitStatus=2)
+		}
 		os.Exit(1)
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -25,6 +26,10 @@ import (
 
 	"github.com/chunked-uploader/chunked-uploader/sdk"
 )
+
+// ErrRefused marks a plugin that can never start as configured: its checksum differs from
+// PLUGIN_SHA256, or it speaks another protocol version. Restarting does not help.
+var ErrRefused = errors.New("storage plugin refused")
 
 // Options configure a Manager.
 type Options struct {
@@ -191,7 +196,15 @@ func (m *Manager) start(ctx context.Context) (*plugin.Client, sdk.Remote, error)
 	if err != nil {
 		client.Kill()
 		if errors.Is(err, plugin.ErrChecksumsDoNotMatch) {
-			return nil, nil, fmt.Errorf("storage plugin %s refused: its SHA-256 does not match PLUGIN_SHA256", m.opt.Path)
+			return nil, nil, fmt.Errorf("%w: %s: its SHA-256 (%s) does not match PLUGIN_SHA256 (%s)",
+				ErrRefused, m.opt.Path, fileSHA256(m.opt.Path), m.opt.SHA256)
+		}
+		if _, v, ok := strings.Cut(err.Error(), "incompatible API version with plugin. Plugin version: "); ok {
+			if i := strings.IndexByte(v, ','); i > 0 {
+				v = v[:i]
+			}
+			return nil, nil, fmt.Errorf("%w: %s speaks storage protocol version %s, this server speaks %d: build the plugin against this server's sdk",
+				ErrRefused, m.opt.Path, v, sdk.ProtocolVersion)
 		}
 		return nil, nil, fmt.Errorf("%w: start %s: %v", sdk.ErrUnavailable, m.opt.Path, err)
 	}
@@ -346,4 +359,18 @@ func (m *Manager) Close() {
 		m.client.Kill()
 		m.client, m.remote = nil, nil
 	}
+}
+
+// fileSHA256 returns the hex SHA-256 of the file at path, or "unreadable".
+func fileSHA256(path string) string {
+	f, err := os.Open(path)
+	if err != nil {
+		return "unreadable"
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "unreadable"
+	}
+	return hex.EncodeToString(h.Sum(nil))
 }
