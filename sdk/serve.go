@@ -6,6 +6,7 @@ import (
 	"os"
 	"runtime/debug"
 	"sync/atomic"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/go-plugin"
@@ -157,6 +158,9 @@ func Serve(name string, factory Factory, opts ...ServeOption) {
 	if os.Getenv("GOMEMLIMIT") == "" {
 		debug.SetMemoryLimit(DefaultMemoryLimit + reserved.Load())
 	}
+	if cfg.test == nil {
+		go exitWithHost(cfg.log)
+	}
 	plugin.Serve(&plugin.ServeConfig{
 		HandshakeConfig: Handshake,
 		Plugins:         plugin.PluginSet{PluginName: &Plugin{Name: name, Factory: factory, Log: cfg.log}},
@@ -164,4 +168,17 @@ func Serve(name string, factory Factory, opts ...ServeOption) {
 		Logger:          cfg.log,
 		Test:            cfg.test,
 	})
+}
+
+// exitWithHost ends the plugin when the host that started it is gone (killed without a
+// chance to stop its plugin): the process would otherwise live on, orphaned, holding its
+// connections and files.
+func exitWithHost(log hclog.Logger) {
+	host := os.Getppid()
+	for range time.Tick(time.Second) {
+		if os.Getppid() != host {
+			log.Warn("the host process is gone; exiting")
+			os.Exit(0)
+		}
+	}
 }

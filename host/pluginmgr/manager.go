@@ -59,6 +59,7 @@ type Manager struct {
 	mu        sync.Mutex
 	client    *plugin.Client
 	remote    sdk.Remote
+	sockDir   string // the running plugin's socket directory
 	lastStart time.Time
 	restarts  int
 	closed    bool
@@ -121,8 +122,7 @@ func (m *Manager) current(ctx context.Context) (sdk.Remote, *plugin.Client, erro
 	}
 	if m.client != nil {
 		m.log.Warn("storage plugin exited; restarting it", "plugin", m.opt.Path)
-		m.client.Kill()
-		m.client, m.remote = nil, nil
+		m.stopLocked()
 		m.restarts++
 	}
 	if wait := m.opt.RestartBackoff - time.Since(m.lastStart); !m.lastStart.IsZero() && wait > 0 {
@@ -133,11 +133,11 @@ func (m *Manager) current(ctx context.Context) (sdk.Remote, *plugin.Client, erro
 		}
 	}
 	m.lastStart = time.Now()
-	client, remote, err := m.start(ctx)
+	client, remote, sockDir, err := m.start(ctx)
 	if err != nil {
 		return nil, nil, err
 	}
-	m.client, m.remote = client, remote
+	m.client, m.remote, m.sockDir = client, remote, sockDir
 	return remote, client, nil
 }
 
@@ -150,18 +150,24 @@ func (m *Manager) kill(client *plugin.Client, why string) {
 		return
 	}
 	m.log.Error("killing the storage plugin: "+why, "plugin", m.opt.Path)
-	client.Kill()
-	m.client, m.remote = nil, nil
+	m.stopLocked()
 	m.restarts++
 }
 
-func (m *Manager) start(ctx context.Context) (*plugin.Client, sdk.Remote, error) {
+// stopLocked stops the current process and removes its socket directory.
+func (m *Manager) stopLocked() {
+	m.client.Kill()
+	os.RemoveAll(m.sockDir)
+	m.client, m.remote, m.sockDir = nil, nil, ""
+}
+
+func (m *Manager) start(ctx context.Context) (*plugin.Client, sdk.Remote, string, error) {
 	// The plugin listens on a Unix socket in a directory only this user can enter: that,
 	// not TLS, is what keeps other local users off it (TLS would add two copies and
 	// AES-GCM to every byte delivered). The directory goes when the process goes.
 	sockDir, err := os.MkdirTemp("", "chunked-uploader-plugin-")
 	if err != nil {
-		return nil, nil, fmt.Errorf("plugin socket directory: %w", err)
+		return nil, nil, "", fmt.Errorf("plugin socket directory: %w", err)
 	}
 	cmd := exec.Command(m.opt.Path)
 	cmd.Env = append(append([]string(nil), m.opt.Env...), plugin.EnvUnixSocketDir+"="+sockDir)
@@ -181,53 +187,49 @@ func (m *Manager) start(ctx context.Context) (*plugin.Client, sdk.Remote, error)
 	if m.opt.SHA256 != "" {
 		sum, err := hex.DecodeString(m.opt.SHA256)
 		if err != nil {
-			return nil, nil, fmt.Errorf("plugin checksum: %w", err)
+			os.RemoveAll(sockDir)
+			return nil, nil, "", fmt.Errorf("plugin checksum: %w", err)
 		}
 		cfg.SecureConfig = &plugin.SecureConfig{Checksum: sum, Hash: sha256.New()}
 	}
 	client := plugin.NewClient(cfg)
-	go func() {
-		for !client.Exited() {
-			time.Sleep(time.Second)
-		}
+	fail := func(err error) (*plugin.Client, sdk.Remote, string, error) {
+		client.Kill()
 		os.RemoveAll(sockDir)
-	}()
+		return nil, nil, "", err
+	}
 	rpc, err := client.Client()
 	if err != nil {
-		client.Kill()
 		if errors.Is(err, plugin.ErrChecksumsDoNotMatch) {
-			return nil, nil, fmt.Errorf("%w: %s: its SHA-256 (%s) does not match PLUGIN_SHA256 (%s)",
-				ErrRefused, m.opt.Path, fileSHA256(m.opt.Path), m.opt.SHA256)
+			return fail(fmt.Errorf("%w: %s: its SHA-256 (%s) does not match PLUGIN_SHA256 (%s)",
+				ErrRefused, m.opt.Path, fileSHA256(m.opt.Path), m.opt.SHA256))
 		}
 		if _, v, ok := strings.Cut(err.Error(), "incompatible API version with plugin. Plugin version: "); ok {
 			if i := strings.IndexByte(v, ','); i > 0 {
 				v = v[:i]
 			}
-			return nil, nil, fmt.Errorf("%w: %s speaks storage protocol version %s, this server speaks %d: build the plugin against this server's sdk",
-				ErrRefused, m.opt.Path, v, sdk.ProtocolVersion)
+			return fail(fmt.Errorf("%w: %s speaks storage protocol version %s, this server speaks %d: build the plugin against this server's sdk",
+				ErrRefused, m.opt.Path, v, sdk.ProtocolVersion))
 		}
-		return nil, nil, fmt.Errorf("%w: start %s: %v", sdk.ErrUnavailable, m.opt.Path, err)
+		return fail(fmt.Errorf("%w: start %s: %v", sdk.ErrUnavailable, m.opt.Path, err))
 	}
 	raw, err := rpc.Dispense(sdk.PluginName)
 	if err != nil {
-		client.Kill()
-		return nil, nil, fmt.Errorf("%w: %s does not serve the storage protocol: %v", sdk.ErrUnavailable, m.opt.Path, err)
+		return fail(fmt.Errorf("%w: %s does not serve the storage protocol: %v", sdk.ErrUnavailable, m.opt.Path, err))
 	}
 	remote, ok := raw.(sdk.Remote)
 	if !ok {
-		client.Kill()
-		return nil, nil, fmt.Errorf("%w: %s dispensed %T", sdk.ErrUnavailable, m.opt.Path, raw)
+		return fail(fmt.Errorf("%w: %s dispensed %T", sdk.ErrUnavailable, m.opt.Path, raw))
 	}
 	cctx, cancel := context.WithTimeout(ctx, m.opt.StartTimeout)
 	defer cancel()
 	name, err := remote.Configure(cctx, m.opt.Settings)
 	if err != nil {
-		client.Kill()
-		return nil, nil, fmt.Errorf("storage plugin %s: %w", m.opt.Name, err)
+		return fail(fmt.Errorf("storage plugin %s: %w", m.opt.Name, err))
 	}
 	m.log.Info("storage plugin started", "backend", m.opt.Name, "served_name", name,
 		"pid", client.ReattachConfig().Pid, "protocol_version", client.NegotiatedVersion())
-	return client, remote, nil
+	return client, remote, sockDir, nil
 }
 
 // exited converts an error from a call into one wrapping sdk.ErrPluginExited when the
@@ -356,8 +358,7 @@ func (m *Manager) Close() {
 	defer m.mu.Unlock()
 	m.closed = true
 	if m.client != nil {
-		m.client.Kill()
-		m.client, m.remote = nil, nil
+		m.stopLocked()
 	}
 }
 

@@ -23,7 +23,7 @@ func insertEvent(ctx context.Context, tx *sql.Tx, ev *host.WebhookEvent) error {
 // DueEvents returns up to limit pending webhook events due at now, oldest first.
 func (db *DB) DueEvents(ctx context.Context, now time.Time, limit int) ([]host.WebhookEvent, error) {
 	rows, err := db.r.QueryContext(ctx, `SELECT id, upload_id, url, event, body, attempts, next_attempt_at, created_at
-		FROM webhook_events WHERE status = 'pending' AND next_attempt_at <= ? ORDER BY next_attempt_at LIMIT ?`, now.Unix(), limit)
+		FROM webhook_events WHERE status = 'pending' AND next_attempt_at <= ? ORDER BY next_attempt_at LIMIT ?`, now.UnixMilli(), limit)
 	if err != nil {
 		return nil, fmt.Errorf("read due webhooks: %w", err)
 	}
@@ -35,7 +35,7 @@ func (db *DB) DueEvents(ctx context.Context, now time.Time, limit int) ([]host.W
 		if err := rows.Scan(&ev.ID, &ev.UploadID, &ev.URL, &ev.Event, &ev.Body, &ev.Attempts, &next, &created); err != nil {
 			return nil, fmt.Errorf("read due webhooks: %w", err)
 		}
-		ev.NextAt, ev.CreatedAt = unix(next), unix(created)
+		ev.NextAt, ev.CreatedAt = time.UnixMilli(next).UTC(), unix(created)
 		out = append(out, ev)
 	}
 	return out, rows.Err()
@@ -45,11 +45,23 @@ func (db *DB) DueEvents(ctx context.Context, now time.Time, limit int) ([]host.W
 // given up (failed) after too many attempts.
 func (db *DB) RecordAttempt(ctx context.Context, id string, attempts int, status string, next time.Time, lastErr string, at time.Time) error {
 	_, err := db.w.ExecContext(ctx, `UPDATE webhook_events SET attempts = ?, status = ?, next_attempt_at = ?, last_error = ?, updated_at = ?
-		WHERE id = ?`, attempts, status, next.Unix(), lastErr, at.Unix(), id)
+		WHERE id = ?`, attempts, status, next.UnixMilli(), lastErr, at.Unix(), id)
 	if err != nil {
 		return fmt.Errorf("record webhook attempt: %w", err)
 	}
 	return nil
+}
+
+// NextEventAt returns when the earliest pending event is due, and false when none is pending.
+func (db *DB) NextEventAt(ctx context.Context) (time.Time, bool, error) {
+	var next sql.NullInt64
+	if err := db.r.QueryRowContext(ctx, `SELECT MIN(next_attempt_at) FROM webhook_events WHERE status = 'pending'`).Scan(&next); err != nil {
+		return time.Time{}, false, fmt.Errorf("read next webhook: %w", err)
+	}
+	if !next.Valid {
+		return time.Time{}, false, nil
+	}
+	return time.UnixMilli(next.Int64), true, nil
 }
 
 // EventStatus returns the status and attempts of event id (for tests and diagnostics).

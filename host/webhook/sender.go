@@ -94,12 +94,19 @@ func (s *Sender) Close() {
 	s.wg.Wait()
 }
 
+// loop sends what is due, then sleeps until the next event is due (at most Poll), a new
+// event is queued (Wake), or the Sender closes.
 func (s *Sender) loop() {
-	t := time.NewTicker(s.opt.Poll)
+	t := time.NewTimer(0)
 	defer t.Stop()
 	for {
 		for s.ctx.Err() == nil && s.sendDue() {
 		}
+		wait := s.opt.Poll
+		if next, ok, err := s.outbox.NextEventAt(s.ctx); err == nil && ok {
+			wait = min(wait, max(time.Until(next), time.Millisecond))
+		}
+		t.Reset(wait)
 		select {
 		case <-s.ctx.Done():
 			return

@@ -71,6 +71,8 @@ func Sign(secret []byte, ts int64, body []byte) string {
 type Outbox interface {
 	DueEvents(ctx context.Context, now time.Time, limit int) ([]host.WebhookEvent, error)
 	RecordAttempt(ctx context.Context, id string, attempts int, status string, next time.Time, lastErr string, at time.Time) error
+	// NextEventAt returns when the earliest pending event is due (false: none pending).
+	NextEventAt(ctx context.Context) (time.Time, bool, error)
 }
 
 // Event statuses in the outbox.

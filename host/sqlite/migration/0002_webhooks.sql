@@ -6,7 +6,7 @@ CREATE TABLE webhook_events (
     body            BLOB NOT NULL,
     attempts        INTEGER NOT NULL DEFAULT 0,
     status          TEXT NOT NULL DEFAULT 'pending',
-    next_attempt_at INTEGER NOT NULL,
+    next_attempt_at INTEGER NOT NULL, -- unix milliseconds
     last_error      TEXT NOT NULL DEFAULT '',
     created_at      INTEGER NOT NULL,
     updated_at      INTEGER NOT NULL

@@ -1,0 +1,237 @@
+package reliability
+
+import (
+	"bytes"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// TestConcurrentPartPuts sends one part ten times at once, five times with the source
+// bytes and five times with other bytes of the right size: every send is acknowledged,
+// the part then is exactly one of the versions sent (its checksum is the staged file's),
+// and the delivered file is the source with that part replaced by that version.
+func TestConcurrentPartPuts(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, "local", nil)
+	const chunk = mib
+	data := randomBytes(4*chunk, 13)
+	parts := partData(data, chunk)
+	up := s.initUpload(t, map[string]any{"filename": "race/p.bin", "total_size": len(data)})
+	for _, n := range []int{0, 1, 3} {
+		s.mustPutPart(t, up.FileID, n, up.Parts[n].Token, parts[n])
+	}
+	const target = 2
+	versions := map[string][]byte{sha256Hex(parts[target]): parts[target]}
+	sends := make([][]byte, 10)
+	for i := range sends {
+		if i%2 == 0 {
+			sends[i] = parts[target]
+		} else {
+			sends[i] = randomBytes(chunk, uint64(100+i))
+			versions[sha256Hex(sends[i])] = sends[i]
+		}
+	}
+	var sum string
+	for round := range 3 {
+		var wg sync.WaitGroup
+		start := make(chan struct{})
+		for i, b := range sends {
+			wg.Go(func() {
+				<-start
+				r, err := s.tryPutPart(up.FileID, target, up.Parts[target].Token, b)
+				if err != nil {
+					t.Errorf("round %d send %d: %v", round, i, err)
+					return
+				}
+				if r.status != http.StatusOK {
+					t.Errorf("round %d send %d: got %v, want 200", round, i, r)
+					return
+				}
+				var p partResponse
+				if err := jsonUnmarshal(r.body, &p); err != nil || p.ChecksumSHA256 != sha256Hex(b) {
+					t.Errorf("round %d send %d: answer %v, want checksum %s", round, i, r, sha256Hex(b))
+				}
+			})
+		}
+		close(start)
+		wg.Wait()
+		st := s.status(t, up.FileID)
+		sum = st.Parts[target].ChecksumSHA256
+		staged, _ := fileSHA256(filepath.Join(s.staging(), up.FileID, partName(target)))
+		if _, ok := versions[sum]; !ok || st.Parts[target].Status != "uploaded" || staged != sum {
+			t.Fatalf("round %d: part %d %+v, staged file sha256 %s; want uploaded with the checksum of one version sent, equal to the staged file's",
+				round, target, st.Parts[target], staged)
+		}
+		if names := s.stagedFiles(t, up.FileID); len(names) != 4 {
+			t.Errorf("round %d: staging holds %v, want the 4 part files", round, names)
+		}
+		t.Logf("round %d: the part is the %s version", round, map[bool]string{true: "source", false: "other"}[sum == sha256Hex(parts[target])])
+	}
+	want := bytes.Clone(data)
+	copy(want[target*chunk:], versions[sum])
+	c := s.completeAndWait(t, up.FileID, time.Minute)
+	got, err := os.ReadFile(c.FinalPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("delivered %d bytes, sha256 %s; want the source with part %d replaced by the version %s (sha256 %s)",
+			len(got), sha256Hex(got), target, sum, sha256Hex(want))
+	}
+}
+
+// TestConcurrentCompletes: ten completes of one upload at once cause exactly one delivery
+// and answer 200 or 202; bytes_delivered never decreases and never exceeds total_size.
+// While a delivery is held (hang-put), parts and cancel are refused with 409
+// upload_finalizing.
+func TestConcurrentCompletes(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, "fault", map[string]string{"CHUNK_SIZE_MB": "4", "PLUGIN_STALL_TIMEOUT": "4s"})
+
+	t.Run("ten completes", func(t *testing.T) {
+		const total = 96 * mib
+		data := randomBytes(total, 14)
+		up := s.initUpload(t, map[string]any{"filename": "race/c.bin", "total_size": total})
+		s.uploadParts(t, up, partData(data, 4*mib), 4)
+		key := "race/" + up.FileID + "_c.bin"
+
+		stopPoll := make(chan struct{})
+		pollDone := make(chan []int64)
+		go func() { pollDone <- pollDelivered(t, s, up.FileID, total, stopPoll) }()
+		var wg sync.WaitGroup
+		start := make(chan struct{})
+		codes := make([]int, 10)
+		for i := range codes {
+			wg.Go(func() {
+				<-start
+				r, err := s.tryAPI(http.MethodPost, "/upload/"+up.FileID+"/complete", nil)
+				if err != nil {
+					t.Errorf("complete %d: %v", i, err)
+					return
+				}
+				codes[i] = r.status
+				if r.status != http.StatusOK && r.status != http.StatusAccepted {
+					t.Errorf("complete %d: got %v, want 200 or 202", i, r)
+				}
+			})
+		}
+		close(start)
+		wg.Wait()
+		c := s.waitComplete(t, up.FileID, time.Minute)
+		close(stopPoll)
+		samples := <-pollDone
+		t.Logf("answers %v; bytes_delivered while finalizing: %d samples, %v", codes, len(samples), summarize(samples))
+		if n := s.puts(t, key); n != 1 {
+			t.Errorf("the plugin received %d Puts of %s, want exactly 1", n, key)
+		}
+		if sum, n := fileSHA256(c.FinalPath); sum != sha256Hex(data) || n != total {
+			t.Errorf("delivered %d bytes, sha256 %s; want %d, %s", n, sum, total, sha256Hex(data))
+		}
+		if st := s.status(t, up.FileID); st.Status != "complete" || st.BytesDelivered != total {
+			t.Errorf("final status %+v, want complete with bytes_delivered %d", st, total)
+		}
+	})
+
+	t.Run("held in finalizing", func(t *testing.T) {
+		const total = 8 * mib
+		data := randomBytes(total, 15)
+		parts := partData(data, 4*mib)
+		up := s.initUpload(t, map[string]any{"filename": "race/h.bin", "total_size": total})
+		s.uploadParts(t, up, parts, 2)
+		key := "race/" + up.FileID + "_h.bin"
+		s.fault(t, "hang-put", true)
+		stopPoll := make(chan struct{})
+		pollDone := make(chan []int64)
+		go func() { pollDone <- pollDelivered(t, s, up.FileID, total, stopPoll) }()
+		completed := s.completeAsync(up.FileID)
+		if !waitFor(30*time.Second, func() bool { return s.puts(t, key) == 1 }) {
+			t.Fatal("the delivery did not reach the plugin")
+		}
+		if st := s.status(t, up.FileID); st.Status != "finalizing" || st.Phase != "finalizing" {
+			t.Fatalf("status %+v, want finalizing", st)
+		}
+		r, err := s.tryPutPart(up.FileID, 0, up.Parts[0].Token, parts[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		expectError(t, r, http.StatusConflict, "upload_finalizing")
+		expectError(t, s.api(t, http.MethodDelete, "/upload/"+up.FileID, nil), http.StatusConflict, "upload_finalizing")
+		res := <-completed // the stall timeout (4 s) ends the delivery
+		if res.err != nil {
+			t.Fatal(res.err)
+		}
+		expectErrorOneOf(t, res.r, map[string]int{"backend_unavailable": 503, "delivery_failed": 502})
+		close(stopPoll)
+		samples := <-pollDone
+		t.Logf("bytes_delivered while held: %d samples, %v", len(samples), summarize(samples))
+		s.fault(t, "hang-put", false)
+		// The part refused while finalizing was not changed.
+		st := s.status(t, up.FileID)
+		if st.Status != "failed" || st.Parts[0].ChecksumSHA256 != sha256Hex(parts[0]) {
+			t.Errorf("status after the stalled delivery: %+v", st)
+		}
+		c := s.completeAndWait(t, up.FileID, time.Minute)
+		if sum, _ := fileSHA256(c.FinalPath); sum != sha256Hex(data) {
+			t.Errorf("delivered sha256 %s, want %s", sum, sha256Hex(data))
+		}
+		if n := s.puts(t, key); n != 2 {
+			t.Errorf("the plugin received %d Puts of %s, want 2", n, key)
+		}
+	})
+}
+
+// pollDelivered polls the status as fast as it answers until stop and asserts that,
+// while the upload is finalizing, bytes_delivered never decreases and stays within
+// total. It returns the values seen while finalizing.
+func pollDelivered(t *testing.T, s *server, id string, total int64, stop <-chan struct{}) []int64 {
+	var seen []int64
+	last := int64(-1)
+	deadline := time.Now().Add(2 * time.Minute)
+	for time.Now().Before(deadline) {
+		select {
+		case <-stop:
+			return seen
+		default:
+		}
+		st, err := s.tryStatus(id)
+		if err != nil {
+			t.Errorf("status while delivering: %v", err)
+			return seen
+		}
+		if st.BytesDelivered > total || st.BytesDelivered < 0 {
+			t.Errorf("bytes_delivered %d outside 0..%d (status %s)", st.BytesDelivered, total, st.Status)
+		}
+		if st.Status == "finalizing" {
+			if st.BytesDelivered < last {
+				t.Errorf("bytes_delivered went down from %d to %d", last, st.BytesDelivered)
+			}
+			last = st.BytesDelivered
+			seen = append(seen, st.BytesDelivered)
+		}
+		if st.Status == "complete" && st.BytesDelivered != total {
+			t.Errorf("complete with bytes_delivered %d, want %d", st.BytesDelivered, total)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	return seen
+}
+
+// summarize describes a series of byte counts: distinct values in MiB.
+func summarize(v []int64) string {
+	var out []string
+	for i, n := range v {
+		if i == 0 || n != v[i-1] {
+			out = append(out, fmt.Sprintf("%.1f", float64(n)/mib))
+		}
+	}
+	if len(out) > 12 {
+		out = append(out[:6], append([]string{"..."}, out[len(out)-5:]...)...)
+	}
+	return "[" + strings.Join(out, " ") + "] MiB"
+}

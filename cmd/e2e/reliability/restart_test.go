@@ -1,0 +1,351 @@
+package reliability
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// hostKills counts the host processes the tests SIGKILLed.
+var hostKills atomic.Int64
+
+var partFile = regexp.MustCompile(`^\d{6}\.part$`)
+
+// TestHostKilledMidPart kills the host (SIGKILL) while a slow client has sent half of a
+// part, and restarts it on the same data: every part acknowledged before is still
+// uploaded with its checksum, the interrupted part is pending, no temporary file is left,
+// and the upload completes with the exact bytes once the part is sent again.
+func TestHostKilledMidPart(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, "local", nil)
+	const chunk = mib
+	data := randomBytes(4*chunk, 3)
+	parts := partData(data, chunk)
+	up := s.initUpload(t, map[string]any{"filename": "crash/part.bin", "total_size": len(data)})
+	acked := map[int]string{}
+	for _, n := range []int{0, 1, 3} {
+		acked[n] = s.mustPutPart(t, up.FileID, n, up.Parts[n].Token, parts[n]).ChecksumSHA256
+	}
+
+	c := s.openPart(t, up.FileID, 2, up.Parts[2].Token, chunk)
+	defer c.close()
+	if err := c.write(parts[2][:chunk/2]); err != nil {
+		t.Fatal(err)
+	}
+	// Wait until the host is writing the part to its temporary file (staging writes
+	// whole 1 MiB blocks, so half a part may not be on disk yet), and a little more for
+	// it to take the half sent.
+	dir := filepath.Join(s.staging(), up.FileID)
+	var tmp string
+	if !waitFor(10*time.Second, func() bool {
+		m, _ := filepath.Glob(filepath.Join(dir, ".000002.*.tmp"))
+		if len(m) == 1 {
+			tmp = m[0]
+			return true
+		}
+		return false
+	}) {
+		t.Fatalf("no temporary file of part 2 in %s: %v", dir, s.stagedFiles(t, up.FileID))
+	}
+	time.Sleep(200 * time.Millisecond)
+	orphan := s.kill(t)
+	hostKills.Add(1)
+	t.Logf("host killed with part 2 half sent (temporary %s); its plugin outlived it: %v", filepath.Base(tmp), orphan)
+	if _, err := os.Stat(tmp); err != nil {
+		t.Fatalf("the temporary file should still be there after the crash: %v", err)
+	}
+
+	s.start(t)
+	st := s.status(t, up.FileID)
+	if st.Status != "pending" || st.UploadedParts != 3 || len(st.Parts) != 4 {
+		t.Fatalf("status after the restart = %+v, want pending with 3 of 4 parts", st)
+	}
+	for _, p := range st.Parts {
+		want, ok := acked[p.Part]
+		switch {
+		case ok && (p.Status != "uploaded" || p.ChecksumSHA256 != want):
+			t.Errorf("part %d after the restart: %+v, want uploaded with checksum %s", p.Part, p, want)
+		case !ok && (p.Status != "pending" || p.ChecksumSHA256 != ""):
+			t.Errorf("part %d after the restart: %+v, want pending without checksum", p.Part, p)
+		}
+	}
+	staged := s.stagedFiles(t, up.FileID)
+	if want := []string{"000000.part", "000001.part", "000003.part"}; !slices.Equal(staged, want) {
+		t.Errorf("TEMP_STORAGE_PATH/<id> after the restart holds %v, want only %v", staged, want)
+	}
+	for _, name := range staged {
+		if !partFile.MatchString(name) {
+			t.Errorf("unexpected file %s in staging", name)
+		}
+	}
+	// The parts on disk are the acknowledged bytes.
+	for n, want := range acked {
+		if sum, _ := fileSHA256(filepath.Join(dir, partName(n))); sum != want {
+			t.Errorf("staged part %d has sha256 %s, want %s", n, sum, want)
+		}
+	}
+
+	s.mustPutPart(t, up.FileID, 2, up.Parts[2].Token, parts[2])
+	done := s.completeAndWait(t, up.FileID, time.Minute)
+	if sum, n := fileSHA256(done.FinalPath); sum != sha256Hex(data) || n != int64(len(data)) {
+		t.Errorf("delivered file: %d bytes, sha256 %s; want %d bytes, %s", n, sum, len(data), sha256Hex(data))
+	}
+}
+
+func partName(n int) string { return fmt.Sprintf("%06d.part", n) }
+
+// TestHostKilledMidDelivery kills the host (SIGKILL) while the plugin holds a delivery
+// (hang-put), and restarts it: the upload is not stuck in finalizing. The host resumes the
+// delivery by itself, or leaves the upload failed and retryable; either way it ends
+// complete with the exact bytes.
+func TestHostKilledMidDelivery(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, "fault", map[string]string{"CHUNK_SIZE_MB": "4", "COMPLETE_WAIT_SECONDS": "0"})
+	const total = 32 * mib
+	data := randomBytes(total, 4)
+	whole := sha256Hex(data)
+	up := s.initUpload(t, map[string]any{"filename": "crash/delivery.bin", "total_size": total})
+	s.uploadParts(t, up, partData(data, 4*mib), 4)
+	key := "crash/" + up.FileID + "_delivery.bin"
+	final := filepath.Join(s.objectRoot(), filepath.FromSlash(key))
+
+	s.fault(t, "hang-put", true)
+	r := s.complete(t, up.FileID)
+	if r.status != http.StatusAccepted {
+		t.Fatalf("complete with COMPLETE_WAIT_SECONDS=0: got %v, want 202", r)
+	}
+	if !waitFor(30*time.Second, func() bool { return s.puts(t, key) == 1 }) {
+		t.Fatal("the delivery did not reach the plugin within 30 s")
+	}
+	if st := s.status(t, up.FileID); st.Status != "finalizing" {
+		t.Fatalf("status before the crash = %+v, want finalizing", st)
+	}
+	orphan := s.kill(t)
+	hostKills.Add(1)
+	t.Logf("host killed mid-delivery; its (hung) plugin outlived it: %v", orphan)
+	s.fault(t, "hang-put", false)
+
+	watch := watchFinal(final, total, whole)
+	start := time.Now()
+	s.start(t)
+	var st statusResponse
+	ok := waitFor(time.Minute, func() bool {
+		st = s.status(t, up.FileID)
+		return st.Status == "complete" || st.Status == "failed"
+	})
+	if !ok {
+		t.Fatalf("upload still %q a minute after the restart: %+v", st.Status, st)
+	}
+	t.Logf("after the restart the upload became %s in %v without another complete call", st.Status, time.Since(start).Round(time.Millisecond))
+	if st.Status == "failed" {
+		if strings.TrimSpace(st.FinalizationError) == "" {
+			t.Errorf("failed without a finalization_error: %+v", st)
+		}
+		s.completeAndWait(t, up.FileID, time.Minute)
+	}
+	c := s.waitComplete(t, up.FileID, time.Minute)
+	watch.finish(t)
+	if sum, n := fileSHA256(final); c.FinalPath != final || sum != whole || n != total {
+		t.Errorf("delivered %s: %d bytes, sha256 %s; want %s, %d bytes, %s", c.FinalPath, n, sum, final, total, whole)
+	}
+	if n := s.puts(t, key); n != 2 {
+		t.Errorf("the plugin received %d Puts of %s, want 2 (the hung one, the resumed one)", n, key)
+	}
+	s.waitUnstaged(t, up.FileID)
+}
+
+// TestGracefulShutdown sends SIGTERM while a slow client is sending a part: the host
+// stops accepting connections at once, the part in flight is still acknowledged (200),
+// the host exits with status 0 and stops its plugin, and after a restart the part is
+// uploaded.
+func TestGracefulShutdown(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, "local", nil)
+	data := randomBytes(2*mib, 5)
+	parts := partData(data, mib)
+	up := s.initUpload(t, map[string]any{"filename": "term/a.bin", "total_size": len(data)})
+	s.mustPutPart(t, up.FileID, 0, up.Parts[0].Token, parts[0])
+	plugin := s.pluginPID(t)
+	host := s.cur()
+
+	c := s.openPart(t, up.FileID, 1, up.Parts[1].Token, mib)
+	defer c.close()
+	if err := c.write(parts[1][:mib/8]); err != nil {
+		t.Fatal(err)
+	}
+	// SIGTERM only once the host is reading the part (its temporary file exists): a
+	// connection still in the listener's accept queue is reset when the listener closes.
+	if !waitFor(10*time.Second, func() bool {
+		m, _ := filepath.Glob(filepath.Join(s.staging(), up.FileID, ".000001.*.tmp"))
+		return len(m) == 1
+	}) {
+		t.Fatalf("part 1 is not being written: %v", s.stagedFiles(t, up.FileID))
+	}
+	addr := s.hostAddr()
+	termAt := time.Now()
+	if err := host.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	// New connections are refused while the part is still in flight.
+	var refusedAfter time.Duration
+	if !waitFor(3*time.Second, func() bool {
+		conn, err := net.DialTimeout("tcp", addr, time.Second)
+		if err != nil {
+			refusedAfter = time.Since(termAt)
+			return errors.Is(err, syscall.ECONNREFUSED)
+		}
+		conn.Close()
+		return false
+	}) {
+		t.Errorf("the host still accepts connections 3 s after SIGTERM")
+	}
+	if !host.running() {
+		r, err := c.response(time.Second)
+		t.Fatalf("the host exited (%v) with a part in flight; the part got %v (%v)", host.waitErr, r, err)
+	}
+	t.Logf("new connections refused %v after SIGTERM", refusedAfter.Round(time.Millisecond))
+	// The rest of the part, over about 2 s.
+	if err := c.writeSlowly(parts[1][mib/8:], 14, 2*time.Second); err != nil {
+		t.Fatalf("sending the rest of the part after SIGTERM: %v", err)
+	}
+	r, err := c.response(20 * time.Second)
+	if err != nil {
+		t.Fatalf("no answer to the part in flight: %v", err)
+	}
+	if r.status != http.StatusOK {
+		t.Fatalf("part in flight during shutdown: got %v, want 200", r)
+	}
+	p := decode[partResponse](t, r)
+	if p.ChecksumSHA256 != sha256Hex(parts[1]) || p.UploadedParts != 2 {
+		t.Errorf("part answer %+v, want checksum %s and 2 parts uploaded", p, sha256Hex(parts[1]))
+	}
+	select {
+	case <-host.exited:
+	case <-time.After(drainTimeout):
+		t.Fatalf("the host did not exit within %v of SIGTERM", drainTimeout)
+	}
+	t.Logf("host exited %v after SIGTERM with %v", time.Since(termAt).Round(time.Millisecond), host.waitErr)
+	if code := host.exitCode(); code != 0 {
+		t.Errorf("exit code %d after SIGTERM, want 0", code)
+	}
+	if !waitFor(5*time.Second, func() bool { return !alive(plugin) }) {
+		t.Errorf("plugin %d still runs after the host exited", plugin)
+	}
+
+	s.start(t)
+	st := s.status(t, up.FileID)
+	if st.UploadedParts != 2 || st.Parts[1].Status != "uploaded" || st.Parts[1].ChecksumSHA256 != sha256Hex(parts[1]) {
+		t.Errorf("after the restart: %+v, want part 1 uploaded with its checksum", st)
+	}
+	done := s.completeAndWait(t, up.FileID, time.Minute)
+	if sum, _ := fileSHA256(done.FinalPath); sum != sha256Hex(data) {
+		t.Errorf("delivered sha256 %s, want %s", sum, sha256Hex(data))
+	}
+}
+
+// TestPluginExitsWithHost kills the host (SIGKILL), which cannot stop its plugin: the
+// plugin must notice and exit by itself, or every crash of the host leaks a plugin
+// process (and, for a remote backend, its connections).
+func TestPluginExitsWithHost(t *testing.T) {
+	t.Parallel()
+	for _, backend := range []string{"local", "fault"} {
+		t.Run(backend, func(t *testing.T) {
+			t.Parallel()
+			s := startServer(t, backend, nil)
+			plugin := s.pluginPID(t)
+			host := s.cur()
+			if err := host.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+				t.Fatal(err)
+			}
+			<-host.exited
+			if !waitFor(10*time.Second, func() bool { return !alive(plugin) }) {
+				t.Errorf("the %s plugin (pid %d) still runs 10 s after its host was killed", backend, plugin)
+			}
+			killIfAlive(plugin)
+		})
+	}
+}
+
+// TestShutdownDuringDelivery sends SIGTERM while the plugin holds a delivery (hang-put,
+// ignoring cancellation): the host still exits with status 0 within its drain deadline,
+// leaves the upload to be resumed, and after a restart the delivery resumes by itself and
+// ends with the exact bytes.
+func TestShutdownDuringDelivery(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, "fault", map[string]string{"CHUNK_SIZE_MB": "4", "COMPLETE_WAIT_SECONDS": "0"})
+	const total = 16 * mib
+	data := randomBytes(total, 16)
+	up := s.initUpload(t, map[string]any{"filename": "term/delivery.bin", "total_size": total})
+	s.uploadParts(t, up, partData(data, 4*mib), 4)
+	key := "term/" + up.FileID + "_delivery.bin"
+	s.fault(t, "hang-put", true)
+	if r := s.complete(t, up.FileID); r.status != http.StatusAccepted {
+		t.Fatalf("complete: got %v, want 202", r)
+	}
+	if !waitFor(30*time.Second, func() bool { return s.puts(t, key) == 1 }) {
+		t.Fatal("the delivery did not reach the plugin within 30 s")
+	}
+	plugin := s.pluginPID(t)
+	start := time.Now()
+	code := s.stop(t)
+	t.Logf("host exited %v after SIGTERM (code %d) with a delivery held by the plugin", time.Since(start).Round(time.Millisecond), code)
+	if code != 0 {
+		t.Errorf("exit code %d, want 0", code)
+	}
+	if !waitFor(5*time.Second, func() bool { return !alive(plugin) }) {
+		t.Errorf("the hung plugin %d still runs after the host exited", plugin)
+	}
+	s.fault(t, "hang-put", false)
+	s.start(t)
+	var st statusResponse
+	if !waitFor(time.Minute, func() bool {
+		st = s.status(t, up.FileID)
+		return st.Status == "complete" || st.Status == "failed"
+	}) {
+		t.Fatalf("upload still %q a minute after the restart", st.Status)
+	}
+	if st.Status != "complete" {
+		t.Errorf("after the restart the upload became %s (%q), want the delivery resumed to complete", st.Status, st.FinalizationError)
+		s.completeAndWait(t, up.FileID, time.Minute)
+	}
+	c := s.waitComplete(t, up.FileID, time.Minute)
+	if sum, n := fileSHA256(c.FinalPath); sum != sha256Hex(data) || n != total {
+		t.Errorf("delivered %d bytes, sha256 %s; want %d, %s", n, sum, total, sha256Hex(data))
+	}
+}
+
+// TestNoTemporariesLeftAfterShutdown: a host stopped with SIGTERM leaves nothing in its
+// TMPDIR (the plugin's socket directory, $TMPDIR/chunked-uploader-plugin-*, goes with the
+// plugin), also after a plugin restart.
+func TestNoTemporariesLeftAfterShutdown(t *testing.T) {
+	t.Parallel()
+	tmp := t.TempDir()
+	s := startServer(t, "local", map[string]string{"TMPDIR": tmp})
+	killPlugin(t, s)
+	s.waitHealth(t, http.StatusOK, 15*time.Second) // restarts the plugin
+	if code := s.stop(t); code != 0 {
+		t.Errorf("exit code %d after SIGTERM", code)
+	}
+	time.Sleep(500 * time.Millisecond)
+	entries, err := os.ReadDir(tmp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	if len(names) != 0 {
+		t.Errorf("TMPDIR holds %v after the host exited, want nothing", names)
+	}
+}
