@@ -56,7 +56,7 @@ endef
 FUZZ_TARGETS := ./upload:FuzzValidateFilename ./api:FuzzDecodeInit ./auth:FuzzVerify
 FUZZTIME     ?= 60s
 
-.PHONY: test-js bench fuzz fuzz-brief build check-host-deps run test test-modules test-short test-gowork-off lint \
+.PHONY: test-deps test-js bench fuzz fuzz-brief build check-host-deps run test test-modules test-short test-gowork-off lint \
 	proto proto-tools proto-check services-start services-stop clean help
 
 build: ## Build bin/chunked-uploader, the CLI bin/chunked-upload and bin/chunked-uploader-plugin-<name> for every plugin, then check-host-deps
@@ -78,7 +78,20 @@ run: .env build ## Start the server from the repository root (local backend, por
 .env:
 	./init.sh
 
-test: build test-gowork-off services-start test-modules test-js fuzz-brief lint ## build, test-gowork-off, services-start, test-modules (go test -race against real Samba and S3), test-js, fuzz-brief, lint
+# Debian packages the tests need: gcc and libc6-dev for -race, chromium for the browser test,
+# shellcheck, systemd (systemd-analyze) and python3 for the deployment tests. Samba and the S3
+# server are installed by scripts/test-services.sh.
+TEST_PACKAGES := gcc libc6-dev chromium shellcheck systemd python3
+
+test: test-deps build test-gowork-off services-start test-modules test-js fuzz-brief lint ## test-deps, build, test-gowork-off, services-start, test-modules (go test -race against real Samba and S3), test-js, fuzz-brief, lint
+
+test-deps: ## Install the Debian packages the tests need, if any is missing (apt-get; root or sudo)
+	@missing=$$(for p in $(TEST_PACKAGES); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "installing $$missing with apt-get"; \
+	  $(SUDO) apt-get update -qq; \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
 
 test-js: build ## TypeScript SDK (sdk/js): npm ci, build, Node tests and the headless Chromium test against bin/
 	cd sdk/js && npm ci --no-audit --no-fund && CHUNKED_UPLOADER_BIN_DIR=$(BIN) npm test
