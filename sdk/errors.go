@@ -24,6 +24,9 @@ var (
 	ErrPermission          = errors.New("permission denied")      // codes.PermissionDenied
 	ErrNotSupported        = errors.New("not supported")          // codes.Unimplemented
 	ErrNotConfigured       = errors.New("backend not configured") // codes.FailedPrecondition
+	// ErrStaleReceipt: CommitObject got a receipt for a part that is absent or was
+	// replaced since.
+	ErrStaleReceipt = errors.New("stale or missing part receipt") // codes.FailedPrecondition
 
 	// ErrPluginExited is returned on the host side when the plugin process is gone.
 	ErrPluginExited = errors.New("storage plugin exited")
@@ -46,6 +49,7 @@ var errorCodes = []struct {
 	{ErrPermission, codes.PermissionDenied, "permission"},
 	{ErrNotSupported, codes.Unimplemented, "not_supported"},
 	{ErrNotConfigured, codes.FailedPrecondition, "not_configured"},
+	{ErrStaleReceipt, codes.FailedPrecondition, "stale_receipt"},
 }
 
 // toStatus turns an implementation's error into a gRPC status error. The message is

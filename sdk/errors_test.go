@@ -26,6 +26,7 @@ var sentinels = map[string]struct {
 	"permission":           {ErrPermission, codes.PermissionDenied},
 	"not supported":        {ErrNotSupported, codes.Unimplemented},
 	"not configured":       {ErrNotConfigured, codes.FailedPrecondition},
+	"stale receipt":        {ErrStaleReceipt, codes.FailedPrecondition},
 	"canceled":             {context.Canceled, codes.Canceled},
 	"deadline exceeded":    {context.DeadlineExceeded, codes.DeadlineExceeded},
 }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 
 	storagev1 "github.com/chunked-uploader/chunked-uploader/proto/storage/v1"
 )
@@ -17,18 +18,28 @@ type Remote interface {
 	Storage
 	HealthChecker
 	// Configure sends the backend's settings; it must succeed before any other call.
-	// It returns the name the plugin serves under.
-	Configure(ctx context.Context, cfg Config) (string, error)
+	// It returns what the plugin said of itself.
+	Configure(ctx context.Context, cfg Config) (PluginInfo, error)
+	// Validate asks the plugin to check cfg without using it (see WithValidator).
+	Validate(ctx context.Context, cfg Config) error
 	// PutChecked is Put that also refuses to let the object become visible unless the
 	// content's SHA-256 equals want (when want is not nil): on a mismatch the finish message
 	// is never sent, the plugin discards what it received, and the error wraps
 	// ErrDigestMismatch.
 	PutChecked(ctx context.Context, key string, r io.Reader, size int64, want []byte) (Object, error)
+	// PartStorage is served by plugins whose PluginInfo.Parts is set; others answer every
+	// call with an error wrapping ErrNotSupported. PutPart reads exactly p.Size bytes from r
+	// and fails with ErrDigestMismatch, sending nothing the plugin could keep, when they do
+	// not hash to p.SHA256.
+	PartStorage
 }
 
 // grpcClient implements Remote over a StorageService connection.
 type grpcClient struct {
 	client storagev1.StorageServiceClient
+
+	mu    sync.Mutex
+	parts PartLimits // from the last Configure
 }
 
 var _ Remote = (*grpcClient)(nil)
@@ -37,12 +48,33 @@ var _ Remote = (*grpcClient)(nil)
 // by dispensing PluginName; this is for tests and for embedding.
 func NewRemote(c storagev1.StorageServiceClient) Remote { return &grpcClient{client: c} }
 
-func (c *grpcClient) Configure(ctx context.Context, cfg Config) (string, error) {
+// PluginInfo is what a plugin says of itself when configured.
+type PluginInfo struct {
+	Name string // the name it serves under
+	// Parts is set when the backend stores objects part-wise (PartStorage).
+	Parts *PartLimits
+}
+
+func (c *grpcClient) Configure(ctx context.Context, cfg Config) (PluginInfo, error) {
 	resp, err := c.client.Configure(ctx, &storagev1.ConfigureRequest{Settings: cfg})
 	if err != nil {
-		return "", fmt.Errorf("configure: %w", fromStatus(err))
+		return PluginInfo{}, fmt.Errorf("configure: %w", fromStatus(err))
 	}
-	return resp.GetName(), nil
+	info := PluginInfo{Name: resp.GetName()}
+	if p := resp.GetParts(); p != nil {
+		info.Parts = &PartLimits{MinPartSize: p.GetMinPartSize(), MaxParts: p.GetMaxParts()}
+		c.mu.Lock()
+		c.parts = *info.Parts
+		c.mu.Unlock()
+	}
+	return info, nil
+}
+
+func (c *grpcClient) Validate(ctx context.Context, cfg Config) error {
+	if _, err := c.client.Configure(ctx, &storagev1.ConfigureRequest{Settings: cfg, ValidateOnly: true}); err != nil {
+		return fmt.Errorf("validate settings: %w", fromStatus(err))
+	}
+	return nil
 }
 
 // Put streams r to the plugin in chunks of at most CopyBufferSize bytes, followed by the
@@ -65,7 +97,9 @@ func (c *grpcClient) PutChecked(ctx context.Context, key string, r io.Reader, si
 	if err := stream.Send(hdr); err != nil {
 		return Object{}, c.putError(key, stream, err)
 	}
-	sum, err := sendChunks(stream, r, size)
+	msg := &storagev1.PutRequest_Chunk{}
+	req := &storagev1.PutRequest{Msg: msg}
+	sum, err := sendChunks(func(b []byte) error { msg.Chunk = b; return stream.Send(req) }, r, size)
 	if err != nil {
 		var se *sendError
 		if errors.As(err, &se) {
@@ -130,11 +164,9 @@ func (e *sendError) Error() string { return e.err.Error() }
 // bytes) before it returns; only stats handlers and tracing may read a message later, and
 // the connections this package makes have none. A fresh buffer per message would leave a
 // MiB of garbage per MiB delivered and let the host's heap grow to twice its size.
-func sendChunks(stream storagev1.StorageService_PutClient, r io.Reader, size int64) ([]byte, error) {
+func sendChunks(send func([]byte) error, r io.Reader, size int64) ([]byte, error) {
 	h := sha256.New()
 	buf := make([]byte, min(size, CopyBufferSize))
-	msg := &storagev1.PutRequest_Chunk{}
-	req := &storagev1.PutRequest{Msg: msg}
 	var sent int64
 	for sent < size {
 		chunk := buf[:min(size-sent, CopyBufferSize)]
@@ -146,8 +178,7 @@ func sendChunks(stream storagev1.StorageService_PutClient, r io.Reader, size int
 			return nil, fmt.Errorf("read after %d bytes: %w", sent+int64(n), err)
 		}
 		h.Write(chunk)
-		msg.Chunk = chunk
-		if err := stream.Send(req); err != nil {
+		if err := send(chunk); err != nil {
 			return nil, &sendError{err}
 		}
 		sent += int64(n)

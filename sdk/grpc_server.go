@@ -21,9 +21,10 @@ import (
 type grpcServer struct {
 	storagev1.UnimplementedStorageServiceServer
 
-	name    string
-	factory Factory
-	log     hclog.Logger
+	name     string
+	factory  Factory
+	validate func(Config) error // nil: validate_only checks nothing
+	log      hclog.Logger
 
 	mu      sync.RWMutex
 	storage Storage // nil until Configure succeeded
@@ -43,6 +44,15 @@ func (s *grpcServer) Configure(ctx context.Context, req *storagev1.ConfigureRequ
 	if cfg == nil {
 		cfg = Config{}
 	}
+	if req.GetValidateOnly() {
+		if s.validate == nil {
+			return &storagev1.ConfigureResponse{Name: s.name}, nil
+		}
+		if err := s.validate(cfg); err != nil {
+			return nil, toStatus(err)
+		}
+		return &storagev1.ConfigureResponse{Name: s.name}, nil
+	}
 	st, err := s.factory(ctx, cfg, s.log)
 	if err != nil {
 		s.log.Error("configure failed", "error", err)
@@ -58,7 +68,12 @@ func (s *grpcServer) Configure(ctx context.Context, req *storagev1.ConfigureRequ
 		}
 	}
 	s.log.Info("configured", "settings", cfg.Keys())
-	return &storagev1.ConfigureResponse{Name: s.name}, nil
+	resp := &storagev1.ConfigureResponse{Name: s.name}
+	if ps, ok := st.(PartStorage); ok {
+		l := ps.PartLimits()
+		resp.Parts = &storagev1.PartsSupport{MinPartSize: l.MinPartSize, MaxParts: l.MaxParts}
+	}
+	return resp, nil
 }
 
 func (s *grpcServer) Put(stream storagev1.StorageService_PutServer) error {
@@ -80,7 +95,7 @@ func (s *grpcServer) Put(stream storagev1.StorageService_PutServer) error {
 	if hdr.GetSize() < 0 {
 		return toStatus(fmt.Errorf("%w: negative size %d", ErrSizeMismatch, hdr.GetSize()))
 	}
-	r := &streamReader{stream: stream, size: hdr.GetSize(), hash: sha256.New()}
+	r := &streamReader{recv: putStream(stream), size: hdr.GetSize(), hash: sha256.New()}
 	obj, err := st.Put(stream.Context(), hdr.GetKey(), r, hdr.GetSize())
 	if err == nil && !r.finished {
 		// The implementation returned without reading to EOF: it cannot have verified the
@@ -98,19 +113,62 @@ func (s *grpcServer) Put(stream storagev1.StorageService_PutServer) error {
 	return stream.SendAndClose(&storagev1.PutResponse{Object: objectToProto(obj)})
 }
 
-// streamReader presents the data chunks of a Put stream as an io.Reader. It returns io.EOF
-// only after a PutFinish whose digest matches the bytes received, and only when exactly
-// size bytes arrived; otherwise it returns an error wrapping ErrSizeMismatch or
-// ErrDigestMismatch, so an implementation that commits on io.EOF commits only intact data.
+// streamReader presents the data chunks of a Put or PutPart stream as an io.Reader. It
+// returns io.EOF only after a PutFinish whose digest matches the bytes received (and, for a
+// part, the digest its header announced), and only when exactly size bytes arrived;
+// otherwise it returns an error wrapping ErrSizeMismatch or ErrDigestMismatch, so an
+// implementation that commits on io.EOF commits only intact data.
 type streamReader struct {
-	stream   storagev1.StorageService_PutServer
+	recv     func() (streamMsg, error)
 	size     int64
+	want     []byte // the digest announced up front; nil for Put
 	n        int64
 	hash     hash.Hash
 	pending  []byte
 	sum      []byte // the verified digest, once finished
 	finished bool
 	err      error
+}
+
+// streamMsg is one message of a Put or PutPart stream after its header.
+type streamMsg struct {
+	chunk  []byte
+	finish *storagev1.PutFinish
+	other  any // anything else: a protocol error
+}
+
+func putStream(stream storagev1.StorageService_PutServer) func() (streamMsg, error) {
+	return func() (streamMsg, error) {
+		msg, err := stream.Recv()
+		if err != nil {
+			return streamMsg{}, err
+		}
+		switch m := msg.GetMsg().(type) {
+		case *storagev1.PutRequest_Chunk:
+			return streamMsg{chunk: m.Chunk}, nil
+		case *storagev1.PutRequest_Finish:
+			return streamMsg{finish: m.Finish}, nil
+		default:
+			return streamMsg{other: m}, nil
+		}
+	}
+}
+
+func partStream(stream storagev1.StorageService_PutPartServer) func() (streamMsg, error) {
+	return func() (streamMsg, error) {
+		msg, err := stream.Recv()
+		if err != nil {
+			return streamMsg{}, err
+		}
+		switch m := msg.GetMsg().(type) {
+		case *storagev1.PutPartRequest_Chunk:
+			return streamMsg{chunk: m.Chunk}, nil
+		case *storagev1.PutPartRequest_Finish:
+			return streamMsg{finish: m.Finish}, nil
+		default:
+			return streamMsg{other: m}, nil
+		}
+	}
 }
 
 func (r *streamReader) Read(p []byte) (int, error) {
@@ -121,36 +179,42 @@ func (r *streamReader) Read(p []byte) (int, error) {
 		return 0, io.EOF
 	}
 	for len(r.pending) == 0 {
-		msg, err := r.stream.Recv()
+		msg, err := r.recv()
 		if err == io.EOF {
 			return 0, r.fail(fmt.Errorf("%w: stream ended after %d of %d bytes without a finish message", ErrSizeMismatch, r.n, r.size))
 		}
 		if err != nil {
 			return 0, r.fail(fromStatus(err))
 		}
-		switch m := msg.GetMsg().(type) {
-		case *storagev1.PutRequest_Chunk:
-			if len(m.Chunk) > CopyBufferSize {
-				return 0, r.fail(fmt.Errorf("%w: chunk of %d bytes exceeds %d", ErrSizeMismatch, len(m.Chunk), CopyBufferSize))
+		switch {
+		case msg.chunk != nil:
+			if len(msg.chunk) > CopyBufferSize {
+				return 0, r.fail(fmt.Errorf("%w: chunk of %d bytes exceeds %d", ErrSizeMismatch, len(msg.chunk), CopyBufferSize))
 			}
-			if r.n+int64(len(m.Chunk)) > r.size {
+			if r.n+int64(len(msg.chunk)) > r.size {
 				return 0, r.fail(fmt.Errorf("%w: more than the declared %d bytes", ErrSizeMismatch, r.size))
 			}
-			r.n += int64(len(m.Chunk))
-			r.hash.Write(m.Chunk)
-			r.pending = m.Chunk
-		case *storagev1.PutRequest_Finish:
+			r.n += int64(len(msg.chunk))
+			r.hash.Write(msg.chunk)
+			r.pending = msg.chunk
+		case msg.finish != nil:
 			if r.n != r.size {
 				return 0, r.fail(fmt.Errorf("%w: got %d bytes, expected %d", ErrSizeMismatch, r.n, r.size))
 			}
-			if sum := r.hash.Sum(nil); !bytes.Equal(sum, m.Finish.GetSha256()) {
-				return 0, r.fail(fmt.Errorf("%w: received %x, sender computed %x", ErrDigestMismatch, sum, m.Finish.GetSha256()))
+			sum := r.hash.Sum(nil)
+			if !bytes.Equal(sum, msg.finish.GetSha256()) {
+				return 0, r.fail(fmt.Errorf("%w: received %x, sender computed %x", ErrDigestMismatch, sum, msg.finish.GetSha256()))
 			}
-			r.sum = m.Finish.GetSha256()
+			if r.want != nil && !bytes.Equal(sum, r.want) {
+				return 0, r.fail(fmt.Errorf("%w: received %x, the part's sha256 is %x", ErrDigestMismatch, sum, r.want))
+			}
+			r.sum = sum
 			r.finished = true
 			return 0, io.EOF
+		case msg.other != nil:
+			return 0, r.fail(fmt.Errorf("%w: unexpected %T in the stream", ErrSizeMismatch, msg.other))
 		default:
-			return 0, r.fail(fmt.Errorf("%w: unexpected %T in Put stream", ErrSizeMismatch, m))
+			// An empty chunk: nothing to hand out, read on.
 		}
 	}
 	if len(p) == 0 {

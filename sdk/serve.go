@@ -41,9 +41,10 @@ type Plugin struct {
 	plugin.NetRPCUnsupportedPlugin
 
 	// Name and Factory are set on the plugin side only.
-	Name    string
-	Factory Factory
-	Log     hclog.Logger
+	Name     string
+	Factory  Factory
+	Validate func(Config) error // optional: checks settings for ConfigureRequest.validate_only
+	Log      hclog.Logger
 }
 
 var _ plugin.GRPCPlugin = (*Plugin)(nil)
@@ -57,7 +58,7 @@ func (p *Plugin) GRPCServer(_ *plugin.GRPCBroker, s *grpc.Server) error {
 	if log == nil {
 		log = hclog.NewNullLogger()
 	}
-	storagev1.RegisterStorageServiceServer(s, &grpcServer{name: p.Name, factory: p.Factory, log: log})
+	storagev1.RegisterStorageServiceServer(s, &grpcServer{name: p.Name, factory: p.Factory, validate: p.Validate, log: log})
 	return nil
 }
 
@@ -116,8 +117,17 @@ func ReserveMemory(n int64) {
 type ServeOption func(*serveConfig)
 
 type serveConfig struct {
-	log  hclog.Logger
-	test *plugin.ServeTestConfig
+	log      hclog.Logger
+	test     *plugin.ServeTestConfig
+	validate func(Config) error
+}
+
+// WithValidator sets how the plugin checks its settings without using them: the host's
+// --check-config asks for this before the server starts. validate must not connect to
+// anything; it returns an error wrapping ErrInvalidConfig that names the setting at fault.
+// Without it, a validation request is answered as valid.
+func WithValidator(validate func(Config) error) ServeOption {
+	return func(c *serveConfig) { c.validate = validate }
 }
 
 // WithLogger replaces the default logger (JSON on stderr, level from CHUNKED_UPLOADER_PLUGIN_LOG_LEVEL).
@@ -163,7 +173,7 @@ func Serve(name string, factory Factory, opts ...ServeOption) {
 	}
 	plugin.Serve(&plugin.ServeConfig{
 		HandshakeConfig: Handshake,
-		Plugins:         plugin.PluginSet{PluginName: &Plugin{Name: name, Factory: factory, Log: cfg.log}},
+		Plugins:         plugin.PluginSet{PluginName: &Plugin{Name: name, Factory: factory, Validate: cfg.validate, Log: cfg.log}},
 		GRPCServer:      newGRPCServer,
 		Logger:          cfg.log,
 		Test:            cfg.test,

@@ -63,6 +63,8 @@ type Manager struct {
 	lastStart time.Time
 	restarts  int
 	closed    bool
+
+	info atomic.Pointer[sdk.PluginInfo] // what the plugin said when last configured
 }
 
 var _ sdk.Storage = (*Manager)(nil)
@@ -223,11 +225,12 @@ func (m *Manager) start(ctx context.Context) (*plugin.Client, sdk.Remote, string
 	}
 	cctx, cancel := context.WithTimeout(ctx, m.opt.StartTimeout)
 	defer cancel()
-	name, err := remote.Configure(cctx, m.opt.Settings)
+	info, err := remote.Configure(cctx, m.opt.Settings)
 	if err != nil {
 		return fail(fmt.Errorf("storage plugin %s: %w", m.opt.Name, err))
 	}
-	m.log.Info("storage plugin started", "backend", m.opt.Name, "served_name", name,
+	m.info.Store(&info)
+	m.log.Info("storage plugin started", "backend", m.opt.Name, "served_name", info.Name, "part_wise", info.Parts != nil,
 		"pid", client.ReattachConfig().Pid, "protocol_version", client.NegotiatedVersion())
 	return client, remote, sockDir, nil
 }
@@ -267,38 +270,13 @@ func (m *Manager) PutChecked(ctx context.Context, key string, r io.Reader, size 
 	if err != nil {
 		return sdk.Object{}, err
 	}
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	pr := &progressReader{r: r}
-	pr.touch()
-	stalled := make(chan struct{})
-	done := make(chan struct{})
-	go func() {
-		t := time.NewTicker(min(m.opt.StallTimeout/4, time.Second))
-		defer t.Stop()
-		for {
-			select {
-			case <-done:
-				return
-			case <-t.C:
-				if time.Since(pr.last()) > m.opt.StallTimeout {
-					close(stalled)
-					m.kill(client, fmt.Sprintf("no progress on a delivery for %s", m.opt.StallTimeout))
-					cancel()
-					return
-				}
-			}
-		}
-	}()
-	obj, err := remote.PutChecked(ctx, key, pr, size, want)
-	close(done)
-	select {
-	case <-stalled:
-		return sdk.Object{}, fmt.Errorf("%w: the plugin made no progress for %s and was killed; it restarts on the next call",
-			sdk.ErrPluginExited, m.opt.StallTimeout)
-	default:
-	}
-	return obj, m.exited(err)
+	var obj sdk.Object
+	err = m.watchStall(ctx, client, r, func(ctx context.Context, r io.Reader) error {
+		var err error
+		obj, err = remote.PutChecked(ctx, key, r, size, want)
+		return err
+	})
+	return obj, err
 }
 
 // progressReader remembers when data was last read from it.

@@ -134,12 +134,12 @@ func dial(t *testing.T, st sdk.Storage, tamper func(storagev1.StorageService_Put
 
 func configureRemote(t *testing.T, r sdk.Remote) {
 	t.Helper()
-	name, err := r.Configure(t.Context(), sdk.Config{"STORAGETEST": "1"})
+	info, err := r.Configure(t.Context(), sdk.Config{"STORAGETEST": "1"})
 	if err != nil {
 		t.Fatalf("Configure: %v", err)
 	}
-	if name != "storagetest" {
-		t.Errorf("Configure returned name %q, want %q", name, "storagetest")
+	if info.Name != "storagetest" {
+		t.Errorf("Configure returned name %q, want %q", info.Name, "storagetest")
 	}
 }
 

@@ -29,8 +29,11 @@ const (
 )
 
 type ConfigureRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Settings      map[string]string      `protobuf:"bytes,1,rep,name=settings,proto3" json:"settings,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Settings map[string]string      `protobuf:"bytes,1,rep,name=settings,proto3" json:"settings,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// validate_only asks the plugin to check the settings without connecting to anything or
+	// keeping them: the host's --check-config. A plugin that ignores it configures as usual.
+	ValidateOnly  bool `protobuf:"varint,2,opt,name=validate_only,json=validateOnly,proto3" json:"validate_only,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -72,10 +75,19 @@ func (x *ConfigureRequest) GetSettings() map[string]string {
 	return nil
 }
 
+func (x *ConfigureRequest) GetValidateOnly() bool {
+	if x != nil {
+		return x.ValidateOnly
+	}
+	return false
+}
+
 type ConfigureResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// name is the backend's own name for itself, for logs and /health.
-	Name          string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// parts is set when the backend supports part-wise storage (BeginObject and the rest).
+	Parts         *PartsSupport `protobuf:"bytes,2,opt,name=parts,proto3" json:"parts,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -117,6 +129,68 @@ func (x *ConfigureResponse) GetName() string {
 	return ""
 }
 
+func (x *ConfigureResponse) GetParts() *PartsSupport {
+	if x != nil {
+		return x.Parts
+	}
+	return nil
+}
+
+// PartsSupport describes the objects a backend can store part by part.
+type PartsSupport struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// min_part_size is the smallest part but the last, in bytes (0: no minimum).
+	MinPartSize int64 `protobuf:"varint,1,opt,name=min_part_size,json=minPartSize,proto3" json:"min_part_size,omitempty"`
+	// max_parts is the most parts of one object (0: no limit).
+	MaxParts      int64 `protobuf:"varint,2,opt,name=max_parts,json=maxParts,proto3" json:"max_parts,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PartsSupport) Reset() {
+	*x = PartsSupport{}
+	mi := &file_storage_v1_storage_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PartsSupport) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PartsSupport) ProtoMessage() {}
+
+func (x *PartsSupport) ProtoReflect() protoreflect.Message {
+	mi := &file_storage_v1_storage_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PartsSupport.ProtoReflect.Descriptor instead.
+func (*PartsSupport) Descriptor() ([]byte, []int) {
+	return file_storage_v1_storage_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *PartsSupport) GetMinPartSize() int64 {
+	if x != nil {
+		return x.MinPartSize
+	}
+	return 0
+}
+
+func (x *PartsSupport) GetMaxParts() int64 {
+	if x != nil {
+		return x.MaxParts
+	}
+	return 0
+}
+
 type PutRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Types that are valid to be assigned to Msg:
@@ -131,7 +205,7 @@ type PutRequest struct {
 
 func (x *PutRequest) Reset() {
 	*x = PutRequest{}
-	mi := &file_storage_v1_storage_proto_msgTypes[2]
+	mi := &file_storage_v1_storage_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -143,7 +217,7 @@ func (x *PutRequest) String() string {
 func (*PutRequest) ProtoMessage() {}
 
 func (x *PutRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_storage_v1_storage_proto_msgTypes[2]
+	mi := &file_storage_v1_storage_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -156,7 +230,7 @@ func (x *PutRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PutRequest.ProtoReflect.Descriptor instead.
 func (*PutRequest) Descriptor() ([]byte, []int) {
-	return file_storage_v1_storage_proto_rawDescGZIP(), []int{2}
+	return file_storage_v1_storage_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *PutRequest) GetMsg() isPutRequest_Msg {
@@ -225,7 +299,7 @@ type PutHeader struct {
 
 func (x *PutHeader) Reset() {
 	*x = PutHeader{}
-	mi := &file_storage_v1_storage_proto_msgTypes[3]
+	mi := &file_storage_v1_storage_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -237,7 +311,7 @@ func (x *PutHeader) String() string {
 func (*PutHeader) ProtoMessage() {}
 
 func (x *PutHeader) ProtoReflect() protoreflect.Message {
-	mi := &file_storage_v1_storage_proto_msgTypes[3]
+	mi := &file_storage_v1_storage_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -250,7 +324,7 @@ func (x *PutHeader) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PutHeader.ProtoReflect.Descriptor instead.
 func (*PutHeader) Descriptor() ([]byte, []int) {
-	return file_storage_v1_storage_proto_rawDescGZIP(), []int{3}
+	return file_storage_v1_storage_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *PutHeader) GetKey() string {
@@ -276,7 +350,7 @@ type PutFinish struct {
 
 func (x *PutFinish) Reset() {
 	*x = PutFinish{}
-	mi := &file_storage_v1_storage_proto_msgTypes[4]
+	mi := &file_storage_v1_storage_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -288,7 +362,7 @@ func (x *PutFinish) String() string {
 func (*PutFinish) ProtoMessage() {}
 
 func (x *PutFinish) ProtoReflect() protoreflect.Message {
-	mi := &file_storage_v1_storage_proto_msgTypes[4]
+	mi := &file_storage_v1_storage_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -301,7 +375,7 @@ func (x *PutFinish) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PutFinish.ProtoReflect.Descriptor instead.
 func (*PutFinish) Descriptor() ([]byte, []int) {
-	return file_storage_v1_storage_proto_rawDescGZIP(), []int{4}
+	return file_storage_v1_storage_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *PutFinish) GetSha256() []byte {
@@ -320,7 +394,7 @@ type PutResponse struct {
 
 func (x *PutResponse) Reset() {
 	*x = PutResponse{}
-	mi := &file_storage_v1_storage_proto_msgTypes[5]
+	mi := &file_storage_v1_storage_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -332,7 +406,7 @@ func (x *PutResponse) String() string {
 func (*PutResponse) ProtoMessage() {}
 
 func (x *PutResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_storage_v1_storage_proto_msgTypes[5]
+	mi := &file_storage_v1_storage_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -345,7 +419,7 @@ func (x *PutResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PutResponse.ProtoReflect.Descriptor instead.
 func (*PutResponse) Descriptor() ([]byte, []int) {
-	return file_storage_v1_storage_proto_rawDescGZIP(), []int{5}
+	return file_storage_v1_storage_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *PutResponse) GetObject() *Object {
@@ -369,7 +443,7 @@ type Object struct {
 
 func (x *Object) Reset() {
 	*x = Object{}
-	mi := &file_storage_v1_storage_proto_msgTypes[6]
+	mi := &file_storage_v1_storage_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -381,7 +455,7 @@ func (x *Object) String() string {
 func (*Object) ProtoMessage() {}
 
 func (x *Object) ProtoReflect() protoreflect.Message {
-	mi := &file_storage_v1_storage_proto_msgTypes[6]
+	mi := &file_storage_v1_storage_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -394,7 +468,7 @@ func (x *Object) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Object.ProtoReflect.Descriptor instead.
 func (*Object) Descriptor() ([]byte, []int) {
-	return file_storage_v1_storage_proto_rawDescGZIP(), []int{6}
+	return file_storage_v1_storage_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *Object) GetKey() string {
@@ -434,7 +508,7 @@ type StatRequest struct {
 
 func (x *StatRequest) Reset() {
 	*x = StatRequest{}
-	mi := &file_storage_v1_storage_proto_msgTypes[7]
+	mi := &file_storage_v1_storage_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -446,7 +520,7 @@ func (x *StatRequest) String() string {
 func (*StatRequest) ProtoMessage() {}
 
 func (x *StatRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_storage_v1_storage_proto_msgTypes[7]
+	mi := &file_storage_v1_storage_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -459,7 +533,7 @@ func (x *StatRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatRequest.ProtoReflect.Descriptor instead.
 func (*StatRequest) Descriptor() ([]byte, []int) {
-	return file_storage_v1_storage_proto_rawDescGZIP(), []int{7}
+	return file_storage_v1_storage_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *StatRequest) GetKey() string {
@@ -478,7 +552,7 @@ type StatResponse struct {
 
 func (x *StatResponse) Reset() {
 	*x = StatResponse{}
-	mi := &file_storage_v1_storage_proto_msgTypes[8]
+	mi := &file_storage_v1_storage_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -490,7 +564,7 @@ func (x *StatResponse) String() string {
 func (*StatResponse) ProtoMessage() {}
 
 func (x *StatResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_storage_v1_storage_proto_msgTypes[8]
+	mi := &file_storage_v1_storage_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -503,7 +577,7 @@ func (x *StatResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatResponse.ProtoReflect.Descriptor instead.
 func (*StatResponse) Descriptor() ([]byte, []int) {
-	return file_storage_v1_storage_proto_rawDescGZIP(), []int{8}
+	return file_storage_v1_storage_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *StatResponse) GetObject() *Object {
@@ -522,7 +596,7 @@ type DeleteRequest struct {
 
 func (x *DeleteRequest) Reset() {
 	*x = DeleteRequest{}
-	mi := &file_storage_v1_storage_proto_msgTypes[9]
+	mi := &file_storage_v1_storage_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -534,7 +608,7 @@ func (x *DeleteRequest) String() string {
 func (*DeleteRequest) ProtoMessage() {}
 
 func (x *DeleteRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_storage_v1_storage_proto_msgTypes[9]
+	mi := &file_storage_v1_storage_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -547,7 +621,7 @@ func (x *DeleteRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteRequest.ProtoReflect.Descriptor instead.
 func (*DeleteRequest) Descriptor() ([]byte, []int) {
-	return file_storage_v1_storage_proto_rawDescGZIP(), []int{9}
+	return file_storage_v1_storage_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *DeleteRequest) GetKey() string {
@@ -565,7 +639,7 @@ type DeleteResponse struct {
 
 func (x *DeleteResponse) Reset() {
 	*x = DeleteResponse{}
-	mi := &file_storage_v1_storage_proto_msgTypes[10]
+	mi := &file_storage_v1_storage_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -577,7 +651,7 @@ func (x *DeleteResponse) String() string {
 func (*DeleteResponse) ProtoMessage() {}
 
 func (x *DeleteResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_storage_v1_storage_proto_msgTypes[10]
+	mi := &file_storage_v1_storage_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -590,7 +664,7 @@ func (x *DeleteResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteResponse.ProtoReflect.Descriptor instead.
 func (*DeleteResponse) Descriptor() ([]byte, []int) {
-	return file_storage_v1_storage_proto_rawDescGZIP(), []int{10}
+	return file_storage_v1_storage_proto_rawDescGZIP(), []int{11}
 }
 
 type HealthRequest struct {
@@ -601,7 +675,7 @@ type HealthRequest struct {
 
 func (x *HealthRequest) Reset() {
 	*x = HealthRequest{}
-	mi := &file_storage_v1_storage_proto_msgTypes[11]
+	mi := &file_storage_v1_storage_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -613,7 +687,7 @@ func (x *HealthRequest) String() string {
 func (*HealthRequest) ProtoMessage() {}
 
 func (x *HealthRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_storage_v1_storage_proto_msgTypes[11]
+	mi := &file_storage_v1_storage_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -626,7 +700,7 @@ func (x *HealthRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HealthRequest.ProtoReflect.Descriptor instead.
 func (*HealthRequest) Descriptor() ([]byte, []int) {
-	return file_storage_v1_storage_proto_rawDescGZIP(), []int{11}
+	return file_storage_v1_storage_proto_rawDescGZIP(), []int{12}
 }
 
 type HealthResponse struct {
@@ -638,7 +712,7 @@ type HealthResponse struct {
 
 func (x *HealthResponse) Reset() {
 	*x = HealthResponse{}
-	mi := &file_storage_v1_storage_proto_msgTypes[12]
+	mi := &file_storage_v1_storage_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -650,7 +724,7 @@ func (x *HealthResponse) String() string {
 func (*HealthResponse) ProtoMessage() {}
 
 func (x *HealthResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_storage_v1_storage_proto_msgTypes[12]
+	mi := &file_storage_v1_storage_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -663,7 +737,7 @@ func (x *HealthResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HealthResponse.ProtoReflect.Descriptor instead.
 func (*HealthResponse) Descriptor() ([]byte, []int) {
-	return file_storage_v1_storage_proto_rawDescGZIP(), []int{12}
+	return file_storage_v1_storage_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *HealthResponse) GetMessage() string {
@@ -673,18 +747,550 @@ func (x *HealthResponse) GetMessage() string {
 	return ""
 }
 
+type BeginObjectRequest struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Key       string                 `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	Size      int64                  `protobuf:"varint,2,opt,name=size,proto3" json:"size,omitempty"`
+	PartSize  int64                  `protobuf:"varint,3,opt,name=part_size,json=partSize,proto3" json:"part_size,omitempty"`
+	PartCount int64                  `protobuf:"varint,4,opt,name=part_count,json=partCount,proto3" json:"part_count,omitempty"`
+	// sha256 is the whole object's digest when the host knows it in advance (the client
+	// declared it); the backend may record it with the object. Empty otherwise.
+	Sha256        []byte `protobuf:"bytes,5,opt,name=sha256,proto3" json:"sha256,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BeginObjectRequest) Reset() {
+	*x = BeginObjectRequest{}
+	mi := &file_storage_v1_storage_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BeginObjectRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BeginObjectRequest) ProtoMessage() {}
+
+func (x *BeginObjectRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_storage_v1_storage_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BeginObjectRequest.ProtoReflect.Descriptor instead.
+func (*BeginObjectRequest) Descriptor() ([]byte, []int) {
+	return file_storage_v1_storage_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *BeginObjectRequest) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
+}
+
+func (x *BeginObjectRequest) GetSize() int64 {
+	if x != nil {
+		return x.Size
+	}
+	return 0
+}
+
+func (x *BeginObjectRequest) GetPartSize() int64 {
+	if x != nil {
+		return x.PartSize
+	}
+	return 0
+}
+
+func (x *BeginObjectRequest) GetPartCount() int64 {
+	if x != nil {
+		return x.PartCount
+	}
+	return 0
+}
+
+func (x *BeginObjectRequest) GetSha256() []byte {
+	if x != nil {
+		return x.Sha256
+	}
+	return nil
+}
+
+type BeginObjectResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Handle        []byte                 `protobuf:"bytes,1,opt,name=handle,proto3" json:"handle,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BeginObjectResponse) Reset() {
+	*x = BeginObjectResponse{}
+	mi := &file_storage_v1_storage_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BeginObjectResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BeginObjectResponse) ProtoMessage() {}
+
+func (x *BeginObjectResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_storage_v1_storage_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BeginObjectResponse.ProtoReflect.Descriptor instead.
+func (*BeginObjectResponse) Descriptor() ([]byte, []int) {
+	return file_storage_v1_storage_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *BeginObjectResponse) GetHandle() []byte {
+	if x != nil {
+		return x.Handle
+	}
+	return nil
+}
+
+type PutPartRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Types that are valid to be assigned to Msg:
+	//
+	//	*PutPartRequest_Header
+	//	*PutPartRequest_Chunk
+	//	*PutPartRequest_Finish
+	Msg           isPutPartRequest_Msg `protobuf_oneof:"msg"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PutPartRequest) Reset() {
+	*x = PutPartRequest{}
+	mi := &file_storage_v1_storage_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PutPartRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PutPartRequest) ProtoMessage() {}
+
+func (x *PutPartRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_storage_v1_storage_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PutPartRequest.ProtoReflect.Descriptor instead.
+func (*PutPartRequest) Descriptor() ([]byte, []int) {
+	return file_storage_v1_storage_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *PutPartRequest) GetMsg() isPutPartRequest_Msg {
+	if x != nil {
+		return x.Msg
+	}
+	return nil
+}
+
+func (x *PutPartRequest) GetHeader() *PutPartHeader {
+	if x != nil {
+		if x, ok := x.Msg.(*PutPartRequest_Header); ok {
+			return x.Header
+		}
+	}
+	return nil
+}
+
+func (x *PutPartRequest) GetChunk() []byte {
+	if x != nil {
+		if x, ok := x.Msg.(*PutPartRequest_Chunk); ok {
+			return x.Chunk
+		}
+	}
+	return nil
+}
+
+func (x *PutPartRequest) GetFinish() *PutFinish {
+	if x != nil {
+		if x, ok := x.Msg.(*PutPartRequest_Finish); ok {
+			return x.Finish
+		}
+	}
+	return nil
+}
+
+type isPutPartRequest_Msg interface {
+	isPutPartRequest_Msg()
+}
+
+type PutPartRequest_Header struct {
+	Header *PutPartHeader `protobuf:"bytes,1,opt,name=header,proto3,oneof"`
+}
+
+type PutPartRequest_Chunk struct {
+	Chunk []byte `protobuf:"bytes,2,opt,name=chunk,proto3,oneof"`
+}
+
+type PutPartRequest_Finish struct {
+	Finish *PutFinish `protobuf:"bytes,3,opt,name=finish,proto3,oneof"`
+}
+
+func (*PutPartRequest_Header) isPutPartRequest_Msg() {}
+
+func (*PutPartRequest_Chunk) isPutPartRequest_Msg() {}
+
+func (*PutPartRequest_Finish) isPutPartRequest_Msg() {}
+
+type PutPartHeader struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Handle []byte                 `protobuf:"bytes,1,opt,name=handle,proto3" json:"handle,omitempty"`
+	// part_number counts from 0.
+	PartNumber int64 `protobuf:"varint,2,opt,name=part_number,json=partNumber,proto3" json:"part_number,omitempty"`
+	Size       int64 `protobuf:"varint,3,opt,name=size,proto3" json:"size,omitempty"`
+	// sha256 of the part, as the host acknowledged it to the client.
+	Sha256        []byte `protobuf:"bytes,4,opt,name=sha256,proto3" json:"sha256,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PutPartHeader) Reset() {
+	*x = PutPartHeader{}
+	mi := &file_storage_v1_storage_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PutPartHeader) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PutPartHeader) ProtoMessage() {}
+
+func (x *PutPartHeader) ProtoReflect() protoreflect.Message {
+	mi := &file_storage_v1_storage_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PutPartHeader.ProtoReflect.Descriptor instead.
+func (*PutPartHeader) Descriptor() ([]byte, []int) {
+	return file_storage_v1_storage_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *PutPartHeader) GetHandle() []byte {
+	if x != nil {
+		return x.Handle
+	}
+	return nil
+}
+
+func (x *PutPartHeader) GetPartNumber() int64 {
+	if x != nil {
+		return x.PartNumber
+	}
+	return 0
+}
+
+func (x *PutPartHeader) GetSize() int64 {
+	if x != nil {
+		return x.Size
+	}
+	return 0
+}
+
+func (x *PutPartHeader) GetSha256() []byte {
+	if x != nil {
+		return x.Sha256
+	}
+	return nil
+}
+
+type PutPartResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// receipt is opaque to the host; it passes it back in CommitObjectRequest.
+	Receipt       []byte `protobuf:"bytes,1,opt,name=receipt,proto3" json:"receipt,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PutPartResponse) Reset() {
+	*x = PutPartResponse{}
+	mi := &file_storage_v1_storage_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PutPartResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PutPartResponse) ProtoMessage() {}
+
+func (x *PutPartResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_storage_v1_storage_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PutPartResponse.ProtoReflect.Descriptor instead.
+func (*PutPartResponse) Descriptor() ([]byte, []int) {
+	return file_storage_v1_storage_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *PutPartResponse) GetReceipt() []byte {
+	if x != nil {
+		return x.Receipt
+	}
+	return nil
+}
+
+type CommitObjectRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Handle        []byte                 `protobuf:"bytes,1,opt,name=handle,proto3" json:"handle,omitempty"`
+	Receipts      [][]byte               `protobuf:"bytes,2,rep,name=receipts,proto3" json:"receipts,omitempty"`
+	Sha256        []byte                 `protobuf:"bytes,3,opt,name=sha256,proto3" json:"sha256,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CommitObjectRequest) Reset() {
+	*x = CommitObjectRequest{}
+	mi := &file_storage_v1_storage_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CommitObjectRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CommitObjectRequest) ProtoMessage() {}
+
+func (x *CommitObjectRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_storage_v1_storage_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CommitObjectRequest.ProtoReflect.Descriptor instead.
+func (*CommitObjectRequest) Descriptor() ([]byte, []int) {
+	return file_storage_v1_storage_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *CommitObjectRequest) GetHandle() []byte {
+	if x != nil {
+		return x.Handle
+	}
+	return nil
+}
+
+func (x *CommitObjectRequest) GetReceipts() [][]byte {
+	if x != nil {
+		return x.Receipts
+	}
+	return nil
+}
+
+func (x *CommitObjectRequest) GetSha256() []byte {
+	if x != nil {
+		return x.Sha256
+	}
+	return nil
+}
+
+type CommitObjectResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Object        *Object                `protobuf:"bytes,1,opt,name=object,proto3" json:"object,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CommitObjectResponse) Reset() {
+	*x = CommitObjectResponse{}
+	mi := &file_storage_v1_storage_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CommitObjectResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CommitObjectResponse) ProtoMessage() {}
+
+func (x *CommitObjectResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_storage_v1_storage_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CommitObjectResponse.ProtoReflect.Descriptor instead.
+func (*CommitObjectResponse) Descriptor() ([]byte, []int) {
+	return file_storage_v1_storage_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *CommitObjectResponse) GetObject() *Object {
+	if x != nil {
+		return x.Object
+	}
+	return nil
+}
+
+type AbortObjectRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Key           string                 `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	Handle        []byte                 `protobuf:"bytes,2,opt,name=handle,proto3" json:"handle,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AbortObjectRequest) Reset() {
+	*x = AbortObjectRequest{}
+	mi := &file_storage_v1_storage_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AbortObjectRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AbortObjectRequest) ProtoMessage() {}
+
+func (x *AbortObjectRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_storage_v1_storage_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AbortObjectRequest.ProtoReflect.Descriptor instead.
+func (*AbortObjectRequest) Descriptor() ([]byte, []int) {
+	return file_storage_v1_storage_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *AbortObjectRequest) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
+}
+
+func (x *AbortObjectRequest) GetHandle() []byte {
+	if x != nil {
+		return x.Handle
+	}
+	return nil
+}
+
+type AbortObjectResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AbortObjectResponse) Reset() {
+	*x = AbortObjectResponse{}
+	mi := &file_storage_v1_storage_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AbortObjectResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AbortObjectResponse) ProtoMessage() {}
+
+func (x *AbortObjectResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_storage_v1_storage_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AbortObjectResponse.ProtoReflect.Descriptor instead.
+func (*AbortObjectResponse) Descriptor() ([]byte, []int) {
+	return file_storage_v1_storage_proto_rawDescGZIP(), []int{22}
+}
+
 var File_storage_v1_storage_proto protoreflect.FileDescriptor
 
 const file_storage_v1_storage_proto_rawDesc = "" +
 	"\n" +
-	"\x18storage/v1/storage.proto\x12\x1achunkeduploader.storage.v1\"\xa7\x01\n" +
+	"\x18storage/v1/storage.proto\x12\x1achunkeduploader.storage.v1\"\xcc\x01\n" +
 	"\x10ConfigureRequest\x12V\n" +
-	"\bsettings\x18\x01 \x03(\v2:.chunkeduploader.storage.v1.ConfigureRequest.SettingsEntryR\bsettings\x1a;\n" +
+	"\bsettings\x18\x01 \x03(\v2:.chunkeduploader.storage.v1.ConfigureRequest.SettingsEntryR\bsettings\x12#\n" +
+	"\rvalidate_only\x18\x02 \x01(\bR\fvalidateOnly\x1a;\n" +
 	"\rSettingsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"'\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"g\n" +
 	"\x11ConfigureResponse\x12\x12\n" +
-	"\x04name\x18\x01 \x01(\tR\x04name\"\xad\x01\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12>\n" +
+	"\x05parts\x18\x02 \x01(\v2(.chunkeduploader.storage.v1.PartsSupportR\x05parts\"O\n" +
+	"\fPartsSupport\x12\"\n" +
+	"\rmin_part_size\x18\x01 \x01(\x03R\vminPartSize\x12\x1b\n" +
+	"\tmax_parts\x18\x02 \x01(\x03R\bmaxParts\"\xad\x01\n" +
 	"\n" +
 	"PutRequest\x12?\n" +
 	"\x06header\x18\x01 \x01(\v2%.chunkeduploader.storage.v1.PutHeaderH\x00R\x06header\x12\x16\n" +
@@ -712,13 +1318,49 @@ const file_storage_v1_storage_proto_rawDesc = "" +
 	"\x0eDeleteResponse\"\x0f\n" +
 	"\rHealthRequest\"*\n" +
 	"\x0eHealthResponse\x12\x18\n" +
-	"\amessage\x18\x01 \x01(\tR\amessage2\xf1\x03\n" +
+	"\amessage\x18\x01 \x01(\tR\amessage\"\x8e\x01\n" +
+	"\x12BeginObjectRequest\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x12\n" +
+	"\x04size\x18\x02 \x01(\x03R\x04size\x12\x1b\n" +
+	"\tpart_size\x18\x03 \x01(\x03R\bpartSize\x12\x1d\n" +
+	"\n" +
+	"part_count\x18\x04 \x01(\x03R\tpartCount\x12\x16\n" +
+	"\x06sha256\x18\x05 \x01(\fR\x06sha256\"-\n" +
+	"\x13BeginObjectResponse\x12\x16\n" +
+	"\x06handle\x18\x01 \x01(\fR\x06handle\"\xb5\x01\n" +
+	"\x0ePutPartRequest\x12C\n" +
+	"\x06header\x18\x01 \x01(\v2).chunkeduploader.storage.v1.PutPartHeaderH\x00R\x06header\x12\x16\n" +
+	"\x05chunk\x18\x02 \x01(\fH\x00R\x05chunk\x12?\n" +
+	"\x06finish\x18\x03 \x01(\v2%.chunkeduploader.storage.v1.PutFinishH\x00R\x06finishB\x05\n" +
+	"\x03msg\"t\n" +
+	"\rPutPartHeader\x12\x16\n" +
+	"\x06handle\x18\x01 \x01(\fR\x06handle\x12\x1f\n" +
+	"\vpart_number\x18\x02 \x01(\x03R\n" +
+	"partNumber\x12\x12\n" +
+	"\x04size\x18\x03 \x01(\x03R\x04size\x12\x16\n" +
+	"\x06sha256\x18\x04 \x01(\fR\x06sha256\"+\n" +
+	"\x0fPutPartResponse\x12\x18\n" +
+	"\areceipt\x18\x01 \x01(\fR\areceipt\"a\n" +
+	"\x13CommitObjectRequest\x12\x16\n" +
+	"\x06handle\x18\x01 \x01(\fR\x06handle\x12\x1a\n" +
+	"\breceipts\x18\x02 \x03(\fR\breceipts\x12\x16\n" +
+	"\x06sha256\x18\x03 \x01(\fR\x06sha256\"R\n" +
+	"\x14CommitObjectResponse\x12:\n" +
+	"\x06object\x18\x01 \x01(\v2\".chunkeduploader.storage.v1.ObjectR\x06object\">\n" +
+	"\x12AbortObjectRequest\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x16\n" +
+	"\x06handle\x18\x02 \x01(\fR\x06handle\"\x15\n" +
+	"\x13AbortObjectResponse2\xaa\a\n" +
 	"\x0eStorageService\x12h\n" +
 	"\tConfigure\x12,.chunkeduploader.storage.v1.ConfigureRequest\x1a-.chunkeduploader.storage.v1.ConfigureResponse\x12X\n" +
 	"\x03Put\x12&.chunkeduploader.storage.v1.PutRequest\x1a'.chunkeduploader.storage.v1.PutResponse(\x01\x12Y\n" +
 	"\x04Stat\x12'.chunkeduploader.storage.v1.StatRequest\x1a(.chunkeduploader.storage.v1.StatResponse\x12_\n" +
 	"\x06Delete\x12).chunkeduploader.storage.v1.DeleteRequest\x1a*.chunkeduploader.storage.v1.DeleteResponse\x12_\n" +
-	"\x06Health\x12).chunkeduploader.storage.v1.HealthRequest\x1a*.chunkeduploader.storage.v1.HealthResponseBIZGgithub.com/chunked-uploader/chunked-uploader/proto/storage/v1;storagev1b\x06proto3"
+	"\x06Health\x12).chunkeduploader.storage.v1.HealthRequest\x1a*.chunkeduploader.storage.v1.HealthResponse\x12n\n" +
+	"\vBeginObject\x12..chunkeduploader.storage.v1.BeginObjectRequest\x1a/.chunkeduploader.storage.v1.BeginObjectResponse\x12d\n" +
+	"\aPutPart\x12*.chunkeduploader.storage.v1.PutPartRequest\x1a+.chunkeduploader.storage.v1.PutPartResponse(\x01\x12q\n" +
+	"\fCommitObject\x12/.chunkeduploader.storage.v1.CommitObjectRequest\x1a0.chunkeduploader.storage.v1.CommitObjectResponse\x12n\n" +
+	"\vAbortObject\x12..chunkeduploader.storage.v1.AbortObjectRequest\x1a/.chunkeduploader.storage.v1.AbortObjectResponseBIZGgithub.com/chunked-uploader/chunked-uploader/proto/storage/v1;storagev1b\x06proto3"
 
 var (
 	file_storage_v1_storage_proto_rawDescOnce sync.Once
@@ -732,44 +1374,66 @@ func file_storage_v1_storage_proto_rawDescGZIP() []byte {
 	return file_storage_v1_storage_proto_rawDescData
 }
 
-var file_storage_v1_storage_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
+var file_storage_v1_storage_proto_msgTypes = make([]protoimpl.MessageInfo, 24)
 var file_storage_v1_storage_proto_goTypes = []any{
-	(*ConfigureRequest)(nil),  // 0: chunkeduploader.storage.v1.ConfigureRequest
-	(*ConfigureResponse)(nil), // 1: chunkeduploader.storage.v1.ConfigureResponse
-	(*PutRequest)(nil),        // 2: chunkeduploader.storage.v1.PutRequest
-	(*PutHeader)(nil),         // 3: chunkeduploader.storage.v1.PutHeader
-	(*PutFinish)(nil),         // 4: chunkeduploader.storage.v1.PutFinish
-	(*PutResponse)(nil),       // 5: chunkeduploader.storage.v1.PutResponse
-	(*Object)(nil),            // 6: chunkeduploader.storage.v1.Object
-	(*StatRequest)(nil),       // 7: chunkeduploader.storage.v1.StatRequest
-	(*StatResponse)(nil),      // 8: chunkeduploader.storage.v1.StatResponse
-	(*DeleteRequest)(nil),     // 9: chunkeduploader.storage.v1.DeleteRequest
-	(*DeleteResponse)(nil),    // 10: chunkeduploader.storage.v1.DeleteResponse
-	(*HealthRequest)(nil),     // 11: chunkeduploader.storage.v1.HealthRequest
-	(*HealthResponse)(nil),    // 12: chunkeduploader.storage.v1.HealthResponse
-	nil,                       // 13: chunkeduploader.storage.v1.ConfigureRequest.SettingsEntry
+	(*ConfigureRequest)(nil),     // 0: chunkeduploader.storage.v1.ConfigureRequest
+	(*ConfigureResponse)(nil),    // 1: chunkeduploader.storage.v1.ConfigureResponse
+	(*PartsSupport)(nil),         // 2: chunkeduploader.storage.v1.PartsSupport
+	(*PutRequest)(nil),           // 3: chunkeduploader.storage.v1.PutRequest
+	(*PutHeader)(nil),            // 4: chunkeduploader.storage.v1.PutHeader
+	(*PutFinish)(nil),            // 5: chunkeduploader.storage.v1.PutFinish
+	(*PutResponse)(nil),          // 6: chunkeduploader.storage.v1.PutResponse
+	(*Object)(nil),               // 7: chunkeduploader.storage.v1.Object
+	(*StatRequest)(nil),          // 8: chunkeduploader.storage.v1.StatRequest
+	(*StatResponse)(nil),         // 9: chunkeduploader.storage.v1.StatResponse
+	(*DeleteRequest)(nil),        // 10: chunkeduploader.storage.v1.DeleteRequest
+	(*DeleteResponse)(nil),       // 11: chunkeduploader.storage.v1.DeleteResponse
+	(*HealthRequest)(nil),        // 12: chunkeduploader.storage.v1.HealthRequest
+	(*HealthResponse)(nil),       // 13: chunkeduploader.storage.v1.HealthResponse
+	(*BeginObjectRequest)(nil),   // 14: chunkeduploader.storage.v1.BeginObjectRequest
+	(*BeginObjectResponse)(nil),  // 15: chunkeduploader.storage.v1.BeginObjectResponse
+	(*PutPartRequest)(nil),       // 16: chunkeduploader.storage.v1.PutPartRequest
+	(*PutPartHeader)(nil),        // 17: chunkeduploader.storage.v1.PutPartHeader
+	(*PutPartResponse)(nil),      // 18: chunkeduploader.storage.v1.PutPartResponse
+	(*CommitObjectRequest)(nil),  // 19: chunkeduploader.storage.v1.CommitObjectRequest
+	(*CommitObjectResponse)(nil), // 20: chunkeduploader.storage.v1.CommitObjectResponse
+	(*AbortObjectRequest)(nil),   // 21: chunkeduploader.storage.v1.AbortObjectRequest
+	(*AbortObjectResponse)(nil),  // 22: chunkeduploader.storage.v1.AbortObjectResponse
+	nil,                          // 23: chunkeduploader.storage.v1.ConfigureRequest.SettingsEntry
 }
 var file_storage_v1_storage_proto_depIdxs = []int32{
-	13, // 0: chunkeduploader.storage.v1.ConfigureRequest.settings:type_name -> chunkeduploader.storage.v1.ConfigureRequest.SettingsEntry
-	3,  // 1: chunkeduploader.storage.v1.PutRequest.header:type_name -> chunkeduploader.storage.v1.PutHeader
-	4,  // 2: chunkeduploader.storage.v1.PutRequest.finish:type_name -> chunkeduploader.storage.v1.PutFinish
-	6,  // 3: chunkeduploader.storage.v1.PutResponse.object:type_name -> chunkeduploader.storage.v1.Object
-	6,  // 4: chunkeduploader.storage.v1.StatResponse.object:type_name -> chunkeduploader.storage.v1.Object
-	0,  // 5: chunkeduploader.storage.v1.StorageService.Configure:input_type -> chunkeduploader.storage.v1.ConfigureRequest
-	2,  // 6: chunkeduploader.storage.v1.StorageService.Put:input_type -> chunkeduploader.storage.v1.PutRequest
-	7,  // 7: chunkeduploader.storage.v1.StorageService.Stat:input_type -> chunkeduploader.storage.v1.StatRequest
-	9,  // 8: chunkeduploader.storage.v1.StorageService.Delete:input_type -> chunkeduploader.storage.v1.DeleteRequest
-	11, // 9: chunkeduploader.storage.v1.StorageService.Health:input_type -> chunkeduploader.storage.v1.HealthRequest
-	1,  // 10: chunkeduploader.storage.v1.StorageService.Configure:output_type -> chunkeduploader.storage.v1.ConfigureResponse
-	5,  // 11: chunkeduploader.storage.v1.StorageService.Put:output_type -> chunkeduploader.storage.v1.PutResponse
-	8,  // 12: chunkeduploader.storage.v1.StorageService.Stat:output_type -> chunkeduploader.storage.v1.StatResponse
-	10, // 13: chunkeduploader.storage.v1.StorageService.Delete:output_type -> chunkeduploader.storage.v1.DeleteResponse
-	12, // 14: chunkeduploader.storage.v1.StorageService.Health:output_type -> chunkeduploader.storage.v1.HealthResponse
-	10, // [10:15] is the sub-list for method output_type
-	5,  // [5:10] is the sub-list for method input_type
-	5,  // [5:5] is the sub-list for extension type_name
-	5,  // [5:5] is the sub-list for extension extendee
-	0,  // [0:5] is the sub-list for field type_name
+	23, // 0: chunkeduploader.storage.v1.ConfigureRequest.settings:type_name -> chunkeduploader.storage.v1.ConfigureRequest.SettingsEntry
+	2,  // 1: chunkeduploader.storage.v1.ConfigureResponse.parts:type_name -> chunkeduploader.storage.v1.PartsSupport
+	4,  // 2: chunkeduploader.storage.v1.PutRequest.header:type_name -> chunkeduploader.storage.v1.PutHeader
+	5,  // 3: chunkeduploader.storage.v1.PutRequest.finish:type_name -> chunkeduploader.storage.v1.PutFinish
+	7,  // 4: chunkeduploader.storage.v1.PutResponse.object:type_name -> chunkeduploader.storage.v1.Object
+	7,  // 5: chunkeduploader.storage.v1.StatResponse.object:type_name -> chunkeduploader.storage.v1.Object
+	17, // 6: chunkeduploader.storage.v1.PutPartRequest.header:type_name -> chunkeduploader.storage.v1.PutPartHeader
+	5,  // 7: chunkeduploader.storage.v1.PutPartRequest.finish:type_name -> chunkeduploader.storage.v1.PutFinish
+	7,  // 8: chunkeduploader.storage.v1.CommitObjectResponse.object:type_name -> chunkeduploader.storage.v1.Object
+	0,  // 9: chunkeduploader.storage.v1.StorageService.Configure:input_type -> chunkeduploader.storage.v1.ConfigureRequest
+	3,  // 10: chunkeduploader.storage.v1.StorageService.Put:input_type -> chunkeduploader.storage.v1.PutRequest
+	8,  // 11: chunkeduploader.storage.v1.StorageService.Stat:input_type -> chunkeduploader.storage.v1.StatRequest
+	10, // 12: chunkeduploader.storage.v1.StorageService.Delete:input_type -> chunkeduploader.storage.v1.DeleteRequest
+	12, // 13: chunkeduploader.storage.v1.StorageService.Health:input_type -> chunkeduploader.storage.v1.HealthRequest
+	14, // 14: chunkeduploader.storage.v1.StorageService.BeginObject:input_type -> chunkeduploader.storage.v1.BeginObjectRequest
+	16, // 15: chunkeduploader.storage.v1.StorageService.PutPart:input_type -> chunkeduploader.storage.v1.PutPartRequest
+	19, // 16: chunkeduploader.storage.v1.StorageService.CommitObject:input_type -> chunkeduploader.storage.v1.CommitObjectRequest
+	21, // 17: chunkeduploader.storage.v1.StorageService.AbortObject:input_type -> chunkeduploader.storage.v1.AbortObjectRequest
+	1,  // 18: chunkeduploader.storage.v1.StorageService.Configure:output_type -> chunkeduploader.storage.v1.ConfigureResponse
+	6,  // 19: chunkeduploader.storage.v1.StorageService.Put:output_type -> chunkeduploader.storage.v1.PutResponse
+	9,  // 20: chunkeduploader.storage.v1.StorageService.Stat:output_type -> chunkeduploader.storage.v1.StatResponse
+	11, // 21: chunkeduploader.storage.v1.StorageService.Delete:output_type -> chunkeduploader.storage.v1.DeleteResponse
+	13, // 22: chunkeduploader.storage.v1.StorageService.Health:output_type -> chunkeduploader.storage.v1.HealthResponse
+	15, // 23: chunkeduploader.storage.v1.StorageService.BeginObject:output_type -> chunkeduploader.storage.v1.BeginObjectResponse
+	18, // 24: chunkeduploader.storage.v1.StorageService.PutPart:output_type -> chunkeduploader.storage.v1.PutPartResponse
+	20, // 25: chunkeduploader.storage.v1.StorageService.CommitObject:output_type -> chunkeduploader.storage.v1.CommitObjectResponse
+	22, // 26: chunkeduploader.storage.v1.StorageService.AbortObject:output_type -> chunkeduploader.storage.v1.AbortObjectResponse
+	18, // [18:27] is the sub-list for method output_type
+	9,  // [9:18] is the sub-list for method input_type
+	9,  // [9:9] is the sub-list for extension type_name
+	9,  // [9:9] is the sub-list for extension extendee
+	0,  // [0:9] is the sub-list for field type_name
 }
 
 func init() { file_storage_v1_storage_proto_init() }
@@ -777,10 +1441,15 @@ func file_storage_v1_storage_proto_init() {
 	if File_storage_v1_storage_proto != nil {
 		return
 	}
-	file_storage_v1_storage_proto_msgTypes[2].OneofWrappers = []any{
+	file_storage_v1_storage_proto_msgTypes[3].OneofWrappers = []any{
 		(*PutRequest_Header)(nil),
 		(*PutRequest_Chunk)(nil),
 		(*PutRequest_Finish)(nil),
+	}
+	file_storage_v1_storage_proto_msgTypes[16].OneofWrappers = []any{
+		(*PutPartRequest_Header)(nil),
+		(*PutPartRequest_Chunk)(nil),
+		(*PutPartRequest_Finish)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -788,7 +1457,7 @@ func file_storage_v1_storage_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_storage_v1_storage_proto_rawDesc), len(file_storage_v1_storage_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   14,
+			NumMessages:   24,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

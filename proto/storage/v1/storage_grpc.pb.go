@@ -26,11 +26,15 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	StorageService_Configure_FullMethodName = "/chunkeduploader.storage.v1.StorageService/Configure"
-	StorageService_Put_FullMethodName       = "/chunkeduploader.storage.v1.StorageService/Put"
-	StorageService_Stat_FullMethodName      = "/chunkeduploader.storage.v1.StorageService/Stat"
-	StorageService_Delete_FullMethodName    = "/chunkeduploader.storage.v1.StorageService/Delete"
-	StorageService_Health_FullMethodName    = "/chunkeduploader.storage.v1.StorageService/Health"
+	StorageService_Configure_FullMethodName    = "/chunkeduploader.storage.v1.StorageService/Configure"
+	StorageService_Put_FullMethodName          = "/chunkeduploader.storage.v1.StorageService/Put"
+	StorageService_Stat_FullMethodName         = "/chunkeduploader.storage.v1.StorageService/Stat"
+	StorageService_Delete_FullMethodName       = "/chunkeduploader.storage.v1.StorageService/Delete"
+	StorageService_Health_FullMethodName       = "/chunkeduploader.storage.v1.StorageService/Health"
+	StorageService_BeginObject_FullMethodName  = "/chunkeduploader.storage.v1.StorageService/BeginObject"
+	StorageService_PutPart_FullMethodName      = "/chunkeduploader.storage.v1.StorageService/PutPart"
+	StorageService_CommitObject_FullMethodName = "/chunkeduploader.storage.v1.StorageService/CommitObject"
+	StorageService_AbortObject_FullMethodName  = "/chunkeduploader.storage.v1.StorageService/AbortObject"
 )
 
 // StorageServiceClient is the client API for StorageService service.
@@ -54,6 +58,38 @@ type StorageServiceClient interface {
 	// Health checks that the backend can be used (reachable, writable). A failing check is
 	// reported as UNAVAILABLE with a human-readable message.
 	Health(ctx context.Context, in *HealthRequest, opts ...grpc.CallOption) (*HealthResponse, error)
+	// Part-wise storage (optional). A plugin that supports it says so in
+	// ConfigureResponse.parts; one that does not answers UNIMPLEMENTED to these four calls
+	// (as a plugin built before they existed does), and the host stores every object with Put.
+	//
+	// BeginObject starts an object of size bytes under key, sent as part_count parts of
+	// part_size bytes (the last one the remainder). It returns an opaque handle that the host
+	// persists and passes to the other three calls, also after either process restarted.
+	// Any unfinished part-wise object under the same key is aborted first. A plugin may
+	// decline one object with UNIMPLEMENTED (for example parts below its minimum size); the
+	// host then uses Put for it.
+	BeginObject(ctx context.Context, in *BeginObjectRequest, opts ...grpc.CallOption) (*BeginObjectResponse, error)
+	// PutPart stores one part. Client-streaming: exactly one PutPartHeader first (it carries
+	// the part's SHA-256), then data chunks of at most 1 MiB each, then exactly one PutFinish.
+	// The answer, with its receipt, comes only once the part is durable in the backend. A part
+	// whose bytes differ from PutPartHeader.sha256 or PutPartHeader.size fails with DATA_LOSS
+	// and leaves that part absent (a commit with an earlier receipt of it then fails). Parts
+	// may arrive in any order, concurrently, and more than once: a part sent again replaces
+	// the earlier one, whose receipt becomes stale. A handle the backend no longer knows
+	// (its partial object was lost or aborted) fails with NOT_FOUND.
+	PutPart(ctx context.Context, opts ...grpc.CallOption) (grpc.ClientStreamingClient[PutPartRequest, PutPartResponse], error)
+	// CommitObject makes the object visible under its key, atomically, from the parts named
+	// by receipts (one per part, in part order), without reading the data back. It fails,
+	// leaving nothing visible, when a receipt is missing or stale (FAILED_PRECONDITION) or the
+	// handle is unknown (NOT_FOUND). sha256 is the whole object's digest computed by the host
+	// over the same bytes; the backend records it where it can. On success nothing of the
+	// handle remains but the object; committing the same handle again reports the object.
+	CommitObject(ctx context.Context, in *CommitObjectRequest, opts ...grpc.CallOption) (*CommitObjectResponse, error)
+	// AbortObject removes an unfinished object and every part of it. With an empty handle it
+	// removes every unfinished part-wise object under key (the leftovers of a crash between
+	// BeginObject and the host recording its handle). Aborting what is not there is not an
+	// error.
+	AbortObject(ctx context.Context, in *AbortObjectRequest, opts ...grpc.CallOption) (*AbortObjectResponse, error)
 }
 
 type storageServiceClient struct {
@@ -117,6 +153,49 @@ func (c *storageServiceClient) Health(ctx context.Context, in *HealthRequest, op
 	return out, nil
 }
 
+func (c *storageServiceClient) BeginObject(ctx context.Context, in *BeginObjectRequest, opts ...grpc.CallOption) (*BeginObjectResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(BeginObjectResponse)
+	err := c.cc.Invoke(ctx, StorageService_BeginObject_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *storageServiceClient) PutPart(ctx context.Context, opts ...grpc.CallOption) (grpc.ClientStreamingClient[PutPartRequest, PutPartResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &StorageService_ServiceDesc.Streams[1], StorageService_PutPart_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[PutPartRequest, PutPartResponse]{ClientStream: stream}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type StorageService_PutPartClient = grpc.ClientStreamingClient[PutPartRequest, PutPartResponse]
+
+func (c *storageServiceClient) CommitObject(ctx context.Context, in *CommitObjectRequest, opts ...grpc.CallOption) (*CommitObjectResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CommitObjectResponse)
+	err := c.cc.Invoke(ctx, StorageService_CommitObject_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *storageServiceClient) AbortObject(ctx context.Context, in *AbortObjectRequest, opts ...grpc.CallOption) (*AbortObjectResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(AbortObjectResponse)
+	err := c.cc.Invoke(ctx, StorageService_AbortObject_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // StorageServiceServer is the server API for StorageService service.
 // All implementations must embed UnimplementedStorageServiceServer
 // for forward compatibility.
@@ -138,6 +217,38 @@ type StorageServiceServer interface {
 	// Health checks that the backend can be used (reachable, writable). A failing check is
 	// reported as UNAVAILABLE with a human-readable message.
 	Health(context.Context, *HealthRequest) (*HealthResponse, error)
+	// Part-wise storage (optional). A plugin that supports it says so in
+	// ConfigureResponse.parts; one that does not answers UNIMPLEMENTED to these four calls
+	// (as a plugin built before they existed does), and the host stores every object with Put.
+	//
+	// BeginObject starts an object of size bytes under key, sent as part_count parts of
+	// part_size bytes (the last one the remainder). It returns an opaque handle that the host
+	// persists and passes to the other three calls, also after either process restarted.
+	// Any unfinished part-wise object under the same key is aborted first. A plugin may
+	// decline one object with UNIMPLEMENTED (for example parts below its minimum size); the
+	// host then uses Put for it.
+	BeginObject(context.Context, *BeginObjectRequest) (*BeginObjectResponse, error)
+	// PutPart stores one part. Client-streaming: exactly one PutPartHeader first (it carries
+	// the part's SHA-256), then data chunks of at most 1 MiB each, then exactly one PutFinish.
+	// The answer, with its receipt, comes only once the part is durable in the backend. A part
+	// whose bytes differ from PutPartHeader.sha256 or PutPartHeader.size fails with DATA_LOSS
+	// and leaves that part absent (a commit with an earlier receipt of it then fails). Parts
+	// may arrive in any order, concurrently, and more than once: a part sent again replaces
+	// the earlier one, whose receipt becomes stale. A handle the backend no longer knows
+	// (its partial object was lost or aborted) fails with NOT_FOUND.
+	PutPart(grpc.ClientStreamingServer[PutPartRequest, PutPartResponse]) error
+	// CommitObject makes the object visible under its key, atomically, from the parts named
+	// by receipts (one per part, in part order), without reading the data back. It fails,
+	// leaving nothing visible, when a receipt is missing or stale (FAILED_PRECONDITION) or the
+	// handle is unknown (NOT_FOUND). sha256 is the whole object's digest computed by the host
+	// over the same bytes; the backend records it where it can. On success nothing of the
+	// handle remains but the object; committing the same handle again reports the object.
+	CommitObject(context.Context, *CommitObjectRequest) (*CommitObjectResponse, error)
+	// AbortObject removes an unfinished object and every part of it. With an empty handle it
+	// removes every unfinished part-wise object under key (the leftovers of a crash between
+	// BeginObject and the host recording its handle). Aborting what is not there is not an
+	// error.
+	AbortObject(context.Context, *AbortObjectRequest) (*AbortObjectResponse, error)
 	mustEmbedUnimplementedStorageServiceServer()
 }
 
@@ -162,6 +273,18 @@ func (UnimplementedStorageServiceServer) Delete(context.Context, *DeleteRequest)
 }
 func (UnimplementedStorageServiceServer) Health(context.Context, *HealthRequest) (*HealthResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Health not implemented")
+}
+func (UnimplementedStorageServiceServer) BeginObject(context.Context, *BeginObjectRequest) (*BeginObjectResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method BeginObject not implemented")
+}
+func (UnimplementedStorageServiceServer) PutPart(grpc.ClientStreamingServer[PutPartRequest, PutPartResponse]) error {
+	return status.Error(codes.Unimplemented, "method PutPart not implemented")
+}
+func (UnimplementedStorageServiceServer) CommitObject(context.Context, *CommitObjectRequest) (*CommitObjectResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method CommitObject not implemented")
+}
+func (UnimplementedStorageServiceServer) AbortObject(context.Context, *AbortObjectRequest) (*AbortObjectResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method AbortObject not implemented")
 }
 func (UnimplementedStorageServiceServer) mustEmbedUnimplementedStorageServiceServer() {}
 func (UnimplementedStorageServiceServer) testEmbeddedByValue()                        {}
@@ -263,6 +386,67 @@ func _StorageService_Health_Handler(srv interface{}, ctx context.Context, dec fu
 	return interceptor(ctx, in, info, handler)
 }
 
+func _StorageService_BeginObject_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(BeginObjectRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(StorageServiceServer).BeginObject(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: StorageService_BeginObject_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(StorageServiceServer).BeginObject(ctx, req.(*BeginObjectRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _StorageService_PutPart_Handler(srv interface{}, stream grpc.ServerStream) error {
+	return srv.(StorageServiceServer).PutPart(&grpc.GenericServerStream[PutPartRequest, PutPartResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type StorageService_PutPartServer = grpc.ClientStreamingServer[PutPartRequest, PutPartResponse]
+
+func _StorageService_CommitObject_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CommitObjectRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(StorageServiceServer).CommitObject(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: StorageService_CommitObject_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(StorageServiceServer).CommitObject(ctx, req.(*CommitObjectRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _StorageService_AbortObject_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(AbortObjectRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(StorageServiceServer).AbortObject(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: StorageService_AbortObject_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(StorageServiceServer).AbortObject(ctx, req.(*AbortObjectRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // StorageService_ServiceDesc is the grpc.ServiceDesc for StorageService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -286,11 +470,28 @@ var StorageService_ServiceDesc = grpc.ServiceDesc{
 			MethodName: "Health",
 			Handler:    _StorageService_Health_Handler,
 		},
+		{
+			MethodName: "BeginObject",
+			Handler:    _StorageService_BeginObject_Handler,
+		},
+		{
+			MethodName: "CommitObject",
+			Handler:    _StorageService_CommitObject_Handler,
+		},
+		{
+			MethodName: "AbortObject",
+			Handler:    _StorageService_AbortObject_Handler,
+		},
 	},
 	Streams: []grpc.StreamDesc{
 		{
 			StreamName:    "Put",
 			Handler:       _StorageService_Put_Handler,
+			ClientStreams: true,
+		},
+		{
+			StreamName:    "PutPart",
+			Handler:       _StorageService_PutPart_Handler,
 			ClientStreams: true,
 		},
 	},

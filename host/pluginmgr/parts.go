@@ -1,0 +1,103 @@
+package pluginmgr
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/hashicorp/go-plugin"
+
+	"github.com/chunked-uploader/chunked-uploader/sdk"
+)
+
+// Parts returns the part-wise limits of the running plugin, or nil when it stores objects
+// whole only (or has not started yet).
+func (m *Manager) Parts() *sdk.PartLimits {
+	if info := m.info.Load(); info != nil {
+		return info.Parts
+	}
+	return nil
+}
+
+// BeginObject starts a part-wise object (sdk.PartStorage).
+func (m *Manager) BeginObject(ctx context.Context, key string, spec sdk.ObjectSpec) ([]byte, error) {
+	remote, err := m.get(ctx)
+	if err != nil {
+		return nil, err
+	}
+	h, err := remote.BeginObject(ctx, key, spec)
+	return h, m.exited(err)
+}
+
+// PutPart stores one part (sdk.PartStorage). A plugin that stops consuming data for
+// StallTimeout is killed, and the call fails with an error wrapping sdk.ErrPluginExited.
+func (m *Manager) PutPart(ctx context.Context, handle []byte, p sdk.PartInfo, r io.Reader) ([]byte, error) {
+	remote, client, err := m.current(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var receipt []byte
+	err = m.watchStall(ctx, client, r, func(ctx context.Context, r io.Reader) error {
+		var err error
+		receipt, err = remote.PutPart(ctx, handle, p, r)
+		return err
+	})
+	return receipt, err
+}
+
+// CommitObject commits a part-wise object (sdk.PartStorage).
+func (m *Manager) CommitObject(ctx context.Context, handle []byte, receipts [][]byte, sum []byte) (sdk.Object, error) {
+	remote, err := m.get(ctx)
+	if err != nil {
+		return sdk.Object{}, err
+	}
+	obj, err := remote.CommitObject(ctx, handle, receipts, sum)
+	return obj, m.exited(err)
+}
+
+// AbortObject aborts a part-wise object (sdk.PartStorage).
+func (m *Manager) AbortObject(ctx context.Context, key string, handle []byte) error {
+	remote, err := m.get(ctx)
+	if err != nil {
+		return err
+	}
+	return m.exited(remote.AbortObject(ctx, key, handle))
+}
+
+// watchStall runs call with a reader over r and kills client when no data is read from it
+// for StallTimeout (including the wait for the plugin's answer after the last byte).
+func (m *Manager) watchStall(ctx context.Context, client *plugin.Client, r io.Reader, call func(context.Context, io.Reader) error) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	pr := &progressReader{r: r}
+	pr.touch()
+	stalled := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		t := time.NewTicker(min(m.opt.StallTimeout/4, time.Second))
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				if time.Since(pr.last()) > m.opt.StallTimeout {
+					close(stalled)
+					m.kill(client, fmt.Sprintf("no progress on a delivery for %s", m.opt.StallTimeout))
+					cancel()
+					return
+				}
+			}
+		}
+	}()
+	err := call(ctx, pr)
+	close(done)
+	select {
+	case <-stalled:
+		return fmt.Errorf("%w: the plugin made no progress for %s and was killed; it restarts on the next call",
+			sdk.ErrPluginExited, m.opt.StallTimeout)
+	default:
+	}
+	return m.exited(err)
+}

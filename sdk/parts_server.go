@@ -1,0 +1,146 @@
+package sdk
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	storagev1 "github.com/chunked-uploader/chunked-uploader/proto/storage/v1"
+)
+
+// partStorage returns the configured backend as a PartStorage, or the UNIMPLEMENTED
+// status a plugin without part-wise storage answers.
+func (s *grpcServer) partStorage() (PartStorage, error) {
+	st, err := s.current()
+	if err != nil {
+		return nil, err
+	}
+	ps, ok := st.(PartStorage)
+	if !ok {
+		return nil, toStatus(fmt.Errorf("%w: this backend stores objects whole only", ErrNotSupported))
+	}
+	return ps, nil
+}
+
+func checkHandle(h []byte) error {
+	if len(h) == 0 || len(h) > MaxHandleSize {
+		return fmt.Errorf("%w: handle of %d bytes", ErrNotFound, len(h))
+	}
+	return nil
+}
+
+func (s *grpcServer) BeginObject(ctx context.Context, req *storagev1.BeginObjectRequest) (*storagev1.BeginObjectResponse, error) {
+	ps, err := s.partStorage()
+	if err != nil {
+		return nil, err
+	}
+	if err := ValidKey(req.GetKey()); err != nil {
+		return nil, toStatus(err)
+	}
+	spec := ObjectSpec{Size: req.GetSize(), PartSize: req.GetPartSize(), PartCount: int(req.GetPartCount()), SHA256: req.GetSha256()}
+	if len(spec.SHA256) == 0 {
+		spec.SHA256 = nil
+	}
+	if err := spec.Check(); err != nil {
+		return nil, toStatus(err)
+	}
+	if !ps.PartLimits().Allows(spec) {
+		return nil, toStatus(fmt.Errorf("%w: %d parts of %d bytes are outside this backend's limits", ErrNotSupported, spec.PartCount, spec.PartSize))
+	}
+	h, err := ps.BeginObject(ctx, req.GetKey(), spec)
+	if err == nil && (len(h) == 0 || len(h) > MaxHandleSize) {
+		err = fmt.Errorf("backend returned a handle of %d bytes (1 to %d allowed)", len(h), MaxHandleSize)
+	}
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &storagev1.BeginObjectResponse{Handle: h}, nil
+}
+
+func (s *grpcServer) PutPart(stream storagev1.StorageService_PutPartServer) error {
+	ps, err := s.partStorage()
+	if err != nil {
+		return err
+	}
+	first, err := stream.Recv()
+	if err != nil {
+		return err
+	}
+	hdr := first.GetHeader()
+	if hdr == nil {
+		return status.Error(codes.InvalidArgument, "invalid_key: the first PutPart message must be a header")
+	}
+	if err := checkHandle(hdr.GetHandle()); err != nil {
+		return toStatus(err)
+	}
+	if hdr.GetSize() < 0 || hdr.GetPartNumber() < 0 || len(hdr.GetSha256()) != sha256.Size {
+		return toStatus(fmt.Errorf("%w: part %d of %d bytes with a %d-byte sha256", ErrSizeMismatch,
+			hdr.GetPartNumber(), hdr.GetSize(), len(hdr.GetSha256())))
+	}
+	p := PartInfo{Number: int(hdr.GetPartNumber()), Size: hdr.GetSize(), SHA256: hdr.GetSha256()}
+	r := &streamReader{recv: partStream(stream), size: p.Size, want: p.SHA256, hash: sha256.New()}
+	receipt, err := ps.PutPart(stream.Context(), hdr.GetHandle(), p, r)
+	if err == nil && !r.finished {
+		// Returned without reading to the verified end: the part cannot count.
+		err = fmt.Errorf("%w: backend returned before the end of the part's stream", ErrSizeMismatch)
+	}
+	if err == nil && (len(receipt) == 0 || len(receipt) > MaxReceiptSize) {
+		err = fmt.Errorf("backend returned a receipt of %d bytes (1 to %d allowed)", len(receipt), MaxReceiptSize)
+	}
+	if err != nil {
+		if r.err != nil && !errors.Is(err, r.err) {
+			err = fmt.Errorf("%w (stream: %w)", err, r.err)
+		}
+		s.log.Debug("put part failed", "part", p.Number, "error", err)
+		return toStatus(err)
+	}
+	return stream.SendAndClose(&storagev1.PutPartResponse{Receipt: receipt})
+}
+
+func (s *grpcServer) CommitObject(ctx context.Context, req *storagev1.CommitObjectRequest) (*storagev1.CommitObjectResponse, error) {
+	ps, err := s.partStorage()
+	if err != nil {
+		return nil, err
+	}
+	if err := checkHandle(req.GetHandle()); err != nil {
+		return nil, toStatus(err)
+	}
+	for i, r := range req.GetReceipts() {
+		if len(r) == 0 || len(r) > MaxReceiptSize {
+			return nil, toStatus(fmt.Errorf("%w: receipt of part %d has %d bytes", ErrStaleReceipt, i, len(r)))
+		}
+	}
+	if len(req.GetSha256()) != sha256.Size {
+		return nil, toStatus(fmt.Errorf("%w: object sha256 of %d bytes", ErrDigestMismatch, len(req.GetSha256())))
+	}
+	obj, err := ps.CommitObject(ctx, req.GetHandle(), req.GetReceipts(), req.GetSha256())
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &storagev1.CommitObjectResponse{Object: objectToProto(obj)}, nil
+}
+
+func (s *grpcServer) AbortObject(ctx context.Context, req *storagev1.AbortObjectRequest) (*storagev1.AbortObjectResponse, error) {
+	ps, err := s.partStorage()
+	if err != nil {
+		return nil, err
+	}
+	if err := ValidKey(req.GetKey()); err != nil {
+		return nil, toStatus(err)
+	}
+	var h []byte
+	if len(req.GetHandle()) > 0 {
+		if err := checkHandle(req.GetHandle()); err != nil {
+			return nil, toStatus(err)
+		}
+		h = req.GetHandle()
+	}
+	if err := ps.AbortObject(ctx, req.GetKey(), h); err != nil {
+		return nil, toStatus(err)
+	}
+	return &storagev1.AbortObjectResponse{}, nil
+}
