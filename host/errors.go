@@ -22,6 +22,7 @@ const (
 	CodeInvalidPartNumber   Code = "invalid_part_number"
 	CodePartSizeMismatch    Code = "part_size_mismatch"
 	CodePartsMissing        Code = "parts_missing"
+	CodePartDelivered       Code = "part_already_delivered"
 	CodeMissingAPIKey       Code = "missing_api_key"
 	CodeInvalidAPIKey       Code = "invalid_api_key"
 	CodeMissingToken        Code = "missing_token"

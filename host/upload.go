@@ -67,6 +67,15 @@ type Upload struct {
 
 	WebhookURL string
 
+	// DeliveryMode is how the file reaches the backend: DeliverWhole or DeliverParts.
+	DeliveryMode DeliveryMode
+	// Handle is the backend's handle of the part-wise object, nil until begun.
+	Handle []byte
+	// HashedParts counts the parts, from the first, that are in the whole-file SHA-256.
+	HashedParts int
+	// DeliveryError says why the last background delivery of a part failed ("" if it did not).
+	DeliveryError string
+
 	CreatedAt   time.Time
 	UpdatedAt   time.Time
 	ExpiresAt   time.Time
@@ -108,6 +117,17 @@ func (u *Upload) Expired(now time.Time) bool {
 	return u.Status == StatusExpired || (u.Status != StatusComplete && !now.Before(u.ExpiresAt))
 }
 
+// DeliveryMode says how an upload's bytes reach the storage backend.
+type DeliveryMode string
+
+const (
+	// DeliverWhole streams the assembled file through the backend's Put at complete.
+	DeliverWhole DeliveryMode = ""
+	// DeliverParts sends each part to the backend as soon as it is staged (sdk.PartStorage);
+	// complete commits what the backend holds.
+	DeliverParts DeliveryMode = "parts"
+)
+
 // Part is one chunk of an upload.
 type Part struct {
 	Number     int
@@ -115,7 +135,19 @@ type Part struct {
 	Status     PartStatus
 	SHA256     string // hex, "" while pending
 	UploadedAt time.Time
+
+	// Version counts the times the part was staged; Receipt and HashAfter belong to it.
+	Version int64
+	// Receipt is the backend's receipt of this version of the part; nil: not delivered.
+	Receipt []byte
+	// HashAfter is the whole-file SHA-256 state after this part (marshalled), once hashed.
+	HashAfter []byte
+	// Note says why the part went back to pending ("" if it did not).
+	Note string
 }
+
+// Delivered reports whether the backend holds this version of the part.
+func (p *Part) Delivered() bool { return p.Receipt != nil }
 
 // SplitFilename splits a requested filename into its directory and name at the last '/'.
 func SplitFilename(filename string) (path, name string) {
@@ -124,4 +156,14 @@ func SplitFilename(filename string) (path, name string) {
 		return "", filename
 	}
 	return filename[:i], filename[i+1:]
+}
+
+// BackendAbort is a part-wise object to abort in the backend: an empty Handle aborts every
+// unfinished object under Key.
+type BackendAbort struct {
+	ID       int64
+	UploadID string
+	Key      string
+	Handle   []byte
+	Attempts int
 }

@@ -29,7 +29,10 @@ const (
 )
 
 // discard is a backend that verifies and drops what it gets.
-type discard struct{ healthErr error }
+type discard struct {
+	upload.WholeOnly
+	healthErr error
+}
 
 func (discard) Name() string                   { return "discard" }
 func (d discard) Health(context.Context) error { return d.healthErr }

@@ -32,6 +32,7 @@ var statusOf = map[host.Code]int{
 	host.CodePartNotFound:        http.StatusNotFound,
 	host.CodeMethodNotAllowed:    http.StatusMethodNotAllowed,
 	host.CodeUploadFinalizing:    http.StatusConflict,
+	host.CodePartDelivered:       http.StatusConflict,
 	host.CodeUploadComplete:      http.StatusConflict,
 	host.CodeUploadExpired:       http.StatusGone,
 	host.CodeRequestTooLarge:     http.StatusRequestEntityTooLarge,

@@ -18,29 +18,39 @@ type statusPart struct {
 	Status         string  `json:"status"`
 	ChecksumSHA256 *string `json:"checksum_sha256"`
 	Token          string  `json:"token,omitempty"` // with include_tokens=true, for pending parts
+	// Delivered: the storage backend holds the part (part-wise delivery).
+	Delivered bool `json:"delivered"`
+	// Message says why a part is pending again (its copy was lost or damaged).
+	Message string `json:"message,omitempty"`
 }
 
 type statusResponse struct {
-	FileID                    string       `json:"file_id"`
-	Filename                  string       `json:"filename"`
-	Path                      string       `json:"path"`
-	TotalSize                 int64        `json:"total_size"`
-	ChunkSize                 int64        `json:"chunk_size"`
-	TotalParts                int          `json:"total_parts"`
-	UploadedParts             int          `json:"uploaded_parts"`
-	ProgressPercent           float64      `json:"progress_percent"`
-	UploadProgressPercent     float64      `json:"upload_progress_percent"`
-	Status                    string       `json:"status"`
-	Phase                     string       `json:"phase"`
-	FinalizingProgressPercent int          `json:"finalizing_progress_percent"`
-	BytesDelivered            int64        `json:"bytes_delivered"`
-	FinalPath                 *string      `json:"final_path"`
-	FinalizationError         *string      `json:"finalization_error"`
-	ChecksumSHA256            *string      `json:"checksum_sha256"`
-	StorageBackend            string       `json:"storage_backend"`
-	CreatedAt                 string       `json:"created_at"`
-	ExpiresAt                 string       `json:"expires_at"`
-	Parts                     []statusPart `json:"parts,omitempty"`
+	FileID                    string  `json:"file_id"`
+	Filename                  string  `json:"filename"`
+	Path                      string  `json:"path"`
+	TotalSize                 int64   `json:"total_size"`
+	ChunkSize                 int64   `json:"chunk_size"`
+	TotalParts                int     `json:"total_parts"`
+	UploadedParts             int     `json:"uploaded_parts"`
+	ProgressPercent           float64 `json:"progress_percent"`
+	UploadProgressPercent     float64 `json:"upload_progress_percent"`
+	Status                    string  `json:"status"`
+	Phase                     string  `json:"phase"`
+	FinalizingProgressPercent int     `json:"finalizing_progress_percent"`
+	BytesDelivered            int64   `json:"bytes_delivered"`
+	FinalPath                 *string `json:"final_path"`
+	FinalizationError         *string `json:"finalization_error"`
+	ChecksumSHA256            *string `json:"checksum_sha256"`
+	StorageBackend            string  `json:"storage_backend"`
+	CreatedAt                 string  `json:"created_at"`
+	ExpiresAt                 string  `json:"expires_at"`
+	// DeliveryMode is "parts" (each part goes to the backend as it arrives) or "whole"
+	// (the file is delivered at complete).
+	DeliveryMode   string  `json:"delivery_mode"`
+	DeliveredParts int     `json:"delivered_parts"`
+	DeliveryError  *string `json:"delivery_error"`
+	// Parts is always present unless include_parts=false (an empty file has none: []).
+	Parts *[]statusPart `json:"parts,omitempty"`
 }
 
 type completeResponse struct {
@@ -111,19 +121,30 @@ func (s *Server) handleStatus(w http.ResponseWriter, r *http.Request, ps httprou
 		FinalPath: optional(u.FinalPath), FinalizationError: optional(u.FinalizationError),
 		ChecksumSHA256: optional(u.DeliveredSHA256), StorageBackend: u.StorageBackend,
 		CreatedAt: timestamp(u.CreatedAt), ExpiresAt: timestamp(u.ExpiresAt),
+		DeliveryMode: "whole", DeliveredParts: v.DeliveredParts, DeliveryError: optional(u.DeliveryError),
+	}
+	if u.DeliveryMode == host.DeliverParts {
+		resp.DeliveryMode = "parts"
 	}
 	if u.Status == host.StatusComplete {
 		resp.BytesDelivered = u.TotalSize
+		resp.DeliveredParts = u.TotalParts
+		resp.DeliveryError = nil
 	}
 	if withParts {
 		// Fresh tokens let a client that lost its own (a crash, another machine) resume.
 		// They are the same as the ones issued at init and expire with the upload.
 		issue := withTokens && (u.Status == host.StatusPending || u.Status == host.StatusFailed) && !u.Expired(time.Now())
-		resp.Parts = make([]statusPart, len(v.Parts))
+		parts := make([]statusPart, len(v.Parts))
+		resp.Parts = &parts
 		for i, p := range v.Parts {
-			resp.Parts[i] = statusPart{Part: p.Number, Status: string(p.Status), ChecksumSHA256: optional(p.SHA256)}
+			parts[i] = statusPart{Part: p.Number, Status: string(p.Status), Message: p.Note,
+				Delivered: p.Delivered() || u.Status == host.StatusComplete}
+			if p.Status == host.PartUploaded {
+				parts[i].ChecksumSHA256 = optional(p.SHA256)
+			}
 			if issue && p.Status == host.PartPending {
-				if resp.Parts[i].Token, err = s.tokens.Issue(u.ID, p.Number, p.Size, u.ExpiresAt); err != nil {
+				if parts[i].Token, err = s.tokens.Issue(u.ID, p.Number, p.Size, u.ExpiresAt); err != nil {
 					s.writeError(w, r, err)
 					return
 				}

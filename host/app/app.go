@@ -58,7 +58,8 @@ func Run(ctx context.Context, cfg *config.Config, log hclog.Logger) error {
 	}
 
 	tokens := auth.NewTokens(cfg.JWTSecret)
-	mets := metrics.New(metrics.Sources{UploadsByState: db.CountByStatus, PluginRestarts: plugins.Restarts})
+	mets := metrics.New(metrics.Sources{UploadsByState: db.CountByStatus, PluginRestarts: plugins.Restarts,
+		StagedBytes: stage.Bytes, UndeliveredParts: db.UndeliveredParts})
 	var secret []byte // nil: no signature header
 	if cfg.WebhookSecret != "" {
 		secret = []byte(cfg.WebhookSecret)
@@ -72,6 +73,7 @@ func Run(ctx context.Context, cfg *config.Config, log hclog.Logger) error {
 	svc := upload.New(db, stage, plugins, tokens, upload.Options{
 		ChunkSize: cfg.ChunkSize, TTL: cfg.UploadTTL, MaxUpload: cfg.MaxUpload, MaxParts: cfg.MaxParts,
 		CompleteWait: cfg.CompleteWait, MaxDeliveries: cfg.MaxConcurrentFinalizing,
+		PartDeliveries: cfg.PartDeliveries, PartDeliveriesPerUpload: cfg.PartDeliveriesPerUpload,
 		CleanupInterval: cfg.CleanupInterval, Retention: cfg.Retention, StagingReserve: cfg.StagingReserve,
 		Logger: log.Named("upload"), Notifier: hooks, Metrics: mets,
 	})

@@ -60,6 +60,10 @@ type Config struct {
 
 	CompleteWait            time.Duration
 	MaxConcurrentFinalizing int
+	// PartDeliveries and PartDeliveriesPerUpload bound the parts sent to the backend in
+	// the background at once (part-wise delivery), in total and for one upload.
+	PartDeliveries          int
+	PartDeliveriesPerUpload int
 	CleanupInterval         time.Duration
 	LogFormat               string // "text" or "json"; "" = text on a terminal, json otherwise
 	LogLevel                string
@@ -194,6 +198,8 @@ func Load(environ []string, envFile, exeDir string) (*Config, error) {
 	c.MaxParts = integer("MAX_PARTS", 10000, 1, 1_000_000)
 	c.CompleteWait = time.Duration(integer("COMPLETE_WAIT_SECONDS", 20, 0, 3600)) * time.Second
 	c.MaxConcurrentFinalizing = int(integer("MAX_CONCURRENT_FINALIZATIONS", 4, 1, 256))
+	c.PartDeliveries = int(integer("PART_DELIVERIES", 8, 1, 256))
+	c.PartDeliveriesPerUpload = int(integer("PART_DELIVERIES_PER_UPLOAD", 4, 1, 64))
 	c.CleanupInterval = duration("CLEANUP_INTERVAL", time.Hour)
 	c.Retention = duration("UPLOAD_RETENTION", 30*24*time.Hour)
 	c.WebhookSecret = env["WEBHOOK_SECRET"]

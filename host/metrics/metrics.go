@@ -28,6 +28,7 @@ type Metrics struct {
 	deliveryDuration prometheus.Histogram
 	bytesDelivered   prometheus.Counter
 	webhookAttempts  *prometheus.CounterVec
+	parts            partMetrics
 }
 
 // Sources are read at scrape time.
@@ -36,6 +37,10 @@ type Sources struct {
 	UploadsByState func(ctx context.Context) (map[string]int, error)
 	// PluginRestarts is how often the storage plugin was restarted.
 	PluginRestarts func() int
+	// StagedBytes is the bytes held in staging; UndeliveredParts counts parts acknowledged
+	// to clients that the backend does not hold yet (part-wise uploads).
+	StagedBytes      func() (int64, error)
+	UndeliveredParts func(ctx context.Context) (int, error)
 }
 
 // New registers the metrics (plus Go runtime and process metrics) in a registry of its own.
@@ -74,6 +79,7 @@ func New(src Sources) *Metrics {
 		f(&uploadsCollector{count: src.UploadsByState, desc: prometheus.NewDesc(namespace+"_uploads",
 			"Upload records by status.", []string{"status"}, nil)})
 	}
+	m.registerParts(src)
 	// Pre-create the label values so that they show as 0 before the first event.
 	for _, r := range []string{"ok", "failed"} {
 		m.deliveries.WithLabelValues(r)

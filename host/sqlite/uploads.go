@@ -12,7 +12,8 @@ import (
 
 const uploadColumns = `id, filename, path, total_size, chunk_size, total_parts, uploaded_parts, status,
 	storage_backend, checksum_sha256, delivered_sha256, final_path, finalization_error, bytes_delivered,
-	webhook_url, created_at, updated_at, expires_at, completed_at`
+	webhook_url, created_at, updated_at, expires_at, completed_at,
+	delivery_mode, delivery_handle, hashed_parts, delivery_error`
 
 type scanner interface{ Scan(...any) error }
 
@@ -20,13 +21,16 @@ func scanUpload(s scanner) (*host.Upload, error) {
 	var u host.Upload
 	var status string
 	var created, updated, expires, completed int64
+	var mode string
 	err := s.Scan(&u.ID, &u.Filename, &u.Path, &u.TotalSize, &u.ChunkSize, &u.TotalParts, &u.UploadedParts, &status,
 		&u.StorageBackend, &u.ChecksumSHA256, &u.DeliveredSHA256, &u.FinalPath, &u.FinalizationError, &u.BytesDelivered,
-		&u.WebhookURL, &created, &updated, &expires, &completed)
+		&u.WebhookURL, &created, &updated, &expires, &completed,
+		&mode, &u.Handle, &u.HashedParts, &u.DeliveryError)
 	if err != nil {
 		return nil, err
 	}
 	u.Status = host.Status(status)
+	u.DeliveryMode = host.DeliveryMode(mode)
 	u.CreatedAt, u.UpdatedAt, u.ExpiresAt = unix(created), unix(updated), unix(expires)
 	if completed != 0 {
 		u.CompletedAt = unix(completed)
@@ -43,10 +47,11 @@ func (db *DB) CreateUpload(ctx context.Context, u *host.Upload) error {
 		return fmt.Errorf("create upload: %w", err)
 	}
 	defer tx.Rollback()
-	_, err = tx.ExecContext(ctx, `INSERT INTO uploads (`+uploadColumns+`) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`,
+	_, err = tx.ExecContext(ctx, `INSERT INTO uploads (`+uploadColumns+`) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`,
 		u.ID, u.Filename, u.Path, u.TotalSize, u.ChunkSize, u.TotalParts, 0, string(host.StatusPending),
 		u.StorageBackend, u.ChecksumSHA256, "", "", "", 0,
-		u.WebhookURL, u.CreatedAt.Unix(), u.CreatedAt.Unix(), u.ExpiresAt.Unix(), 0)
+		u.WebhookURL, u.CreatedAt.Unix(), u.CreatedAt.Unix(), u.ExpiresAt.Unix(), 0,
+		string(u.DeliveryMode), nil, 0, "")
 	if err != nil {
 		return fmt.Errorf("create upload: %w", err)
 	}
@@ -80,7 +85,8 @@ func (db *DB) Upload(ctx context.Context, id string) (*host.Upload, error) {
 
 // Parts returns the parts of upload id in order.
 func (db *DB) Parts(ctx context.Context, id string) ([]host.Part, error) {
-	rows, err := db.r.QueryContext(ctx, `SELECT part_number, size, status, checksum_sha256, uploaded_at
+	rows, err := db.r.QueryContext(ctx, `SELECT part_number, size, status, checksum_sha256, uploaded_at,
+		version, receipt, hash_after, note
 		FROM upload_parts WHERE upload_id = ? ORDER BY part_number`, id)
 	if err != nil {
 		return nil, fmt.Errorf("read parts of %s: %w", id, err)
@@ -91,7 +97,7 @@ func (db *DB) Parts(ctx context.Context, id string) ([]host.Part, error) {
 		var p host.Part
 		var status string
 		var at int64
-		if err := rows.Scan(&p.Number, &p.Size, &status, &p.SHA256, &at); err != nil {
+		if err := rows.Scan(&p.Number, &p.Size, &status, &p.SHA256, &at, &p.Version, &p.Receipt, &p.HashAfter, &p.Note); err != nil {
 			return nil, fmt.Errorf("read parts of %s: %w", id, err)
 		}
 		p.Status = host.PartStatus(status)
@@ -125,52 +131,69 @@ func (db *DB) MissingParts(ctx context.Context, id string, limit int) ([]int, er
 	return out, rows.Err()
 }
 
+// PartMark is the result of MarkPartUploaded.
+type PartMark struct {
+	Count   int   // the upload's uploaded parts
+	Version int64 // the version of the part now staged
+}
+
 // MarkPartUploaded records part n of id as uploaded with checksum sum, if the upload is
-// still pending or failed, and returns the upload's count of uploaded parts. It returns
+// still pending or failed, as a new version of the part (its receipt, hash state and note
+// are cleared), and returns the upload's count of uploaded parts. It returns
 // host.ErrNotFound if the upload is gone and the upload (with its current status) if its
 // status does not accept parts.
-func (db *DB) MarkPartUploaded(ctx context.Context, id string, n int, sum string, at time.Time) (int, *host.Upload, error) {
+func (db *DB) MarkPartUploaded(ctx context.Context, id string, n int, sum string, at time.Time) (PartMark, *host.Upload, error) {
 	tx, err := db.w.BeginTx(ctx, nil)
 	if err != nil {
-		return 0, nil, fmt.Errorf("mark part: %w", err)
+		return PartMark{}, nil, fmt.Errorf("mark part: %w", err)
 	}
 	defer tx.Rollback()
 	u, err := scanUpload(tx.QueryRowContext(ctx, `SELECT `+uploadColumns+` FROM uploads WHERE id = ?`, id))
 	if errors.Is(err, sql.ErrNoRows) {
-		return 0, nil, host.ErrNotFound
+		return PartMark{}, nil, host.ErrNotFound
 	}
 	if err != nil {
-		return 0, nil, fmt.Errorf("mark part: %w", err)
+		return PartMark{}, nil, fmt.Errorf("mark part: %w", err)
 	}
 	if u.Status != host.StatusPending && u.Status != host.StatusFailed {
-		return 0, u, nil
+		return PartMark{}, u, nil
 	}
 	var was string
-	if err := tx.QueryRowContext(ctx, `SELECT status FROM upload_parts WHERE upload_id = ? AND part_number = ?`, id, n).Scan(&was); err != nil {
-		return 0, nil, fmt.Errorf("mark part %d: %w", n, err)
+	var version, size int64
+	var delivered bool
+	if err := tx.QueryRowContext(ctx, `SELECT status, version, size, receipt IS NOT NULL FROM upload_parts
+		WHERE upload_id = ? AND part_number = ?`, id, n).Scan(&was, &version, &size, &delivered); err != nil {
+		return PartMark{}, nil, fmt.Errorf("mark part %d: %w", n, err)
 	}
-	if _, err := tx.ExecContext(ctx, `UPDATE upload_parts SET status = 'uploaded', checksum_sha256 = ?, uploaded_at = ?
-		WHERE upload_id = ? AND part_number = ?`, sum, at.Unix(), id, n); err != nil {
-		return 0, nil, fmt.Errorf("mark part %d: %w", n, err)
+	version++
+	if _, err := tx.ExecContext(ctx, `UPDATE upload_parts SET status = 'uploaded', checksum_sha256 = ?, uploaded_at = ?,
+		version = ?, receipt = NULL, note = '',
+		hash_after = CASE WHEN part_number < ? THEN hash_after ELSE NULL END
+		WHERE upload_id = ? AND part_number = ?`, sum, at.Unix(), version, u.HashedParts, id, n); err != nil {
+		return PartMark{}, nil, fmt.Errorf("mark part %d: %w", n, err)
 	}
 	count := u.UploadedParts
 	if was != string(host.PartUploaded) {
 		count++
 	}
-	if _, err := tx.ExecContext(ctx, `UPDATE uploads SET uploaded_parts = ?, updated_at = ? WHERE id = ?`, count, at.Unix(), id); err != nil {
-		return 0, nil, fmt.Errorf("mark part %d: %w", n, err)
+	if !delivered {
+		size = 0
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE uploads SET uploaded_parts = ?, updated_at = ?, bytes_delivered = bytes_delivered - ?
+		WHERE id = ?`, count, at.Unix(), size, id); err != nil {
+		return PartMark{}, nil, fmt.Errorf("mark part %d: %w", n, err)
 	}
 	if err := tx.Commit(); err != nil {
-		return 0, nil, fmt.Errorf("mark part %d: %w", n, err)
+		return PartMark{}, nil, fmt.Errorf("mark part %d: %w", n, err)
 	}
-	return count, nil, nil
+	return PartMark{Count: count, Version: version}, nil, nil
 }
 
 // BeginFinalize moves a pending or failed upload whose parts are all uploaded to
 // finalizing and reports whether it did.
 func (db *DB) BeginFinalize(ctx context.Context, id string, at time.Time) (bool, error) {
 	res, err := db.w.ExecContext(ctx, `UPDATE uploads SET status = 'finalizing', finalization_error = '',
-		bytes_delivered = 0, updated_at = ?
+		bytes_delivered = CASE WHEN delivery_mode = 'parts' THEN bytes_delivered ELSE 0 END, updated_at = ?
 		WHERE id = ? AND status IN ('pending', 'failed') AND uploaded_parts = total_parts`, at.Unix(), id)
 	if err != nil {
 		return false, fmt.Errorf("begin finalize %s: %w", id, err)
@@ -225,8 +248,9 @@ func (db *DB) update(ctx context.Context, ev *host.WebhookEvent, query string, a
 }
 
 // DeleteUpload removes upload id and its parts if its status is one of statuses, and
-// reports whether it did.
-func (db *DB) DeleteUpload(ctx context.Context, id string, statuses ...host.Status) (bool, error) {
+// reports whether it did. abort, when not nil, is queued in the same transaction, with the
+// upload's handle as recorded then.
+func (db *DB) DeleteUpload(ctx context.Context, id string, abort *host.BackendAbort, statuses ...host.Status) (bool, error) {
 	tx, err := db.w.BeginTx(ctx, nil)
 	if err != nil {
 		return false, fmt.Errorf("delete upload %s: %w", id, err)
@@ -247,11 +271,21 @@ func (db *DB) DeleteUpload(ctx context.Context, id string, statuses ...host.Stat
 	if !ok {
 		return false, nil
 	}
+	if abort != nil {
+		if err := tx.QueryRowContext(ctx, `SELECT delivery_handle FROM uploads WHERE id = ?`, id).Scan(&abort.Handle); err != nil {
+			return false, fmt.Errorf("delete upload %s: %w", id, err)
+		}
+	}
 	if _, err := tx.ExecContext(ctx, `DELETE FROM upload_parts WHERE upload_id = ?`, id); err != nil {
 		return false, fmt.Errorf("delete upload %s: %w", id, err)
 	}
 	if _, err := tx.ExecContext(ctx, `DELETE FROM uploads WHERE id = ?`, id); err != nil {
 		return false, fmt.Errorf("delete upload %s: %w", id, err)
+	}
+	if abort != nil {
+		if err := insertAbort(ctx, tx, abort, time.Now()); err != nil {
+			return false, err
+		}
 	}
 	return true, tx.Commit()
 }
@@ -286,14 +320,33 @@ func (db *DB) ExpiredIDs(ctx context.Context, now time.Time) ([]string, error) {
 }
 
 // MarkExpired moves a pending or failed upload to expired and reports whether it did.
-func (db *DB) MarkExpired(ctx context.Context, id string, at time.Time) (bool, error) {
-	res, err := db.w.ExecContext(ctx, `UPDATE uploads SET status = 'expired', updated_at = ?
+// abort, when not nil, is queued in the same transaction, with the upload's handle as
+// recorded then.
+func (db *DB) MarkExpired(ctx context.Context, id string, at time.Time, abort *host.BackendAbort) (bool, error) {
+	tx, err := db.w.BeginTx(ctx, nil)
+	if err != nil {
+		return false, fmt.Errorf("mark %s expired: %w", id, err)
+	}
+	defer tx.Rollback()
+	if abort != nil {
+		if err := tx.QueryRowContext(ctx, `SELECT delivery_handle FROM uploads WHERE id = ?`, id).Scan(&abort.Handle); err != nil {
+			return false, fmt.Errorf("mark %s expired: %w", id, err)
+		}
+	}
+	res, err := tx.ExecContext(ctx, `UPDATE uploads SET status = 'expired', updated_at = ?, delivery_handle = NULL
 		WHERE id = ? AND status IN ('pending', 'failed')`, at.Unix(), id)
 	if err != nil {
 		return false, fmt.Errorf("mark %s expired: %w", id, err)
 	}
-	n, err := res.RowsAffected()
-	return n == 1, err
+	if n, err := res.RowsAffected(); err != nil || n != 1 {
+		return false, err
+	}
+	if abort != nil {
+		if err := insertAbort(ctx, tx, abort, at); err != nil {
+			return false, err
+		}
+	}
+	return true, tx.Commit()
 }
 
 // DeleteOld removes the records of uploads in status last updated before cutoff (their

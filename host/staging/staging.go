@@ -137,7 +137,7 @@ func (d *Dir) Open(id string, n int, size int64) (*os.File, error) {
 	}
 	if st.Size() != size {
 		f.Close()
-		return nil, fmt.Errorf("staging: part %d has %d bytes on disk, expected %d", n, st.Size(), size)
+		return nil, fmt.Errorf("staging: %w: part %d has %d bytes on disk, expected %d", ErrDamaged, n, st.Size(), size)
 	}
 	return f, nil
 }

@@ -35,14 +35,23 @@ func (s *Service) Sweep(ctx context.Context) error {
 		return err
 	}
 	for _, id := range expired {
+		u, err := s.db.Upload(ctx, id)
+		if err == host.ErrNotFound {
+			continue
+		}
+		if err != nil {
+			return err
+		}
 		ul := s.uploadLock(id)
 		ul.Lock()
-		marked, err := s.db.MarkExpired(ctx, id, s.now())
+		marked, err := s.db.MarkExpired(ctx, id, s.now(), abortFor(u))
+		ul.Unlock()
 		if err == nil && marked {
+			s.stopPump(id)
+			s.wakeAborts()
 			err = s.stage.Remove(id)
 			s.log.Info("upload expired; staged parts removed", "upload_id", id)
 		}
-		ul.Unlock()
 		if err != nil {
 			return err
 		}

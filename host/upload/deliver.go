@@ -137,6 +137,9 @@ func (s *Service) startJob(u *host.Upload) *job {
 // backend confirmed and the upload is recorded complete.
 func (s *Service) deliver(j *job, u *host.Upload) error {
 	log := s.log.With("upload_id", u.ID)
+	if u.DeliveryMode == host.DeliverParts {
+		return s.commitParts(j, u)
+	}
 	select {
 	case s.slots <- struct{}{}:
 		defer func() { <-s.slots }()
@@ -163,30 +166,44 @@ func (s *Service) deliver(j *job, u *host.Upload) error {
 	obj, err := s.backend.PutChecked(ctx, u.Key(), &countingReader{r: parts, n: &j.delivered}, u.TotalSize, want)
 	stopProgress()
 	if err != nil {
-		if s.ctx.Err() != nil {
-			// Shutting down: leave it finalizing; Start resumes it.
-			log.Info("delivery interrupted by shutdown; it resumes at the next start")
-			return fmt.Errorf("%w: server shutting down", sdk.ErrUnavailable)
-		}
-		s.opt.Metrics.Delivered(false, 0, 0)
-		reason := deliveryError(err).Message
-		log.Error("delivery failed", "error", err, "bytes_delivered", j.delivered.Load())
-		now := s.now()
-		if merr := s.db.MarkFailed(context.Background(), u.ID, reason, now, webhook.NewEvent(host.EventUploadFailed, u, now, reason)); merr != nil {
-			log.Error("recording failed delivery", "error", merr)
-		}
-		s.notify(u)
-		return err
+		return s.deliveryFailed(u, err, j.delivered.Load())
 	}
+	return s.delivered(u, obj, start)
+}
+
+// deliveryFailed records a failed delivery of u (the upload is failed and can be
+// completed again) and returns err, unless the server is shutting down: the upload then
+// stays finalizing and Start resumes it.
+func (s *Service) deliveryFailed(u *host.Upload, err error, delivered int64) error {
+	log := s.log.With("upload_id", u.ID)
+	if s.ctx.Err() != nil {
+		log.Info("delivery interrupted by shutdown; it resumes at the next start")
+		return fmt.Errorf("%w: server shutting down", sdk.ErrUnavailable)
+	}
+	s.opt.Metrics.Delivered(false, 0, 0)
+	reason := deliveryError(err).Message
+	log.Error("delivery failed", "error", err, "bytes_delivered", delivered)
+	now := s.now()
+	if merr := s.db.MarkFailed(context.Background(), u.ID, reason, now, webhook.NewEvent(host.EventUploadFailed, u, now, reason)); merr != nil {
+		log.Error("recording failed delivery", "error", merr)
+	}
+	s.notify(u)
+	return err
+}
+
+// delivered records the delivery of u as obj, started at start.
+func (s *Service) delivered(u *host.Upload, obj sdk.Object, start time.Time) error {
+	log := s.log.With("upload_id", u.ID)
 	sum := hex.EncodeToString(obj.SHA256)
 	now := s.now()
 	done := *u
 	done.Status, done.FinalPath, done.DeliveredSHA256, done.CompletedAt = host.StatusComplete, obj.Location, sum, now
 	if err := s.db.MarkComplete(context.Background(), u.ID, obj.Location, sum, u.TotalSize, now,
 		webhook.NewEvent(host.EventUploadComplete, &done, now, "")); err != nil {
-		log.Error("recording completed delivery", "error", err)
-		s.db.MarkFailed(context.Background(), u.ID, "the file was delivered but could not be recorded; complete again", s.now(), nil)
-		return err
+		if merr := s.db.MarkFailed(context.Background(), u.ID, "the file was delivered but could not be recorded; complete again", s.now(), nil); merr != nil {
+			log.Error("recording a failed delivery", "error", merr)
+		}
+		return fmt.Errorf("recording completed delivery: %w", err)
 	}
 	s.notify(u)
 	if err := s.stage.Remove(u.ID); err != nil {

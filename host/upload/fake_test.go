@@ -31,6 +31,16 @@ type fakeBackend struct {
 	gate chan struct{}
 	// started receives a value when a Put begins, if set.
 	started chan struct{}
+
+	// Part-wise storage (fakeparts_test.go), off unless enableParts was called.
+	partwise     *sdk.PartLimits
+	declineParts bool
+	unfinished   map[string]*fakeObject
+	begins       int
+	partPuts     int
+	commits      int
+	// partFail, if set, is asked before each part is kept (count counts PutPart calls from 1).
+	partFail func(n, count int) error
 }
 
 func newFake() *fakeBackend { return &fakeBackend{objects: map[string][]byte{}} }

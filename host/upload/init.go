@@ -106,6 +106,7 @@ func (s *Service) Init(ctx context.Context, req InitRequest) (*Created, error) {
 		CreatedAt:      now, UpdatedAt: now,
 		ExpiresAt: now.Add(s.opt.TTL),
 	}
+	u.DeliveryMode = s.deliveryMode(u)
 	tokens := make([]string, u.TotalParts)
 	for n := range tokens {
 		if tokens[n], err = s.tokens.Issue(u.ID, n, u.PartSize(n), u.ExpiresAt); err != nil {
@@ -115,8 +116,22 @@ func (s *Service) Init(ctx context.Context, req InitRequest) (*Created, error) {
 	if err := s.db.CreateUpload(ctx, u); err != nil {
 		return nil, fmt.Errorf("init: %w", err)
 	}
-	s.log.Info("upload created", "upload_id", u.ID, "total_size", u.TotalSize, "parts", u.TotalParts)
+	s.log.Info("upload created", "upload_id", u.ID, "total_size", u.TotalSize, "parts", u.TotalParts,
+		"delivery", map[bool]string{true: "part-wise", false: "whole"}[u.DeliveryMode == host.DeliverParts])
 	return &Created{Upload: u, Tokens: tokens}, nil
+}
+
+// deliveryMode decides how u reaches the backend: part by part when the backend can take
+// it so (an empty file goes whole: it has no part).
+func (s *Service) deliveryMode(u *host.Upload) host.DeliveryMode {
+	limits := s.backend.Parts()
+	if limits == nil || u.TotalParts == 0 {
+		return host.DeliverWhole
+	}
+	if !limits.Allows(sdk.ObjectSpec{Size: u.TotalSize, PartSize: u.ChunkSize, PartCount: u.TotalParts}) {
+		return host.DeliverWhole
+	}
+	return host.DeliverParts
 }
 
 // checkSpace refuses with insufficient_storage unless the staging disk has need bytes free.

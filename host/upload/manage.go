@@ -10,6 +10,8 @@ import (
 type View struct {
 	Upload *host.Upload
 	Parts  []host.Part // nil unless asked for
+	// DeliveredParts counts the parts the backend holds (part-wise delivery).
+	DeliveredParts int
 }
 
 // Status returns the upload, with live delivery progress, and its parts if withParts.
@@ -18,7 +20,7 @@ func (s *Service) Status(ctx context.Context, id string, withParts bool) (*View,
 	if err != nil {
 		return nil, err
 	}
-	if u.Status == host.StatusFinalizing {
+	if u.Status == host.StatusFinalizing && u.DeliveryMode == host.DeliverWhole {
 		if j := s.job(id); j != nil {
 			u.BytesDelivered = j.delivered.Load()
 		}
@@ -26,6 +28,15 @@ func (s *Service) Status(ctx context.Context, id string, withParts bool) (*View,
 	v := &View{Upload: u}
 	if withParts {
 		if v.Parts, err = s.db.Parts(ctx, id); err != nil {
+			return nil, err
+		}
+		for _, p := range v.Parts {
+			if p.Delivered() {
+				v.DeliveredParts++
+			}
+		}
+	} else if u.DeliveryMode == host.DeliverParts {
+		if v.DeliveredParts, err = s.db.DeliveredParts(ctx, id); err != nil {
 			return nil, err
 		}
 	}
@@ -45,7 +56,7 @@ func (s *Service) Cancel(ctx context.Context, id string) error {
 	ul := s.uploadLock(id)
 	ul.Lock()
 	defer ul.Unlock()
-	deleted, err := s.db.DeleteUpload(ctx, id, host.StatusPending, host.StatusFailed, host.StatusExpired)
+	deleted, err := s.db.DeleteUpload(ctx, id, abortFor(u), host.StatusPending, host.StatusFailed, host.StatusExpired)
 	if err != nil {
 		return err
 	}
@@ -56,6 +67,11 @@ func (s *Service) Cancel(ctx context.Context, id string) error {
 		}
 		return cancellable(u)
 	}
+	// Parts on their way to the backend end before its object is aborted.
+	ul.Unlock()
+	s.stopPump(id)
+	s.wakeAborts()
+	ul.Lock()
 	if err := s.stage.Remove(id); err != nil {
 		s.log.Warn("removing staged parts of a cancelled upload (the sweeper retries)", "upload_id", id, "error", err)
 	}

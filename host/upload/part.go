@@ -111,10 +111,28 @@ func (s *Service) commitPart(ctx context.Context, id string, n int, staged *stag
 		staged.Abort()
 		return nil, err
 	}
+	if u.DeliveryMode == host.DeliverParts && n < u.HashedParts {
+		// The part is in the whole-file digest already (its staged copy may be gone): only
+		// the same bytes may come again.
+		pt, err := s.db.Part(ctx, id, n)
+		if err != nil {
+			staged.Abort()
+			return nil, err
+		}
+		if pt.SHA256 != staged.SHA256 {
+			staged.Abort()
+			return nil, host.Errorf(host.CodePartDelivered, "part %d was already delivered to storage with sha256 %s; "+
+				"other bytes cannot replace it (cancel the upload to start over)", n, pt.SHA256)
+		}
+		if pt.Status == host.PartUploaded {
+			staged.Abort() // the same bytes again: nothing to do
+			return &Stored{Upload: u, Part: n, SHA256: staged.SHA256, UploadedParts: u.UploadedParts}, nil
+		}
+	}
 	if err := staged.Commit(); err != nil {
 		return nil, err
 	}
-	count, changed, err := s.db.MarkPartUploaded(ctx, id, n, staged.SHA256, s.now())
+	mark, changed, err := s.db.MarkPartUploaded(ctx, id, n, staged.SHA256, s.now())
 	if err != nil {
 		return nil, err
 	}
@@ -122,7 +140,10 @@ func (s *Service) commitPart(ctx context.Context, id string, n int, staged *stag
 		return nil, s.checkAccepts(changed)
 	}
 	s.log.Debug("part stored", "upload_id", id, "part", n, "sha256", staged.SHA256)
-	return &Stored{Upload: u, Part: n, SHA256: staged.SHA256, UploadedParts: count}, nil
+	if u.DeliveryMode == host.DeliverParts {
+		s.pumpFor(id, u.Key()).kick(n)
+	}
+	return &Stored{Upload: u, Part: n, SHA256: staged.SHA256, UploadedParts: mark.Count}, nil
 }
 
 func (s *Service) stagingError(err error, body *trackedReader, n int, size int64) error {

@@ -27,6 +27,14 @@ type Backend interface {
 	Name() string
 	PutChecked(ctx context.Context, key string, r io.Reader, size int64, want []byte) (sdk.Object, error)
 	Health(ctx context.Context) error
+
+	// Parts returns the backend's part-wise limits, nil when it stores objects whole only;
+	// the sdk.PartStorage methods are used only when it is not nil.
+	Parts() *sdk.PartLimits
+	BeginObject(ctx context.Context, key string, spec sdk.ObjectSpec) ([]byte, error)
+	PutPart(ctx context.Context, handle []byte, p sdk.PartInfo, r io.Reader) ([]byte, error)
+	CommitObject(ctx context.Context, handle []byte, receipts [][]byte, sha256 []byte) (sdk.Object, error)
+	AbortObject(ctx context.Context, key string, handle []byte) error
 }
 
 // Notifier is woken when a webhook event was queued. It must not block.
@@ -36,13 +44,17 @@ type Notifier interface {
 
 // Options configure a Service.
 type Options struct {
-	ChunkSize       int64
-	TTL             time.Duration
-	MaxUpload       int64
-	MaxParts        int64
-	CompleteWait    time.Duration
-	MaxDeliveries   int
-	CleanupInterval time.Duration
+	ChunkSize     int64
+	TTL           time.Duration
+	MaxUpload     int64
+	MaxParts      int64
+	CompleteWait  time.Duration
+	MaxDeliveries int
+	// PartDeliveries bounds the parts sent to the backend at once in the background, in
+	// total; PartDeliveriesPerUpload, for one upload.
+	PartDeliveries          int
+	PartDeliveriesPerUpload int
+	CleanupInterval         time.Duration
 	// Retention is how long records of complete and expired uploads are kept; 0 keeps them.
 	Retention time.Duration
 	// StagingReserve is the space (bytes) init leaves free on the staging disk.
@@ -74,6 +86,12 @@ type Service struct {
 	jobs   map[string]*job
 	slots  chan struct{}
 
+	// Background delivery of part-wise uploads (pump.go) and the queue of aborts (abort.go).
+	pumpsMu   sync.Mutex
+	pumps     map[string]*pump
+	partSlots chan struct{}
+	abortWake chan struct{}
+
 	ctx    context.Context // cancelled by Close: deliveries stop
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -87,13 +105,22 @@ func New(db *sqlite.DB, stage *staging.Dir, backend Backend, tokens *auth.Tokens
 	if opt.MaxDeliveries < 1 {
 		opt.MaxDeliveries = 1
 	}
+	if opt.PartDeliveries < 1 {
+		opt.PartDeliveries = 8
+	}
+	if opt.PartDeliveriesPerUpload < 1 {
+		opt.PartDeliveriesPerUpload = 4
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Service{
 		db: db, stage: stage, backend: backend, tokens: tokens, opt: opt,
 		log: opt.Logger, now: time.Now, free: stage.Free,
-		jobs:  map[string]*job{},
-		slots: make(chan struct{}, opt.MaxDeliveries),
-		ctx:   ctx, cancel: cancel,
+		jobs:      map[string]*job{},
+		slots:     make(chan struct{}, opt.MaxDeliveries),
+		pumps:     map[string]*pump{},
+		partSlots: make(chan struct{}, opt.PartDeliveries),
+		abortWake: make(chan struct{}, 1),
+		ctx:       ctx, cancel: cancel,
 	}
 }
 
@@ -156,6 +183,17 @@ func (s *Service) Start(ctx context.Context) error {
 			s.log.Warn("removing temporary part files", "upload_id", id, "error", err)
 		}
 	}
+	partwise, err := s.db.PartwiseIDs(ctx)
+	if err != nil {
+		return err
+	}
+	for _, id := range partwise {
+		u, err := s.db.Upload(ctx, id)
+		if err != nil {
+			return err
+		}
+		s.pumpFor(u.ID, u.Key()).kick(-1)
+	}
 	finalizing, err := s.db.IDsWithStatus(ctx, host.StatusFinalizing)
 	if err != nil {
 		return err
@@ -168,10 +206,14 @@ func (s *Service) Start(ctx context.Context) error {
 		s.log.Info("resuming delivery interrupted by a restart", "upload_id", id)
 		s.startJob(u)
 	}
-	s.wg.Add(1)
+	s.wg.Add(2)
 	go func() {
 		defer s.wg.Done()
 		s.cleanupLoop()
+	}()
+	go func() {
+		defer s.wg.Done()
+		s.abortLoop()
 	}()
 	return nil
 }
@@ -182,3 +224,28 @@ func (s *Service) Close() {
 	s.cancel()
 	s.wg.Wait()
 }
+
+// WholeOnly gives a Backend that stores objects whole only the part-wise methods: Parts
+// is nil and the others fail with sdk.ErrNotSupported. Embed it.
+type WholeOnly struct{}
+
+// Parts implements Backend.
+func (WholeOnly) Parts() *sdk.PartLimits { return nil }
+
+// BeginObject implements Backend.
+func (WholeOnly) BeginObject(context.Context, string, sdk.ObjectSpec) ([]byte, error) {
+	return nil, sdk.ErrNotSupported
+}
+
+// PutPart implements Backend.
+func (WholeOnly) PutPart(context.Context, []byte, sdk.PartInfo, io.Reader) ([]byte, error) {
+	return nil, sdk.ErrNotSupported
+}
+
+// CommitObject implements Backend.
+func (WholeOnly) CommitObject(context.Context, []byte, [][]byte, []byte) (sdk.Object, error) {
+	return sdk.Object{}, sdk.ErrNotSupported
+}
+
+// AbortObject implements Backend.
+func (WholeOnly) AbortObject(context.Context, string, []byte) error { return sdk.ErrNotSupported }

@@ -1,0 +1,156 @@
+package upload
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+
+	"github.com/chunked-uploader/chunked-uploader/sdk"
+)
+
+// fakeObject is an unfinished part-wise object of the fake backend.
+type fakeObject struct {
+	key     string
+	spec    sdk.ObjectSpec
+	parts   map[int][]byte
+	version map[int]int
+}
+
+// enableParts makes the fake a part-wise backend (call before Init).
+func (f *fakeBackend) enableParts() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.partwise = &sdk.PartLimits{}
+	f.unfinished = map[string]*fakeObject{}
+}
+
+func (f *fakeBackend) Parts() *sdk.PartLimits {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.partwise
+}
+
+func (f *fakeBackend) BeginObject(ctx context.Context, key string, spec sdk.ObjectSpec) ([]byte, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.partwise == nil {
+		return nil, sdk.ErrNotSupported
+	}
+	if f.declineParts {
+		return nil, fmt.Errorf("%w: fake declines", sdk.ErrNotSupported)
+	}
+	for h, o := range f.unfinished {
+		if o.key == key {
+			delete(f.unfinished, h)
+		}
+	}
+	f.begins++
+	h := key + "#" + strconv.Itoa(f.begins)
+	f.unfinished[h] = &fakeObject{key: key, spec: spec, parts: map[int][]byte{}, version: map[int]int{}}
+	return []byte(h), nil
+}
+
+func (f *fakeBackend) PutPart(ctx context.Context, handle []byte, p sdk.PartInfo, r io.Reader) ([]byte, error) {
+	f.mu.Lock()
+	f.partPuts++
+	count := f.partPuts
+	fail := f.partFail
+	f.mu.Unlock()
+	var buf bytes.Buffer
+	sum, err := sdk.CopyExact(&buf, r, p.Size)
+	if err != nil {
+		return nil, err
+	}
+	if !bytes.Equal(sum, p.SHA256) {
+		return nil, fmt.Errorf("%w: fake part %d", sdk.ErrDigestMismatch, p.Number)
+	}
+	if fail != nil {
+		if err := fail(p.Number, count); err != nil {
+			return nil, err
+		}
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	o, ok := f.unfinished[string(handle)]
+	if !ok {
+		return nil, fmt.Errorf("%w: fake handle %s", sdk.ErrNotFound, handle)
+	}
+	o.parts[p.Number] = buf.Bytes()
+	o.version[p.Number]++
+	return []byte(fmt.Sprintf("%d:%d", p.Number, o.version[p.Number])), nil
+}
+
+func (f *fakeBackend) CommitObject(ctx context.Context, handle []byte, receipts [][]byte, sum []byte) (sdk.Object, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	o, ok := f.unfinished[string(handle)]
+	if !ok {
+		return sdk.Object{}, fmt.Errorf("%w: fake handle %s", sdk.ErrNotFound, handle)
+	}
+	if len(receipts) != o.spec.PartCount {
+		return sdk.Object{}, fmt.Errorf("%w: %d receipts for %d parts", sdk.ErrStaleReceipt, len(receipts), o.spec.PartCount)
+	}
+	var all []byte
+	for n, r := range receipts {
+		if want := fmt.Sprintf("%d:%d", n, o.version[n]); string(r) != want || o.parts[n] == nil {
+			return sdk.Object{}, fmt.Errorf("%w: part %d receipt %s, latest %s", sdk.ErrStaleReceipt, n, r, want)
+		}
+		all = append(all, o.parts[n]...)
+	}
+	if got := sha256.Sum256(all); !bytes.Equal(got[:], sum) {
+		return sdk.Object{}, fmt.Errorf("%w: fake object", sdk.ErrDigestMismatch)
+	}
+	delete(f.unfinished, string(handle))
+	f.objects[o.key] = all
+	f.commits++
+	return sdk.Object{Key: o.key, Size: int64(len(all)), SHA256: sum, Location: "fake://" + o.key}, nil
+}
+
+func (f *fakeBackend) AbortObject(ctx context.Context, key string, handle []byte) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if handle != nil {
+		delete(f.unfinished, string(handle))
+		return nil
+	}
+	for h, o := range f.unfinished {
+		if o.key == key {
+			delete(f.unfinished, h)
+		}
+	}
+	return nil
+}
+
+// loseUnfinished drops every unfinished object, as a backend that lost them would.
+func (f *fakeBackend) loseUnfinished() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	clear(f.unfinished)
+}
+
+// unfinishedKeys lists the keys of unfinished objects.
+func (f *fakeBackend) unfinishedKeys() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var keys []string
+	for h := range f.unfinished {
+		keys = append(keys, h[:strings.IndexByte(h, '#')])
+	}
+	return keys
+}
+
+// delivered returns how many parts of the unfinished object of key the fake holds.
+func (f *fakeBackend) heldParts(key string) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, o := range f.unfinished {
+		if o.key == key {
+			return len(o.parts)
+		}
+	}
+	return -1
+}

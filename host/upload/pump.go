@@ -1,0 +1,835 @@
+package upload
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"io/fs"
+	"sync"
+	"time"
+
+	"github.com/chunked-uploader/chunked-uploader/host"
+	"github.com/chunked-uploader/chunked-uploader/host/sqlite"
+	"github.com/chunked-uploader/chunked-uploader/host/staging"
+	"github.com/chunked-uploader/chunked-uploader/sdk"
+)
+
+// A pump delivers the staged parts of one part-wise upload to the backend in the
+// background, as they arrive, and keeps the whole-file SHA-256 over the parts in order as
+// they become contiguous.
+//
+// SQLite is the truth; the pump keeps a copy of the parts' state (loaded at start, parts
+// refreshed when the upload service tells it a part was staged) and records every result
+// with the version of the part and the handle it was computed for, so a result that
+// raced a newer version of the part, or a reset of the handle, is dropped.
+//
+// A part's staged copy is removed once the backend holds it (its receipt is recorded) and
+// it is in the whole-file digest: staging then holds the parts in flight and those that
+// arrived out of order. A part is read from staging at most twice: once to deliver and
+// once to hash, and only once when it is the next part to hash as it is delivered (the
+// hash is fed on the way).
+type pump struct {
+	s   *Service
+	id  string
+	key string
+
+	ctx    context.Context // cancelled by stop
+	cancel context.CancelFunc
+	done   chan struct{} // closed when run returned
+	wake   chan struct{} // capacity 1: something changed
+
+	mu        sync.Mutex
+	loaded    bool
+	parts     []pumpPart
+	dirty     map[int]bool // parts to read again from the database
+	handle    []byte
+	hashed    int    // parts in the digest
+	hashState []byte // digest state after part hashed-1; nil: none yet
+	busy      int    // tasks running
+	hashing   bool   // a task is hashing part hashed
+	beginning bool
+	resetting string // why the part-wise object must be dropped; "" if not
+	failures  int    // consecutive failed tasks
+	retryAt   time.Time
+	lastErr   error
+	whole     bool          // the backend declined: the upload is delivered whole
+	changed   chan struct{} // closed and replaced when the state changed
+}
+
+type pumpPart struct {
+	size     int64
+	version  int64
+	sha      []byte // nil while pending
+	receipt  []byte
+	staged   bool // the staged copy exists (only meaningful while not removed by us)
+	busy     bool
+	cancelFn context.CancelFunc
+}
+
+// pumpFor returns the running pump of upload id, starting one.
+func (s *Service) pumpFor(id, key string) *pump {
+	s.pumpsMu.Lock()
+	defer s.pumpsMu.Unlock()
+	if p, ok := s.pumps[id]; ok {
+		return p
+	}
+	ctx, cancel := context.WithCancel(s.ctx)
+	p := &pump{
+		s: s, id: id, key: key, ctx: ctx, cancel: cancel,
+		done: make(chan struct{}), wake: make(chan struct{}, 1),
+		dirty: map[int]bool{}, changed: make(chan struct{}),
+	}
+	s.pumps[id] = p
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		defer close(p.done)
+		p.run()
+	}()
+	return p
+}
+
+// runningPump returns the pump of upload id if one runs.
+func (s *Service) runningPump(id string) *pump {
+	s.pumpsMu.Lock()
+	defer s.pumpsMu.Unlock()
+	return s.pumps[id]
+}
+
+// stopPump stops the pump of upload id, if any, and waits until its tasks ended.
+func (s *Service) stopPump(id string) {
+	if p := s.runningPump(id); p != nil {
+		p.cancel()
+		<-p.done
+	}
+}
+
+// kick tells the pump that part n (or, with n < 0, nothing in particular) changed.
+func (p *pump) kick(n int) {
+	p.mu.Lock()
+	if n >= 0 {
+		p.dirty[n] = true
+	}
+	p.mu.Unlock()
+	p.poke()
+}
+
+func (p *pump) poke() {
+	select {
+	case p.wake <- struct{}{}:
+	default:
+	}
+}
+
+// notifyLocked wakes those waiting for a change of state.
+func (p *pump) notifyLocked() {
+	close(p.changed)
+	p.changed = make(chan struct{})
+}
+
+const (
+	pumpIdleExit   = time.Minute
+	pumpMaxBackoff = 30 * time.Second
+)
+
+func (p *pump) run() {
+	log := p.s.log.With("upload_id", p.id)
+	defer func() {
+		p.s.pumpsMu.Lock()
+		delete(p.s.pumps, p.id)
+		p.s.pumpsMu.Unlock()
+		p.mu.Lock()
+		p.notifyLocked()
+		p.mu.Unlock()
+	}()
+	idle := time.NewTimer(pumpIdleExit)
+	defer idle.Stop()
+	var tasks sync.WaitGroup
+	defer tasks.Wait()
+	for {
+		if p.ctx.Err() != nil {
+			return
+		}
+		if err := p.refresh(); err != nil {
+			if errors.Is(err, host.ErrNotFound) {
+				return // cancelled
+			}
+			if p.ctx.Err() == nil {
+				log.Warn("reading the upload's parts", "error", err)
+			}
+		}
+		p.mu.Lock()
+		if p.whole {
+			p.mu.Unlock()
+			return
+		}
+		started := p.scheduleLocked(&tasks)
+		busy := p.busy
+		wait := time.Until(p.retryAt)
+		p.mu.Unlock()
+		if started {
+			idle.Reset(pumpIdleExit)
+		}
+		var retry <-chan time.Time
+		if wait > 0 {
+			retry = time.After(wait)
+		}
+		select {
+		case <-p.ctx.Done():
+			return
+		case <-p.wake:
+		case <-retry:
+		case <-idle.C:
+			if busy == 0 && p.exitIfIdle() {
+				return
+			}
+			idle.Reset(pumpIdleExit)
+		}
+	}
+}
+
+// exitIfIdle removes the pump from the service if nothing woke it meanwhile.
+func (p *pump) exitIfIdle() bool {
+	p.s.pumpsMu.Lock()
+	defer p.s.pumpsMu.Unlock()
+	select {
+	case <-p.wake:
+		p.poke()
+		return false
+	default:
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.busy > 0 || len(p.dirty) > 0 {
+		return false
+	}
+	delete(p.s.pumps, p.id)
+	p.cancel()
+	return true
+}
+
+// refresh loads the state from the database: everything the first time, then the parts
+// marked dirty.
+func (p *pump) refresh() error {
+	p.mu.Lock()
+	loaded := p.loaded
+	var dirty []int
+	for n := range p.dirty {
+		dirty = append(dirty, n)
+	}
+	p.mu.Unlock()
+	if loaded && len(dirty) == 0 {
+		return nil
+	}
+	ctx := p.ctx
+	if !loaded {
+		u, err := p.s.db.Upload(ctx, p.id)
+		if err != nil {
+			return err
+		}
+		parts, err := p.s.db.Parts(ctx, p.id)
+		if err != nil {
+			return err
+		}
+		var state []byte
+		if u.HashedParts > 0 && u.HashedParts <= len(parts) {
+			state = parts[u.HashedParts-1].HashAfter
+		}
+		p.mu.Lock()
+		p.parts = make([]pumpPart, len(parts))
+		for i, pt := range parts {
+			p.parts[i] = partState(pt, p.s.stage.HasPart(p.id, i))
+		}
+		p.handle, p.hashed, p.hashState, p.loaded = u.Handle, u.HashedParts, state, true
+		p.whole = u.DeliveryMode != host.DeliverParts
+		clear(p.dirty)
+		p.notifyLocked()
+		p.mu.Unlock()
+		return nil
+	}
+	for _, n := range dirty {
+		pt, err := p.s.db.Part(ctx, p.id, n)
+		if err != nil {
+			return err
+		}
+		staged := p.s.stage.HasPart(p.id, n)
+		p.mu.Lock()
+		delete(p.dirty, n)
+		if n < len(p.parts) {
+			old := p.parts[n]
+			np := partState(pt, staged)
+			np.busy, np.cancelFn = old.busy, old.cancelFn
+			if old.busy && old.version != np.version && old.cancelFn != nil {
+				old.cancelFn() // delivering a version that was replaced
+			}
+			p.parts[n] = np
+		}
+		p.notifyLocked()
+		p.mu.Unlock()
+	}
+	return nil
+}
+
+func partState(pt host.Part, staged bool) pumpPart {
+	st := pumpPart{size: pt.Size, version: pt.Version, receipt: pt.Receipt, staged: staged}
+	if pt.Status == host.PartUploaded {
+		st.sha, _ = hex.DecodeString(pt.SHA256)
+	}
+	return st
+}
+
+// scheduleLocked starts the tasks that can run now and reports whether it started any.
+func (p *pump) scheduleLocked(tasks *sync.WaitGroup) bool {
+	if p.resetting != "" {
+		if p.busy == 0 {
+			p.busy++
+			tasks.Add(1)
+			go p.task(tasks, func() { p.reset() })
+			return true
+		}
+		return false
+	}
+	if time.Now().Before(p.retryAt) {
+		return false
+	}
+	started := false
+	if p.handle == nil {
+		if !p.beginning && p.anyToDeliverLocked() {
+			p.beginning = true
+			p.busy++
+			tasks.Add(1)
+			go p.task(tasks, p.begin)
+			started = true
+		}
+		return started
+	}
+	perUpload := p.s.opt.PartDeliveriesPerUpload
+	delivering := 0
+	for i := range p.parts {
+		if p.parts[i].busy {
+			delivering++
+		}
+	}
+	// The next part to hash: hash it alone if it is delivered already, or if it waits for
+	// a delivery slot; otherwise its delivery feeds the digest.
+	if !p.hashing && p.hashed < len(p.parts) {
+		pt := &p.parts[p.hashed]
+		if pt.sha != nil && !pt.busy && (pt.receipt != nil || delivering >= perUpload) {
+			p.startHashLocked(tasks, p.hashed)
+			started = true
+		}
+	}
+	for delivering < perUpload {
+		n := p.nextToDeliverLocked()
+		if n < 0 {
+			break
+		}
+		tee := n == p.hashed && !p.hashing
+		p.startDeliveryLocked(tasks, n, tee)
+		delivering++
+		started = true
+	}
+	return started
+}
+
+func (p *pump) anyToDeliverLocked() bool {
+	for i := range p.parts {
+		if pt := &p.parts[i]; pt.sha != nil && pt.receipt == nil {
+			return true
+		}
+	}
+	return false
+}
+
+// nextToDeliverLocked returns the part to deliver next, -1 if none: the next part to hash
+// first, then the lowest.
+func (p *pump) nextToDeliverLocked() int {
+	ready := func(n int) bool {
+		pt := &p.parts[n]
+		return pt.sha != nil && pt.receipt == nil && !pt.busy
+	}
+	if p.hashed < len(p.parts) && !p.hashing && ready(p.hashed) {
+		return p.hashed
+	}
+	for n := range p.parts {
+		if ready(n) {
+			return n
+		}
+	}
+	return -1
+}
+
+func (p *pump) task(tasks *sync.WaitGroup, f func()) {
+	defer tasks.Done()
+	defer func() {
+		p.mu.Lock()
+		p.busy--
+		p.notifyLocked()
+		p.mu.Unlock()
+		p.poke()
+	}()
+	f()
+}
+
+// begin starts the backend's part-wise object and records its handle.
+func (p *pump) begin() {
+	defer func() {
+		p.mu.Lock()
+		p.beginning = false
+		p.mu.Unlock()
+	}()
+	u, err := p.s.db.Upload(p.ctx, p.id)
+	if err != nil {
+		p.failed("reading the upload", err)
+		return
+	}
+	spec := sdk.ObjectSpec{Size: u.TotalSize, PartSize: u.ChunkSize, PartCount: u.TotalParts}
+	if u.ChecksumSHA256 != "" {
+		spec.SHA256, _ = hex.DecodeString(u.ChecksumSHA256)
+	}
+	h, err := p.s.backend.BeginObject(p.ctx, p.key, spec)
+	if errors.Is(err, sdk.ErrNotSupported) {
+		p.s.log.Info("the backend declined part-wise storage for this upload; it is delivered whole at complete",
+			"upload_id", p.id, "reason", err)
+		if err := p.s.db.SetDeliveryMode(context.WithoutCancel(p.ctx), p.id, host.DeliverWhole); err != nil {
+			p.failed("switching to whole delivery", err)
+			return
+		}
+		p.mu.Lock()
+		p.whole = true
+		p.mu.Unlock()
+		return
+	}
+	if err != nil {
+		p.failed("starting the object in the backend", err)
+		return
+	}
+	if err := p.s.db.SetHandle(context.WithoutCancel(p.ctx), p.id, h); err != nil {
+		// Not recorded: the object is a leftover that the next BeginObject of the key removes.
+		p.failed("recording the backend's handle", err)
+		return
+	}
+	p.mu.Lock()
+	p.handle = h
+	p.succeededLocked()
+	p.mu.Unlock()
+}
+
+func (p *pump) startDeliveryLocked(tasks *sync.WaitGroup, n int, tee bool) {
+	pt := &p.parts[n]
+	ctx, cancel := context.WithCancel(p.ctx)
+	pt.busy, pt.cancelFn = true, cancel
+	if tee {
+		p.hashing = true
+	}
+	job := deliveryJob{n: n, version: pt.version, size: pt.size, sha: pt.sha, handle: p.handle}
+	if tee {
+		job.state = p.hashState
+		job.tee = true
+	}
+	p.busy++
+	tasks.Add(1)
+	go p.task(tasks, func() {
+		defer cancel()
+		p.deliver(ctx, job)
+	})
+}
+
+type deliveryJob struct {
+	n       int
+	version int64
+	size    int64
+	sha     []byte
+	handle  []byte
+	tee     bool   // feed the whole-file digest on the way
+	state   []byte // the digest state to continue from, when tee
+}
+
+// deliver sends one staged part to the backend and records its receipt.
+func (p *pump) deliver(ctx context.Context, job deliveryJob) {
+	defer func() {
+		p.mu.Lock()
+		p.parts[job.n].busy, p.parts[job.n].cancelFn = false, nil
+		if job.tee {
+			p.hashing = false
+		}
+		p.mu.Unlock()
+	}()
+	select {
+	case p.s.partSlots <- struct{}{}:
+		defer func() { <-p.s.partSlots }()
+	case <-ctx.Done():
+		return
+	}
+	f, err := p.s.stage.Open(p.id, job.n, job.size)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, staging.ErrDamaged) {
+			p.partDamaged(job.n, job.version, "its staged copy is missing or damaged on the server")
+			return
+		}
+		p.failed(fmt.Sprintf("opening staged part %d", job.n), err)
+		return
+	}
+	defer f.Close()
+	var r io.Reader = f
+	var h hash.Hash
+	if job.tee {
+		if h, err = restoreHash(job.state); err != nil {
+			p.failed("restoring the file's digest", err)
+			return
+		}
+		r = io.TeeReader(f, h)
+	}
+	receipt, err := p.s.backend.PutPart(ctx, job.handle, sdk.PartInfo{Number: job.n, Size: job.size, SHA256: job.sha}, r)
+	if err != nil {
+		if ctx.Err() != nil && p.ctx.Err() == nil {
+			return // a newer version of the part replaced this one
+		}
+		p.deliveryFailed(job, err)
+		return
+	}
+	var after []byte
+	if job.tee {
+		if after, err = marshalHash(h); err != nil {
+			p.failed("saving the file's digest", err)
+			return
+		}
+	}
+	ok, err := p.s.db.RecordDelivered(context.WithoutCancel(p.ctx), p.id, job.n, job.version, job.handle, receipt, after)
+	if err != nil {
+		p.failed(fmt.Sprintf("recording the delivery of part %d", job.n), err)
+		return
+	}
+	if !ok {
+		return // the part changed meanwhile: this receipt is void
+	}
+	p.s.opt.Metrics.PartDelivered(job.size)
+	p.mu.Lock()
+	pt := &p.parts[job.n]
+	if pt.version == job.version {
+		pt.receipt = receipt
+	}
+	if job.tee && p.hashed == job.n {
+		p.hashed, p.hashState = job.n+1, after
+	}
+	remove := job.n < p.hashed
+	p.succeededLocked()
+	p.mu.Unlock()
+	if remove {
+		p.removeStaged(job.n, job.version)
+	}
+}
+
+func (p *pump) startHashLocked(tasks *sync.WaitGroup, n int) {
+	pt := &p.parts[n]
+	p.hashing = true
+	job := deliveryJob{n: n, version: pt.version, size: pt.size, sha: pt.sha, state: p.hashState}
+	p.busy++
+	tasks.Add(1)
+	go p.task(tasks, func() {
+		defer func() {
+			p.mu.Lock()
+			p.hashing = false
+			p.mu.Unlock()
+		}()
+		p.hash(job)
+	})
+}
+
+// hash reads a staged part into the whole-file digest, checking it against its own.
+func (p *pump) hash(job deliveryJob) {
+	f, err := p.s.stage.Open(p.id, job.n, job.size)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, staging.ErrDamaged) {
+			p.partDamaged(job.n, job.version, "its staged copy is missing or damaged on the server")
+			return
+		}
+		p.failed(fmt.Sprintf("opening staged part %d", job.n), err)
+		return
+	}
+	defer f.Close()
+	h, err := restoreHash(job.state)
+	if err != nil {
+		p.failed("restoring the file's digest", err)
+		return
+	}
+	own := sha256.New()
+	if _, err := io.Copy(io.MultiWriter(h, own), f); err != nil {
+		p.failed(fmt.Sprintf("reading staged part %d", job.n), err)
+		return
+	}
+	if !bytes.Equal(own.Sum(nil), job.sha) {
+		p.partDamaged(job.n, job.version, "its staged copy was damaged on the server's disk")
+		return
+	}
+	after, err := marshalHash(h)
+	if err != nil {
+		p.failed("saving the file's digest", err)
+		return
+	}
+	ok, err := p.s.db.RecordHashed(context.WithoutCancel(p.ctx), p.id, job.n, job.version, after)
+	if err != nil {
+		p.failed(fmt.Sprintf("recording the digest after part %d", job.n), err)
+		return
+	}
+	if !ok {
+		return
+	}
+	p.mu.Lock()
+	if p.hashed == job.n {
+		p.hashed, p.hashState = job.n+1, after
+	}
+	remove := p.parts[job.n].receipt != nil && p.parts[job.n].version == job.version
+	p.notifyLocked()
+	p.mu.Unlock()
+	if remove {
+		p.removeStaged(job.n, job.version)
+	}
+}
+
+// removeStaged removes the staged copy of part n if it still is version (the backend holds
+// it and it is in the digest).
+func (p *pump) removeStaged(n int, version int64) {
+	pl := p.s.partLock(p.id, n)
+	pl.Lock()
+	defer pl.Unlock()
+	pt, err := p.s.db.Part(context.WithoutCancel(p.ctx), p.id, n)
+	if err != nil || pt.Version != version || pt.Receipt == nil {
+		return
+	}
+	if err := p.s.stage.RemovePart(p.id, n); err != nil {
+		p.s.log.Warn("removing a delivered part from staging (the sweeper retries)", "upload_id", p.id, "part", n, "error", err)
+		return
+	}
+	p.mu.Lock()
+	if p.parts[n].version == version {
+		p.parts[n].staged = false
+	}
+	p.mu.Unlock()
+}
+
+// deliveryFailed handles a failed PutPart.
+func (p *pump) deliveryFailed(job deliveryJob, err error) {
+	switch {
+	case errors.Is(err, sdk.ErrNotFound), errors.Is(err, sdk.ErrStaleReceipt):
+		p.mu.Lock()
+		if bytes.Equal(p.handle, job.handle) {
+			p.resetting = "the storage backend lost the unfinished file"
+		}
+		p.mu.Unlock()
+		p.s.log.Warn("the backend no longer knows the upload's unfinished object; starting it again",
+			"upload_id", p.id, "part", job.n, "error", err)
+		return
+	case errors.Is(err, sdk.ErrDigestMismatch):
+		// The bytes read from staging are not what was acknowledged, or they changed on the
+		// way. Read them again to tell which.
+		if ok, rerr := p.s.stage.Verify(p.id, job.n, job.size, job.sha); rerr == nil && !ok {
+			p.partDamaged(job.n, job.version, "its staged copy was damaged on the server's disk")
+			return
+		}
+	}
+	p.failed(fmt.Sprintf("delivering part %d", job.n), err)
+}
+
+// partDamaged puts a part whose staged copy is unusable back to pending, so that the
+// client sends it again.
+func (p *pump) partDamaged(n int, version int64, why string) {
+	note := fmt.Sprintf("part %d must be sent again: %s", n, why)
+	p.s.log.Error("staged part unusable; it is pending again", "upload_id", p.id, "part", n, "reason", why)
+	pl := p.s.partLock(p.id, n)
+	pl.Lock()
+	ok, err := p.s.db.MarkPartPending(context.WithoutCancel(p.ctx), p.id, n, version, note, p.s.now())
+	if err == nil && ok {
+		err = p.s.stage.RemovePart(p.id, n)
+	}
+	pl.Unlock()
+	if err != nil {
+		p.failed(fmt.Sprintf("putting part %d back to pending", n), err)
+		return
+	}
+	p.kick(n)
+}
+
+// failed records a failed task: the pump waits before the next one, longer after each
+// failure in a row.
+func (p *pump) failed(what string, err error) {
+	if p.ctx.Err() != nil {
+		return
+	}
+	err = fmt.Errorf("%s: %w", what, err)
+	p.s.opt.Metrics.PartDeliveryFailed()
+	msg := deliveryError(err).Message
+	p.mu.Lock()
+	p.failures++
+	p.lastErr = err
+	backoff := min(pumpMaxBackoff, 250*time.Millisecond<<min(p.failures, 8))
+	p.retryAt = time.Now().Add(backoff)
+	failures := p.failures
+	p.notifyLocked()
+	p.mu.Unlock()
+	p.s.log.Warn("background delivery failed; retrying", "upload_id", p.id, "error", err,
+		"failures", failures, "retry_in", backoff.String())
+	if err := p.s.db.SetDeliveryError(context.WithoutCancel(p.ctx), p.id, msg); err != nil {
+		p.s.log.Warn("recording the delivery error", "upload_id", p.id, "error", err)
+	}
+}
+
+func (p *pump) succeededLocked() {
+	if p.failures > 0 {
+		p.failures = 0
+		p.lastErr = nil
+		p.retryAt = time.Time{}
+	}
+	p.notifyLocked()
+}
+
+// reset drops the part-wise object (after the backend lost it): parts whose only copy was
+// in it go back to pending (to be sent again with the same bytes, so the whole-file digest
+// stays valid), the others are delivered again under a new handle.
+func (p *pump) reset() {
+	p.mu.Lock()
+	why := p.resetting
+	old := p.handle
+	p.mu.Unlock()
+	ul := p.s.uploadLock(p.id)
+	ul.Lock()
+	err := p.resetLocked(why, old)
+	ul.Unlock()
+	p.mu.Lock()
+	p.resetting = ""
+	p.loaded = false
+	p.mu.Unlock()
+	if err != nil {
+		p.failed("starting the upload's object again", err)
+	}
+}
+
+// resetLocked is reset's work, with the upload's lock held.
+func (p *pump) resetLocked(why string, old []byte) error {
+	ctx := context.WithoutCancel(p.ctx)
+	parts, err := p.s.db.Parts(ctx, p.id)
+	if err != nil {
+		return err
+	}
+	u, err := p.s.db.Upload(ctx, p.id)
+	if err != nil {
+		return err
+	}
+	r := sqlite.Reset{HashedParts: u.HashedParts, At: p.s.now(),
+		Note: "the storage backend lost this part before the upload was complete: send it again"}
+	if why != "" {
+		r.Note = "the storage backend lost this part (" + why + "): send it again"
+	}
+	for _, pt := range parts {
+		if pt.Status == host.PartUploaded && !p.s.stage.HasPart(p.id, pt.Number) {
+			r.Lost = append(r.Lost, pt.Number)
+		}
+	}
+	if old != nil {
+		r.Abort = &host.BackendAbort{UploadID: p.id, Key: p.key, Handle: old}
+	}
+	if err := p.s.db.ResetDelivery(ctx, p.id, r); err != nil {
+		return err
+	}
+	if len(r.Lost) > 0 {
+		p.s.log.Warn("parts lost with the backend's unfinished object are pending again",
+			"upload_id", p.id, "parts", listParts(r.Lost, len(r.Lost)))
+	}
+	p.s.wakeAborts()
+	return nil
+}
+
+// waitDelivered waits until every part is delivered and in the digest, and returns the
+// handle, the receipts in part order and the whole-file digest. It fails when the pump
+// keeps failing (maxFailures tasks in a row) or ctx ends.
+func (p *pump) waitDelivered(ctx context.Context, maxFailures int) ([]byte, [][]byte, []byte, error) {
+	p.mu.Lock()
+	base := p.failures
+	p.mu.Unlock()
+	for {
+		p.mu.Lock()
+		ch := p.changed
+		if p.whole {
+			p.mu.Unlock()
+			return nil, nil, nil, errDeliverWhole
+		}
+		if p.loaded && p.resetting == "" && p.handle != nil && p.hashed == len(p.parts) {
+			all := true
+			receipts := make([][]byte, len(p.parts))
+			for i := range p.parts {
+				if p.parts[i].receipt == nil || p.parts[i].sha == nil {
+					all = false
+					break
+				}
+				receipts[i] = p.parts[i].receipt
+			}
+			if all {
+				h, err := restoreHash(p.hashState)
+				handle := p.handle
+				p.mu.Unlock()
+				if err != nil {
+					return nil, nil, nil, err
+				}
+				return handle, receipts, h.Sum(nil), nil
+			}
+		}
+		if p.loaded {
+			for i := range p.parts {
+				if p.parts[i].sha == nil {
+					p.mu.Unlock()
+					return nil, nil, nil, errPartPending
+				}
+			}
+		}
+		if p.failures < base {
+			base = 0 // a task succeeded meanwhile
+		}
+		if p.failures >= base+maxFailures && p.lastErr != nil {
+			err := p.lastErr
+			p.mu.Unlock()
+			return nil, nil, nil, err
+		}
+		p.mu.Unlock()
+		select {
+		case <-ch:
+		case <-p.done:
+			if ctx.Err() != nil {
+				return nil, nil, nil, ctx.Err()
+			}
+			return nil, nil, nil, fmt.Errorf("%w: delivery stopped", sdk.ErrUnavailable)
+		case <-ctx.Done():
+			return nil, nil, nil, ctx.Err()
+		}
+	}
+}
+
+var (
+	errDeliverWhole = errors.New("the backend declined part-wise storage")
+	errPartPending  = errors.New("a part is pending again")
+)
+
+// restoreHash returns a SHA-256 continuing from state (nil: a fresh one).
+func restoreHash(state []byte) (hash.Hash, error) {
+	h := sha256.New()
+	if state == nil {
+		return h, nil
+	}
+	if err := h.(encoding.BinaryUnmarshaler).UnmarshalBinary(state); err != nil {
+		return nil, fmt.Errorf("restore sha-256 state: %w", err)
+	}
+	return h, nil
+}
+
+func marshalHash(h hash.Hash) ([]byte, error) {
+	b, err := h.(encoding.BinaryMarshaler).MarshalBinary()
+	if err != nil {
+		return nil, fmt.Errorf("save sha-256 state: %w", err)
+	}
+	return b, nil
+}
