@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"io/fs"
 	"os"
@@ -68,4 +69,92 @@ func (d *Dir) Bytes() (int64, error) {
 		return nil
 	})
 	return total, err
+}
+
+// DamagedError reports a staged part whose bytes are not those it was acknowledged with.
+type DamagedError struct{ Part int }
+
+func (e *DamagedError) Error() string {
+	return fmt.Sprintf("staging: part %d does not match its acknowledged sha-256", e.Part)
+}
+
+// Is makes errors.Is(err, ErrDamaged) true.
+func (e *DamagedError) Is(target error) bool { return target == ErrDamaged }
+
+// VerifiedReader is Reader that also checks each part against sums[i], its acknowledged
+// SHA-256, as it reaches the part's end: a part that changed on disk fails the read with a
+// *DamagedError before its last byte is returned, so it can never be delivered whole.
+func (d *Dir) VerifiedReader(id string, sizes []int64, sums [][]byte) io.ReadCloser {
+	return &verifiedReader{d: d, id: id, sizes: sizes, sums: sums}
+}
+
+type verifiedReader struct {
+	d     *Dir
+	id    string
+	sizes []int64
+	sums  [][]byte
+	n     int
+	cur   *os.File
+	left  int64
+	h     hash.Hash
+}
+
+func (p *verifiedReader) Read(b []byte) (int, error) {
+	for p.cur == nil {
+		if p.n >= len(p.sizes) {
+			return 0, io.EOF
+		}
+		f, err := p.d.Open(p.id, p.n, p.sizes[p.n])
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) || errors.Is(err, ErrDamaged) {
+				return 0, &DamagedError{Part: p.n}
+			}
+			return 0, err
+		}
+		p.cur, p.left, p.h = f, p.sizes[p.n], sha256.New()
+		if p.left == 0 {
+			if err := p.endPart(); err != nil {
+				return 0, err
+			}
+		}
+	}
+	// Hold back the part's last byte until the whole part is verified.
+	if int64(len(b)) > p.left {
+		b = b[:p.left]
+	}
+	m, err := io.ReadFull(p.cur, b)
+	p.left -= int64(m)
+	p.h.Write(b[:m])
+	if err != nil {
+		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+			return 0, &DamagedError{Part: p.n}
+		}
+		return 0, err
+	}
+	if p.left == 0 {
+		if err := p.endPart(); err != nil {
+			return 0, err
+		}
+	}
+	return m, nil
+}
+
+func (p *verifiedReader) endPart() error {
+	ok := p.n >= len(p.sums) || bytes.Equal(p.h.Sum(nil), p.sums[p.n])
+	p.cur.Close()
+	p.cur = nil
+	if !ok {
+		return &DamagedError{Part: p.n}
+	}
+	p.n++
+	return nil
+}
+
+func (p *verifiedReader) Close() error {
+	if p.cur != nil {
+		err := p.cur.Close()
+		p.cur = nil
+		return err
+	}
+	return nil
 }

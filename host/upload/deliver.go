@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/chunked-uploader/chunked-uploader/host"
+	"github.com/chunked-uploader/chunked-uploader/host/staging"
 	"github.com/chunked-uploader/chunked-uploader/host/webhook"
 	"github.com/chunked-uploader/chunked-uploader/sdk"
 )
@@ -149,11 +150,21 @@ func (s *Service) deliver(j *job, u *host.Upload) error {
 	start := time.Now()
 	log.Info("delivery started", "key", u.Key(), "bytes", u.TotalSize, "backend", s.backend.Name())
 
+	recorded, err := s.db.Parts(s.ctx, u.ID)
+	if err != nil {
+		return s.deliveryFailed(u, err, 0)
+	}
 	sizes := make([]int64, u.TotalParts)
+	sums := make([][]byte, u.TotalParts)
 	for n := range sizes {
 		sizes[n] = u.PartSize(n)
+		if n < len(recorded) {
+			sums[n], _ = hex.DecodeString(recorded[n].SHA256)
+		}
 	}
-	parts := s.stage.Reader(u.ID, sizes)
+	// Every part is checked against the checksum it was acknowledged with as it is read:
+	// a part that rotted on disk never reaches the backend.
+	parts := s.stage.VerifiedReader(u.ID, sizes, sums)
 	defer parts.Close()
 	var want []byte
 	if u.ChecksumSHA256 != "" {
@@ -165,6 +176,19 @@ func (s *Service) deliver(j *job, u *host.Upload) error {
 	stopProgress := s.recordProgress(ctx, u.ID, j)
 	obj, err := s.backend.PutChecked(ctx, u.Key(), &countingReader{r: parts, n: &j.delivered}, u.TotalSize, want)
 	stopProgress()
+	var damaged *staging.DamagedError
+	if errors.As(err, &damaged) {
+		note := fmt.Sprintf("part %d must be sent again: its staged copy was damaged on the server's disk", damaged.Part)
+		pl := s.partLock(u.ID, damaged.Part)
+		pl.Lock()
+		if _, merr := s.db.MarkPartPending(context.Background(), u.ID, damaged.Part, recorded[damaged.Part].Version, note, s.now()); merr != nil {
+			log.Error("putting a damaged part back to pending", "part", damaged.Part, "error", merr)
+		} else if rerr := s.stage.RemovePart(u.ID, damaged.Part); rerr != nil {
+			log.Warn("removing a damaged staged part", "part", damaged.Part, "error", rerr)
+		}
+		pl.Unlock()
+		err = host.Wrap(err, host.CodePartsMissing, note+", then complete again; nothing was stored")
+	}
 	if err != nil {
 		return s.deliveryFailed(u, err, j.delivered.Load())
 	}

@@ -8,9 +8,12 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/hashicorp/go-hclog"
 
 	"github.com/chunked-uploader/chunked-uploader/host"
 	"github.com/chunked-uploader/chunked-uploader/host/auth"
@@ -120,7 +123,8 @@ func newEnv(t *testing.T, mod ...func(*Options)) *env {
 	}
 	e := &env{db: db, stage: stage, backend: newFake(), tokens: auth.NewTokens("0123456789abcdef0123456789abcdef"), dir: dir}
 	opt := Options{ChunkSize: testChunk, TTL: time.Hour, MaxUpload: 1 << 30, MaxParts: 1000,
-		CompleteWait: 5 * time.Second, MaxDeliveries: 2, CleanupInterval: time.Hour}
+		CompleteWait: 5 * time.Second, MaxDeliveries: 2, CleanupInterval: time.Hour,
+		Logger: hclog.New(&hclog.LoggerOptions{Level: hclog.Debug, Output: testWriter{t}})}
 	for _, m := range mod {
 		m(&opt)
 	}
@@ -133,6 +137,14 @@ func newEnv(t *testing.T, mod ...func(*Options)) *env {
 		db.Close()
 	})
 	return e
+}
+
+// testWriter sends log lines to the test's log (shown when it fails).
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(b []byte) (int, error) {
+	w.t.Log(strings.TrimRight(string(b), "\n"))
+	return len(b), nil
 }
 
 // data returns deterministic content of n bytes, different for each seed.

@@ -48,6 +48,7 @@ type pump struct {
 	loaded    bool
 	parts     []pumpPart
 	dirty     map[int]bool // parts to read again from the database
+	reading   bool         // refresh is reading parts from the database
 	handle    []byte
 	hashed    int    // parts in the digest
 	hashState []byte // digest state after part hashed-1; nil: none yet
@@ -169,9 +170,10 @@ func (p *pump) run() {
 			p.mu.Unlock()
 			return
 		}
-		started := p.scheduleLocked(&tasks)
+		now := time.Now()
+		started := p.scheduleLocked(&tasks, now)
 		busy := p.busy
-		wait := time.Until(p.retryAt)
+		wait := p.retryAt.Sub(now) // measured from the same instant as the scheduling
 		p.mu.Unlock()
 		if started {
 			idle.Reset(pumpIdleExit)
@@ -220,15 +222,27 @@ func (p *pump) refresh() error {
 	p.mu.Lock()
 	loaded := p.loaded
 	var dirty []int
-	for n := range p.dirty {
-		dirty = append(dirty, n)
+	if loaded {
+		// Taken out before they are read, so that a change after the read marks them again.
+		for n := range p.dirty {
+			dirty = append(dirty, n)
+		}
+		clear(p.dirty)
+		p.reading = len(dirty) > 0
 	}
 	p.mu.Unlock()
+	defer func() {
+		p.mu.Lock()
+		p.reading = false
+		p.notifyLocked()
+		p.mu.Unlock()
+	}()
 	if loaded && len(dirty) == 0 {
 		return nil
 	}
 	ctx := p.ctx
 	if !loaded {
+		defer p.poke() // then the dirty parts
 		u, err := p.s.db.Upload(ctx, p.id)
 		if err != nil {
 			return err
@@ -248,19 +262,23 @@ func (p *pump) refresh() error {
 		}
 		p.handle, p.hashed, p.hashState, p.loaded = u.Handle, u.HashedParts, state, true
 		p.whole = u.DeliveryMode != host.DeliverParts
-		clear(p.dirty)
+		// Parts marked dirty stay so: they may have changed after they were read.
 		p.notifyLocked()
 		p.mu.Unlock()
 		return nil
 	}
-	for _, n := range dirty {
+	for i, n := range dirty {
 		pt, err := p.s.db.Part(ctx, p.id, n)
 		if err != nil {
+			p.mu.Lock()
+			for _, m := range dirty[i:] {
+				p.dirty[m] = true
+			}
+			p.mu.Unlock()
 			return err
 		}
 		staged := p.s.stage.HasPart(p.id, n)
 		p.mu.Lock()
-		delete(p.dirty, n)
 		if n < len(p.parts) {
 			old := p.parts[n]
 			np := partState(pt, staged)
@@ -285,7 +303,7 @@ func partState(pt host.Part, staged bool) pumpPart {
 }
 
 // scheduleLocked starts the tasks that can run now and reports whether it started any.
-func (p *pump) scheduleLocked(tasks *sync.WaitGroup) bool {
+func (p *pump) scheduleLocked(tasks *sync.WaitGroup, now time.Time) bool {
 	if p.resetting != "" {
 		if p.busy == 0 {
 			p.busy++
@@ -295,7 +313,7 @@ func (p *pump) scheduleLocked(tasks *sync.WaitGroup) bool {
 		}
 		return false
 	}
-	if time.Now().Before(p.retryAt) {
+	if now.Before(p.retryAt) {
 		return false
 	}
 	started := false
@@ -759,7 +777,8 @@ func (p *pump) waitDelivered(ctx context.Context, maxFailures int) ([]byte, [][]
 			p.mu.Unlock()
 			return nil, nil, nil, errDeliverWhole
 		}
-		if p.loaded && p.resetting == "" && p.handle != nil && p.hashed == len(p.parts) {
+		settled := p.loaded && len(p.dirty) == 0 && !p.reading && p.resetting == ""
+		if settled && p.handle != nil && p.hashed == len(p.parts) {
 			all := true
 			receipts := make([][]byte, len(p.parts))
 			for i := range p.parts {
@@ -779,7 +798,7 @@ func (p *pump) waitDelivered(ctx context.Context, maxFailures int) ([]byte, [][]
 				return handle, receipts, h.Sum(nil), nil
 			}
 		}
-		if p.loaded {
+		if settled {
 			for i := range p.parts {
 				if p.parts[i].sha == nil {
 					p.mu.Unlock()

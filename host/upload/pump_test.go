@@ -444,3 +444,35 @@ func TestPartwiseResumesAfterRestart(t *testing.T) {
 		t.Fatalf("%d objects begun, want 1 (the handle survives a restart)", e.backend.begins)
 	}
 }
+
+func TestWholeDeliveryRefusesDamagedPart(t *testing.T) {
+	e := newEnv(t) // a backend without part-wise storage
+	content := data(3*testChunk, 13)
+	c := e.init(t, "a.bin", len(content))
+	e.putAll(t, c, content)
+	f, err := os.OpenFile(e.stage.PartPath(c.Upload.ID, 1), os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteAt([]byte{0xff}, 7)
+	f.Close()
+	_, err = e.svc.Complete(context.Background(), c.Upload.ID)
+	wantCode(t, err, host.CodePartsMissing)
+	if _, ok := e.backend.object(c.Upload.Key()); ok {
+		t.Fatal("a file with a damaged part was delivered")
+	}
+	v := e.status(t, c.Upload.ID)
+	if p := v.Parts[1]; p.Status != host.PartPending || !strings.Contains(p.Note, "damaged") {
+		t.Fatalf("part 1 after the damage: %+v", p)
+	}
+	if _, err := e.put(t, c, content, 1); err != nil {
+		t.Fatal(err)
+	}
+	u, err := e.svc.Complete(context.Background(), c.Upload.ID)
+	if err != nil || u.Status != host.StatusComplete {
+		t.Fatalf("complete: %+v %v", u, err)
+	}
+	if got, _ := e.backend.object(c.Upload.Key()); !bytes.Equal(got, content) {
+		t.Fatal("delivered bytes differ")
+	}
+}
