@@ -41,6 +41,7 @@ const (
 	CodeUploadTooLarge      Code = "upload_too_large"
 	CodeUnsupportedMedia    Code = "unsupported_media_type"
 	CodeHeadersTooLarge     Code = "headers_too_large"
+	CodeTooManyRequests     Code = "too_many_requests"
 	CodeInternal            Code = "internal_error"
 	CodeDeliveryFailed      Code = "delivery_failed"
 	CodeBackendUnavailable  Code = "backend_unavailable"

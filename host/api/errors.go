@@ -44,6 +44,7 @@ var statusOf = map[host.Code]int{
 	host.CodeDeliveryFailed:      http.StatusBadGateway,
 	host.CodeBackendUnavailable:  http.StatusServiceUnavailable,
 	host.CodeInsufficientStorage: http.StatusInsufficientStorage,
+	host.CodeTooManyRequests:     http.StatusTooManyRequests,
 }
 
 type errorBody struct {
@@ -74,6 +75,9 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	} else {
 		s.log.Debug("request refused", "request_id", requestID(r), "method", r.Method, "path", r.URL.Path,
 			"code", he.Code, "error", he.Message)
+	}
+	if status == http.StatusTooManyRequests || status == http.StatusServiceUnavailable {
+		w.Header().Set("Retry-After", "2")
 	}
 	writeJSON(w, status, errorBody{Error: he.Message, Code: he.Code, Status: status})
 }

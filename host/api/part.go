@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/julienschmidt/httprouter"
 
@@ -65,6 +66,7 @@ func (s *Server) part(w http.ResponseWriter, r *http.Request, ps httprouter.Para
 	stored, err := s.svc.PutPart(r.Context(), upload.PartRequest{
 		UploadID: id, Part: n, Claims: claims,
 		Body: r.Body, ContentLength: r.ContentLength, SHA256: sum,
+		Interrupt: func() { _ = http.NewResponseController(w).SetReadDeadline(time.Now()) },
 	})
 	if err != nil {
 		return 0, err

@@ -74,6 +74,7 @@ func Run(ctx context.Context, cfg *config.Config, log hclog.Logger) error {
 		ChunkSize: cfg.ChunkSize, TTL: cfg.UploadTTL, MaxUpload: cfg.MaxUpload, MaxParts: cfg.MaxParts,
 		CompleteWait: cfg.CompleteWait, MaxDeliveries: cfg.MaxConcurrentFinalizing,
 		PartDeliveries: cfg.PartDeliveries, PartDeliveriesPerUpload: cfg.PartDeliveriesPerUpload,
+		MaxPartWrites: cfg.MaxPartsInFlight, MaxPartWritesPerUpload: cfg.MaxPartsInFlightPerUpload,
 		CleanupInterval: cfg.CleanupInterval, Retention: cfg.Retention, StagingReserve: cfg.StagingReserve,
 		Logger: log.Named("upload"), Notifier: hooks, Metrics: mets,
 	})

@@ -64,12 +64,16 @@ type Config struct {
 	// the background at once (part-wise delivery), in total and for one upload.
 	PartDeliveries          int
 	PartDeliveriesPerUpload int
-	CleanupInterval         time.Duration
-	LogFormat               string // "text" or "json"; "" = text on a terminal, json otherwise
-	LogLevel                string
-	PluginSettings          map[string]string // sent to the plugin through Configure
-	PluginEnv               []string          // the plugin process's whole environment
-	EnvFile                 string            // the .env read, "" if none
+	// MaxPartsInFlight bounds the part writes being received at once, in total and for one
+	// upload (a part has at most one: a newer write of it replaces the one in flight).
+	MaxPartsInFlight          int
+	MaxPartsInFlightPerUpload int
+	CleanupInterval           time.Duration
+	LogFormat                 string // "text" or "json"; "" = text on a terminal, json otherwise
+	LogLevel                  string
+	PluginSettings            map[string]string // sent to the plugin through Configure
+	PluginEnv                 []string          // the plugin process's whole environment
+	EnvFile                   string            // the .env read, "" if none
 }
 
 // Addr is the listen address.
@@ -200,6 +204,8 @@ func Load(environ []string, envFile, exeDir string) (*Config, error) {
 	c.MaxConcurrentFinalizing = int(integer("MAX_CONCURRENT_FINALIZATIONS", 4, 1, 256))
 	c.PartDeliveries = int(integer("PART_DELIVERIES", 8, 1, 256))
 	c.PartDeliveriesPerUpload = int(integer("PART_DELIVERIES_PER_UPLOAD", 4, 1, 64))
+	c.MaxPartsInFlight = int(integer("MAX_PARTS_IN_FLIGHT", 64, 1, 4096))
+	c.MaxPartsInFlightPerUpload = int(integer("MAX_PARTS_IN_FLIGHT_PER_UPLOAD", 16, 1, 1024))
 	c.CleanupInterval = duration("CLEANUP_INTERVAL", time.Hour)
 	c.Retention = duration("UPLOAD_RETENTION", 30*24*time.Hour)
 	c.WebhookSecret = env["WEBHOOK_SECRET"]

@@ -15,6 +15,9 @@ import (
 // ErrDamaged marks a staged part whose size on disk is not its size.
 var ErrDamaged = errors.New("staged part damaged")
 
+// UploadDir returns the directory of upload id's parts.
+func (d *Dir) UploadDir(id string) string { return d.uploadDir(id) }
+
 // HasPart reports whether part n of upload id is staged.
 func (d *Dir) HasPart(id string, n int) bool {
 	st, err := os.Lstat(d.PartPath(id, n))

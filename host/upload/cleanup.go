@@ -49,6 +49,7 @@ func (s *Service) Sweep(ctx context.Context) error {
 		if err == nil && marked {
 			s.stopPump(id)
 			s.wakeAborts()
+			s.release(id)
 			err = s.stage.Remove(id)
 			s.log.Info("upload expired; staged parts removed", "upload_id", id)
 		}

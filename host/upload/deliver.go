@@ -230,6 +230,7 @@ func (s *Service) delivered(u *host.Upload, obj sdk.Object, start time.Time) err
 		return fmt.Errorf("recording completed delivery: %w", err)
 	}
 	s.notify(u)
+	s.release(u.ID)
 	if err := s.stage.Remove(u.ID); err != nil {
 		log.Warn("removing staged parts after delivery (the sweeper retries)", "error", err)
 	}

@@ -91,9 +91,6 @@ func (s *Service) Init(ctx context.Context, req InitRequest) (*Created, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := s.checkSpace(req.TotalSize + s.opt.StagingReserve); err != nil {
-		return nil, err
-	}
 	now := s.now().UTC().Truncate(1e9)
 	u := &host.Upload{
 		ID: newID(), Filename: name, Path: path,
@@ -107,13 +104,18 @@ func (s *Service) Init(ctx context.Context, req InitRequest) (*Created, error) {
 		ExpiresAt: now.Add(s.opt.TTL),
 	}
 	u.DeliveryMode = s.deliveryMode(u)
+	if err := s.reserve(u); err != nil {
+		return nil, err
+	}
 	tokens := make([]string, u.TotalParts)
 	for n := range tokens {
 		if tokens[n], err = s.tokens.Issue(u.ID, n, u.PartSize(n), u.ExpiresAt); err != nil {
+			s.release(u.ID)
 			return nil, err
 		}
 	}
 	if err := s.db.CreateUpload(ctx, u); err != nil {
+		s.release(u.ID)
 		return nil, fmt.Errorf("init: %w", err)
 	}
 	s.log.Info("upload created", "upload_id", u.ID, "total_size", u.TotalSize, "parts", u.TotalParts,

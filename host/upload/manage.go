@@ -71,6 +71,7 @@ func (s *Service) Cancel(ctx context.Context, id string) error {
 	ul.Unlock()
 	s.stopPump(id)
 	s.wakeAborts()
+	s.release(id)
 	ul.Lock()
 	if err := s.stage.Remove(id); err != nil {
 		s.log.Warn("removing staged parts of a cancelled upload (the sweeper retries)", "upload_id", id, "error", err)

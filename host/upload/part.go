@@ -20,6 +20,9 @@ type PartRequest struct {
 	Body          io.Reader
 	ContentLength int64  // -1 when unknown (chunked)
 	SHA256        []byte // optional client checksum of the body
+	// Interrupt, if set, makes reads of Body fail at once: a newer write of the same part
+	// calls it to take the part over.
+	Interrupt func()
 }
 
 // Stored is the result of a part upload.
@@ -73,6 +76,14 @@ func (s *Service) PutPart(ctx context.Context, req PartRequest) (*Stored, error)
 		return nil, host.Errorf(host.CodePartSizeMismatch, "part %d must be %d bytes, the request says %d", req.Part, size, req.ContentLength)
 	}
 
+	if err := s.checkStagedParts(u, req.Part); err != nil {
+		return nil, err
+	}
+	release, err := s.admit(ctx, u.ID, req.Part, req.Interrupt)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
 	if err := s.checkSpace(size); err != nil {
 		return nil, err
 	}

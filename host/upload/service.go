@@ -55,6 +55,10 @@ type Options struct {
 	PartDeliveries          int
 	PartDeliveriesPerUpload int
 	CleanupInterval         time.Duration
+	// MaxPartWrites bounds the part writes in flight in all, MaxPartWritesPerUpload for one
+	// upload; beyond them a part write is refused with too_many_requests.
+	MaxPartWrites          int
+	MaxPartWritesPerUpload int
 	// Retention is how long records of complete and expired uploads are kept; 0 keeps them.
 	Retention time.Duration
 	// StagingReserve is the space (bytes) init leaves free on the staging disk.
@@ -87,6 +91,9 @@ type Service struct {
 	slots  chan struct{}
 
 	// Background delivery of part-wise uploads (pump.go) and the queue of aborts (abort.go).
+	writers  writers      // part writes in flight (writers.go)
+	reserved reservations // staging space promised (reserve.go)
+
 	pumpsMu   sync.Mutex
 	pumps     map[string]*pump
 	partSlots chan struct{}
@@ -104,6 +111,12 @@ func New(db *sqlite.DB, stage *staging.Dir, backend Backend, tokens *auth.Tokens
 	}
 	if opt.MaxDeliveries < 1 {
 		opt.MaxDeliveries = 1
+	}
+	if opt.MaxPartWrites < 1 {
+		opt.MaxPartWrites = 64
+	}
+	if opt.MaxPartWritesPerUpload < 1 {
+		opt.MaxPartWritesPerUpload = 16
 	}
 	if opt.PartDeliveries < 1 {
 		opt.PartDeliveries = 8
@@ -182,6 +195,9 @@ func (s *Service) Start(ctx context.Context) error {
 		if err := s.stage.RemoveTemporaries(id); err != nil {
 			s.log.Warn("removing temporary part files", "upload_id", id, "error", err)
 		}
+	}
+	if err := s.restoreReservations(ctx); err != nil {
+		return err
 	}
 	partwise, err := s.db.PartwiseIDs(ctx)
 	if err != nil {

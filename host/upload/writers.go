@@ -1,0 +1,88 @@
+package upload
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/chunked-uploader/chunked-uploader/host"
+)
+
+// partKey names one part of one upload.
+type partKey struct {
+	id string
+	n  int
+}
+
+// writers admits part writes: at most one per part (a newer write of a part interrupts the
+// one in flight, whose client is most likely gone: a retry must not wait for a dead
+// connection), at most MaxPartWritesPerUpload per upload and MaxPartWrites in all, so that
+// no client, however many connections it opens, holds more than its share.
+type writers struct {
+	mu        sync.Mutex
+	byPart    map[partKey]*writer
+	perUpload map[string]int
+	total     int
+}
+
+type writer struct {
+	interrupt func() // makes the write's body reads fail now; may be nil
+	done      chan struct{}
+}
+
+// replaceWait bounds how long a part write waits for the write it interrupted to end.
+const replaceWait = 10 * time.Second
+
+// admit registers a write of part n of upload id, interrupting an earlier write of the
+// same part, and returns the func to call when the write ended. It refuses with
+// too_many_requests beyond the budgets.
+func (s *Service) admit(ctx context.Context, id string, n int, interrupt func()) (func(), error) {
+	w := &s.writers
+	key := partKey{id, n}
+	deadline := time.Now().Add(replaceWait)
+	for {
+		w.mu.Lock()
+		if w.byPart == nil {
+			w.byPart, w.perUpload = map[partKey]*writer{}, map[string]int{}
+		}
+		old, busy := w.byPart[key]
+		if !busy {
+			if w.total >= s.opt.MaxPartWrites {
+				w.mu.Unlock()
+				return nil, host.Errorf(host.CodeTooManyRequests, "the server is receiving %d parts already; retry in a moment", w.total)
+			}
+			if w.perUpload[id] >= s.opt.MaxPartWritesPerUpload {
+				w.mu.Unlock()
+				return nil, host.Errorf(host.CodeTooManyRequests, "upload %s has %d parts being received already; retry in a moment",
+					id, w.perUpload[id])
+			}
+			me := &writer{interrupt: interrupt, done: make(chan struct{})}
+			w.byPart[key] = me
+			w.perUpload[id]++
+			w.total++
+			w.mu.Unlock()
+			return func() {
+				w.mu.Lock()
+				delete(w.byPart, key)
+				if w.perUpload[id]--; w.perUpload[id] <= 0 {
+					delete(w.perUpload, id)
+				}
+				w.total--
+				w.mu.Unlock()
+				close(me.done)
+			}, nil
+		}
+		w.mu.Unlock()
+		if old.interrupt != nil {
+			old.interrupt()
+		}
+		s.log.Debug("a newer write of the part replaces the one in flight", "upload_id", id, "part", n)
+		select {
+		case <-old.done:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(time.Until(deadline)):
+			return nil, host.Errorf(host.CodeTooManyRequests, "part %d is still being received by an earlier request; retry in a moment", n)
+		}
+	}
+}
