@@ -130,8 +130,23 @@ func genPart(n int, size int64) io.Reader {
 	return io.LimitReader(rand.NewChaCha8(seed), size)
 }
 
+// built is the plugin binary this test process built, in a directory TestMain removes.
+var built struct {
+	once     sync.Once
+	dir, bin string
+	err      error
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if built.dir != "" {
+		os.RemoveAll(built.dir)
+	}
+	os.Exit(code)
+}
+
 // pluginBinary returns the plugin binary: from CHUNKED_UPLOADER_BIN_DIR when set (make
-// test builds it there), otherwise built for this test.
+// test builds it there), otherwise built once for this test process.
 func pluginBinary(t *testing.T) string {
 	t.Helper()
 	const name = "chunked-uploader-plugin-s3"
@@ -142,17 +157,32 @@ func pluginBinary(t *testing.T) string {
 		}
 		return bin
 	}
-	bin := filepath.Join(t.TempDir(), name)
-	cmd := exec.Command("go", "build", "-o", bin, "github.com/chunked-uploader/chunked-uploader/plugins/s3")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("building the plugin: %v\n%s", err, out)
+	built.once.Do(func() {
+		if built.dir, built.err = os.MkdirTemp("", "s3store-bin-"); built.err != nil {
+			return
+		}
+		built.bin = filepath.Join(built.dir, name)
+		out, err := exec.Command("go", "build", "-o", built.bin, "github.com/chunked-uploader/chunked-uploader/plugins/s3").CombinedOutput()
+		if err != nil {
+			built.err = fmt.Errorf("%w\n%s", err, out)
+		}
+	})
+	if built.err != nil {
+		t.Fatalf("building the plugin: %v", built.err)
 	}
-	return bin
+	return built.bin
 }
 
 // startPlugin starts the plugin binary as the host's plugin manager does, configures it
-// with settings and returns its Remote and process id.
+// with settings and returns its Remote and process id. The process is killed when the test
+// ends, if not before.
 func startPlugin(t *testing.T, settings sdk.Config) (sdk.Remote, int) {
+	r, pid, _ := startPluginKill(t, settings)
+	return r, pid
+}
+
+// startPluginKill is startPlugin that also returns a function killing the process.
+func startPluginKill(t *testing.T, settings sdk.Config) (sdk.Remote, int, func()) {
 	t.Helper()
 	sockDir, err := os.MkdirTemp("", "s3store-plugin-")
 	if err != nil {
@@ -187,7 +217,7 @@ func startPlugin(t *testing.T, settings sdk.Config) (sdk.Remote, int) {
 	if info.Parts == nil {
 		t.Fatal("the plugin does not announce part-wise storage")
 	}
-	return r, client.ReattachConfig().Pid
+	return r, client.ReattachConfig().Pid, client.Kill
 }
 
 // vmHWM returns the peak resident memory of process pid, in bytes.

@@ -500,6 +500,27 @@ func TestPartRestart(t *testing.T) {
 	e.checkStored(t, o)
 }
 
+// TestPartPluginRestart: a handle and receipts outlive the plugin process. The object is
+// begun and half sent by one plugin process, which is then killed; a second one sends the
+// rest and commits; a third commits again and gets the object.
+func TestPartPluginRestart(t *testing.T) {
+	e := newPartEnv(t)
+	o := newPartObject("process/object.bin", 3*minPartSize+5, minPartSize)
+	first, _, kill := startPluginKill(t, e.srv.settings(e.bucket))
+	h := e.begin(t, first, o)
+	receipts := [][]byte{e.put(t, first, h, o, 0), e.put(t, first, h, o, 1), nil, nil}
+	kill()
+	if _, err := first.PutPart(t.Context(), h, o.info(2), bytes.NewReader(o.part(2))); err == nil {
+		t.Fatal("PutPart through a killed plugin succeeded")
+	}
+	second, _ := startPlugin(t, e.srv.settings(e.bucket))
+	receipts[2], receipts[3] = e.put(t, second, h, o, 2), e.put(t, second, h, o, 3)
+	e.commit(t, second, h, o, receipts)
+	e.checkStored(t, o)
+	third, _ := startPlugin(t, e.srv.settings(e.bucket))
+	e.commit(t, third, h, o, receipts)
+}
+
 // TestPartCommitGone: when the upload is gone, a commit succeeds only for the object this
 // very handle made; an object put under the key otherwise is not taken for it.
 func TestPartCommitGone(t *testing.T) {
