@@ -648,3 +648,28 @@ func TestPartMetadata(t *testing.T) {
 		t.Errorf("metadata %v, want %s=%x and %s=%x", head.Metadata, metaSHA256, o.sum(), metaObjectID, hd.nonce)
 	}
 }
+
+// TestPartsWithoutChecksums: with flexible checksums turned off (AWS_REQUEST_CHECKSUM_
+// CALCULATION=when_required, for servers without them), uploads have no checksum
+// algorithm and the signed payload hash alone makes the server refuse wrong bytes.
+func TestPartsWithoutChecksums(t *testing.T) {
+	e := newPartEnv(t)
+	e.st.checksum = ""
+	o := newPartObject("plain/object.bin", 2*minPartSize+3, minPartSize)
+	h := e.begin(t, e.st, o)
+	if hd, _ := e.st.decodeHandle(h); hd.sha256Parts {
+		t.Fatal("the handle says the upload has the SHA-256 checksum algorithm")
+	}
+	receipts := e.putAll(t, e.st, h, o)
+	bad := bytes.Clone(o.part(1))
+	bad[0] ^= 1
+	if _, err := e.st.PutPart(t.Context(), h, o.info(1), bytes.NewReader(bad)); !errors.Is(err, sdk.ErrDigestMismatch) {
+		t.Fatalf("PutPart with wrong bytes: got %v, want ErrDigestMismatch", err)
+	}
+	if _, err := e.st.CommitObject(t.Context(), h, receipts, o.sum()); !errors.Is(err, sdk.ErrStaleReceipt) {
+		t.Errorf("CommitObject with the receipt from before the failed part: got %v, want ErrStaleReceipt", err)
+	}
+	receipts[1] = e.put(t, e.st, h, o, 1)
+	e.commit(t, e.st, h, o, receipts)
+	e.checkStored(t, o)
+}
