@@ -31,6 +31,12 @@ func (s *Store) mapError(err error) error {
 			return fmt.Errorf("%w: bucket %q does not exist (NoSuchBucket): %w", sdk.ErrInvalidConfig, s.cfg.Bucket, err)
 		case "NoSuchKey", "NotFound":
 			return fmt.Errorf("%w: %w", sdk.ErrNotFound, err)
+		case "NoSuchUpload":
+			return fmt.Errorf("%w: S3 no longer knows the multipart upload (aborted, completed or expired): %w", sdk.ErrNotFound, err)
+		case "BadDigest", "XAmzContentSHA256Mismatch", "InvalidDigest":
+			return fmt.Errorf("%w: S3 refused the bytes it received (%s): %w", sdk.ErrDigestMismatch, code, err)
+		case "IncompleteBody":
+			return fmt.Errorf("%w: S3 received fewer bytes than announced (%s): %w", sdk.ErrSizeMismatch, code, err)
 		case "SignatureDoesNotMatch", "InvalidAccessKeyId", "XAdminUserNotFound", "ExpiredToken", "InvalidToken", "TokenRefreshRequired",
 			"AuthorizationHeaderMalformed", "InvalidSecurity", "MissingSecurityHeader":
 			return fmt.Errorf("%w: S3 rejected the credentials (%s): %w", sdk.ErrPermission, code, err)
@@ -66,6 +72,7 @@ func (s *Store) endpoint() string {
 var sentinels = []error{
 	sdk.ErrNotFound, sdk.ErrInvalidKey, sdk.ErrInvalidConfig, sdk.ErrSizeMismatch, sdk.ErrDigestMismatch,
 	sdk.ErrUnavailable, sdk.ErrInsufficientStorage, sdk.ErrPermission, sdk.ErrNotSupported, sdk.ErrNotConfigured,
+	sdk.ErrStaleReceipt,
 }
 
 func isSentinel(err error) bool {

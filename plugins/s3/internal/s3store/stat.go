@@ -11,8 +11,9 @@ import (
 	"github.com/chunked-uploader/chunked-uploader/sdk"
 )
 
-// Stat implements sdk.Storage with a HeadObject. SHA256 is set for objects stored with a
-// single PutObject (from their metadata), not for multipart ones.
+// Stat implements sdk.Storage with a HeadObject. SHA256 is set from the object's metadata:
+// for objects stored with a single PutObject, and for part-wise ones whose digest was
+// declared at BeginObject; not for Put's multipart objects.
 func (s *Store) Stat(ctx context.Context, key string) (sdk.Object, error) {
 	out, err := s.client.HeadObject(ctx, &s3.HeadObjectInput{
 		Bucket: aws.String(s.cfg.Bucket),

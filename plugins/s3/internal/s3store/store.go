@@ -21,7 +21,8 @@ type Store struct {
 	// checksum is the algorithm of the per-part checksums multipart uploads send (the SDK's
 	// default, as its transfer manager does); the server verifies every part with it.
 	checksum types.ChecksumAlgorithm
-	running  inflight // multipart uploads of this process, see abortLeftovers
+	running  inflight  // multipart uploads of this process, see abortLeftovers
+	parts    partLocks // parts being stored by PutPart, see parts.go
 }
 
 // Interface guards.
