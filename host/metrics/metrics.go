@@ -36,12 +36,20 @@ type Sources struct {
 	UploadsByState func(ctx context.Context) (map[string]int, error)
 	// PluginRestarts is how often the storage plugin was restarted.
 	PluginRestarts func() int
+
+	// Node, when set, is a constant label node="<Node>" on every metric (NODE_ID), so that the
+	// series of several nodes behind one load balancer stay apart once collected.
+	Node string
 }
 
 // New registers the metrics (plus Go runtime and process metrics) in a registry of its own.
 func New(src Sources) *Metrics {
 	m := &Metrics{reg: prometheus.NewRegistry()}
-	f := func(c prometheus.Collector) { m.reg.MustRegister(c) }
+	var reg prometheus.Registerer = m.reg
+	if src.Node != "" {
+		reg = prometheus.WrapRegistererWith(prometheus.Labels{"node": src.Node}, m.reg)
+	}
+	f := func(c prometheus.Collector) { reg.MustRegister(c) }
 	m.bytesReceived = prometheus.NewCounter(prometheus.CounterOpts{Namespace: namespace,
 		Name: "bytes_received_total", Help: "Bytes of parts stored (acknowledged)."})
 	m.partDuration = prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: namespace,
