@@ -27,6 +27,8 @@ usage: lb-config.sh haproxy|nginx [options] NAME=HOST:PORT...
   --fail-timeout DURATION nginx: how long a node that failed an init gets no new uploads
                           (default 10s; nginx has no active health checks)
   --admin-socket PATH     haproxy: a runtime API socket (show stat, set server ... state drain)
+  --retire NAME           node NAME gets no new uploads but still serves its own (to remove it once
+                          its uploads are done); may be repeated
 
 DURATION is a number and a unit: 500ms, 2s, 5m.
 EOF
@@ -58,12 +60,13 @@ timeout=300s
 check_interval=2s
 fail_timeout=10s
 admin_socket=
+retired=()
 names=()
 addrs=()
 duration_re='^[0-9]+(ms|s|m)$'
 while (($#)); do
 	case $1 in
-	--listen | --chunk-mb | --timeout | --check-interval | --fail-timeout | --admin-socket)
+	--listen | --chunk-mb | --timeout | --check-interval | --fail-timeout | --admin-socket | --retire)
 		(($# >= 2)) || die "$1 needs a value"
 		case $1 in
 		--listen) listen=$2 ;;
@@ -72,6 +75,7 @@ while (($#)); do
 		--check-interval) check_interval=$2 ;;
 		--fail-timeout) fail_timeout=$2 ;;
 		--admin-socket) admin_socket=$2 ;;
+		--retire) retired+=("$2") ;;
 		esac
 		shift 2
 		;;
@@ -98,6 +102,14 @@ while (($#)); do
 	esac
 done
 ((${#names[@]})) || die "no nodes: give at least one NAME=HOST:PORT"
+for r in "${retired[@]}"; do
+	found=0
+	for n in "${names[@]}"; do
+		[[ $n != "$r" ]] || found=1
+	done
+	((found)) || die "--retire $r: no node $r in the list"
+done
+((${#retired[@]} < ${#names[@]})) || die "every node is retired: no node would take new uploads"
 [[ $listen =~ ^([A-Za-z0-9.-]*|\[[0-9A-Fa-f:.]+\]):[0-9]{1,5}$ ]] || die "--listen '$listen' is not [HOST]:PORT"
 [[ $chunk_mb =~ ^[1-9][0-9]{0,3}$ ]] || die "--chunk-mb '$chunk_mb' is not a whole number of MiB (1 to 5120)"
 ((chunk_mb <= 5120)) || die "--chunk-mb '$chunk_mb' is over 5120 (the server's limit)"
@@ -108,6 +120,14 @@ done
 
 # Bodies up to one MiB over the chunk size pass the balancer; the node checks each part's exact size.
 body_limit=$(((chunk_mb + 1) * 1048576))
+
+# takes_new NAME: whether node NAME takes new uploads (is not retired).
+takes_new() {
+	local r
+	for r in "${retired[@]}"; do
+		[[ $r != "$1" ]] || return 1
+	done
+}
 
 # field NAME: the node field of a file_id, as package host/node writes it.
 field() {
@@ -127,7 +147,10 @@ header() {
 	else
 		[[ $fail_timeout == 10s ]] || cmd+=" --fail-timeout $fail_timeout"
 	fi
-	local i
+	local i r
+	for r in "${retired[@]}"; do
+		cmd+=" --retire $r"
+	done
 	for i in "${!names[@]}"; do
 		cmd+=" ${names[i]}=${addrs[i]}"
 	done
@@ -163,8 +186,9 @@ defaults
     option httplog
     option dontlognull
     option forwardfor
-    # Bodies go from socket to socket in the kernel where possible (50 MiB parts).
-    option splice-auto
+    # Request bodies (50 MiB parts) go from socket to socket in the kernel (splice(2)): about
+    # a third of the CPU time of copying them through user space.
+    option splice-request
     timeout connect 5s
     # Inactivity timeouts: a part may take as long as it needs while bytes flow.
     timeout client $timeout
@@ -202,6 +226,7 @@ backend any_node
     option redispatch 1
 EOF
 	for i in "${!names[@]}"; do
+		takes_new "${names[i]}" || continue
 		echo "    server ${names[i]} ${addrs[i]} track node_${names[i]}/${names[i]}"
 	done
 	for i in "${!names[@]}"; do
@@ -233,6 +258,7 @@ nginx_config() {
 upstream cu_any {
 EOF
 	for i in "${!names[@]}"; do
+		takes_new "${names[i]}" || continue
 		echo "    server ${addrs[i]} max_fails=1 fail_timeout=$fail_timeout;"
 	done
 	echo "    keepalive 32;"

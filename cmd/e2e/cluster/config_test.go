@@ -138,6 +138,8 @@ func TestConfigRefuses(t *testing.T) {
 		"bad chunk size":    {"nginx", "--chunk-mb", "0", "a=10.0.0.1:3000"},
 		"bad duration":      {"haproxy", "--timeout", "5 minutes", "a=10.0.0.1:3000"},
 		"relative socket":   {"haproxy", "--admin-socket", "admin.sock", "a=10.0.0.1:3000"},
+		"retire unknown":    {"nginx", "--retire", "b", "a=10.0.0.1:3000"},
+		"retire all":        {"haproxy", "--retire", "a", "a=10.0.0.1:3000"},
 	}
 	for name, args := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -151,5 +153,37 @@ func TestConfigRefuses(t *testing.T) {
 					strings.Join(args, " "), err, stdout.Bytes(), stderr.Bytes())
 			}
 		})
+	}
+}
+
+// TestConfigRetire: a retired node gets no new uploads (it is not in the round robin) but
+// keeps the route of its own uploads.
+func TestConfigRetire(t *testing.T) {
+	for _, kind := range []string{lb.HAProxy, lb.Nginx} {
+		conf, err := lb.Config(repoRoot, kind, "--retire", "b", "a=10.0.0.1:3000", "b=10.0.0.2:3000")
+		if err != nil {
+			t.Fatal(err)
+		}
+		text := string(conf)
+		var own []string
+		if kind == lb.HAProxy {
+			pool := text[strings.Index(text, "\nbackend any_node"):strings.Index(text, "\nbackend node_a")]
+			if !strings.Contains(pool, "server a 10.0.0.1:3000 track") || strings.Contains(pool, "server b") {
+				t.Errorf("haproxy any_node with b retired:\n%s", pool)
+			}
+			own = []string{"use_backend node_b if { var(txn.node) -m str 000000000062 }", "server b 10.0.0.2:3000 check"}
+		} else {
+			pool := text[strings.Index(text, "upstream cu_any"):strings.Index(text, "upstream cu_node_a")]
+			if !strings.Contains(pool, "server 10.0.0.1:3000 max_fails") || strings.Contains(pool, "10.0.0.2") {
+				t.Errorf("nginx cu_any with b retired:\n%s", pool)
+			}
+			own = []string{"000000000062 cu_node_b;", "upstream cu_node_b {\n    server 10.0.0.2:3000;"}
+		}
+		for _, w := range own {
+			if !strings.Contains(text, w) {
+				t.Errorf("%s configuration with b retired lacks %q", kind, w)
+			}
+		}
+		checkSyntax(t, kind, conf)
 	}
 }
