@@ -56,7 +56,7 @@ endef
 FUZZ_TARGETS := ./upload:FuzzValidateFilename ./api:FuzzDecodeInit ./auth:FuzzVerify
 FUZZTIME     ?= 60s
 
-.PHONY: test-deps test-js bench fuzz fuzz-brief build check-host-deps run test test-modules test-short test-gowork-off lint \
+.PHONY: test-deps sdk-js-build test-js bench fuzz fuzz-brief build check-host-deps run test test-modules test-short test-gowork-off lint \
 	proto proto-tools proto-check services-start services-stop clean help
 
 build: ## Build bin/chunked-uploader, the CLI bin/chunked-upload and bin/chunked-uploader-plugin-<name> for every plugin, then check-host-deps
@@ -79,11 +79,12 @@ run: .env build ## Start the server from the repository root (local backend, por
 	./init.sh
 
 # Debian packages the tests need: gcc and libc6-dev for -race, chromium for the browser test,
-# shellcheck, systemd (systemd-analyze) and python3 for the deployment tests. Samba and the S3
-# server are installed by scripts/test-services.sh.
-TEST_PACKAGES := gcc libc6-dev chromium shellcheck systemd python3
+# shellcheck, systemd (systemd-analyze) and python3 for the deployment tests, haproxy and nginx
+# for the cluster test (cmd/e2e/cluster). Samba and the S3 server are installed by
+# scripts/test-services.sh.
+TEST_PACKAGES := gcc libc6-dev chromium shellcheck systemd python3 haproxy nginx
 
-test: test-deps build test-gowork-off services-start test-modules test-js fuzz-brief lint ## test-deps, build, test-gowork-off, services-start, test-modules (go test -race against real Samba and S3), test-js, fuzz-brief, lint
+test: test-deps build test-gowork-off services-start sdk-js-build test-modules test-js fuzz-brief lint ## test-deps, build, test-gowork-off, services-start, sdk-js-build, test-modules (go test -race against real Samba and S3), test-js, fuzz-brief, lint
 
 test-deps: ## Install the Debian packages the tests need, if any is missing (apt-get; root or sudo)
 	@missing=$$(for p in $(TEST_PACKAGES); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || echo $$p; done); \
@@ -92,6 +93,9 @@ test-deps: ## Install the Debian packages the tests need, if any is missing (apt
 	  $(SUDO) apt-get update -qq; \
 	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
 	fi
+
+sdk-js-build: ## Build the TypeScript SDK into sdk/js/dist (npm ci, npm run build): the cluster test runs it in Node
+	cd sdk/js && npm ci --no-audit --no-fund && npm run build
 
 test-js: build ## TypeScript SDK (sdk/js): npm ci, build, Node tests and the headless Chromium test against bin/
 	cd sdk/js && npm ci --no-audit --no-fund && CHUNKED_UPLOADER_BIN_DIR=$(BIN) npm test
@@ -112,6 +116,7 @@ test-gowork-off: ## Build and vet every module on its own (GOWORK=off), as a use
 	@$(call each-module,GOWORK=off $(GO) build -o /dev/null ./... && GOWORK=off $(GO) vet ./...)
 
 BENCH_OUT        ?= bench-results.json
+BENCH_LB_OUT     ?= bench-results-lb.json
 BENCH_DELIVERY_MB ?= 2048
 BENCH_ROUNDS     ?= 3
 
@@ -119,6 +124,7 @@ bench: build services-start ## Measure ingest, delivery (local, S3), RSS and sta
 	@svc_env=$$($(SERVICES) env); eval "$$svc_env"; \
 	cd cmd/e2e && $(GO) run ./bench -bin $(BIN) -dir $(CURDIR)/bench-work -out $(CURDIR)/$(BENCH_OUT) \
 	  -delivery-mib $(BENCH_DELIVERY_MB) -rounds $(BENCH_ROUNDS)
+	cd cmd/e2e && $(GO) run ./benchlb -bin $(BIN) -dir $(CURDIR)/bench-work -out $(CURDIR)/$(BENCH_LB_OUT)
 
 fuzz: ## Run every fuzz target for FUZZTIME (default 60s; CI runs them briefly through make test)
 	@cd host && for t in $(FUZZ_TARGETS); do \

@@ -46,6 +46,8 @@ const (
 	CodeDeliveryFailed      Code = "delivery_failed"
 	CodeBackendUnavailable  Code = "backend_unavailable"
 	CodeInsufficientStorage Code = "insufficient_storage"
+	CodeWrongNode           Code = "wrong_node"    // the upload belongs to another node
+	CodeNodeDraining        Code = "node_draining" // the node is stopping: no new uploads
 )
 
 // Error is an error a client may see: a stable code and a message safe to show. Err, if

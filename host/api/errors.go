@@ -27,6 +27,8 @@ var statusOf = map[host.Code]int{
 	host.CodeInvalidToken:        http.StatusUnauthorized,
 	host.CodeTokenExpired:        http.StatusUnauthorized,
 	host.CodeTokenMismatch:       http.StatusForbidden,
+	host.CodeWrongNode:           http.StatusMisdirectedRequest,
+	host.CodeNodeDraining:        http.StatusServiceUnavailable,
 	host.CodeRouteNotFound:       http.StatusNotFound,
 	host.CodeUploadNotFound:      http.StatusNotFound,
 	host.CodePartNotFound:        http.StatusNotFound,

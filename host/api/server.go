@@ -29,6 +29,7 @@ type Server struct {
 	cors    CORS
 	metrics *metrics.Metrics
 	router  *httprouter.Router
+	cluster cluster // cluster.go
 }
 
 // WithMetrics records request metrics in m and serves them at GET /metrics.
@@ -72,10 +73,10 @@ func New(svc *upload.Service, key *auth.APIKey, tokens *auth.Tokens, log hclog.L
 	// httprouter 1.3 cannot hold the static /upload/init beside the wildcard /upload/:id,
 	// so POST /upload/:id dispatches on the segment.
 	r.POST("/upload/:id", s.handleUploadPost)
-	r.PUT("/upload/:id/part/:n", s.handlePart)
-	r.GET("/upload/:id/status", s.withAPIKey(s.handleStatus))
-	r.POST("/upload/:id/complete", s.withAPIKey(s.handleComplete))
-	r.DELETE("/upload/:id", s.withAPIKey(s.handleCancel))
+	r.PUT("/upload/:id/part/:n", s.owned(s.handlePart))
+	r.GET("/upload/:id/status", s.owned(s.withAPIKey(s.handleStatus)))
+	r.POST("/upload/:id/complete", s.owned(s.withAPIKey(s.handleComplete)))
+	r.DELETE("/upload/:id", s.owned(s.withAPIKey(s.handleCancel)))
 	r.GET("/health", s.handleHealth)
 	if s.metrics != nil {
 		r.Handler(http.MethodGet, "/metrics", s.metrics.Handler())
@@ -153,7 +154,7 @@ func (s *Server) handleUploadPost(w http.ResponseWriter, r *http.Request, ps htt
 		s.writeError(w, r, host.Errorf(host.CodeMethodNotAllowed, "method POST is not allowed on %s (allowed: DELETE)", r.URL.Path))
 		return
 	}
-	s.withAPIKey(s.handleInit)(w, r, ps)
+	s.withAPIKey(s.accepting(s.handleInit))(w, r, ps)
 }
 
 func (s *Server) withAPIKey(h httprouter.Handle) httprouter.Handle {

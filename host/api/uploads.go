@@ -202,6 +202,7 @@ func (s *Server) handleCancel(w http.ResponseWriter, r *http.Request, ps httprou
 
 type healthResponse struct {
 	Status  string        `json:"status"`
+	Node    string        `json:"node,omitempty"` // NODE_ID
 	Storage storageHealth `json:"storage"`
 }
 
@@ -216,17 +217,18 @@ type storageHealth struct {
 const healthTimeout = 30 * time.Second
 
 func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
-	ctx, cancel := context.WithTimeout(r.Context(), healthTimeout)
-	defer cancel()
-	resp := healthResponse{Status: "ok", Storage: storageHealth{BackendType: s.svc.BackendName(), Status: "healthy"}}
+	resp := healthResponse{Status: "ok", Node: s.cluster.name, Storage: storageHealth{BackendType: s.svc.BackendName(), Status: "healthy"}}
 	status := http.StatusOK
-	if err := s.svc.Health(ctx); err != nil {
+	if err := s.backendHealth(r.Context()); err != nil {
 		status = http.StatusServiceUnavailable
 		resp.Status = "degraded"
 		resp.Storage.Status = "unavailable"
 		msg := healthMessage(err)
 		resp.Storage.Message = &msg
 		s.log.Warn("storage backend unhealthy", "error", err)
+	}
+	if s.cluster.draining.Load() {
+		status, resp.Status = http.StatusServiceUnavailable, "draining"
 	}
 	writeJSON(w, status, resp)
 }

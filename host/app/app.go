@@ -28,7 +28,8 @@ import (
 // ShutdownTimeout bounds how long in-flight requests may run after a shutdown was asked for.
 const ShutdownTimeout = 30 * time.Second
 
-// Run serves until ctx is cancelled, then shuts down gracefully: it stops accepting,
+// Run serves until ctx is cancelled, then shuts down gracefully: it drains for
+// cfg.DrainTimeout if set (new uploads refused, see api.Server.Drain), stops accepting,
 // lets requests in flight finish (up to ShutdownTimeout), stops deliveries (they resume at
 // the next start), stops the plugin and closes the database.
 func Run(ctx context.Context, cfg *config.Config, log hclog.Logger) error {
@@ -59,7 +60,7 @@ func Run(ctx context.Context, cfg *config.Config, log hclog.Logger) error {
 
 	tokens := auth.NewTokens(cfg.JWTSecret)
 	mets := metrics.New(metrics.Sources{UploadsByState: db.CountByStatus, PluginRestarts: plugins.Restarts,
-		StagedBytes: stage.Bytes, UndeliveredParts: db.UndeliveredParts})
+		StagedBytes: stage.Bytes, UndeliveredParts: db.UndeliveredParts, Node: cfg.NodeID})
 	var secret []byte // nil: no signature header
 	if cfg.WebhookSecret != "" {
 		secret = []byte(cfg.WebhookSecret)
@@ -76,7 +77,7 @@ func Run(ctx context.Context, cfg *config.Config, log hclog.Logger) error {
 		PartDeliveries: cfg.PartDeliveries, PartDeliveriesPerUpload: cfg.PartDeliveriesPerUpload,
 		MaxPartWrites: cfg.MaxPartsInFlight, MaxPartWritesPerUpload: cfg.MaxPartsInFlightPerUpload,
 		CleanupInterval: cfg.CleanupInterval, Retention: cfg.Retention, StagingReserve: cfg.StagingReserve,
-		Logger: log.Named("upload"), Notifier: hooks, Metrics: mets,
+		Logger: log.Named("upload"), Notifier: hooks, Metrics: mets, NodeID: cfg.NodeID,
 	})
 	if err := svc.Start(ctx); err != nil {
 		return err
@@ -87,15 +88,17 @@ func Run(ctx context.Context, cfg *config.Config, log hclog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", cfg.Addr(), err)
 	}
+	handler := api.New(svc, auth.NewAPIKey(cfg.APIKey), tokens, log.Named("api"),
+		api.WithCORS(api.NewCORS(cfg.CORSAllowedOrigins)), api.WithMetrics(mets),
+		api.WithNode(cfg.NodeID), api.WithHealthCache(cfg.HealthCacheTTL))
 	srv := &http.Server{
-		Handler: api.New(svc, auth.NewAPIKey(cfg.APIKey), tokens, log.Named("api"),
-			api.WithCORS(api.NewCORS(cfg.CORSAllowedOrigins)), api.WithMetrics(mets)),
+		Handler:           handler,
 		ReadHeaderTimeout: 30 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    api.ServerMaxHeaderBytes,
 		ErrorLog:          log.StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true}),
 	}
-	log.Info("listening", "addr", ln.Addr().String(), "backend", cfg.StorageBackend,
+	log.Info("listening", "addr", ln.Addr().String(), "node", cfg.NodeID, "backend", cfg.StorageBackend,
 		"chunk_size", cfg.ChunkSize, "staging", cfg.TempStoragePath, "database", cfg.DatabasePath)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
@@ -103,6 +106,18 @@ func Run(ctx context.Context, cfg *config.Config, log hclog.Logger) error {
 	case err := <-errc:
 		return fmt.Errorf("serve: %w", err)
 	case <-ctx.Done():
+	}
+	if cfg.DrainTimeout > 0 {
+		// Behind a load balancer: refuse new uploads (init, /health answer 503) while the
+		// uploads here go on, until the balancer has noticed.
+		log.Info("draining: new uploads are refused, the uploads here are still served", "for", cfg.DrainTimeout.String())
+		handler.Drain()
+		srv.SetKeepAlivesEnabled(false)
+		select {
+		case <-time.After(cfg.DrainTimeout):
+		case err := <-errc:
+			return fmt.Errorf("serve: %w", err)
+		}
 	}
 	log.Info("shutting down: finishing requests in flight", "timeout", ShutdownTimeout.String())
 	sctx, cancel := context.WithTimeout(context.Background(), ShutdownTimeout)

@@ -58,6 +58,14 @@ type Config struct {
 	Retention      time.Duration // records of complete/expired uploads are kept this long
 	StagingReserve int64         // bytes init leaves free on the staging disk
 
+	// NodeID names this node in the ids of the uploads it creates, for a load balancer in
+	// front of several nodes ("" for a single server). DrainTimeout is how long a node asked
+	// to stop keeps serving its uploads while it refuses new ones; HealthCacheTTL is how long
+	// a /health answer is reused. See cluster.go.
+	NodeID         string
+	DrainTimeout   time.Duration
+	HealthCacheTTL time.Duration
+
 	CompleteWait            time.Duration
 	MaxConcurrentFinalizing int
 	// PartDeliveries and PartDeliveriesPerUpload bound the parts sent to the backend in
@@ -233,6 +241,8 @@ func Load(environ []string, envFile, exeDir string) (*Config, error) {
 	default:
 		bad("LOG_LEVEL must be one of trace, debug, info, warn, error; got %q", c.LogLevel)
 	}
+
+	loadCluster(c, get, bad)
 
 	c.PluginSettings = pluginSettings(c.StorageBackend, env)
 	if c.StorageBackend == "local" {

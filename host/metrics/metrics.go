@@ -41,12 +41,20 @@ type Sources struct {
 	// to clients that the backend does not hold yet (part-wise uploads).
 	StagedBytes      func() (int64, error)
 	UndeliveredParts func(ctx context.Context) (int, error)
+
+	// Node, when set, is a constant label node="<Node>" on every metric (NODE_ID), so that the
+	// series of several nodes behind one load balancer stay apart once collected.
+	Node string
 }
 
 // New registers the metrics (plus Go runtime and process metrics) in a registry of its own.
 func New(src Sources) *Metrics {
 	m := &Metrics{reg: prometheus.NewRegistry()}
-	f := func(c prometheus.Collector) { m.reg.MustRegister(c) }
+	var reg prometheus.Registerer = m.reg
+	if src.Node != "" {
+		reg = prometheus.WrapRegistererWith(prometheus.Labels{"node": src.Node}, m.reg)
+	}
+	f := func(c prometheus.Collector) { reg.MustRegister(c) }
 	m.bytesReceived = prometheus.NewCounter(prometheus.CounterOpts{Namespace: namespace,
 		Name: "bytes_received_total", Help: "Bytes of parts stored (acknowledged)."})
 	m.partDuration = prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: namespace,
@@ -79,7 +87,7 @@ func New(src Sources) *Metrics {
 		f(&uploadsCollector{count: src.UploadsByState, desc: prometheus.NewDesc(namespace+"_uploads",
 			"Upload records by status.", []string{"status"}, nil)})
 	}
-	m.registerParts(src)
+	m.registerParts(reg, src)
 	// Pre-create the label values so that they show as 0 before the first event.
 	for _, r := range []string{"ok", "failed"} {
 		m.deliveries.WithLabelValues(r)

@@ -14,16 +14,16 @@ type partMetrics struct {
 	errors         prometheus.Counter
 }
 
-func (m *Metrics) registerParts(src Sources) {
+func (m *Metrics) registerParts(reg prometheus.Registerer, src Sources) {
 	m.parts.delivered = prometheus.NewCounter(prometheus.CounterOpts{Namespace: namespace,
 		Name: "parts_delivered_total", Help: "Parts delivered to the storage backend in the background (part-wise uploads)."})
 	m.parts.deliveredBytes = prometheus.NewCounter(prometheus.CounterOpts{Namespace: namespace,
 		Name: "part_bytes_delivered_total", Help: "Bytes of parts delivered to the storage backend in the background."})
 	m.parts.errors = prometheus.NewCounter(prometheus.CounterOpts{Namespace: namespace,
 		Name: "background_delivery_errors_total", Help: "Failed background tasks of part-wise delivery (each is retried)."})
-	m.reg.MustRegister(m.parts.delivered, m.parts.deliveredBytes, m.parts.errors)
+	reg.MustRegister(m.parts.delivered, m.parts.deliveredBytes, m.parts.errors)
 	if src.StagedBytes != nil {
-		m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: namespace, Name: "staging_bytes",
+		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: namespace, Name: "staging_bytes",
 			Help: "Bytes held in staging: parts not yet delivered, or delivered out of order, and writes in flight."},
 			func() float64 {
 				n, err := src.StagedBytes()
@@ -34,7 +34,7 @@ func (m *Metrics) registerParts(src Sources) {
 			}))
 	}
 	if src.UndeliveredParts != nil {
-		m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: namespace, Name: "parts_undelivered",
+		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: namespace, Name: "parts_undelivered",
 			Help: "Parts acknowledged to clients that the storage backend does not hold yet (part-wise uploads)."},
 			func() float64 {
 				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

@@ -93,7 +93,7 @@ func (s *Service) Init(ctx context.Context, req InitRequest) (*Created, error) {
 	}
 	now := s.now().UTC().Truncate(1e9)
 	u := &host.Upload{
-		ID: newID(), Filename: name, Path: path,
+		ID: s.newID(), Filename: name, Path: path,
 		TotalSize: req.TotalSize, ChunkSize: s.opt.ChunkSize,
 		TotalParts:     int(host.PartCount(req.TotalSize, s.opt.ChunkSize)),
 		Status:         host.StatusPending,

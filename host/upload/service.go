@@ -5,7 +5,6 @@ package upload
 
 import (
 	"context"
-	"crypto/rand"
 	"fmt"
 	"hash/fnv"
 	"io"
@@ -17,6 +16,7 @@ import (
 	"github.com/chunked-uploader/chunked-uploader/host"
 	"github.com/chunked-uploader/chunked-uploader/host/auth"
 	"github.com/chunked-uploader/chunked-uploader/host/metrics"
+	"github.com/chunked-uploader/chunked-uploader/host/node"
 	"github.com/chunked-uploader/chunked-uploader/host/sqlite"
 	"github.com/chunked-uploader/chunked-uploader/host/staging"
 	"github.com/chunked-uploader/chunked-uploader/sdk"
@@ -66,6 +66,9 @@ type Options struct {
 	Logger         hclog.Logger
 	Metrics        *metrics.Metrics // optional
 	Notifier       Notifier
+
+	// NodeID is written into the ids of new uploads (package node); "" for a single server.
+	NodeID string
 }
 
 // Service implements the upload life cycle. It is safe for concurrent use.
@@ -172,16 +175,8 @@ func safeID(id string) string {
 	return fmt.Sprintf("%q", id)[1 : len(fmt.Sprintf("%q", id))-1]
 }
 
-// newID returns a random UUID v4.
-func newID() string {
-	var b [16]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		panic(err) // crypto/rand does not fail on supported platforms
-	}
-	b[6] = b[6]&0x0f | 0x40
-	b[8] = b[8]&0x3f | 0x80
-	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
-}
+// newID returns a new upload id: a random UUID v4 that names this node (package node).
+func (s *Service) newID() string { return node.NewID(s.opt.NodeID) }
 
 // Start recovers from an unclean stop and starts the cleanup loop: temporaries of part
 // writes that were in flight are removed, and deliveries that were running are started

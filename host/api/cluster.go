@@ -1,0 +1,164 @@
+package api
+
+import (
+	"context"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/julienschmidt/httprouter"
+
+	"github.com/chunked-uploader/chunked-uploader/host"
+	"github.com/chunked-uploader/chunked-uploader/host/node"
+)
+
+// A node behind a load balancer (docs/deploy.md, "Scaling out"): every upload lives on the
+// node that created it and its id names that node (package node), so the balancer routes
+// on the URL path. The server's part of that contract is here: a request about an upload
+// of another node is refused with 421 and the owner's name, a node that is stopping takes
+// no new uploads, and /health is cheap enough to be polled by every balancer.
+
+// WithNode makes the server the node name: the upload service must create ids with the same
+// name. Requests about uploads that name another node answer 421 wrong_node, and init
+// answers 503 backend_unavailable while the storage backend is unhealthy, so that a
+// balancer without active health checks (nginx) moves on to another node.
+func WithNode(name string) Option { return func(s *Server) { s.cluster.name = name } }
+
+// WithHealthCache makes /health (and the check of init on a node) reuse the result of a
+// storage backend check for ttl; concurrent requests share one check. 0 checks every time.
+func WithHealthCache(ttl time.Duration) Option {
+	return func(s *Server) { s.cluster.health.ttl = ttl }
+}
+
+// cluster is the server's state as a node.
+type cluster struct {
+	name     string // "" for a single server
+	draining atomic.Bool
+	health   healthCache
+}
+
+// Drain tells the server that it is stopping: from now on init answers 503 node_draining
+// with Retry-After, and /health 503 with status "draining", so that load balancers send new
+// uploads to other nodes; every other route keeps serving the uploads already here. It
+// cannot be undone.
+func (s *Server) Drain() { s.cluster.draining.Store(true) }
+
+// owned serves h only if the upload of the path's id is this node's: an id that names
+// another node answers 421 wrong_node. Without a node name everything is served as by a
+// single server.
+func (s *Server) owned(h httprouter.Handle) httprouter.Handle {
+	return func(w http.ResponseWriter, r *http.Request, ps httprouter.Params) {
+		id := ps.ByName("id")
+		owner, ok := node.Owner(id)
+		if s.cluster.name == "" || !ok || owner == s.cluster.name {
+			h(w, r, ps)
+			return
+		}
+		// A random id (made before NODE_ID was set) names a node by chance about once in
+		// 110,000: such an upload is served where it is.
+		if _, err := s.svc.Status(r.Context(), id, false); err == nil {
+			h(w, r, ps)
+			return
+		}
+		if r.ContentLength != 0 {
+			w.Header().Set("Connection", "close") // the body is not read
+		}
+		s.log.Warn("request for an upload of another node: check the load balancer's routing",
+			"request_id", requestID(r), "method", r.Method, "path", r.URL.Path, "owner", owner)
+		writeJSON(w, http.StatusMisdirectedRequest, wrongNodeBody{
+			Error: "upload " + id + " belongs to node " + owner + ", and this is node " + s.cluster.name +
+				": every request about an upload must go to the node named in its file_id (see docs/deploy.md, Scaling out)",
+			Code: host.CodeWrongNode, Status: http.StatusMisdirectedRequest, OwnerNode: owner, Node: s.cluster.name,
+		})
+	}
+}
+
+// wrongNodeBody is the error body of 421: the usual fields plus the nodes.
+type wrongNodeBody struct {
+	Error     string    `json:"error"`
+	Code      host.Code `json:"code"`
+	Status    int       `json:"status"`
+	OwnerNode string    `json:"owner_node"` // the node that holds the upload
+	Node      string    `json:"node"`       // the node that answered
+}
+
+// accepting serves h (init) unless the node is draining or, on a node, its backend is
+// unhealthy: a balancer then sends the request to another node.
+func (s *Server) accepting(h httprouter.Handle) httprouter.Handle {
+	return func(w http.ResponseWriter, r *http.Request, ps httprouter.Params) {
+		if s.cluster.draining.Load() {
+			w.Header().Set("Retry-After", "1")
+			s.writeError(w, r, host.Errorf(host.CodeNodeDraining,
+				"this server is shutting down and takes no new uploads; send init again (a load balancer sends it to another node)"))
+			return
+		}
+		if s.cluster.name != "" {
+			if err := s.backendHealth(r.Context()); err != nil {
+				w.Header().Set("Retry-After", "5")
+				s.writeError(w, r, host.Wrap(err, host.CodeBackendUnavailable, healthMessage(err)))
+				return
+			}
+		}
+		h(w, r, ps)
+	}
+}
+
+// backendHealth checks the storage backend through the cache.
+func (s *Server) backendHealth(ctx context.Context) error {
+	return s.cluster.health.check(ctx, s.svc.Health)
+}
+
+// healthCache shares backend checks: a result is reused for ttl after it was taken, and
+// callers that come while a check runs wait for it.
+type healthCache struct {
+	ttl time.Duration
+
+	mu      sync.Mutex
+	at      time.Time // when err was taken; zero: never
+	err     error
+	running chan struct{} // closed when the check in progress ends; nil: none
+}
+
+// check returns the result of f, taken now or less than ttl ago. The check runs with a
+// context of its own (bounded by healthTimeout), so that a caller going away does not fail
+// it for the others; a caller stops waiting when its ctx ends.
+func (c *healthCache) check(ctx context.Context, f func(context.Context) error) error {
+	if c.ttl <= 0 {
+		ctx, cancel := context.WithTimeout(ctx, healthTimeout)
+		defer cancel()
+		return f(ctx)
+	}
+	c.mu.Lock()
+	for {
+		if !c.at.IsZero() && time.Since(c.at) < c.ttl {
+			err := c.err
+			c.mu.Unlock()
+			return err
+		}
+		if c.running == nil {
+			break
+		}
+		running := c.running
+		c.mu.Unlock()
+		select {
+		case <-running:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		c.mu.Lock()
+	}
+	done := make(chan struct{})
+	c.running = done
+	c.mu.Unlock()
+
+	fctx, cancel := context.WithTimeout(context.Background(), healthTimeout)
+	err := f(fctx)
+	cancel()
+
+	c.mu.Lock()
+	c.at, c.err, c.running = time.Now(), err, nil
+	c.mu.Unlock()
+	close(done)
+	return err
+}
