@@ -1,0 +1,650 @@
+package smbstore
+
+import (
+	"bytes"
+	"context"
+	crand "crypto/rand"
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"math/rand/v2"
+	"os"
+	"path"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"testing/iotest"
+
+	"github.com/hirochachacha/go-smb2"
+
+	"github.com/chunked-uploader/chunked-uploader/sdk"
+)
+
+// partObject is the content of a part-wise object and how it is cut.
+type partObject struct {
+	key      string
+	data     []byte
+	partSize int64
+}
+
+func newPartObject(key string, size, partSize int64) partObject {
+	b := make([]byte, size)
+	_, _ = crand.Read(b)
+	return partObject{key: key, data: b, partSize: partSize}
+}
+
+func (o partObject) parts() int { return int((int64(len(o.data)) + o.partSize - 1) / o.partSize) }
+
+func (o partObject) spec() sdk.ObjectSpec {
+	return sdk.ObjectSpec{Size: int64(len(o.data)), PartSize: o.partSize, PartCount: o.parts()}
+}
+
+func (o partObject) part(n int) []byte {
+	off := int64(n) * o.partSize
+	return o.data[off:min(off+o.partSize, int64(len(o.data)))]
+}
+
+func (o partObject) info(n int) sdk.PartInfo {
+	sum := sha256.Sum256(o.part(n))
+	return sdk.PartInfo{Number: n, Size: int64(len(o.part(n))), SHA256: sum[:]}
+}
+
+func (o partObject) sum() []byte {
+	s := sha256.Sum256(o.data)
+	return s[:]
+}
+
+// partEnv is a store under test in a directory of its own on the test share, and the
+// test's own session to look at that directory.
+type partEnv struct {
+	srv server
+	fs  *smb2.Share
+	dir string
+	st  *Store
+}
+
+func newPartEnv(t *testing.T) *partEnv {
+	t.Helper()
+	srv := testServer(t)
+	fs := srv.mount(t)
+	dir := srv.newDir(t, fs)
+	return &partEnv{srv: srv, fs: fs, dir: dir, st: openStore(t, srv.settings(dir))}
+}
+
+// reopen returns a new Store on the same directory, as a restarted plugin gets.
+func (e *partEnv) reopen(t *testing.T) *Store { return openStore(t, e.srv.settings(e.dir)) }
+
+// files returns the files (not directories) in the store's directory, relative, sorted.
+func (e *partEnv) files(t *testing.T) []string {
+	t.Helper()
+	var names []string
+	var visit func(rel string)
+	visit = func(rel string) {
+		infos, err := e.fs.ReadDir(path.Join(e.dir, rel))
+		if errors.Is(err, os.ErrNotExist) && rel == "" {
+			return
+		}
+		if err != nil {
+			t.Fatalf("ReadDir %s: %v", path.Join(e.dir, rel), err)
+		}
+		for _, fi := range infos {
+			name := strings.TrimPrefix(path.Join(rel, fi.Name()), "/")
+			if fi.IsDir() {
+				visit(name)
+			} else {
+				names = append(names, name)
+			}
+		}
+	}
+	visit("")
+	slices.Sort(names)
+	return names
+}
+
+func (e *partEnv) begin(t *testing.T, st *Store, o partObject) []byte {
+	t.Helper()
+	h, err := st.BeginObject(t.Context(), o.key, o.spec())
+	if err != nil {
+		t.Fatalf("BeginObject(%s): %v", o.key, err)
+	}
+	return h
+}
+
+func putOne(t *testing.T, st *Store, h []byte, o partObject, n int) []byte {
+	t.Helper()
+	r, err := st.PutPart(t.Context(), h, o.info(n), bytes.NewReader(o.part(n)))
+	if err != nil {
+		t.Fatalf("PutPart(%d): %v", n, err)
+	}
+	return r
+}
+
+// putAll stores every part, in random order, four at a time, and returns the receipts.
+func putAll(t *testing.T, st *Store, h []byte, o partObject) [][]byte {
+	t.Helper()
+	receipts := make([][]byte, o.parts())
+	sem := make(chan struct{}, 4)
+	var wg sync.WaitGroup
+	for _, n := range rand.Perm(o.parts()) {
+		wg.Go(func() {
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			r, err := st.PutPart(t.Context(), h, o.info(n), bytes.NewReader(o.part(n)))
+			if err != nil {
+				t.Errorf("PutPart(%d): %v", n, err)
+			}
+			receipts[n] = r
+		})
+	}
+	wg.Wait()
+	if t.Failed() {
+		t.FailNow()
+	}
+	return receipts
+}
+
+// committed checks that o is stored whole under its key.
+func (e *partEnv) committed(t *testing.T, obj sdk.Object, o partObject) {
+	t.Helper()
+	if obj.Key != o.key || obj.Size != int64(len(o.data)) || !bytes.Equal(obj.SHA256, o.sum()) || obj.Location != e.st.cfg.location(o.key) {
+		t.Errorf("object = %+v, want key %s, %d bytes, sha256 %x", obj, o.key, len(o.data), o.sum())
+	}
+	got, err := e.fs.ReadFile(path.Join(e.dir, o.key))
+	if err != nil || !bytes.Equal(got, o.data) {
+		t.Fatalf("stored file: %d bytes, %v; want the object's %d bytes", len(got), err, len(o.data))
+	}
+}
+
+func (e *partEnv) invisible(t *testing.T, key string) {
+	t.Helper()
+	if _, err := e.st.Stat(t.Context(), key); !errors.Is(err, sdk.ErrNotFound) {
+		t.Errorf("Stat(%s) = %v, want ErrNotFound: the object must not be visible", key, err)
+	}
+}
+
+func TestPartsCommit(t *testing.T) {
+	tests := map[string]partObject{
+		"MiB parts":       newPartObject("dir/sub/mib.bin", 5<<20+5, 1<<20),
+		"large parts":     newPartObject("large.bin", 9<<20, 4<<20+1),
+		"unaligned parts": newPartObject("files/odd.bin", 1_000_003, 300_001),
+		"one part":        newPartObject("files/one.bin", 4096, 1<<20),
+		"empty":           {key: "files/empty.bin", data: []byte{}, partSize: 1 << 20},
+	}
+	for name, o := range tests {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			e := newPartEnv(t)
+			h := e.begin(t, e.st, o)
+			receipts := putAll(t, e.st, h, o)
+			e.invisible(t, o.key)
+			obj, err := e.st.CommitObject(t.Context(), h, receipts, o.sum())
+			if err != nil {
+				t.Fatalf("CommitObject: %v", err)
+			}
+			e.committed(t, obj, o)
+			if got := e.files(t); !slices.Equal(got, []string{o.key}) {
+				t.Errorf("files after commit: %v, want only %s", got, o.key)
+			}
+			again, err := e.st.CommitObject(t.Context(), h, receipts, o.sum())
+			if err != nil || again.Size != obj.Size || again.Location != obj.Location {
+				t.Errorf("second CommitObject = %+v, %v; want %+v", again, err, obj)
+			}
+			if o.parts() > 0 {
+				if _, err := e.st.PutPart(t.Context(), h, o.info(0), bytes.NewReader(o.part(0))); !errors.Is(err, sdk.ErrNotFound) {
+					t.Errorf("PutPart after commit = %v, want ErrNotFound", err)
+				}
+			}
+			if err := e.st.AbortObject(t.Context(), o.key, h); err != nil {
+				t.Errorf("AbortObject after commit: %v", err)
+			}
+			e.committed(t, obj, o)
+		})
+	}
+}
+
+// A commit replaces an existing file under the key, as Put does.
+func TestPartsCommitReplaces(t *testing.T) {
+	e := newPartEnv(t)
+	o := newPartObject("k/obj", 2<<20, 1<<20)
+	if _, err := e.st.Put(t.Context(), o.key, strings.NewReader("old"), 3); err != nil {
+		t.Fatal(err)
+	}
+	h := e.begin(t, e.st, o)
+	obj, err := e.st.CommitObject(t.Context(), h, putAll(t, e.st, h, o), o.sum())
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.committed(t, obj, o)
+	if got := e.files(t); !slices.Equal(got, []string{o.key}) {
+		t.Errorf("files: %v, want only %s", got, o.key)
+	}
+}
+
+var errBoom = errors.New("boom")
+
+// cancelAfter cancels its context once n bytes were read.
+type cancelAfter struct {
+	r      io.Reader
+	n      int
+	cancel context.CancelFunc
+}
+
+func (c *cancelAfter) Read(p []byte) (int, error) {
+	if c.n <= 0 {
+		c.cancel()
+	}
+	m, err := c.r.Read(p[:min(len(p), max(c.n, 1))])
+	c.n -= m
+	return m, err
+}
+
+// A failed write of a part that was stored before leaves it absent: a commit with its
+// earlier receipt fails and makes nothing visible, and the part can be sent again.
+func TestPartsFailedRewrite(t *testing.T) {
+	tests := map[string]struct {
+		reader func(o partObject, cancel context.CancelFunc) io.Reader
+		size   int64 // declared size; 0: the part's
+		want   error
+	}{
+		"wrong bytes": {
+			reader: func(o partObject, _ context.CancelFunc) io.Reader {
+				b := bytes.Clone(o.part(1))
+				b[len(b)-1] ^= 1
+				return bytes.NewReader(b)
+			},
+			want: sdk.ErrDigestMismatch,
+		},
+		"wrong size": {
+			reader: func(o partObject, _ context.CancelFunc) io.Reader { return bytes.NewReader(o.part(1)[1:]) },
+			size:   1<<20 - 1,
+			want:   sdk.ErrSizeMismatch,
+		},
+		"cut stream": {
+			reader: func(o partObject, _ context.CancelFunc) io.Reader { return bytes.NewReader(o.part(1)[:700_000]) },
+			want:   sdk.ErrSizeMismatch,
+		},
+		"stream error": {
+			reader: func(o partObject, _ context.CancelFunc) io.Reader {
+				return io.MultiReader(bytes.NewReader(o.part(1)[:5000]), iotest.ErrReader(errBoom))
+			},
+			want: errBoom,
+		},
+		"cancelled": {
+			reader: func(o partObject, cancel context.CancelFunc) io.Reader {
+				return &cancelAfter{r: bytes.NewReader(o.part(1)), n: 300_000, cancel: cancel}
+			},
+			want: context.Canceled,
+		},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			e := newPartEnv(t)
+			o := newPartObject("dir/obj.bin", 3<<20, 1<<20)
+			h := e.begin(t, e.st, o)
+			receipts := putAll(t, e.st, h, o)
+			ctx, cancel := context.WithCancel(t.Context())
+			defer cancel()
+			info := o.info(1)
+			if tc.size != 0 {
+				info.Size = tc.size
+			}
+			if r, err := e.st.PutPart(ctx, h, info, tc.reader(o, cancel)); !errors.Is(err, tc.want) {
+				t.Fatalf("PutPart = %x, %v; want an error wrapping %v", r, err, tc.want)
+			}
+			if _, err := e.st.CommitObject(t.Context(), h, receipts, o.sum()); !errors.Is(err, sdk.ErrStaleReceipt) {
+				t.Fatalf("CommitObject with the earlier receipt = %v, want ErrStaleReceipt", err)
+			}
+			e.invisible(t, o.key)
+			receipts[1] = putOne(t, e.st, h, o, 1)
+			obj, err := e.st.CommitObject(t.Context(), h, receipts, o.sum())
+			if err != nil {
+				t.Fatalf("CommitObject after sending part 1 again: %v", err)
+			}
+			e.committed(t, obj, o)
+		})
+	}
+}
+
+func TestPartsStaleAndMissing(t *testing.T) {
+	e := newPartEnv(t)
+	o := newPartObject("dir/obj.bin", 4<<20, 1<<20)
+	h := e.begin(t, e.st, o)
+	receipts := putAll(t, e.st, h, o)
+	if resent := putOne(t, e.st, h, o, 3); bytes.Equal(resent, receipts[3]) {
+		t.Fatal("a re-sent part got its earlier receipt")
+	}
+	missing := slices.Clone(receipts)
+	missing[2] = nil
+	for name, rs := range map[string][][]byte{"stale receipt": receipts, "missing receipt": missing, "too few": receipts[:3]} {
+		if _, err := e.st.CommitObject(t.Context(), h, rs, o.sum()); !errors.Is(err, sdk.ErrStaleReceipt) {
+			t.Errorf("%s: CommitObject = %v, want ErrStaleReceipt", name, err)
+		}
+		e.invisible(t, o.key)
+	}
+	o2 := newPartObject("dir/two.bin", 3<<20, 1<<20)
+	h2 := e.begin(t, e.st, o2)
+	r2 := [][]byte{putOne(t, e.st, h2, o2, 0), putOne(t, e.st, h2, o2, 2), putOne(t, e.st, h2, o2, 2)}
+	if _, err := e.st.CommitObject(t.Context(), h2, r2, o2.sum()); !errors.Is(err, sdk.ErrStaleReceipt) {
+		t.Errorf("CommitObject with part 1 never sent = %v, want ErrStaleReceipt", err)
+	}
+	e.invisible(t, o2.key)
+	if err := e.st.AbortObject(t.Context(), o.key, h); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.st.AbortObject(t.Context(), o2.key, h2); err != nil {
+		t.Fatal(err)
+	}
+	if got := e.files(t); len(got) != 0 {
+		t.Errorf("files after abort: %v, want none", got)
+	}
+	if _, err := e.st.PutPart(t.Context(), h, o.info(0), bytes.NewReader(o.part(0))); !errors.Is(err, sdk.ErrNotFound) {
+		t.Errorf("PutPart after abort = %v, want ErrNotFound", err)
+	}
+	if _, err := e.st.CommitObject(t.Context(), h, receipts, o.sum()); !errors.Is(err, sdk.ErrNotFound) {
+		t.Errorf("CommitObject after abort = %v, want ErrNotFound", err)
+	}
+	if err := e.st.AbortObject(t.Context(), o.key, h); err != nil {
+		t.Errorf("second AbortObject: %v", err)
+	}
+}
+
+// Two writes of the same part at once, with different bytes: one of them is stored, whole,
+// and only its receipt commits.
+func TestPartsSamePartConcurrently(t *testing.T) {
+	e := newPartEnv(t)
+	a := newPartObject("dir/obj.bin", 4<<20, 2<<20)
+	b := partObject{key: a.key, data: bytes.Clone(a.data), partSize: a.partSize}
+	_, _ = crand.Read(b.data[:b.partSize])
+	h := e.begin(t, e.st, a)
+	last := putOne(t, e.st, h, a, 1)
+	var ra, rb []byte
+	var wg sync.WaitGroup
+	for range 2 {
+		wg.Go(func() { ra = putOne(t, e.st, h, a, 0) })
+		wg.Go(func() { rb = putOne(t, e.st, h, b, 0) })
+		wg.Wait()
+	}
+	obj, err := e.st.CommitObject(t.Context(), h, [][]byte{ra, last}, a.sum())
+	want := a
+	if errors.Is(err, sdk.ErrStaleReceipt) {
+		e.invisible(t, a.key)
+		obj, err = e.st.CommitObject(t.Context(), h, [][]byte{rb, last}, b.sum())
+		want = b
+	}
+	if err != nil {
+		t.Fatalf("CommitObject with the receipt of the last writer: %v", err)
+	}
+	e.committed(t, obj, want)
+}
+
+// A handle keeps working in a new Store, as after a plugin restart, and across a broken
+// connection.
+func TestPartsRestartAndReconnect(t *testing.T) {
+	e := newPartEnv(t)
+	o := newPartObject("files/restart.bin", 5<<20+1, 1<<20)
+	h := e.begin(t, e.st, o)
+	receipts := make([][]byte, o.parts())
+	receipts[0] = putOne(t, e.st, h, o, 0)
+	receipts[4] = putOne(t, e.st, h, o, 4)
+
+	st2 := e.reopen(t)
+	receipts[1] = putOne(t, st2, h, o, 1)
+	st2.mu.Lock()
+	_ = st2.cur.conn.Close() // the connection breaks between two parts
+	st2.mu.Unlock()
+	for _, n := range []int{5, 2, 3} {
+		receipts[n] = putOne(t, st2, h, o, n)
+	}
+	resent := putOne(t, st2, h, o, 0)
+	if _, err := st2.CommitObject(t.Context(), h, receipts, o.sum()); !errors.Is(err, sdk.ErrStaleReceipt) {
+		t.Errorf("CommitObject with a receipt the new process replaced = %v, want ErrStaleReceipt", err)
+	}
+	receipts[0] = resent
+	obj, err := st2.CommitObject(t.Context(), h, receipts, o.sum())
+	if err != nil {
+		t.Fatalf("CommitObject in the new process: %v", err)
+	}
+	e.committed(t, obj, o)
+
+	o2 := newPartObject("files/abort.bin", 2<<20, 1<<20)
+	h2 := e.begin(t, st2, o2)
+	putOne(t, st2, h2, o2, 1)
+	if err := e.reopen(t).AbortObject(t.Context(), o2.key, h2); err != nil {
+		t.Fatal(err)
+	}
+	if got := e.files(t); !slices.Equal(got, []string{o.key}) {
+		t.Errorf("files: %v, want only %s", got, o.key)
+	}
+}
+
+// A commit interrupted after the rename (the journal was left) is finished by a retry.
+func TestPartsInterruptedCommit(t *testing.T) {
+	e := newPartEnv(t)
+	o := newPartObject("d/obj.bin", 2<<20, 1<<20)
+	h := e.begin(t, e.st, o)
+	receipts := putAll(t, e.st, h, o)
+	var data string
+	for _, f := range e.files(t) {
+		if strings.HasSuffix(f, ".partial") {
+			data = f
+		}
+	}
+	if err := e.fs.Rename(path.Join(e.dir, data), path.Join(e.dir, o.key)); err != nil {
+		t.Fatal(err)
+	}
+	obj, err := e.reopen(t).CommitObject(t.Context(), h, receipts, o.sum())
+	if err != nil {
+		t.Fatalf("CommitObject after an interrupted commit: %v", err)
+	}
+	e.committed(t, obj, o)
+	if got := e.files(t); !slices.Equal(got, []string{o.key}) {
+		t.Errorf("files: %v, want only %s (the journal removed)", got, o.key)
+	}
+}
+
+// AbortObject without a handle, and BeginObject, remove the unfinished objects of their key,
+// and only those.
+func TestPartsLeftovers(t *testing.T) {
+	e := newPartEnv(t)
+	lost := newPartObject("dir/obj[1].bin", 2<<20, 1<<20) // "[" is a pattern character of Glob
+	h1 := e.begin(t, e.st, lost)
+	putOne(t, e.st, h1, lost, 0)
+	h2 := e.begin(t, e.st, lost)
+	if _, err := e.st.PutPart(t.Context(), h1, lost.info(1), bytes.NewReader(lost.part(1))); !errors.Is(err, sdk.ErrNotFound) {
+		t.Errorf("PutPart with the handle BeginObject replaced = %v, want ErrNotFound", err)
+	}
+	putOne(t, e.st, h2, lost, 1)
+
+	other := newPartObject("dir/obj[1].bin2", 2<<20, 1<<20)
+	hOther := e.begin(t, e.st, other)
+	rOther := putAll(t, e.st, hOther, other)
+	alike := newPartObject("dir/obj_1_.bin", 10, 10) // what "?" in the pattern also matches
+	hAlike := e.begin(t, e.st, alike)
+	if _, err := e.st.Put(t.Context(), lost.key, strings.NewReader("committed"), 9); err != nil {
+		t.Fatal(err)
+	}
+	before := e.files(t)
+
+	st2 := e.reopen(t)
+	if err := st2.AbortObject(t.Context(), lost.key, nil); err != nil {
+		t.Fatalf("AbortObject(key, nil): %v", err)
+	}
+	var want []string
+	for _, f := range before {
+		if !strings.HasPrefix(f, "dir/.obj[1].bin.") {
+			want = append(want, f)
+		}
+	}
+	if got := e.files(t); !slices.Equal(got, want) || len(want) != len(before)-2 {
+		t.Errorf("files after AbortObject(key, nil):\n%v\nwant\n%v", got, want)
+	}
+	if err := st2.AbortObject(t.Context(), "nothing/here.bin", nil); err != nil {
+		t.Errorf("AbortObject(key, nil) with nothing there: %v", err)
+	}
+	obj, err := st2.CommitObject(t.Context(), hOther, rOther, other.sum())
+	if err != nil {
+		t.Fatalf("committing the neighbour: %v", err)
+	}
+	e.committed(t, obj, other)
+	if err := st2.AbortObject(t.Context(), alike.key, hAlike); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := e.fs.ReadFile(path.Join(e.dir, lost.key)); err != nil || string(got) != "committed" {
+		t.Errorf("the object stored under the aborted key: %q, %v", got, err)
+	}
+}
+
+// The same at the top of the share, where the object's directory is the share's root.
+func TestPartsLeftoversAtShareRoot(t *testing.T) {
+	srv := testServer(t)
+	fs := srv.mount(t)
+	st := openStore(t, srv.settings(""))
+	var rnd [6]byte
+	_, _ = crand.Read(rnd[:])
+	o := newPartObject(fmt.Sprintf("cu-test-%x.bin", rnd), 10, 10) // a unique top-level name
+	h, err := st.BeginObject(t.Context(), o.key, o.spec())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = st.AbortObject(context.Background(), o.key, h) })
+	ours := func() []string {
+		infos, err := fs.ReadDir("")
+		if err != nil {
+			t.Fatalf("ReadDir of the share's root: %v", err)
+		}
+		var names []string
+		for _, fi := range infos {
+			if strings.HasPrefix(fi.Name(), "."+o.key+".") {
+				names = append(names, fi.Name())
+			}
+		}
+		return names
+	}
+	if names := ours(); len(names) != 2 {
+		t.Fatalf("files of the unfinished object at the share's root: %v; want 2", names)
+	}
+	if err := openStore(t, srv.settings("")).AbortObject(t.Context(), o.key, nil); err != nil {
+		t.Fatalf("AbortObject(key, nil): %v", err)
+	}
+	if names := ours(); len(names) != 0 {
+		t.Errorf("after AbortObject(key, nil): %v; want nothing", names)
+	}
+}
+
+// An abort cancels the parts of its handle being written, and leaves nothing.
+func TestPartsAbortCancelsWrites(t *testing.T) {
+	e := newPartEnv(t)
+	o := newPartObject("a/obj.bin", 4<<20, 2<<20)
+	h := e.begin(t, e.st, o)
+	pr, pw := io.Pipe()
+	done := make(chan error, 1)
+	go func() {
+		_, err := e.st.PutPart(t.Context(), h, o.info(0), pr)
+		done <- err
+	}()
+	if _, err := pw.Write(o.part(0)[:1000]); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		for {
+			if _, err := pw.Write(o.part(0)[1000:2000]); err != nil {
+				return
+			}
+		}
+	}()
+	if err := e.st.AbortObject(t.Context(), o.key, h); err != nil {
+		t.Fatalf("AbortObject: %v", err)
+	}
+	pw.CloseWithError(errBoom)
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Errorf("the PutPart an abort interrupted = %v, want context.Canceled", err)
+	}
+	if got := e.files(t); len(got) != 0 {
+		t.Errorf("files after abort: %v", got)
+	}
+}
+
+// forgeHandle encodes a handle in partfile's format with any key: a hostile or broken host.
+func forgeHandle(key string, size, partSize int64, parts uint32) []byte {
+	b := []byte{1, 1, 2, 3, 4, 5, 6, 7, 8}
+	b = binary.BigEndian.AppendUint64(b, uint64(size))
+	b = binary.BigEndian.AppendUint64(b, uint64(partSize))
+	b = binary.BigEndian.AppendUint32(b, parts)
+	b = binary.BigEndian.AppendUint16(b, uint16(len(key)))
+	b = append(b, key...)
+	return binary.BigEndian.AppendUint32(b, crc32.Checksum(b, crc32.MakeTable(crc32.Castagnoli)))
+}
+
+// A handle that does not come from this store is refused with ErrNotFound, and nothing
+// outside the store's directory is touched.
+func TestPartsHostileHandles(t *testing.T) {
+	srv := testServer(t)
+	fs := srv.mount(t)
+	base := srv.newDir(t, fs)
+	outside := path.Join(base, "outside")
+	if err := fs.MkdirAll(outside, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{".x.0102030405060708.partial", ".x.0102030405060708.journal", "x"} {
+		if err := fs.WriteFile(path.Join(outside, name), []byte("not yours"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st := openStore(t, srv.settings(path.Join(base, "root")))
+	o := newPartObject("dir/x", 10, 10)
+	good, err := st.BeginObject(t.Context(), o.key, o.spec())
+	if err != nil {
+		t.Fatal(err)
+	}
+	flipped := bytes.Clone(good)
+	flipped[3] ^= 0x40
+	handles := map[string][]byte{
+		"parent":         forgeHandle("../outside/x", 10, 10, 1),
+		"inner parent":   forgeHandle("dir/../../outside/x", 10, 10, 1),
+		"absolute":       forgeHandle("/"+outside+"/x", 10, 10, 1),
+		"backslash":      forgeHandle(`..\outside\x`, 10, 10, 1),
+		"bit flipped":    flipped,
+		"truncated":      good[:len(good)-3],
+		"other dir":      forgeHandle("other/x", 10, 10, 1),
+		"another object": forgeHandle("dir/x", 10, 10, 1),
+		"resized":        forgeHandle("dir/x", 20, 10, 2), // with good's id below
+	}
+	copy(handles["resized"][1:9], good[1:9])
+	resized := handles["resized"]
+	binary.BigEndian.PutUint32(resized[len(resized)-4:], crc32.Checksum(resized[:len(resized)-4], crc32.MakeTable(crc32.Castagnoli)))
+	for name, h := range handles {
+		if _, err := st.PutPart(t.Context(), h, o.info(0), bytes.NewReader(o.data)); !errors.Is(err, sdk.ErrNotFound) {
+			t.Errorf("%s: PutPart = %v, want ErrNotFound", name, err)
+		}
+		if _, err := st.CommitObject(t.Context(), h, [][]byte{{1}}, o.sum()); !errors.Is(err, sdk.ErrNotFound) {
+			t.Errorf("%s: CommitObject = %v, want ErrNotFound", name, err)
+		}
+		if err := st.AbortObject(t.Context(), "dir/x", h); err != nil && !errors.Is(err, sdk.ErrNotFound) {
+			t.Errorf("%s: AbortObject = %v, want success or ErrNotFound", name, err)
+		}
+	}
+	if err := st.AbortObject(t.Context(), "dir/y", good); !errors.Is(err, sdk.ErrNotFound) {
+		t.Errorf("AbortObject with the handle of another key = %v, want ErrNotFound", err)
+	}
+	infos, err := fs.ReadDir(outside)
+	if err != nil || len(infos) != 3 {
+		t.Fatalf("outside the store: %v, %v; want the 3 files untouched", infos, err)
+	}
+	for _, fi := range infos {
+		if b, _ := fs.ReadFile(path.Join(outside, fi.Name())); string(b) != "not yours" {
+			t.Errorf("%s outside the store was changed: %q", fi.Name(), b)
+		}
+	}
+	obj, err := st.CommitObject(t.Context(), good, [][]byte{putOne(t, st, good, o, 0)}, o.sum())
+	if err != nil {
+		t.Fatalf("committing the real object: %v", err)
+	}
+	if got, err := fs.ReadFile(path.Join(base, "root", o.key)); err != nil || !bytes.Equal(got, o.data) || obj.Size != 10 {
+		t.Errorf("the real object: %q, %v", got, err)
+	}
+}
