@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"unsafe"
@@ -37,7 +38,7 @@ func newFileWriter(f *os.File) fileWriter {
 	}
 	d := &directWriter{f: f, free: make(chan []byte, directBuffers), full: make(chan []byte, directBuffers), done: make(chan struct{})}
 	for range directBuffers {
-		d.free <- alignedBuffer(directBufSize)
+		d.free <- getBuffer()
 	}
 	go d.loop()
 	return d
@@ -69,6 +70,22 @@ func fcntl(fd uintptr, cmd, arg int) (int, error) {
 		return 0, errno
 	}
 	return int(r), nil
+}
+
+// bufferPool holds the buffers of finished writers for the next ones (as *[]byte of
+// capacity directBufSize): a part-wise object takes a writer per part, and a fresh 12 MiB
+// for every part would let the heap run far ahead of the buffers in use. Unlike a free list
+// of our own, the pool lets an idle plugin's buffers go.
+var bufferPool = sync.Pool{New: func() any {
+	b := alignedBuffer(directBufSize)
+	return &b
+}}
+
+func getBuffer() []byte { return *bufferPool.Get().(*[]byte) }
+
+func putBuffer(b []byte) {
+	b = b[:0]
+	bufferPool.Put(&b)
 }
 
 // alignedBuffer returns an empty slice of capacity n whose memory starts on a block boundary.
@@ -144,6 +161,7 @@ func (d *directWriter) Close() error {
 	d.closed = true
 	close(d.full)
 	<-d.done
+	defer d.release()
 	if err := d.failed(); err != nil {
 		return err
 	}
@@ -180,6 +198,33 @@ func (d *directWriter) Abort() {
 	d.closed = true
 	close(d.full)
 	<-d.done
+	d.release()
+}
+
+// release gives the buffers back for other writers once the loop has ended.
+func (d *directWriter) release() {
+	if d.cur != nil {
+		putBuffer(d.cur)
+		d.cur = nil
+	}
+	for {
+		select {
+		case b := <-d.free:
+			putBuffer(b)
+		default:
+			return
+		}
+	}
+}
+
+// datasync flushes f's data, and the metadata needed to read it back (its size), to disk.
+func datasync(f *os.File) error {
+	for {
+		err := syscall.Fdatasync(int(f.Fd()))
+		if !errors.Is(err, syscall.EINTR) {
+			return err
+		}
+	}
 }
 
 // directReserve is the buffer memory ReserveMemory announces: four Puts at once.

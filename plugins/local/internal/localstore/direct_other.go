@@ -20,3 +20,9 @@ func (b bufferedWriter) Abort()                      {}
 func newFileWriter(f *os.File) fileWriter { return bufferedWriter{f} }
 
 const directReserve = 0
+
+// directBlock is the alignment direct I/O would need; without it, any offset will do.
+const directBlock = 1
+
+// datasync flushes f's data to disk.
+func datasync(f *os.File) error { return f.Sync() }

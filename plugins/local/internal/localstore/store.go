@@ -14,6 +14,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/chunked-uploader/chunked-uploader/sdk"
+	"github.com/chunked-uploader/chunked-uploader/sdk/partfile"
 )
 
 // SettingPath is the setting that names the root directory. It must be an absolute path
@@ -22,11 +23,14 @@ const SettingPath = "LOCAL_STORAGE_PATH"
 
 // Store keeps objects as files under a root directory. Put writes a hidden temporary file
 // beside the target, syncs it and renames it into place, so readers of the directory see
-// either the previous file or the complete new one. A Store is safe for concurrent use.
+// either the previous file or the complete new one. Objects stored part by part
+// (sdk.PartStorage, parts.go) take the same way through a hidden file of their own. A Store
+// is safe for concurrent use.
 type Store struct {
 	root  string
 	log   sdk.Logger
-	temps writing // temporary files of Puts in flight, see createTemp
+	temps writing        // temporary files of Puts in flight, see createTemp
+	parts partfile.Locks // unfinished part-wise objects in use, see parts.go
 }
 
 // Interface guards.

@@ -26,4 +26,12 @@
 // aside, the new one into place, and the old one removed. Readers never see a partial file,
 // but for the duration of one rename the key is absent; if the second rename fails the old
 // file is put back.
+//
+// The Store also stores objects part by part (sdk.PartStorage, parts.go), in the layout of
+// package sdk/partfile: a hidden ".<name>.<id>.partial" file beside the target, written at
+// each part's offset and flushed before the part's receipt (Samba writes a flushed file to
+// disk when "strict sync" is on, its default), and a small journal ".<name>.<id>.journal"
+// of the parts that are complete. Commit flushes the file and renames it onto the target
+// with the same three steps as Put. Any size of part is taken, up to partfile.MaxParts
+// parts.
 package smbstore

@@ -209,8 +209,8 @@ const (
 	writeDepth = 4
 )
 
-// fileWriter writes a new file of session s from its start, with up to writeDepth writes in
-// flight. It stops once ctx is done, and drops the session when a write does not complete
+// fileWriter writes a file of session s from offset off on (a new file from its start, for
+// Put), with up to writeDepth writes in flight. It stops once ctx is done, and drops the session when a write does not complete
 // within opTimeout. close waits for the writes and closes the file.
 type fileWriter struct {
 	st     *Store
@@ -300,15 +300,22 @@ func (w *fileWriter) send() {
 // close waits for the writes in flight and closes the file, after writing what is still
 // buffered if flush is set. It returns the first error.
 func (w *fileWriter) close(flush bool) error {
+	err := w.finish(flush)
+	done := w.st.watch(w.s, w.cancel)
+	cerr := w.f.Close()
+	done()
+	if err != nil {
+		return err
+	}
+	return cerr
+}
+
+// finish waits for the writes in flight, after writing what is still buffered if flush is
+// set, and returns the first write error. The file stays open.
+func (w *fileWriter) finish(flush bool) error {
 	if flush && len(w.buf) > 0 && w.failure() == nil {
 		w.send()
 	}
 	w.wg.Wait()
-	done := w.st.watch(w.s, w.cancel)
-	cerr := w.f.Close()
-	done()
-	if err := w.failure(); err != nil {
-		return err
-	}
-	return cerr
+	return w.failure()
 }

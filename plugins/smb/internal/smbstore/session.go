@@ -250,6 +250,7 @@ func (st *Store) mapError(err error) error {
 var sentinels = []error{
 	sdk.ErrNotFound, sdk.ErrInvalidKey, sdk.ErrInvalidConfig, sdk.ErrSizeMismatch, sdk.ErrDigestMismatch,
 	sdk.ErrUnavailable, sdk.ErrInsufficientStorage, sdk.ErrPermission, sdk.ErrNotSupported, sdk.ErrNotConfigured,
+	sdk.ErrStaleReceipt,
 }
 
 func isSentinel(err error) bool {

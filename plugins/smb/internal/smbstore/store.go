@@ -11,6 +11,7 @@ import (
 	"github.com/hirochachacha/go-smb2"
 
 	"github.com/chunked-uploader/chunked-uploader/sdk"
+	"github.com/chunked-uploader/chunked-uploader/sdk/partfile"
 )
 
 // Store keeps objects as files under one directory of an SMB share. It is safe for
@@ -18,7 +19,8 @@ import (
 type Store struct {
 	cfg   Config
 	log   sdk.Logger
-	temps writing // temporary files of Puts in flight, see Put
+	temps writing        // temporary files of Puts in flight, see Put
+	parts partfile.Locks // unfinished part-wise objects in use, see parts.go
 
 	mu     sync.Mutex // guards the fields below; held while connecting
 	cur    *session   // nil until the first operation, and after the connection broke
@@ -31,6 +33,7 @@ var (
 	_ sdk.Storage       = (*Store)(nil)
 	_ sdk.HealthChecker = (*Store)(nil)
 	_ sdk.Closer        = (*Store)(nil)
+	_ sdk.PartStorage   = (*Store)(nil)
 )
 
 // Open is the plugin's sdk.Factory: it decodes the settings and builds a Store. It does not

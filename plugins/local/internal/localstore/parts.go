@@ -1,0 +1,165 @@
+package localstore
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"github.com/chunked-uploader/chunked-uploader/sdk"
+	"github.com/chunked-uploader/chunked-uploader/sdk/partfile"
+)
+
+// Part-wise storage (sdk.PartStorage), in the layout of package partfile: an unfinished
+// object of key "dir/name" is "dir/.name.<id>.partial", into which each part is written at
+// its offset (with direct I/O when the part size is a multiple of the block size) and
+// fdatasynced before its receipt, and its journal "dir/.name.<id>.journal". Commit renames
+// the .partial file onto the target and syncs the directory, as Put does.
+
+var _ sdk.PartStorage = (*Store)(nil)
+
+// PartLimits implements sdk.PartStorage: parts of any size, up to partfile.MaxParts.
+func (s *Store) PartLimits() sdk.PartLimits { return sdk.PartLimits{MaxParts: partfile.MaxParts} }
+
+// files returns the target, data file and journal paths of h.
+func (s *Store) files(h partfile.Handle) (target, data, journal string) {
+	target = s.path(h.Key)
+	dir := filepath.Dir(target)
+	return target, filepath.Join(dir, h.DataName()), filepath.Join(dir, h.JournalName())
+}
+
+// BeginObject implements sdk.PartStorage. It aborts the unfinished objects of key, creates
+// the parent directories, an empty data file and the journal, and syncs the directory, so
+// that the handle stays good after a crash.
+func (s *Store) BeginObject(ctx context.Context, key string, spec sdk.ObjectSpec) ([]byte, error) {
+	h, err := partfile.New(key, spec)
+	if err != nil {
+		return nil, fmt.Errorf("local: begin %s: %w", key, err)
+	}
+	target, data, journal := s.files(h)
+	unlock, err := s.parts.Exclusive(ctx, "key "+target, false)
+	if err != nil {
+		return nil, fmt.Errorf("local: begin %s: %w", key, err)
+	}
+	defer unlock()
+	if err := s.abortAll(ctx, key); err != nil {
+		return nil, err
+	}
+	dir := filepath.Dir(target)
+	if err := s.mkdirAll(dir); err != nil {
+		return nil, err
+	}
+	if err := createPartFiles(h, data, journal); err != nil {
+		os.Remove(journal)
+		os.Remove(data)
+		return nil, err
+	}
+	if err := syncDir(dir); err != nil {
+		os.Remove(journal)
+		os.Remove(data)
+		return nil, mapErr("sync directory", dir, err)
+	}
+	s.log.Debug("began part-wise object", "key", key, "bytes", h.Size, "parts", h.Parts)
+	return h.Marshal(), nil
+}
+
+// createPartFiles creates the data file, then the journal with its header: a journal
+// exists only beside its data file until a commit renames the data file away.
+func createPartFiles(h partfile.Handle, data, journal string) error {
+	f, err := os.OpenFile(data, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o666)
+	if err != nil {
+		return mapErr("create", data, err)
+	}
+	if err := f.Close(); err != nil {
+		return mapErr("close", data, err)
+	}
+	j, err := os.OpenFile(journal, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o666)
+	if err != nil {
+		return mapErr("create", journal, err)
+	}
+	defer j.Close()
+	if err := partfile.InitJournal(journalFile{j}, h); err != nil {
+		return mapErr("write", journal, err)
+	}
+	return nil
+}
+
+// journalFile is a journal on disk whose Sync is fdatasync.
+type journalFile struct{ *os.File }
+
+func (j journalFile) Sync() error { return datasync(j.File) }
+
+// PutPart implements sdk.PartStorage: see package partfile for the order of writes and
+// syncs. The part's bytes go straight from the stream to the data file at the part's offset;
+// memory per call is bounded by the direct-I/O buffers (direct_linux.go).
+func (s *Store) PutPart(ctx context.Context, handle []byte, p sdk.PartInfo, r io.Reader) ([]byte, error) {
+	h, err := partfile.Parse(handle)
+	if err != nil {
+		return nil, fmt.Errorf("local: put part %d: %w", p.Number, err)
+	}
+	_, data, journal := s.files(h)
+	ctx, release, err := s.parts.Part(ctx, data, p.Number)
+	if err != nil {
+		return nil, fmt.Errorf("local: put part %d of %s: %w", p.Number, h.Key, err)
+	}
+	defer release()
+	j, err := openPartFile(journal, os.O_RDWR)
+	if err != nil {
+		return nil, err
+	}
+	defer j.Close()
+	f, err := openPartFile(data, os.O_WRONLY)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close() // a second Close only returns an error
+
+	part, err := partfile.StartPart(journalFile{j}, h, p)
+	if err != nil {
+		return nil, mapErr("start part of", data, err)
+	}
+	if _, err := f.Seek(part.Offset(), io.SeekStart); err != nil {
+		return nil, mapErr("seek", data, err)
+	}
+	var w fileWriter = bufferedWriter{f}
+	if part.Offset()%directBlock == 0 && h.PartSize%directBlock == 0 {
+		// Whole blocks of every part go direct, so no block is shared by two parts (or by a
+		// direct and a buffered write); the last part's tail is written buffered.
+		w = newFileWriter(f)
+	}
+	if err := part.Copy(ctxWriter{ctx: ctx, w: w}, r); err != nil {
+		w.Abort()
+		return nil, mapErr("write", data, err)
+	}
+	if err := w.Close(); err != nil {
+		return nil, mapErr("write", data, err)
+	}
+	if err := datasync(f); err != nil {
+		return nil, mapErr("sync", data, err)
+	}
+	if err := f.Close(); err != nil {
+		return nil, mapErr("close", data, err)
+	}
+	if err := ctx.Err(); err != nil { // the caller left, or an abort cancelled the part
+		return nil, fmt.Errorf("local: put part %d of %s: %w", p.Number, h.Key, err)
+	}
+	receipt, err := part.Finish()
+	if err != nil {
+		return nil, mapErr("record part in", journal, err)
+	}
+	return receipt, nil
+}
+
+// openPartFile opens a file of an unfinished object; a missing file (or directory) is
+// sdk.ErrNotFound.
+func openPartFile(name string, flag int) (*os.File, error) {
+	f, err := os.OpenFile(name, flag, 0)
+	if isNotExist(err) {
+		return nil, fmt.Errorf("local: %w: no unfinished object %s (committed, aborted or lost)", sdk.ErrNotFound, name)
+	}
+	if err != nil {
+		return nil, mapErr("open", name, err)
+	}
+	return f, nil
+}
