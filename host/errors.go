@@ -23,6 +23,7 @@ const (
 	CodePartSizeMismatch    Code = "part_size_mismatch"
 	CodePartsMissing        Code = "parts_missing"
 	CodePartDelivered       Code = "part_already_delivered"
+	CodePartSuperseded      Code = "part_superseded"
 	CodeMissingAPIKey       Code = "missing_api_key"
 	CodeInvalidAPIKey       Code = "invalid_api_key"
 	CodeMissingToken        Code = "missing_token"

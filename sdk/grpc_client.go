@@ -152,6 +152,10 @@ func (c *grpcClient) putError(key string, stream storagev1.StorageService_PutCli
 	return fmt.Errorf("put %s: %w", key, fromStatus(err))
 }
 
+// sendBuffers holds the buffers of sendChunks: a host sends many parts one after another,
+// and a fresh MiB for each would be garbage the collector lets pile up.
+var sendBuffers = sync.Pool{New: func() any { b := make([]byte, CopyBufferSize); return &b }}
+
 // sendError marks a failure to send, as opposed to a failure to read the content.
 type sendError struct{ err error }
 
@@ -166,7 +170,9 @@ func (e *sendError) Error() string { return e.err.Error() }
 // MiB of garbage per MiB delivered and let the host's heap grow to twice its size.
 func sendChunks(send func([]byte) error, r io.Reader, size int64) ([]byte, error) {
 	h := sha256.New()
-	buf := make([]byte, min(size, CopyBufferSize))
+	bp := sendBuffers.Get().(*[]byte)
+	defer sendBuffers.Put(bp)
+	buf := (*bp)[:min(size, CopyBufferSize)]
 	var sent int64
 	for sent < size {
 		chunk := buf[:min(size-sent, CopyBufferSize)]

@@ -30,6 +30,15 @@ type response struct {
 	body   []byte
 }
 
+// code returns the "code" of a JSON error answer, "" if there is none.
+func (r response) code() string {
+	var e struct {
+		Code string `json:"code"`
+	}
+	_ = json.Unmarshal(r.body, &e)
+	return e.Code
+}
+
 func (r response) String() string {
 	return fmt.Sprintf("%d %s", r.status, bytes.TrimSpace(r.body))
 }
@@ -62,6 +71,8 @@ type statusPart struct {
 	Part           int    `json:"part"`
 	Status         string `json:"status"`
 	ChecksumSHA256 string `json:"checksum_sha256"`
+	Delivered      bool   `json:"delivered"`
+	Message        string `json:"message"`
 }
 
 type statusResponse struct {
@@ -84,6 +95,9 @@ type statusResponse struct {
 	StorageBackend            string       `json:"storage_backend"`
 	CreatedAt                 string       `json:"created_at"`
 	ExpiresAt                 string       `json:"expires_at"`
+	DeliveryMode              string       `json:"delivery_mode"`
+	DeliveredParts            int          `json:"delivered_parts"`
+	DeliveryError             string       `json:"delivery_error"`
 	Parts                     []statusPart `json:"parts"`
 }
 

@@ -402,19 +402,47 @@ func TestInitChecksum(t *testing.T) {
 			s.mustPutPart(t, up.FileID, n, up.Parts[n].Token, p)
 		}
 		staged := regularFiles(t, s.staging())
+		partwise := s.status(t, up.FileID).DeliveryMode == "parts"
 		for i := range 2 {
 			r := s.complete(t, up.FileID)
-			expectError(t, r, http.StatusBadRequest, "checksum_mismatch")
 			st := s.status(t, up.FileID)
-			if st.Status != "failed" || st.Phase != "failed" || st.FinalizationError == "" || st.UploadedParts != len(parts) {
-				t.Errorf("attempt %d: status = %+v, want failed/failed with finalization_error and all %d parts still uploaded", i, st, len(parts))
+			switch {
+			case !partwise:
+				// Whole delivery keeps the staged parts: a part sent again can fix the file.
+				expectError(t, r, http.StatusBadRequest, "checksum_mismatch")
+				if st.Status != "failed" || st.Phase != "failed" || st.FinalizationError == "" || st.UploadedParts != len(parts) {
+					t.Errorf("attempt %d: status = %+v, want failed/failed with finalization_error and all %d parts still uploaded", i, st, len(parts))
+				}
+			case i == 0:
+				// Part-wise: the parts are in the whole-file digest and only in the backend;
+				// the unfinished object is aborted and every part must be sent again.
+				expectError(t, r, http.StatusBadRequest, "checksum_mismatch")
+				if st.Status != "failed" || st.FinalizationError == "" || st.UploadedParts != 0 {
+					t.Errorf("attempt %d: status = %+v, want failed with finalization_error and every part pending", i, st)
+				}
+				for _, p := range st.Parts {
+					if p.Status != "pending" || p.Message == "" {
+						t.Errorf("part %d after the mismatch: %+v, want pending with a message", p.Part, p)
+					}
+				}
+			default:
+				expectError(t, r, http.StatusBadRequest, "parts_missing")
 			}
 			if i == 0 {
 				t.Logf("finalization_error: %s", st.FinalizationError)
 			}
 		}
-		if got := regularFiles(t, s.staging()); !maps.Equal(got, staged) {
+		if got := regularFiles(t, s.staging()); !partwise && !maps.Equal(got, staged) {
 			t.Errorf("TEMP_STORAGE_PATH after the failed deliveries: %v, before: %v", got, staged)
+		} else if partwise && len(got) != 0 {
+			t.Errorf("TEMP_STORAGE_PATH after a refused part-wise file: %v, want nothing", got)
+		}
+		if partwise {
+			// The abort of the unfinished object is queued and runs in the background.
+			deadline := time.Now().Add(30 * time.Second)
+			for len(b.objects(t, s)) != 0 && time.Now().Before(deadline) {
+				time.Sleep(20 * time.Millisecond)
+			}
 		}
 		// The object is never made visible, and the host answers only after the
 		// plugin discarded what it received: not even a temporary file (or, on
@@ -474,7 +502,11 @@ func TestCancel(t *testing.T) {
 }
 
 // TestConcurrentResend sends one part twice at the same time with different
-// bytes: both sends succeed and the part is one of them whole, never a mix.
+// bytes: the part is one of them whole, never a mix. A send either lands (200), is
+// taken over by the newer send (409 part_superseded), or, once the part is in the
+// part-wise delivery's whole-file digest, is refused because it differs (409
+// part_already_delivered); at least one send of each round lands or the part was
+// delivered already.
 func TestConcurrentResend(t *testing.T) {
 	t.Parallel()
 	forEachBackend(t, func(t *testing.T, b backend) {
@@ -490,9 +522,11 @@ func TestConcurrentResend(t *testing.T) {
 						t.Error(err)
 						return
 					}
-					// 409 upload_finalizing is not possible here; both must land.
-					if r.status != http.StatusOK {
-						t.Errorf("round %d: concurrent send: got %v, want 200", round, r)
+					// 409 upload_finalizing is not possible here.
+					ok := r.status == http.StatusOK ||
+						(r.status == http.StatusConflict && (r.code() == "part_superseded" || r.code() == "part_already_delivered"))
+					if !ok {
+						t.Errorf("round %d: concurrent send: got %v, want 200 or 409 part_superseded/part_already_delivered", round, r)
 					}
 				})
 			}

@@ -35,6 +35,7 @@ var statusOf = map[host.Code]int{
 	host.CodeMethodNotAllowed:    http.StatusMethodNotAllowed,
 	host.CodeUploadFinalizing:    http.StatusConflict,
 	host.CodePartDelivered:       http.StatusConflict,
+	host.CodePartSuperseded:      http.StatusConflict,
 	host.CodeUploadComplete:      http.StatusConflict,
 	host.CodeUploadExpired:       http.StatusGone,
 	host.CodeRequestTooLarge:     http.StatusRequestEntityTooLarge,

@@ -158,12 +158,18 @@ func (db *DB) MarkPartUploaded(ctx context.Context, id string, n int, sum string
 	if u.Status != host.StatusPending && u.Status != host.StatusFailed {
 		return PartMark{}, u, nil
 	}
-	var was string
+	var was, had string
 	var version, size int64
 	var delivered bool
-	if err := tx.QueryRowContext(ctx, `SELECT status, version, size, receipt IS NOT NULL FROM upload_parts
-		WHERE upload_id = ? AND part_number = ?`, id, n).Scan(&was, &version, &size, &delivered); err != nil {
+	if err := tx.QueryRowContext(ctx, `SELECT status, checksum_sha256, version, size, receipt IS NOT NULL FROM upload_parts
+		WHERE upload_id = ? AND part_number = ?`, id, n).Scan(&was, &had, &version, &size, &delivered); err != nil {
 		return PartMark{}, nil, fmt.Errorf("mark part %d: %w", n, err)
+	}
+	if n < u.HashedParts && had != sum {
+		// The whole-file digest covers the recorded bytes of this part (the caller checks
+		// this under the part's lock; this keeps the rule whatever the caller).
+		return PartMark{}, nil, host.Errorf(host.CodePartDelivered,
+			"part %d is already in the file's digest with sha256 %s; other bytes cannot replace it", n, had)
 	}
 	version++
 	if _, err := tx.ExecContext(ctx, `UPDATE upload_parts SET status = 'uploaded', checksum_sha256 = ?, uploaded_at = ?,

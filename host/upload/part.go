@@ -79,7 +79,7 @@ func (s *Service) PutPart(ctx context.Context, req PartRequest) (*Stored, error)
 	if err := s.checkStagedParts(u, req.Part); err != nil {
 		return nil, err
 	}
-	release, err := s.admit(ctx, u.ID, req.Part, req.Interrupt)
+	me, release, err := s.admit(ctx, u.ID, req.Part, req.Interrupt)
 	if err != nil {
 		return nil, err
 	}
@@ -90,8 +90,12 @@ func (s *Service) PutPart(ctx context.Context, req PartRequest) (*Stored, error)
 	body := &trackedReader{r: req.Body}
 	staged, err := s.stage.Write(u.ID, req.Part, body, size)
 	if err != nil {
+		if me.interrupted.Load() {
+			return nil, host.Errorf(host.CodePartSuperseded, "a newer upload of part %d replaced this one; this one was not stored", req.Part)
+		}
 		return nil, s.stagingError(err, body, req.Part, size)
 	}
+
 	if req.SHA256 != nil && staged.SHA256 != hex.EncodeToString(req.SHA256) {
 		staged.Abort()
 		return nil, host.Errorf(host.CodeChecksumMismatch, "part %d has sha256 %s, the checksum header says %x", req.Part, staged.SHA256, req.SHA256)

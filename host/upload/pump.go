@@ -519,7 +519,12 @@ func (p *pump) deliver(ctx context.Context, job deliveryJob) {
 			return
 		}
 	}
+	// Under the part's lock: a new version of the part is either recorded before (and this
+	// result is void) or after (and sees the part hashed).
+	pl := p.s.partLock(p.id, job.n)
+	pl.Lock()
 	ok, err := p.s.db.RecordDelivered(context.WithoutCancel(p.ctx), p.id, job.n, job.version, job.handle, receipt, after)
+	pl.Unlock()
 	if err != nil {
 		p.failed(fmt.Sprintf("recording the delivery of part %d", job.n), err)
 		return
@@ -591,7 +596,10 @@ func (p *pump) hash(job deliveryJob) {
 		p.failed("saving the file's digest", err)
 		return
 	}
+	pl := p.s.partLock(p.id, job.n)
+	pl.Lock()
 	ok, err := p.s.db.RecordHashed(context.WithoutCancel(p.ctx), p.id, job.n, job.version, after)
+	pl.Unlock()
 	if err != nil {
 		p.failed(fmt.Sprintf("recording the digest after part %d", job.n), err)
 		return

@@ -3,6 +3,7 @@ package upload
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/chunked-uploader/chunked-uploader/host"
@@ -26,17 +27,18 @@ type writers struct {
 }
 
 type writer struct {
-	interrupt func() // makes the write's body reads fail now; may be nil
-	done      chan struct{}
+	interrupt   func() // makes the write's body reads fail now; may be nil
+	done        chan struct{}
+	interrupted atomic.Bool // a newer write of the part took over
 }
 
 // replaceWait bounds how long a part write waits for the write it interrupted to end.
 const replaceWait = 10 * time.Second
 
 // admit registers a write of part n of upload id, interrupting an earlier write of the
-// same part, and returns the func to call when the write ended. It refuses with
+// same part, and returns it with the func to call when the write ended. It refuses with
 // too_many_requests beyond the budgets.
-func (s *Service) admit(ctx context.Context, id string, n int, interrupt func()) (func(), error) {
+func (s *Service) admit(ctx context.Context, id string, n int, interrupt func()) (*writer, func(), error) {
 	w := &s.writers
 	key := partKey{id, n}
 	deadline := time.Now().Add(replaceWait)
@@ -49,11 +51,11 @@ func (s *Service) admit(ctx context.Context, id string, n int, interrupt func())
 		if !busy {
 			if w.total >= s.opt.MaxPartWrites {
 				w.mu.Unlock()
-				return nil, host.Errorf(host.CodeTooManyRequests, "the server is receiving %d parts already; retry in a moment", w.total)
+				return nil, nil, host.Errorf(host.CodeTooManyRequests, "the server is receiving %d parts already; retry in a moment", w.total)
 			}
 			if w.perUpload[id] >= s.opt.MaxPartWritesPerUpload {
 				w.mu.Unlock()
-				return nil, host.Errorf(host.CodeTooManyRequests, "upload %s has %d parts being received already; retry in a moment",
+				return nil, nil, host.Errorf(host.CodeTooManyRequests, "upload %s has %d parts being received already; retry in a moment",
 					id, w.perUpload[id])
 			}
 			me := &writer{interrupt: interrupt, done: make(chan struct{})}
@@ -61,7 +63,7 @@ func (s *Service) admit(ctx context.Context, id string, n int, interrupt func())
 			w.perUpload[id]++
 			w.total++
 			w.mu.Unlock()
-			return func() {
+			return me, func() {
 				w.mu.Lock()
 				delete(w.byPart, key)
 				if w.perUpload[id]--; w.perUpload[id] <= 0 {
@@ -73,6 +75,7 @@ func (s *Service) admit(ctx context.Context, id string, n int, interrupt func())
 			}, nil
 		}
 		w.mu.Unlock()
+		old.interrupted.Store(true)
 		if old.interrupt != nil {
 			old.interrupt()
 		}
@@ -80,9 +83,9 @@ func (s *Service) admit(ctx context.Context, id string, n int, interrupt func())
 		select {
 		case <-old.done:
 		case <-ctx.Done():
-			return nil, ctx.Err()
+			return nil, nil, ctx.Err()
 		case <-time.After(time.Until(deadline)):
-			return nil, host.Errorf(host.CodeTooManyRequests, "part %d is still being received by an earlier request; retry in a moment", n)
+			return nil, nil, host.Errorf(host.CodeTooManyRequests, "part %d is still being received by an earlier request; retry in a moment", n)
 		}
 	}
 }
