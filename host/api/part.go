@@ -3,9 +3,12 @@ package api
 import (
 	"encoding/base64"
 	"encoding/hex"
+	"errors"
+	"io"
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/julienschmidt/httprouter"
@@ -63,10 +66,10 @@ func (s *Server) part(w http.ResponseWriter, r *http.Request, ps httprouter.Para
 	if err != nil {
 		return 0, err
 	}
+	body := &interruptible{r: r.Body, rc: http.NewResponseController(w)}
 	stored, err := s.svc.PutPart(r.Context(), upload.PartRequest{
 		UploadID: id, Part: n, Claims: claims,
-		Body: r.Body, ContentLength: r.ContentLength, SHA256: sum,
-		Interrupt: func() { _ = http.NewResponseController(w).SetReadDeadline(time.Now()) },
+		Body: body, ContentLength: r.ContentLength, SHA256: sum, Interrupt: body.interrupt,
 	})
 	if err != nil {
 		return 0, err
@@ -108,4 +111,49 @@ func partChecksum(h http.Header) ([]byte, error) {
 		return b, nil
 	}
 	return nil, host.Errorf(host.CodeInvalidChecksum, "Content-Digest must carry sha-256=:<base64 of 32 bytes>: (RFC 9530)")
+}
+
+// interruptible is a request body that a newer write of the same part can cut: a read
+// blocked on the network is ended by a read deadline in the past, a later read fails at
+// once. A body read to its end is never cut (its part is about to be committed).
+type interruptible struct {
+	r  io.Reader
+	rc *http.ResponseController
+
+	mu     sync.Mutex
+	inRead bool
+	ended  bool // io.EOF seen
+	cut    bool
+}
+
+var errSuperseded = errors.New("a newer write of the part took over")
+
+func (b *interruptible) Read(p []byte) (int, error) {
+	b.mu.Lock()
+	if b.cut {
+		b.mu.Unlock()
+		return 0, errSuperseded
+	}
+	b.inRead = true
+	b.mu.Unlock()
+	n, err := b.r.Read(p)
+	b.mu.Lock()
+	b.inRead = false
+	if errors.Is(err, io.EOF) {
+		b.ended = true
+	}
+	b.mu.Unlock()
+	return n, err
+}
+
+func (b *interruptible) interrupt() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.ended || b.cut {
+		return
+	}
+	b.cut = true
+	if b.inRead {
+		_ = b.rc.SetReadDeadline(time.Now())
+	}
 }

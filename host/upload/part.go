@@ -89,6 +89,7 @@ func (s *Service) PutPart(ctx context.Context, req PartRequest) (*Stored, error)
 	}
 	body := &trackedReader{r: req.Body}
 	staged, err := s.stage.Write(u.ID, req.Part, body, size)
+	me.reading.Store(false)
 	if err != nil {
 		if me.interrupted.Load() {
 			return nil, host.Errorf(host.CodePartSuperseded, "a newer upload of part %d replaced this one; this one was not stored", req.Part)
@@ -100,7 +101,9 @@ func (s *Service) PutPart(ctx context.Context, req PartRequest) (*Stored, error)
 		staged.Abort()
 		return nil, host.Errorf(host.CodeChecksumMismatch, "part %d has sha256 %s, the checksum header says %x", req.Part, staged.SHA256, req.SHA256)
 	}
-	return s.commitPart(ctx, u.ID, req.Part, staged)
+	// The bytes are on disk: record them whatever happens to the request now (its client
+	// may be gone, or a newer write of the part cut its connection).
+	return s.commitPart(context.WithoutCancel(ctx), u.ID, req.Part, staged)
 }
 
 // commitPart puts a staged part in place and records it, unless the upload changed state

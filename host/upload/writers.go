@@ -30,6 +30,7 @@ type writer struct {
 	interrupt   func() // makes the write's body reads fail now; may be nil
 	done        chan struct{}
 	interrupted atomic.Bool // a newer write of the part took over
+	reading     atomic.Bool // the write is still reading its body
 }
 
 // replaceWait bounds how long a part write waits for the write it interrupted to end.
@@ -59,6 +60,7 @@ func (s *Service) admit(ctx context.Context, id string, n int, interrupt func())
 					id, w.perUpload[id])
 			}
 			me := &writer{interrupt: interrupt, done: make(chan struct{})}
+			me.reading.Store(true)
 			w.byPart[key] = me
 			w.perUpload[id]++
 			w.total++
@@ -76,7 +78,9 @@ func (s *Service) admit(ctx context.Context, id string, n int, interrupt func())
 		}
 		w.mu.Unlock()
 		old.interrupted.Store(true)
-		if old.interrupt != nil {
+		if old.interrupt != nil && old.reading.Load() {
+			// Only a write still reading its body is cut: one that has read it all is
+			// about to commit, and its answer must not be disturbed.
 			old.interrupt()
 		}
 		s.log.Debug("a newer write of the part replaces the one in flight", "upload_id", id, "part", n)

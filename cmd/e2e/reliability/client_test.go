@@ -65,6 +65,8 @@ type statusPart struct {
 	Part           int    `json:"part"`
 	Status         string `json:"status"`
 	ChecksumSHA256 string `json:"checksum_sha256"`
+	Delivered      bool   `json:"delivered"`
+	Message        string `json:"message"`
 }
 
 type statusResponse struct {

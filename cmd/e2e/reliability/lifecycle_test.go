@@ -52,8 +52,8 @@ func TestSweeper(t *testing.T) {
 	t.Logf("orphaned staging removed %v after it was created", time.Since(created).Round(time.Millisecond))
 	// A few more sweeps: the live upload keeps its part.
 	time.Sleep(2500 * time.Millisecond)
-	if got := s.stagedFiles(t, up.FileID); !slices.Equal(got, []string{"000000.part"}) {
-		t.Errorf("staging of the pending upload after sweeps: %v, want [000000.part]", got)
+	if got := s.keptParts(t, up.FileID); !slices.Equal(got, []string{"000000.part"}) {
+		t.Errorf("staged or delivered parts of the pending upload after sweeps: %v, want [000000.part]", got)
 	}
 
 	// A temporary left by a crash, created while the host is stopped, goes at start.
@@ -68,8 +68,8 @@ func TestSweeper(t *testing.T) {
 	if _, err := os.Stat(tmp); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("temporary %s still there once the host answers /health (err %v)", tmp, err)
 	}
-	if got := s.stagedFiles(t, up.FileID); !slices.Equal(got, []string{"000000.part"}) {
-		t.Errorf("staging of the pending upload after the restart: %v, want [000000.part]", got)
+	if got := s.keptParts(t, up.FileID); !slices.Equal(got, []string{"000000.part"}) {
+		t.Errorf("staged or delivered parts of the pending upload after the restart: %v, want [000000.part]", got)
 	}
 	st := s.status(t, up.FileID)
 	if st.Status != "pending" || st.UploadedParts != 1 || st.Parts[0].ChecksumSHA256 != sha256Hex(parts[0]) {

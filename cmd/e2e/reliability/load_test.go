@@ -48,7 +48,9 @@ func TestLoad(t *testing.T) {
 		chunk   = mib
 		bound   = 2 * time.Minute
 	)
-	s := startServer(t, "local", map[string]string{"CHUNK_SIZE_MB": "1"})
+	// All 200 parts are sent at once: the budget of part writes in flight (default 64,
+	// answered 429 beyond) is raised so that the load is measured, not the backpressure.
+	s := startServer(t, "local", map[string]string{"CHUNK_SIZE_MB": "1", "MAX_PARTS_IN_FLIGHT": "256"})
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: uploads * parts, DisableCompression: true}}
 	ctx, cancel := context.WithTimeout(context.Background(), bound)
 	defer cancel()

@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -546,4 +547,20 @@ func (s *server) waitUnstaged(tb testing.TB, id string) {
 	}) {
 		tb.Errorf("TEMP_STORAGE_PATH/%s still holds %v 5 s after the delivery", id, s.stagedFiles(tb, id))
 	}
+}
+
+// keptParts lists the part files of upload id as the host keeps them: staged, or held by
+// the backend (part-wise delivery removes a part from staging once the backend holds it),
+// plus anything else in its staging directory.
+func (s *server) keptParts(tb testing.TB, id string) []string {
+	tb.Helper()
+	names := s.stagedFiles(tb, id)
+	st := s.status(tb, id)
+	for _, p := range st.Parts {
+		if name := partName(p.Part); p.Delivered && !slices.Contains(names, name) {
+			names = append(names, name)
+		}
+	}
+	slices.Sort(names)
+	return names
 }
