@@ -134,12 +134,14 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h := w.Header()
 	h.Set("X-Request-Id", id)
 	h.Set("X-Content-Type-Options", "nosniff")
+	// Handlers get a copy whose body is watched; the server keeps the original request,
+	// whose body type tells it how to close the connection.
+	r = r.WithContext(contextWithRequestID(r.Context(), id))
 	sw := &statusWriter{ResponseWriter: w, req: r, body: watchBody(w, r, s.idle)}
 	defer sw.finish()
 	if s.cors.handle(sw, r) {
 		return
 	}
-	r = r.WithContext(contextWithRequestID(r.Context(), id))
 	if n := headerBytes(r); n > MaxHeaderBytes {
 		sw.Header().Set("Connection", "close")
 		s.writeError(sw, r, host.Errorf(host.CodeHeadersTooLarge, "request headers are %d bytes, at most %d allowed", n, MaxHeaderBytes))
@@ -193,18 +195,22 @@ func (w *statusWriter) Write(p []byte) (int, error) {
 }
 
 // finish runs when the handler is done. A handler that wrote nothing gets Go's own 200,
-// which must close too. And Go reads what is left of an unread body (up to 256 KiB) even
-// on a connection it is about to close: the read deadline is moved to now so that it
-// gives up at once.
+// which must close too. After the answer Go still reads what is left of an unread body, up
+// to 256 KiB, before it closes: a client that is sending it finishes within drainGrace
+// and gets a clean close (closing on unread bytes resets the connection, which may destroy
+// the answer); one that sends nothing is cut then.
 func (w *statusWriter) finish() {
 	unread := w.body.unread()
 	if w.status == 0 && (unread || len(w.req.TransferEncoding) > 0) {
 		w.Header().Set("Connection", "close")
 	}
 	if unread {
-		_ = w.body.rc.SetReadDeadline(time.Now())
+		_ = w.body.rc.SetReadDeadline(time.Now().Add(min(drainGrace, w.body.idle)))
 	}
 }
+
+// drainGrace bounds the reading of an unread body's rest after the answer.
+const drainGrace = time.Second
 
 // Unwrap lets http.ResponseController reach the underlying writer.
 func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }

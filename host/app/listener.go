@@ -130,6 +130,15 @@ func (ln *limitedListener) Close() error {
 	return ln.Listener.Close()
 }
 
+// CloseWrite half-closes the connection when the underlying one can (net/http sends its
+// last answer this way before it closes).
+func (c *limitedConn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return nil
+}
+
 // limitedConn gives its slot back when closed.
 type limitedConn struct {
 	net.Conn

