@@ -228,3 +228,17 @@ func dnsAnswer(q []byte, ip net.IP) []byte {
 	resp = append(resp, 0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4)
 	return append(resp, ip...)
 }
+
+// A retry is sent after its backoff, not at the next poll of the outbox.
+func TestRetryFollowsBackoffNotPoll(t *testing.T) {
+	rec := &receiver{failures: 1}
+	srv := httptest.NewServer(rec)
+	defer srv.Close()
+	db := openDB(t)
+	ev := queue(t, db, srv.URL+"/hook")
+	s := webhook.NewSender(db, webhook.Options{MaxAttempts: 3, Backoff: 50 * time.Millisecond, Poll: time.Hour,
+		Secret: secret, Policy: loopbackAllowed})
+	s.Start()
+	defer s.Close()
+	waitStatus(t, db, ev.ID, webhook.StatusDelivered, 10*time.Second)
+}

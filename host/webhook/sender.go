@@ -296,6 +296,10 @@ func (s *Sender) attempt(ev host.WebhookEvent) {
 	}
 	if err := s.outbox.RecordAttempt(context.Background(), ev.ID, attempt, status, next, lastErr, s.now()); err != nil {
 		s.log.Error("recording a webhook attempt", "event_id", ev.ID, "error", err)
+		return
+	}
+	if status == StatusPending {
+		s.Wake() // the loop sleeps until the earliest due event, which this retry may now be
 	}
 }
 
