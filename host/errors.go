@@ -34,6 +34,7 @@ const (
 	CodeUploadNotFound      Code = "upload_not_found"
 	CodePartNotFound        Code = "part_not_found"
 	CodeMethodNotAllowed    Code = "method_not_allowed"
+	CodeBodyTimeout         Code = "body_timeout"
 	CodeUploadFinalizing    Code = "upload_finalizing"
 	CodeUploadComplete      Code = "upload_complete"
 	CodeUploadExpired       Code = "upload_expired"

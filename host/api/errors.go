@@ -33,6 +33,7 @@ var statusOf = map[host.Code]int{
 	host.CodeUploadNotFound:      http.StatusNotFound,
 	host.CodePartNotFound:        http.StatusNotFound,
 	host.CodeMethodNotAllowed:    http.StatusMethodNotAllowed,
+	host.CodeBodyTimeout:         http.StatusRequestTimeout,
 	host.CodeUploadFinalizing:    http.StatusConflict,
 	host.CodePartDelivered:       http.StatusConflict,
 	host.CodePartSuperseded:      http.StatusConflict,
@@ -59,6 +60,7 @@ type errorBody struct {
 // writeError answers with err as JSON. Errors that are not *host.Error are internal: the
 // client gets only internal_error and the request id; the cause is logged here, once.
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	err = s.bodyError(r, err)
 	var he *host.Error
 	if !errors.As(err, &he) {
 		if errors.Is(err, context.Canceled) && r.Context().Err() != nil {

@@ -41,6 +41,12 @@ func (s *Server) handleInit(w http.ResponseWriter, r *http.Request, _ httprouter
 		s.writeError(w, r, err)
 		return
 	}
+	if req.WebhookURL != "" {
+		if err := s.webhooks.CheckURL(req.WebhookURL); err != nil {
+			s.writeError(w, r, host.Errorf(host.CodeInvalidWebhookURL, "%s", err.Error()))
+			return
+		}
+	}
 	created, err := s.svc.Init(r.Context(), *req)
 	if err != nil {
 		s.writeError(w, r, err)

@@ -34,6 +34,7 @@ func (s *Server) handlePart(w http.ResponseWriter, r *http.Request, ps httproute
 	if err == nil {
 		done("", stored)
 	} else {
+		err = s.bodyError(r, err)
 		done(string(host.ErrorCode(err)), 0)
 		// A refused body is not drained: close the connection rather than read it.
 		if r.ContentLength != 0 {

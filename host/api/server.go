@@ -18,19 +18,30 @@ import (
 	"github.com/chunked-uploader/chunked-uploader/host/auth"
 	"github.com/chunked-uploader/chunked-uploader/host/metrics"
 	"github.com/chunked-uploader/chunked-uploader/host/upload"
+	"github.com/chunked-uploader/chunked-uploader/host/webhook"
 )
 
 // Server serves the HTTP API.
 type Server struct {
-	svc     *upload.Service
-	key     *auth.APIKey
-	tokens  *auth.Tokens
-	log     hclog.Logger
-	cors    CORS
-	metrics *metrics.Metrics
-	router  *httprouter.Router
-	cluster cluster // cluster.go
+	svc      *upload.Service
+	key      *auth.APIKey
+	tokens   *auth.Tokens
+	log      hclog.Logger
+	cors     CORS
+	metrics  *metrics.Metrics
+	router   *httprouter.Router
+	cluster  cluster         // cluster.go
+	idle     time.Duration   // BODY_IDLE_TIMEOUT
+	webhooks *webhook.Policy // which webhook_url targets init accepts
 }
+
+// WithBodyIdleTimeout sets how long a request body may send nothing before the connection
+// is closed (default DefaultBodyIdleTimeout).
+func WithBodyIdleTimeout(d time.Duration) Option { return func(s *Server) { s.idle = d } }
+
+// WithWebhookPolicy sets which webhook_url targets init accepts (default: public
+// addresses only).
+func WithWebhookPolicy(p *webhook.Policy) Option { return func(s *Server) { s.webhooks = p } }
 
 // WithMetrics records request metrics in m and serves them at GET /metrics.
 func WithMetrics(m *metrics.Metrics) Option { return func(s *Server) { s.metrics = m } }
@@ -43,7 +54,7 @@ func WithCORS(c CORS) Option { return func(s *Server) { s.cors = c } }
 
 // New returns the API server.
 func New(svc *upload.Service, key *auth.APIKey, tokens *auth.Tokens, log hclog.Logger, opts ...Option) *Server {
-	s := &Server{svc: svc, key: key, tokens: tokens, log: log}
+	s := &Server{svc: svc, key: key, tokens: tokens, log: log, idle: DefaultBodyIdleTimeout}
 	for _, o := range opts {
 		o(s)
 	}
@@ -108,42 +119,99 @@ type ctxKey int
 
 const requestIDKey ctxKey = 0
 
-// ServeHTTP implements http.Handler: it tags the request with an id and routes it.
+// ServeHTTP implements http.Handler: it tags the request with an id, bounds the wait for
+// its body and routes it. An answer given while the body may still hold unread bytes, and
+// every answer to a request with Transfer-Encoding, closes the connection: Go would
+// otherwise drain the body with no deadline before the next request (a slowloris), and a
+// chunked request may also have carried a Content-Length that Go dropped (RFC 9112 6.1:
+// close after answering).
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	id := r.Header.Get("X-Request-Id")
-	if id == "" || len(id) > 64 {
+	if !safeRequestID(id) {
 		var b [8]byte
 		rand.Read(b[:])
 		id = hex.EncodeToString(b[:])
 	}
-	w.Header().Set("X-Request-Id", id)
-	if s.cors.handle(w, r) {
+	h := w.Header()
+	h.Set("X-Request-Id", id)
+	h.Set("X-Content-Type-Options", "nosniff")
+	// Handlers get a copy whose body is watched; the server keeps the original request,
+	// whose body type tells it how to close the connection.
+	r = r.WithContext(contextWithRequestID(r.Context(), id))
+	sw := &statusWriter{ResponseWriter: w, req: r, body: watchBody(w, r, s.idle)}
+	defer sw.finish()
+	if s.cors.handle(sw, r) {
 		return
 	}
-	r = r.WithContext(contextWithRequestID(r.Context(), id))
 	if n := headerBytes(r); n > MaxHeaderBytes {
-		w.Header().Set("Connection", "close")
-		s.writeError(w, r, host.Errorf(host.CodeHeadersTooLarge, "request headers are %d bytes, at most %d allowed", n, MaxHeaderBytes))
+		sw.Header().Set("Connection", "close")
+		s.writeError(sw, r, host.Errorf(host.CodeHeadersTooLarge, "request headers are %d bytes, at most %d allowed", n, MaxHeaderBytes))
 		return
 	}
 	start := time.Now()
-	sw := &statusWriter{ResponseWriter: w}
 	s.router.ServeHTTP(sw, r)
 	s.log.Debug("request", "request_id", id, "method", r.Method, "path", r.URL.Path, "status", sw.status,
 		"ms", time.Since(start).Milliseconds())
 }
 
+// safeRequestID reports whether a client's X-Request-Id may be logged and echoed:
+// 1 to 64 of A-Z a-z 0-9 . _ -.
+func safeRequestID(id string) bool {
+	if id == "" || len(id) > 64 {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+// statusWriter records the status and decides, when the header goes out, whether the
+// connection must close.
 type statusWriter struct {
 	http.ResponseWriter
+	req    *http.Request
+	body   *idleBody // nil: no body
 	status int
 }
 
 func (w *statusWriter) WriteHeader(code int) {
 	if w.status == 0 {
 		w.status = code
+		if w.body.unread() || len(w.req.TransferEncoding) > 0 {
+			w.Header().Set("Connection", "close")
+		}
 	}
 	w.ResponseWriter.WriteHeader(code)
 }
+
+func (w *statusWriter) Write(p []byte) (int, error) {
+	if w.status == 0 {
+		w.WriteHeader(http.StatusOK)
+	}
+	return w.ResponseWriter.Write(p)
+}
+
+// finish runs when the handler is done. A handler that wrote nothing gets Go's own 200,
+// which must close too. After the answer Go still reads what is left of an unread body, up
+// to 256 KiB, before it closes: a client that is sending it finishes within drainGrace
+// and gets a clean close (closing on unread bytes resets the connection, which may destroy
+// the answer); one that sends nothing is cut then.
+func (w *statusWriter) finish() {
+	unread := w.body.unread()
+	if w.status == 0 && (unread || len(w.req.TransferEncoding) > 0) {
+		w.Header().Set("Connection", "close")
+	}
+	if unread {
+		_ = w.body.rc.SetReadDeadline(time.Now().Add(min(drainGrace, w.body.idle)))
+	}
+}
+
+// drainGrace bounds the reading of an unread body's rest after the answer.
+const drainGrace = time.Second
 
 // Unwrap lets http.ResponseController reach the underlying writer.
 func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }

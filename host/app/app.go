@@ -65,8 +65,12 @@ func Run(ctx context.Context, cfg *config.Config, log hclog.Logger) error {
 	if cfg.WebhookSecret != "" {
 		secret = []byte(cfg.WebhookSecret)
 	}
+	policy, err := webhook.NewPolicy(cfg.WebhookAllowedHosts)
+	if err != nil {
+		return fmt.Errorf("WEBHOOK_ALLOWED_HOSTS: %w", err)
+	}
 	hooks := webhook.NewSender(db, webhook.Options{
-		Secret: secret, MaxAttempts: cfg.WebhookMaxAttempts,
+		Secret: secret, MaxAttempts: cfg.WebhookMaxAttempts, Policy: policy,
 		Timeout: cfg.WebhookTimeout, Backoff: cfg.WebhookBackoff, Logger: log.Named("webhook"), Metrics: mets,
 	})
 	hooks.Start()
@@ -88,18 +92,24 @@ func Run(ctx context.Context, cfg *config.Config, log hclog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", cfg.Addr(), err)
 	}
+	maxConns := connectionCap(cfg.MaxConnections, log)
+	limiter := newConnLimiter(maxConns)
+	ln = limiter.wrap(ln)
 	handler := api.New(svc, auth.NewAPIKey(cfg.APIKey), tokens, log.Named("api"),
 		api.WithCORS(api.NewCORS(cfg.CORSAllowedOrigins)), api.WithMetrics(mets),
-		api.WithNode(cfg.NodeID), api.WithHealthCache(cfg.HealthCacheTTL))
+		api.WithNode(cfg.NodeID), api.WithHealthCache(cfg.HealthCacheTTL),
+		api.WithBodyIdleTimeout(cfg.BodyIdleTimeout), api.WithWebhookPolicy(policy))
 	srv := &http.Server{
 		Handler:           handler,
 		ReadHeaderTimeout: 30 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    api.ServerMaxHeaderBytes,
+		ConnState:         limiter.connState,
 		ErrorLog:          log.StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true}),
 	}
 	log.Info("listening", "addr", ln.Addr().String(), "node", cfg.NodeID, "backend", cfg.StorageBackend,
-		"chunk_size", cfg.ChunkSize, "staging", cfg.TempStoragePath, "database", cfg.DatabasePath)
+		"chunk_size", cfg.ChunkSize, "staging", cfg.TempStoragePath, "database", cfg.DatabasePath,
+		"max_connections", maxConns)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {
@@ -128,4 +138,28 @@ func Run(ctx context.Context, cfg *config.Config, log hclog.Logger) error {
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// fdsPerConnection and fdsReserved size the connection cap to the open-file limit: a
+// connection uploading a part holds its socket and a staging file; the process keeps some
+// for the database, the plugin and its logs.
+const (
+	fdsPerConnection = 2
+	fdsReserved      = 64
+)
+
+// connectionCap is MAX_CONNECTIONS, lowered (with a warning) to what the open-file limit
+// allows.
+func connectionCap(want int, log hclog.Logger) int {
+	limit, ok := openFileLimit()
+	if !ok || limit <= fdsReserved {
+		return want
+	}
+	fit := int(min((limit-fdsReserved)/fdsPerConnection, uint64(want)))
+	if fit < want {
+		fit = max(fit, 1)
+		log.Warn("MAX_CONNECTIONS lowered to what the open-file limit allows; raise the limit (LimitNOFILE=, ulimit -n) to allow more",
+			"max_connections", want, "open_file_limit", limit, "effective", fit)
+	}
+	return fit
 }

@@ -52,6 +52,21 @@ func (db *DB) RecordAttempt(ctx context.Context, id string, attempts int, status
 	return nil
 }
 
+// Postpone moves the next attempt of event id to next if it is still pending with
+// attempts attempts, and reports whether it did.
+func (db *DB) Postpone(ctx context.Context, id string, attempts int, next time.Time) (bool, error) {
+	res, err := db.w.ExecContext(ctx, `UPDATE webhook_events SET next_attempt_at = ?
+		WHERE id = ? AND status = 'pending' AND attempts = ?`, next.UnixMilli(), id, attempts)
+	if err != nil {
+		return false, fmt.Errorf("postpone webhook: %w", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return false, fmt.Errorf("postpone webhook: %w", err)
+	}
+	return n == 1, nil
+}
+
 // NextEventAt returns when the earliest pending event is due, and false when none is pending.
 func (db *DB) NextEventAt(ctx context.Context) (time.Time, bool, error) {
 	var next sql.NullInt64

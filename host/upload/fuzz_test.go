@@ -14,7 +14,8 @@ import (
 // and makes a key every backend accepts; a refused one is refused with invalid_filename.
 func FuzzValidateFilename(f *testing.F) {
 	for _, s := range []string{"movie.mp4", "videos/2024/movie.mp4", "../x", "a/../b", "/etc/passwd", `a\\b`, "C:/x",
-		"a\x00b", "vidéos/été/f.bin", "a//b", "a/./b", ".hidden", "a/b/", "%2e%2e/x", "\u202e.exe", strings.Repeat("a/", 300)} {
+		"a\x00b", "vidéos/été/f.bin", "a//b", "a/./b", ".hidden", "a/b/", "%2e%2e/x", "\u202e.exe", strings.Repeat("a/", 300),
+		"a\u200bb", "\ufeffx", "x\u2066y", "CON", "nul.txt", "a/Com1/b", "lpt\u00b9", "a ./b", " a", "\u3164", "\U000E0041"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, filename string) {
@@ -44,8 +45,18 @@ func FuzzValidateFilename(f *testing.F) {
 			}
 		}
 		for _, r := range filename {
-			if unicode.IsControl(r) {
-				t.Fatalf("accepted a control character in %q", filename)
+			if unicode.IsControl(r) || unicode.In(r, unicode.Cf, unicode.Zl, unicode.Zp, unicode.Co) {
+				t.Fatalf("accepted the control, format or invisible character %U in %q", r, filename)
+			}
+		}
+		for _, seg := range strings.Split(filename, "/") {
+			stem, _, _ := strings.Cut(seg, ".")
+			switch strings.ToUpper(strings.TrimRight(stem, " ")) {
+			case "CON", "PRN", "AUX", "NUL", "COM1", "COM9", "LPT1", "LPT9":
+				t.Fatalf("accepted the device name %q in %q", seg, filename)
+			}
+			if strings.HasPrefix(seg, " ") || strings.HasSuffix(seg, " ") || strings.HasSuffix(seg, ".") {
+				t.Fatalf("accepted the component %q (leading space, trailing dot or space) in %q", seg, filename)
 			}
 		}
 	})

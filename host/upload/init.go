@@ -53,6 +53,9 @@ func ValidateFilename(filename string) (path, name string, err error) {
 		msg := strings.TrimPrefix(err.Error(), sdk.ErrInvalidKey.Error()+": ")
 		return "", "", host.Errorf(host.CodeInvalidFilename, "filename %q is not allowed: %s", filename, msg)
 	}
+	if err := checkComponents(filename); err != nil {
+		return "", "", err
+	}
 	return path, name, nil
 }
 

@@ -20,6 +20,15 @@ import (
 
 var secret = []byte("webhook-secret-0123456789")
 
+// loopbackAllowed is WEBHOOK_ALLOWED_HOSTS=127.0.0.1: the test receivers run there.
+var loopbackAllowed = func() *webhook.Policy {
+	p, err := webhook.NewPolicy([]string{"127.0.0.1"})
+	if err != nil {
+		panic(err)
+	}
+	return p
+}()
+
 // receiver is a real HTTP receiver that fails its first attempts, checks signatures and
 // records what it got.
 type receiver struct {
@@ -108,6 +117,9 @@ func newSender(db *sqlite.DB, opt webhook.Options) *webhook.Sender {
 	}
 	opt.Poll = 20 * time.Millisecond
 	opt.Secret = secret
+	if opt.Policy == nil {
+		opt.Policy = loopbackAllowed
+	}
 	s := webhook.NewSender(db, opt)
 	s.Start()
 	return s

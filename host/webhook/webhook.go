@@ -71,6 +71,10 @@ func Sign(secret []byte, ts int64, body []byte) string {
 type Outbox interface {
 	DueEvents(ctx context.Context, now time.Time, limit int) ([]host.WebhookEvent, error)
 	RecordAttempt(ctx context.Context, id string, attempts int, status string, next time.Time, lastErr string, at time.Time) error
+	// Postpone moves the next attempt of event id to next if the event is still pending
+	// with attempts attempts, and reports whether it did (false: an attempt was recorded
+	// meanwhile, or the event is gone).
+	Postpone(ctx context.Context, id string, attempts int, next time.Time) (bool, error)
 	// NextEventAt returns when the earliest pending event is due (false: none pending).
 	NextEventAt(ctx context.Context) (time.Time, bool, error)
 }

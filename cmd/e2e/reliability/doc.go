@@ -1,7 +1,8 @@
 // Package reliability holds black-box reliability tests of chunked-uploader: crashes and
 // hangs of the storage plugin, crashes and restarts of the host, graceful shutdown, the
 // cleanup sweeper, cancel during a part upload, webhook retries across restarts,
-// concurrency, a small load test and hostile input.
+// concurrency, a small load test and hostile input: held connections (slowloris), stalled
+// bodies, webhook targets (SSRF) and receivers that do not answer, misleading filenames.
 //
 // Like the end-to-end tests of package e2e (whose helpers are copied here, not imported),
 // every test runs the real host binary as a separate process on a loopback port with a

@@ -191,7 +191,7 @@ func TestWebhookRetries(t *testing.T) {
 	t.Parallel()
 	rc := newReceiver(t, 2)
 	rc.start(t)
-	s := startServer(t, "local", map[string]string{"WEBHOOK_SECRET": webhookSecret, "WEBHOOK_BACKOFF": "200ms"})
+	s := startServer(t, "local", map[string]string{"WEBHOOK_SECRET": webhookSecret, "WEBHOOK_BACKOFF": "200ms", "WEBHOOK_ALLOWED_HOSTS": "127.0.0.1"})
 	data := randomBytes(mib+100, 10)
 	up := s.initUpload(t, map[string]any{"filename": "hook/a.bin", "total_size": len(data), "webhook_url": rc.url()})
 	s.uploadParts(t, up, partData(data, mib), 2)
@@ -240,7 +240,7 @@ func TestWebhookFailedDelivery(t *testing.T) {
 	t.Parallel()
 	rc := newReceiver(t, 0)
 	rc.start(t)
-	s := startServer(t, "fault", map[string]string{"WEBHOOK_SECRET": webhookSecret, "WEBHOOK_BACKOFF": "200ms"})
+	s := startServer(t, "fault", map[string]string{"WEBHOOK_SECRET": webhookSecret, "WEBHOOK_BACKOFF": "200ms", "WEBHOOK_ALLOWED_HOSTS": "127.0.0.1"})
 	data := randomBytes(3*mib, 11)
 	up := s.initUpload(t, map[string]any{"filename": "hook/fail.bin", "total_size": len(data), "webhook_url": rc.url()})
 	s.uploadParts(t, up, partData(data, mib), 3)
@@ -272,7 +272,7 @@ func TestWebhookFailedDelivery(t *testing.T) {
 func TestWebhookAcrossRestart(t *testing.T) {
 	t.Parallel()
 	rc := newReceiver(t, 0) // not started: down
-	s := startServer(t, "local", map[string]string{"WEBHOOK_SECRET": webhookSecret, "WEBHOOK_BACKOFF": "200ms"})
+	s := startServer(t, "local", map[string]string{"WEBHOOK_SECRET": webhookSecret, "WEBHOOK_BACKOFF": "200ms", "WEBHOOK_ALLOWED_HOSTS": "127.0.0.1"})
 	data := randomBytes(mib, 12)
 	up := s.initUpload(t, map[string]any{"filename": "hook/restart.bin", "total_size": len(data), "webhook_url": rc.url()})
 	s.mustPutPart(t, up.FileID, 0, up.Parts[0].Token, data)
