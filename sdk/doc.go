@@ -1,9 +1,8 @@
 // Package sdk is what storage plugin authors import.
 //
 // A storage plugin is a separate executable named chunked-uploader-plugin-<name>. The host
-// (chunked-uploader) starts it when STORAGE_BACKEND=<name>, talks to it over gRPC through
-// hashicorp/go-plugin, and streams every delivered file into its Put. A plugin implements
-// Storage and calls Serve from main:
+// (chunked-uploader) starts it when STORAGE_BACKEND=<name> and talks to it over gRPC through
+// hashicorp/go-plugin. A plugin implements Storage and calls Serve from main:
 //
 //	func main() {
 //		sdk.Serve("memo", func(ctx context.Context, cfg sdk.Config, log hclog.Logger) (sdk.Storage, error) {
@@ -15,6 +14,11 @@
 // host passes every variable whose name starts with the upper-cased backend name and an
 // underscore (MEMO_ROOT for backend "memo"), from its environment or its .env file. The
 // host's own secrets (API_KEY, JWT_SECRET, WEBHOOK_SECRET) are never passed.
+//
+// The host streams every delivered file into Put at complete, unless the Storage also
+// implements the optional PartStorage: then it sends each part to PutPart as soon as a
+// client uploaded it, persists the handles and receipts, and completing the upload is one
+// CommitObject. Package partfile holds the formats for backends built on files.
 //
 // Package storagetest holds the conformance suite every plugin should run in its tests.
 package sdk
