@@ -71,6 +71,9 @@ func isTimeout(err error) bool {
 // handler made of the failed read (a short part, a broken JSON body), the client is told
 // what happened.
 func (s *Server) bodyError(r *http.Request, err error) error {
+	if host.ErrorCode(err) == host.CodePartSuperseded {
+		return err // the deadline was a newer write of the part cutting this one
+	}
 	if b, ok := r.Body.(*idleBody); ok && err != nil && b.timedOut.Load() {
 		return host.Wrap(err, host.CodeBodyTimeout,
 			"no bytes of the request body arrived for "+b.idle.String()+"; the connection is closed and nothing was stored")
