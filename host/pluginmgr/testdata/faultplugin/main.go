@@ -3,13 +3,14 @@
 //
 //	hang-put        a Put reads 1 MiB, then blocks forever (ignoring cancellation)
 //	crash-put       a Put reads 1 MiB, then the process exits
+//	slow-put        a Put reads 32 KiB every 10 ms (about 3 MiB/s): a slow but live backend
 //	hang-health     Health blocks forever
 //	crash-configure the process exits on Configure
 //
 // A mode is also on while a file of its name exists in the directory FAULT_CONTROL, so a
 // test can make a running system misbehave and recover. Every Put appends a line to
-// FAULT_ROOT/.puts (for counting deliveries). FAULT_ROOT is the directory objects go to.
-// It lives in testdata so it never ships.
+// FAULT_ROOT/.puts and every Health one to FAULT_ROOT/.health (for counting deliveries and
+// probes). FAULT_ROOT is the directory objects go to. It lives in testdata so it never ships.
 package main
 
 import (
@@ -18,6 +19,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/chunked-uploader/chunked-uploader/sdk"
 )
@@ -38,10 +40,26 @@ func on(mode, static, control string) bool {
 	return err == nil
 }
 
-func (s *store) Put(ctx context.Context, key string, r io.Reader, size int64) (sdk.Object, error) {
-	if f, err := os.OpenFile(filepath.Join(s.root, ".puts"), os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644); err == nil {
-		fmt.Fprintln(f, key)
+// count appends line to FAULT_ROOT/name.
+func (s *store) count(name, line string) {
+	if f, err := os.OpenFile(filepath.Join(s.root, name), os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644); err == nil {
+		fmt.Fprintln(f, line)
 		f.Close()
+	}
+}
+
+// slowReader reads 32 KiB at most every 10 ms.
+type slowReader struct{ r io.Reader }
+
+func (s slowReader) Read(p []byte) (int, error) {
+	time.Sleep(10 * time.Millisecond)
+	return s.r.Read(p[:min(len(p), 32<<10)])
+}
+
+func (s *store) Put(ctx context.Context, key string, r io.Reader, size int64) (sdk.Object, error) {
+	s.count(".puts", key)
+	if on("slow-put", s.mode, s.control) {
+		r = slowReader{r}
 	}
 	hang, crash := on("hang-put", s.mode, s.control), on("crash-put", s.mode, s.control)
 	if hang || crash {
@@ -93,6 +111,7 @@ func (s *store) Delete(ctx context.Context, key string) error {
 }
 
 func (s *store) Health(ctx context.Context) error {
+	s.count(".health", "probe")
 	if on("hang-health", s.mode, s.control) {
 		select {}
 	}
