@@ -1,0 +1,40 @@
+package localstore
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+
+	"github.com/chunked-uploader/chunked-uploader/sdk"
+)
+
+// Validate checks the settings as Open would, without creating or writing anything: it is
+// the plugin's validator (sdk.WithValidator), which the host's --check-config runs.
+// LOCAL_STORAGE_PATH must be set, absolute, and name a directory or a path that can be
+// created as one (its nearest existing ancestor is a directory). Errors wrap
+// sdk.ErrInvalidConfig and name the setting.
+func Validate(cfg sdk.Config) error {
+	root, err := cfg.Required(SettingPath)
+	if err != nil {
+		return fmt.Errorf("local: %w", err)
+	}
+	if !filepath.IsAbs(root) {
+		return fmt.Errorf("local: %w: %s must be an absolute path, got %q", sdk.ErrInvalidConfig, SettingPath, root)
+	}
+	for p := filepath.Clean(root); ; p = filepath.Dir(p) {
+		fi, err := os.Stat(p)
+		switch {
+		case err == nil && fi.IsDir():
+			return nil
+		case err == nil:
+			return fmt.Errorf("local: %w: %s %s: %s is not a directory", sdk.ErrInvalidConfig, SettingPath, root, p)
+		case !errors.Is(err, fs.ErrNotExist):
+			return fmt.Errorf("local: %w: %s %s: %w", sdk.ErrInvalidConfig, SettingPath, root, err)
+		}
+		if filepath.Dir(p) == p {
+			return fmt.Errorf("local: %w: %s %s: no part of it exists", sdk.ErrInvalidConfig, SettingPath, root)
+		}
+	}
+}
