@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"syscall"
 
 	"github.com/chunked-uploader/chunked-uploader/sdk"
 )
@@ -18,10 +19,10 @@ import (
 func Validate(cfg sdk.Config) error {
 	root, err := cfg.Required(SettingPath)
 	if err != nil {
-		return fmt.Errorf("local: %w", err)
+		return err
 	}
 	if !filepath.IsAbs(root) {
-		return fmt.Errorf("local: %w: %s must be an absolute path, got %q", sdk.ErrInvalidConfig, SettingPath, root)
+		return fmt.Errorf("%w: %s must be an absolute path, got %q", sdk.ErrInvalidConfig, SettingPath, root)
 	}
 	for p := filepath.Clean(root); ; p = filepath.Dir(p) {
 		fi, err := os.Stat(p)
@@ -29,12 +30,13 @@ func Validate(cfg sdk.Config) error {
 		case err == nil && fi.IsDir():
 			return nil
 		case err == nil:
-			return fmt.Errorf("local: %w: %s %s: %s is not a directory", sdk.ErrInvalidConfig, SettingPath, root, p)
+			return fmt.Errorf("%w: %s %s cannot be used: %s is not a directory", sdk.ErrInvalidConfig, SettingPath, root, p)
+		case errors.Is(err, syscall.ENOTDIR): // a parent is a file: said when the loop gets there
 		case !errors.Is(err, fs.ErrNotExist):
-			return fmt.Errorf("local: %w: %s %s: %w", sdk.ErrInvalidConfig, SettingPath, root, err)
+			return fmt.Errorf("%w: %s %s cannot be used: %w", sdk.ErrInvalidConfig, SettingPath, root, err)
 		}
 		if filepath.Dir(p) == p {
-			return fmt.Errorf("local: %w: %s %s: no part of it exists", sdk.ErrInvalidConfig, SettingPath, root)
+			return fmt.Errorf("%w: %s %s: no part of it exists", sdk.ErrInvalidConfig, SettingPath, root)
 		}
 	}
 }
