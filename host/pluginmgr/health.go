@@ -66,7 +66,7 @@ func (m *Manager) Health(ctx context.Context) error {
 func (m *Manager) stillCurrent(p *process) bool {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return m.cur == p && (p == nil || !p.client.Exited())
+	return m.cur == p && (p == nil || !p.dead())
 }
 
 // runProbe runs p: it gets the process (starting one if needed, bounded by StartTimeout)

@@ -164,7 +164,7 @@ func (m *Manager) process(ctx context.Context) (*process, error) {
 		return nil, fmt.Errorf("%w: shutting down", sdk.ErrPluginExited)
 	}
 	if p := m.cur; p != nil {
-		if !p.client.Exited() {
+		if !p.dead() {
 			m.mu.Unlock()
 			return p, nil
 		}
@@ -336,7 +336,7 @@ func (m *Manager) exited(err error) error {
 	dead := func() bool {
 		m.mu.Lock()
 		defer m.mu.Unlock()
-		return m.cur == nil || m.cur.client.Exited()
+		return m.cur == nil || m.cur.dead()
 	}
 	isDead := dead()
 	if !isDead && errors.Is(err, sdk.ErrUnavailable) {

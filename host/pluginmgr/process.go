@@ -29,6 +29,9 @@ type process struct {
 	gone chan struct{} // closed when the manager stops or kills the process
 }
 
+// dead reports whether the process has exited (or was reaped).
+func (p *process) dead() bool { return p.client.Exited() || childExited(p.pid) }
+
 // kill ends the process with SIGKILL, which needs no cooperation from it (a frozen or
 // wedged process ignores a request to shut down), then lets go-plugin clean up its side.
 // Each step is bounded: kill returns within about 2 x killWait even when the process
@@ -134,10 +137,10 @@ func (m *Manager) watch(p *process) {
 		// A process that died by itself drops the connection a moment before it is
 		// reaped: that is an exit (the next call restarts it), not a hang.
 		deadline := time.Now().Add(time.Second)
-		for !p.client.Exited() && time.Now().Before(deadline) && time.Since(start) < m.opt.LivenessTimeout {
+		for !p.dead() && time.Now().Before(deadline) && time.Since(start) < m.opt.LivenessTimeout {
 			time.Sleep(20 * time.Millisecond)
 		}
-		if p.client.Exited() {
+		if p.dead() {
 			return
 		}
 		m.kill(p.client, fmt.Sprintf("it did not answer a liveness check within %s (%v)", m.opt.LivenessTimeout, err))

@@ -9,8 +9,9 @@
 //
 // A mode is also on while a file of its name exists in the directory FAULT_CONTROL, so a
 // test can make a running system misbehave and recover. Every Put appends a line to
-// FAULT_ROOT/.puts and every Health one to FAULT_ROOT/.health (for counting deliveries and
-// probes). FAULT_ROOT is the directory objects go to. It lives in testdata so it never ships.
+// FAULT_ROOT/.puts (for counting deliveries), and every Health one to the file
+// FAULT_HEALTH_LOG when that is set (for counting probes). FAULT_ROOT is the directory
+// objects go to. It lives in testdata so it never ships.
 package main
 
 import (
@@ -25,7 +26,7 @@ import (
 )
 
 type store struct {
-	mode, control, root string
+	mode, control, root, healthLog string
 }
 
 // on reports whether mode is on: set by FAULT_MODE or by a control file.
@@ -40,9 +41,9 @@ func on(mode, static, control string) bool {
 	return err == nil
 }
 
-// count appends line to FAULT_ROOT/name.
-func (s *store) count(name, line string) {
-	if f, err := os.OpenFile(filepath.Join(s.root, name), os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644); err == nil {
+// count appends line to the file path.
+func count(path, line string) {
+	if f, err := os.OpenFile(path, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644); err == nil {
 		fmt.Fprintln(f, line)
 		f.Close()
 	}
@@ -57,7 +58,7 @@ func (s slowReader) Read(p []byte) (int, error) {
 }
 
 func (s *store) Put(ctx context.Context, key string, r io.Reader, size int64) (sdk.Object, error) {
-	s.count(".puts", key)
+	count(filepath.Join(s.root, ".puts"), key)
 	if on("slow-put", s.mode, s.control) {
 		r = slowReader{r}
 	}
@@ -111,7 +112,9 @@ func (s *store) Delete(ctx context.Context, key string) error {
 }
 
 func (s *store) Health(ctx context.Context) error {
-	s.count(".health", "probe")
+	if s.healthLog != "" {
+		count(s.healthLog, "probe")
+	}
 	if on("hang-health", s.mode, s.control) {
 		select {}
 	}
@@ -127,6 +130,6 @@ func main() {
 		if err != nil {
 			return nil, err
 		}
-		return &store{mode: cfg.Get("FAULT_MODE"), control: cfg.Get("FAULT_CONTROL"), root: root}, nil
+		return &store{mode: cfg.Get("FAULT_MODE"), control: cfg.Get("FAULT_CONTROL"), root: root, healthLog: cfg.Get("FAULT_HEALTH_LOG")}, nil
 	})
 }
