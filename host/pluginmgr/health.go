@@ -29,7 +29,8 @@ type probe struct {
 
 // Health checks the plugin and its backend (the plugin's own probe, which for the shipped
 // backends writes and removes a small object). It answers from the last probe when that
-// is younger than HealthCacheTTL and was made of the process still running; otherwise it
+// is younger than HealthCacheTTL, was made of the process still running, and no call
+// failed since with an error that says the backend is down; otherwise it
 // joins the probe in flight or starts one. It returns within HealthTimeout whatever the
 // plugin does: a probe that takes longer fails Health with an error wrapping
 // sdk.ErrUnavailable and context.DeadlineExceeded, and keeps running in the background for
@@ -59,6 +60,25 @@ func (m *Manager) Health(ctx context.Context) error {
 		return fmt.Errorf("%w: %w: the storage plugin did not answer a health check within %s",
 			sdk.ErrUnavailable, context.DeadlineExceeded, m.opt.HealthTimeout)
 	}
+}
+
+// forget drops the cached answer.
+func (c *healthCache) forget() {
+	c.mu.Lock()
+	c.last = nil
+	c.mu.Unlock()
+}
+
+// backendDown reports whether err, from a call to the plugin, says that the backend or the
+// plugin cannot be used (rather than something about the call's own object or data).
+func backendDown(err error) bool {
+	for _, e := range []error{sdk.ErrUnavailable, sdk.ErrPluginExited, sdk.ErrPermission,
+		sdk.ErrInsufficientStorage, sdk.ErrNotConfigured, sdk.ErrInvalidConfig, context.DeadlineExceeded} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
 }
 
 // stillCurrent reports whether the probed process p is still the running one (for a probe

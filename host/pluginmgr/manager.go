@@ -328,11 +328,17 @@ func (m *Manager) launch() (*process, error) {
 }
 
 // exited converts an error from a call into one wrapping sdk.ErrPluginExited when the
-// plugin process died (or was killed) during the call.
+// plugin process died (or was killed) during the call. An error that says the backend or
+// the plugin cannot be used also drops the cached health answer: it is newer news.
 func (m *Manager) exited(err error) error {
 	if err == nil {
 		return nil
 	}
+	defer func() {
+		if backendDown(err) {
+			m.health.forget()
+		}
+	}()
 	dead := func() bool {
 		m.mu.Lock()
 		defer m.mu.Unlock()

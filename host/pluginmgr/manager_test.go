@@ -349,6 +349,37 @@ func TestHealthSharedAndCached(t *testing.T) {
 	}
 }
 
+// A call that fails because the backend is down drops a cached healthy answer.
+func TestHealthCacheForgetsOnBackendError(t *testing.T) {
+	log := filepath.Join(t.TempDir(), "probes")
+	control := t.TempDir()
+	m := faultManager(t, "", func(o *Options) {
+		o.Settings["FAULT_HEALTH_LOG"] = log
+		o.Settings["FAULT_CONTROL"] = control
+		o.HealthCacheTTL = time.Hour
+	})
+	for range 2 {
+		if err := m.Health(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := probes(t, log); n != 1 {
+		t.Fatalf("%d probes, want 1", n)
+	}
+	if err := os.WriteFile(filepath.Join(control, "fail-put"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.Put(context.Background(), "k", bytes.NewReader([]byte("x")), 1); !errors.Is(err, sdk.ErrUnavailable) {
+		t.Fatalf("Put with fail-put: %v", err)
+	}
+	if err := m.Health(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if n := probes(t, log); n != 2 {
+		t.Fatalf("%d probes after a failed Put, want 2 (the cached answer dropped)", n)
+	}
+}
+
 func probes(t *testing.T, log string) int {
 	t.Helper()
 	b, err := os.ReadFile(log)

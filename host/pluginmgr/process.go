@@ -11,7 +11,9 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/go-plugin"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/status"
 
 	"github.com/chunked-uploader/chunked-uploader/sdk"
 )
@@ -95,12 +97,16 @@ func (p *process) cleanup(log hclog.Logger) {
 
 // ping is the liveness check: the gRPC health service that go-plugin serves in the plugin
 // process itself. It tells a process that answers from one that does not, and never
-// touches the backend.
+// touches the backend. A plugin (not built with go-plugin) that answers without serving
+// the health service is alive too.
 func (p *process) ping(ctx context.Context) error {
 	if p.conn == nil {
 		return nil
 	}
 	resp, err := grpc_health_v1.NewHealthClient(p.conn).Check(ctx, &grpc_health_v1.HealthCheckRequest{Service: plugin.GRPCServiceName})
+	if c := status.Code(err); c == codes.Unimplemented || c == codes.NotFound {
+		return nil
+	}
 	if err != nil {
 		return err
 	}

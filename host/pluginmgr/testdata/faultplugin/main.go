@@ -4,6 +4,7 @@
 //	hang-put        a Put reads 1 MiB, then blocks forever (ignoring cancellation)
 //	crash-put       a Put reads 1 MiB, then the process exits
 //	slow-put        a Put reads 32 KiB every 10 ms (about 3 MiB/s): a slow but live backend
+//	fail-put        a Put fails at once with sdk.ErrUnavailable (a backend that went away)
 //	hang-health     Health blocks forever
 //	crash-configure the process exits on Configure
 //
@@ -59,6 +60,9 @@ func (s slowReader) Read(p []byte) (int, error) {
 
 func (s *store) Put(ctx context.Context, key string, r io.Reader, size int64) (sdk.Object, error) {
 	count(filepath.Join(s.root, ".puts"), key)
+	if on("fail-put", s.mode, s.control) {
+		return sdk.Object{}, fmt.Errorf("%w: fault plugin: fail-put", sdk.ErrUnavailable)
+	}
 	if on("slow-put", s.mode, s.control) {
 		r = slowReader{r}
 	}
