@@ -18,13 +18,14 @@ is the directory this script is in: it must hold bin/chunked-uploader and the st
 install directory, as the unprivileged system user chunked-uploader; the server reads .env from
 there itself.
 
-  (no argument)  install or update the service and (re)start it; needs root (sudo). Creates the
-                 user chunked-uploader if it is missing, creates the data directories
-                 (LOCAL_STORAGE_PATH for the local backend, TEMP_STORAGE_PATH, the directory of
-                 DATABASE_PATH) and gives them to that user, makes .env readable by its group,
-                 checks the configuration as that user, writes
+  (no argument)  install or update the service and (re)start it; needs root (sudo) and a running
+                 systemd. Creates the user chunked-uploader if it is missing, creates the data
+                 directories (LOCAL_STORAGE_PATH for the local backend, TEMP_STORAGE_PATH, the
+                 directory of DATABASE_PATH) and gives them to that user, makes .env readable by
+                 its group, checks the configuration as that user, writes
                  /etc/systemd/system/chunked-uploader.service, then daemon-reload, enable,
-                 restart, status.
+                 restart, status. If a step up to enable fails, every change made so far is
+                 undone.
   --print        write the unit to stdout; installs and changes nothing, needs no root
   --run          run the server in the foreground from the install directory, as the current
                  user (manual mode: the service does not use it). Waits until the mounts in
@@ -363,31 +364,128 @@ health_url() {
   printf 'http://%s:%s/health' "$host" "$server_port"
 }
 
+# The changes an install made so far, undone in reverse order when it fails (see rollback):
+# undo_kind[i] is user, rmdirs, owner, mode, group, file or unit; undo_path[i] and undo_arg[i] are
+# its operands.
+undo_kind=()
+undo_path=()
+undo_arg=()
+installing=0
+
+# will_undo KIND PATH ARG: record a change for rollback.
+will_undo() {
+  undo_kind+=("$1")
+  undo_path+=("$2")
+  undo_arg+=("$3")
+}
+
+# rollback: the EXIT trap of an install. Unless the install got past the point of no return,
+# it undoes what was recorded, newest first: unit file, owners, modes and groups, created
+# directories (only while empty), the created user.
+rollback() {
+  local status=$? i kind path arg d
+  ((installing)) || return 0
+  installing=0
+  printf 'deploy-linux.sh: the install failed; undoing its changes\n' >&2
+  for ((i = ${#undo_kind[@]} - 1; i >= 0; i--)); do
+    kind=${undo_kind[i]} path=${undo_path[i]} arg=${undo_arg[i]}
+    case $kind in
+      unit)
+        if [[ -n $arg ]]; then
+          mv -f -- "$arg" "$path" && echo "  restored the previous $path" >&2
+        else
+          rm -f -- "$path" && echo "  removed $path" >&2
+        fi
+        systemctl daemon-reload >/dev/null 2>&1 || true
+        ;;
+      owner) chown -R -- "$arg" "$path" && echo "  gave $path back to $arg" >&2 ;;
+      mode) chmod -- "$arg" "$path" || true ;;
+      group) chgrp -- "$arg" "$path" || true ;;
+      file) rm -f -- "$path" ;;
+      rmdirs)
+        # path was created by this install, and arg is the topmost directory it created.
+        d=$path
+        while rmdir -- "$d" 2>/dev/null; do
+          [[ $d == "$arg" ]] && break
+          d=${d%/*}
+        done
+        if [[ -e $arg ]]; then echo "  kept $arg: it is not empty" >&2; else echo "  removed $arg" >&2; fi
+        ;;
+      user)
+        userdel "$path" >/dev/null 2>&1 || echo "  could not remove the user $path" >&2
+        if getent group "$path" >/dev/null; then groupdel "$path" >/dev/null 2>&1 || true; fi
+        id -u "$path" >/dev/null 2>&1 || echo "  removed the user $path" >&2
+        ;;
+    esac
+  done
+  return "$status"
+}
+
+# first_missing PATH: the topmost directory of PATH that does not exist, in REPLY ('' when PATH
+# exists).
+first_missing() {
+  local p=$1
+  REPLY=''
+  while [[ -n $p && ! -e $p ]]; do
+    REPLY=$p
+    p=${p%/*}
+  done
+}
+
+# require_systemd: refuse, before changing anything, to install a service where systemd is not
+# the running init (a container, a chroot, WSL without systemd): daemon-reload would fail after
+# the user, the directories and the unit were made.
+require_systemd() {
+  command -v systemctl >/dev/null || die "systemctl not found: this script needs systemd"
+  local state
+  state=$(systemctl is-system-running 2>/dev/null) || true
+  case $state in
+    '' | offline | unknown)
+      die "systemd is not running on this machine (systemctl is-system-running: ${state:-no answer}), so no service can be installed; nothing was changed. Run the server in the foreground with $0 --run, or under another supervisor"
+      ;;
+  esac
+}
+
 install_service() {
   ((EUID == 0)) || die "installing the service needs root: sudo $0   (or $0 --print to see the unit)"
-  command -v systemctl >/dev/null || die "systemctl not found: this script needs systemd"
+  require_systemd
   prepare
 
+  installing=1
+  trap rollback EXIT
   if ! id -u "$service_user" >/dev/null 2>&1; then
     echo "creating system user $service_user"
+    will_undo user "$service_user" ''
     useradd --system --user-group --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin "$service_user"
   fi
-  local group dir
+  local group dir f
   group=$(id -gn "$service_user")
 
   for dir in "${data_dirs[@]}"; do
-    mkdir -p -- "$dir"
+    first_missing "$dir"
+    if [[ -n $REPLY ]]; then
+      will_undo rmdirs "$dir" "$REPLY"
+      mkdir -p -- "$dir"
+    fi
     if [[ $(stat -c %U -- "$dir") != "$service_user" ]]; then
       echo "giving $dir to $service_user"
+      will_undo owner "$dir" "$(stat -c %u:%g -- "$dir")"
       chown -R -- "$service_user:$group" "$dir" ||
         echo "warning: could not chown $dir (a network mount with fixed ownership?); checking that $service_user can write it" >&2
     fi
+    will_undo mode "$dir" "$(stat -c %a -- "$dir")"
     chmod 0700 -- "$dir" 2>/dev/null || true
   done
   # The existing database file, if DATABASE_PATH's directory was already the user's.
-  [[ -e $db_path ]] && chown -- "$service_user:$group" "$db_path"*
+  for f in "$db_path"*; do
+    [[ -e $f ]] || continue
+    will_undo owner "$f" "$(stat -c %u:%g -- "$f")"
+    chown -- "$service_user:$group" "$f"
+  done
 
   # .env holds the secrets: readable by its owner and the service's group only.
+  will_undo group "$env_file" "$(stat -c %g -- "$env_file")"
+  will_undo mode "$env_file" "$(stat -c %a -- "$env_file")"
   chgrp -- "$group" "$env_file"
   chmod 0640 -- "$env_file"
 
@@ -401,15 +499,25 @@ install_service() {
   as_service_user "$host_bin" -check-config >/dev/null ||
     die "the configuration is invalid (see above); fix .env and run this script again"
 
-  local tmp
+  local tmp backup=''
   tmp=$(mktemp "$unit_file.XXXXXX")
+  will_undo file "$tmp" ''
   unit >"$tmp"
   chmod 0644 "$tmp"
+  if [[ -e $unit_file ]]; then
+    backup=$(mktemp "$unit_file.previous.XXXXXX")
+    will_undo file "$backup" ''
+    cp -p -- "$unit_file" "$backup"
+  fi
+  will_undo unit "$unit_file" "$backup"
   mv -f -- "$tmp" "$unit_file"
   echo "wrote $unit_file"
 
   systemctl daemon-reload
   systemctl enable "$service.service"
+  # The service is installed: from here on a failure is reported, not undone.
+  installing=0
+  [[ -z $backup ]] || rm -f -- "$backup"
   # restart, not start: picks up a new binary, unit or .env when the service was running.
   systemctl restart "$service.service"
 

@@ -5,7 +5,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -17,13 +16,11 @@ import (
 
 	"github.com/chunked-uploader/chunked-uploader/host/app"
 	"github.com/chunked-uploader/chunked-uploader/host/config"
-	"github.com/chunked-uploader/chunked-uploader/host/pluginmgr"
-	"github.com/chunked-uploader/chunked-uploader/sdk"
 )
 
 func main() {
 	envFile := flag.String("env-file", ".env", "read settings from this file if it exists (environment variables win)")
-	check := flag.Bool("check-config", false, "validate the configuration and exit")
+	check := flag.Bool("check-config", false, "check the configuration, the directories it names and the storage plugin's settings, and exit")
 	flag.Parse()
 
 	exe, err := os.Executable()
@@ -36,10 +33,6 @@ func main() {
 		fmt.Fprintln(os.Stderr, "chunked-uploader: refusing to start:", err)
 		os.Exit(2)
 	}
-	if *check {
-		fmt.Println("configuration ok")
-		return
-	}
 	log := hclog.New(&hclog.LoggerOptions{
 		Name:       "chunked-uploader",
 		Level:      hclog.LevelFromString(cfg.LogLevel),
@@ -48,11 +41,27 @@ func main() {
 	})
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	if err := app.Run(ctx, cfg, log); err != nil {
-		log.Error("server stopped", "error", err)
-		if errors.Is(err, pluginmgr.ErrRefused) || errors.Is(err, sdk.ErrInvalidConfig) {
-			os.Exit(2) // a restart cannot fix it (systemd: RestartPreventExitStatus=2)
+	if *check {
+		// Only problems are logged: the plugin started for the check logs at info.
+		log.SetLevel(hclog.Warn)
+		if err := app.CheckConfig(ctx, cfg, log); err != nil {
+			fmt.Fprintln(os.Stderr, "chunked-uploader: configuration check failed:", err)
+			if app.Invalid(err) {
+				os.Exit(2)
+			}
+			os.Exit(1)
 		}
+		fmt.Println("configuration ok")
+		return
+	}
+	if err := app.Run(ctx, cfg, log); err != nil {
+		if app.Invalid(err) {
+			// As for the settings above: a plain line, and a status that tells systemd a
+			// restart cannot fix it (RestartPreventExitStatus=2).
+			fmt.Fprintln(os.Stderr, "chunked-uploader: refusing to start:", err)
+			os.Exit(2)
+		}
+		log.Error("server stopped", "error", err)
 		os.Exit(1)
 	}
 }

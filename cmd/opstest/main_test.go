@@ -39,6 +39,9 @@ func TestMain(m *testing.M) {
 	if buildDir != "" {
 		os.RemoveAll(buildDir)
 	}
+	if allPluginsDir != "" {
+		os.RemoveAll(allPluginsDir)
+	}
 	os.Exit(code)
 }
 

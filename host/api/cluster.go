@@ -3,9 +3,7 @@ package api
 import (
 	"context"
 	"net/http"
-	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/julienschmidt/httprouter"
 
@@ -25,17 +23,10 @@ import (
 // balancer without active health checks (nginx) moves on to another node.
 func WithNode(name string) Option { return func(s *Server) { s.cluster.name = name } }
 
-// WithHealthCache makes /health (and the check of init on a node) reuse the result of a
-// storage backend check for ttl; concurrent requests share one check. 0 checks every time.
-func WithHealthCache(ttl time.Duration) Option {
-	return func(s *Server) { s.cluster.health.ttl = ttl }
-}
-
 // cluster is the server's state as a node.
 type cluster struct {
 	name     string // "" for a single server
 	draining atomic.Bool
-	health   healthCache
 }
 
 // Drain tells the server that it is stopping: from now on init answers 503 node_draining
@@ -104,61 +95,10 @@ func (s *Server) accepting(h httprouter.Handle) httprouter.Handle {
 	}
 }
 
-// backendHealth checks the storage backend through the cache.
+// backendHealth checks the storage backend. The plugin manager caches the answer for
+// HEALTH_CACHE_TTL and lets concurrent callers share one probe.
 func (s *Server) backendHealth(ctx context.Context) error {
-	return s.cluster.health.check(ctx, s.svc.Health)
-}
-
-// healthCache shares backend checks: a result is reused for ttl after it was taken, and
-// callers that come while a check runs wait for it.
-type healthCache struct {
-	ttl time.Duration
-
-	mu      sync.Mutex
-	at      time.Time // when err was taken; zero: never
-	err     error
-	running chan struct{} // closed when the check in progress ends; nil: none
-}
-
-// check returns the result of f, taken now or less than ttl ago. The check runs with a
-// context of its own (bounded by healthTimeout), so that a caller going away does not fail
-// it for the others; a caller stops waiting when its ctx ends.
-func (c *healthCache) check(ctx context.Context, f func(context.Context) error) error {
-	if c.ttl <= 0 {
-		ctx, cancel := context.WithTimeout(ctx, healthTimeout)
-		defer cancel()
-		return f(ctx)
-	}
-	c.mu.Lock()
-	for {
-		if !c.at.IsZero() && time.Since(c.at) < c.ttl {
-			err := c.err
-			c.mu.Unlock()
-			return err
-		}
-		if c.running == nil {
-			break
-		}
-		running := c.running
-		c.mu.Unlock()
-		select {
-		case <-running:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-		c.mu.Lock()
-	}
-	done := make(chan struct{})
-	c.running = done
-	c.mu.Unlock()
-
-	fctx, cancel := context.WithTimeout(context.Background(), healthTimeout)
-	err := f(fctx)
-	cancel()
-
-	c.mu.Lock()
-	c.at, c.err, c.running = time.Now(), err, nil
-	c.mu.Unlock()
-	close(done)
-	return err
+	ctx, cancel := context.WithTimeout(ctx, healthTimeout)
+	defer cancel()
+	return s.svc.Health(ctx)
 }

@@ -6,7 +6,6 @@ import (
 	"net/http/httptest"
 	"path/filepath"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -205,46 +204,5 @@ func TestInitNeedsHealthyBackend(t *testing.T) {
 	initUpload(t, single, `{"filename":"y.bin","total_size":10}`)
 	if n := sbe.checks.Load(); n != 0 {
 		t.Errorf("init on a single server checked the backend %d times, want 0", n)
-	}
-}
-
-// TestHealthCache: with a TTL, /health reuses a result and concurrent requests share one
-// check; without, every request checks.
-func TestHealthCache(t *testing.T) {
-	be := &countingBackend{delay: 50 * time.Millisecond}
-	ts, _ := newNode(t, be, "a", WithNode("a"), WithHealthCache(time.Hour))
-	var wg sync.WaitGroup
-	for range 20 {
-		wg.Go(func() {
-			if status, m, _ := do(t, ts, call{"GET", "/health", nil, ""}); status != 200 {
-				t.Errorf("health: %d %v", status, m)
-			}
-		})
-	}
-	wg.Wait()
-	do(t, ts, call{"POST", "/upload/init", key(), `{"filename":"y.bin","total_size":10}`})
-	if n := be.checks.Load(); n != 1 {
-		t.Errorf("20 concurrent /health and an init with a 1 h cache: %d backend checks, want 1", n)
-	}
-
-	short := &countingBackend{}
-	ts, _ = newNode(t, short, "a", WithNode("a"), WithHealthCache(time.Nanosecond))
-	short.down.Store(true)
-	if status, _, _ := do(t, ts, call{"GET", "/health", nil, ""}); status != 503 {
-		t.Errorf("health with the backend down: %d, want 503", status)
-	}
-	short.down.Store(false)
-	time.Sleep(time.Millisecond)
-	if status, _, _ := do(t, ts, call{"GET", "/health", nil, ""}); status != 200 {
-		t.Errorf("health once the backend is back and the result expired: %d, want 200", status)
-	}
-
-	uncached := &countingBackend{}
-	ts, _ = newNode(t, uncached, "")
-	for range 3 {
-		do(t, ts, call{"GET", "/health", nil, ""})
-	}
-	if n := uncached.checks.Load(); n != 3 {
-		t.Errorf("3 /health without a cache: %d backend checks, want 3", n)
 	}
 }

@@ -23,7 +23,35 @@ import (
 	"github.com/chunked-uploader/chunked-uploader/host/staging"
 	"github.com/chunked-uploader/chunked-uploader/host/upload"
 	"github.com/chunked-uploader/chunked-uploader/host/webhook"
+	"github.com/chunked-uploader/chunked-uploader/sdk"
 )
+
+// Invalid reports whether err (from Run or CheckConfig) says the configuration is wrong, so
+// that starting again cannot help: the command exits with status 2 then (systemd:
+// RestartPreventExitStatus=2).
+func Invalid(err error) bool {
+	return errors.Is(err, config.ErrInvalid) || errors.Is(err, sdk.ErrInvalidConfig) || errors.Is(err, pluginmgr.ErrRefused)
+}
+
+// CheckConfig checks what can be checked before a start: cfg.Check, then the storage
+// plugin's settings, which the plugin checks without connecting to anything
+// (pluginmgr.Validate). It starts nothing else and changes nothing.
+func CheckConfig(ctx context.Context, cfg *config.Config, log hclog.Logger) error {
+	if err := cfg.Check(ctx); err != nil {
+		return err
+	}
+	return pluginmgr.Validate(ctx, pluginOptions(cfg, log))
+}
+
+// pluginOptions are the plugin manager's options for cfg.
+func pluginOptions(cfg *config.Config, log hclog.Logger) pluginmgr.Options {
+	return pluginmgr.Options{
+		Name: cfg.StorageBackend, Path: cfg.PluginPath, SHA256: cfg.PluginSHA256,
+		Settings: cfg.PluginSettings, Env: cfg.PluginEnv, Logger: log.Named("pluginmgr"),
+		StallTimeout: cfg.PluginStallTimeout, HealthTimeout: cfg.PluginHealthTimeout,
+		LivenessTimeout: cfg.PluginLivenessTimeout, HealthCacheTTL: cfg.HealthCacheTTL,
+	}
+}
 
 // ShutdownTimeout bounds how long in-flight requests may run after a shutdown was asked for.
 const ShutdownTimeout = 30 * time.Second
@@ -32,7 +60,14 @@ const ShutdownTimeout = 30 * time.Second
 // cfg.DrainTimeout if set (new uploads refused, see api.Server.Drain), stops accepting,
 // lets requests in flight finish (up to ShutdownTimeout), stops deliveries (they resume at
 // the next start), stops the plugin and closes the database.
+//
+// It first runs cfg.Check: an error from it wraps config.ErrInvalid, as does a plugin that
+// refuses its settings (sdk.ErrInvalidConfig) or cannot be run (pluginmgr.ErrRefused); see
+// Invalid.
 func Run(ctx context.Context, cfg *config.Config, log hclog.Logger) error {
+	if err := cfg.Check(ctx); err != nil {
+		return err
+	}
 	if dir := filepath.Dir(cfg.DatabasePath); dir != "" {
 		if err := os.MkdirAll(dir, 0o700); err != nil {
 			return fmt.Errorf("database directory: %w", err)
@@ -48,11 +83,7 @@ func Run(ctx context.Context, cfg *config.Config, log hclog.Logger) error {
 		return err
 	}
 
-	plugins := pluginmgr.New(pluginmgr.Options{
-		Name: cfg.StorageBackend, Path: cfg.PluginPath, SHA256: cfg.PluginSHA256,
-		Settings: cfg.PluginSettings, Env: cfg.PluginEnv, Logger: log.Named("pluginmgr"),
-		StallTimeout: cfg.PluginStallTimeout, HealthTimeout: cfg.PluginHealthTimeout,
-	})
+	plugins := pluginmgr.New(pluginOptions(cfg, log))
 	defer plugins.Close()
 	if err := plugins.Start(ctx); err != nil {
 		return fmt.Errorf("storage backend %q: %w", cfg.StorageBackend, err)
@@ -97,7 +128,7 @@ func Run(ctx context.Context, cfg *config.Config, log hclog.Logger) error {
 	ln = limiter.wrap(ln)
 	handler := api.New(svc, auth.NewAPIKey(cfg.APIKey), tokens, log.Named("api"),
 		api.WithCORS(api.NewCORS(cfg.CORSAllowedOrigins)), api.WithMetrics(mets),
-		api.WithNode(cfg.NodeID), api.WithHealthCache(cfg.HealthCacheTTL),
+		api.WithNode(cfg.NodeID),
 		api.WithBodyIdleTimeout(cfg.BodyIdleTimeout), api.WithWebhookPolicy(policy))
 	srv := &http.Server{
 		Handler:           handler,

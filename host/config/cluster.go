@@ -12,14 +12,11 @@ const (
 	// ClusterDrainTimeout is DRAIN_TIMEOUT's default with NODE_ID: long enough for a balancer
 	// checking /health every 2 s to take the node out (2 failed checks) before it stops.
 	ClusterDrainTimeout = 10 * time.Second
-	// ClusterHealthCacheTTL is HEALTH_CACHE_TTL's default with NODE_ID.
-	ClusterHealthCacheTTL = 2 * time.Second
 
-	MaxDrainTimeout   = 10 * time.Minute
-	MaxHealthCacheTTL = time.Minute
+	MaxDrainTimeout = 10 * time.Minute
 )
 
-// loadCluster reads NODE_ID, DRAIN_TIMEOUT and HEALTH_CACHE_TTL into c.
+// loadCluster reads NODE_ID and DRAIN_TIMEOUT into c.
 func loadCluster(c *Config, get func(k, def string) string, bad func(format string, args ...any)) {
 	c.NodeID = get("NODE_ID", "")
 	if c.NodeID != "" {
@@ -27,9 +24,9 @@ func loadCluster(c *Config, get func(k, def string) string, bad func(format stri
 			bad("NODE_ID: %v", err)
 		}
 	}
-	drain, ttl := time.Duration(0), time.Duration(0)
+	drain := time.Duration(0)
 	if c.NodeID != "" {
-		drain, ttl = ClusterDrainTimeout, ClusterHealthCacheTTL
+		drain = ClusterDrainTimeout
 	}
 	optional := func(k string, def, max time.Duration) time.Duration {
 		s := get(k, "")
@@ -44,5 +41,4 @@ func loadCluster(c *Config, get func(k, def string) string, bad func(format stri
 		return d
 	}
 	c.DrainTimeout = optional("DRAIN_TIMEOUT", drain, MaxDrainTimeout)
-	c.HealthCacheTTL = optional("HEALTH_CACHE_TTL", ttl, MaxHealthCacheTTL)
 }

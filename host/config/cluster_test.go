@@ -16,9 +16,9 @@ func TestLoadCluster(t *testing.T) {
 		drain, ttl  time.Duration
 		wantErrPart string
 	}{
-		"single server":        {env: base},
-		"node":                 {env: append(base, "NODE_ID=eu-2"), node: "eu-2", drain: ClusterDrainTimeout, ttl: ClusterHealthCacheTTL},
-		"node, no drain":       {env: append(base, "NODE_ID=a", "DRAIN_TIMEOUT=0"), node: "a", drain: 0, ttl: ClusterHealthCacheTTL},
+		"single server":        {env: base, ttl: 2 * time.Second},
+		"node":                 {env: append(base, "NODE_ID=eu-2"), node: "eu-2", drain: ClusterDrainTimeout, ttl: 2 * time.Second},
+		"node, no drain":       {env: append(base, "NODE_ID=a", "DRAIN_TIMEOUT=0"), node: "a", drain: 0, ttl: 2 * time.Second},
 		"node, own settings":   {env: append(base, "NODE_ID=a", "DRAIN_TIMEOUT=1m", "HEALTH_CACHE_TTL=500ms"), node: "a", drain: time.Minute, ttl: 500 * time.Millisecond},
 		"single, cached":       {env: append(base, "HEALTH_CACHE_TTL=5s"), ttl: 5 * time.Second},
 		"node too long":        {env: append(base, "NODE_ID=abcdefg"), wantErrPart: "NODE_ID"},

@@ -18,6 +18,10 @@ import (
 	"github.com/chunked-uploader/chunked-uploader/host/webhook"
 )
 
+// ErrInvalid is wrapped by every error that says the configuration is wrong: the server
+// exits with status 2 on it, and a restart cannot help.
+var ErrInvalid = errors.New("invalid configuration")
+
 // Limits on settings.
 const (
 	MinAPIKeyLength    = 16
@@ -42,9 +46,15 @@ type Config struct {
 	PluginDir      string
 	PluginPath     string // PluginDir/chunked-uploader-plugin-<StorageBackend>
 	PluginSHA256   string // hex; when set the plugin binary must match
-	// PluginStallTimeout and PluginHealthTimeout bound a hung plugin: it is killed and restarted.
-	PluginStallTimeout  time.Duration
+	// PluginStallTimeout: a delivery with no progress for this long kills the plugin.
+	PluginStallTimeout time.Duration
+	// PluginHealthTimeout bounds the backend's health probe and so GET /health.
 	PluginHealthTimeout time.Duration
+	// PluginLivenessTimeout: a plugin process that does not answer a liveness ping for this
+	// long is killed and restarted.
+	PluginLivenessTimeout time.Duration
+	// HealthCacheTTL: how long a health result is reused for GET /health.
+	HealthCacheTTL time.Duration
 
 	LocalStoragePath string // absolute
 	TempStoragePath  string // absolute: staging of parts
@@ -78,11 +88,9 @@ type Config struct {
 
 	// NodeID names this node in the ids of the uploads it creates, for a load balancer in
 	// front of several nodes ("" for a single server). DrainTimeout is how long a node asked
-	// to stop keeps serving its uploads while it refuses new ones; HealthCacheTTL is how long
-	// a /health answer is reused. See cluster.go.
-	NodeID         string
-	DrainTimeout   time.Duration
-	HealthCacheTTL time.Duration
+	// to stop keeps serving its uploads while it refuses new ones. See cluster.go.
+	NodeID       string
+	DrainTimeout time.Duration
 
 	CompleteWait            time.Duration
 	MaxConcurrentFinalizing int
@@ -164,14 +172,14 @@ func Load(environ []string, envFile, exeDir string) (*Config, error) {
 		}
 		return n
 	}
-	duration := func(k string, def time.Duration) time.Duration {
+	durationIn := func(k string, def, min, max time.Duration) time.Duration {
 		s := get(k, "")
 		if s == "" {
 			return def
 		}
 		d, err := time.ParseDuration(s)
-		if err != nil || d <= 0 {
-			bad("%s must be a positive duration such as 30m or 1h, got %q", k, s)
+		if err != nil || d < min || d > max {
+			bad("%s must be a duration from %s to %s, such as %s, got %q", k, human(min), human(max), human(def), s)
 			return def
 		}
 		return d
@@ -205,18 +213,27 @@ func Load(environ []string, envFile, exeDir string) (*Config, error) {
 	}
 	c.PluginDir = abs("PLUGIN_DIR", exeDir)
 	c.PluginPath = filepath.Join(c.PluginDir, "chunked-uploader-plugin-"+c.StorageBackend)
+	if st, err := os.Stat(c.PluginDir); err == nil && st.Mode().Perm()&0o022 != 0 {
+		bad("PLUGIN_DIR %s is writable by its group or others (mode %04o): whoever can write there can replace the storage plugin; make it writable by its owner only (chmod go-w %s)",
+			c.PluginDir, st.Mode().Perm(), c.PluginDir)
+	}
 	if st, err := os.Stat(c.PluginPath); err != nil {
 		bad("storage plugin for STORAGE_BACKEND=%s not found: %s does not exist (set PLUGIN_DIR, or run make build)", c.StorageBackend, c.PluginPath)
-	} else if st.IsDir() || st.Mode().Perm()&0o111 == 0 {
+	} else if !st.Mode().IsRegular() || st.Mode().Perm()&0o111 == 0 {
 		bad("storage plugin %s is not an executable file", c.PluginPath)
+	} else if st.Mode().Perm()&0o022 != 0 {
+		bad("storage plugin %s is writable by its group or others (mode %04o): whoever can write it can replace the plugin; make it writable by its owner only (chmod go-w %s)",
+			c.PluginPath, st.Mode().Perm(), c.PluginPath)
 	}
 	c.PluginSHA256 = strings.ToLower(get("PLUGIN_SHA256", ""))
 	if c.PluginSHA256 != "" && !regexp.MustCompile(`^[0-9a-f]{64}$`).MatchString(c.PluginSHA256) {
 		bad("PLUGIN_SHA256 must be 64 hex digits (sha256sum of the plugin binary)")
 	}
 
-	c.PluginStallTimeout = duration("PLUGIN_STALL_TIMEOUT", 5*time.Minute)
-	c.PluginHealthTimeout = duration("PLUGIN_HEALTH_TIMEOUT", 10*time.Second)
+	c.PluginStallTimeout = durationIn("PLUGIN_STALL_TIMEOUT", 5*time.Minute, time.Second, 24*time.Hour)
+	c.PluginHealthTimeout = durationIn("PLUGIN_HEALTH_TIMEOUT", 10*time.Second, time.Second, 30*time.Second)
+	c.PluginLivenessTimeout = durationIn("PLUGIN_LIVENESS_TIMEOUT", 10*time.Second, time.Second, 5*time.Minute)
+	c.HealthCacheTTL = durationIn("HEALTH_CACHE_TTL", 2*time.Second, 0, time.Minute)
 	c.LocalStoragePath = abs("LOCAL_STORAGE_PATH", "./uploads")
 	c.TempStoragePath = abs("TEMP_STORAGE_PATH", "./staging")
 	c.DatabasePath = get("DATABASE_PATH", "./uploads.db")
@@ -232,15 +249,18 @@ func Load(environ []string, envFile, exeDir string) (*Config, error) {
 	c.PartDeliveriesPerUpload = int(integer("PART_DELIVERIES_PER_UPLOAD", 4, 1, 64))
 	c.MaxPartsInFlight = int(integer("MAX_PARTS_IN_FLIGHT", 64, 1, 4096))
 	c.MaxPartsInFlightPerUpload = int(integer("MAX_PARTS_IN_FLIGHT_PER_UPLOAD", 16, 1, 1024))
-	c.CleanupInterval = duration("CLEANUP_INTERVAL", time.Hour)
-	c.Retention = duration("UPLOAD_RETENTION", 30*24*time.Hour)
+	c.CleanupInterval = durationIn("CLEANUP_INTERVAL", time.Hour, time.Second, 24*time.Hour)
+	c.Retention = durationIn("UPLOAD_RETENTION", 30*24*time.Hour, time.Minute, 10*365*24*time.Hour)
 	c.WebhookSecret = env["WEBHOOK_SECRET"]
-	if c.WebhookSecret != "" && len(c.WebhookSecret) < 16 {
+	switch {
+	case c.WebhookSecret != "" && strings.TrimSpace(c.WebhookSecret) == "":
+		bad("WEBHOOK_SECRET is only white space: set a random secret of at least 16 characters, or leave it empty for unsigned webhooks")
+	case c.WebhookSecret != "" && len(c.WebhookSecret) < 16:
 		bad("WEBHOOK_SECRET must be at least 16 characters when set")
 	}
 	c.WebhookMaxAttempts = int(integer("WEBHOOK_MAX_ATTEMPTS", 10, 1, 100))
-	c.WebhookTimeout = duration("WEBHOOK_TIMEOUT", 10*time.Second)
-	c.WebhookBackoff = duration("WEBHOOK_BACKOFF", 2*time.Second)
+	c.WebhookTimeout = durationIn("WEBHOOK_TIMEOUT", 10*time.Second, time.Second, 5*time.Minute)
+	c.WebhookBackoff = durationIn("WEBHOOK_BACKOFF", 2*time.Second, 100*time.Millisecond, time.Hour)
 	for _, h := range strings.Split(get("WEBHOOK_ALLOWED_HOSTS", ""), ",") {
 		if h = strings.TrimSpace(h); h == "" {
 			continue
@@ -251,11 +271,7 @@ func Load(environ []string, envFile, exeDir string) (*Config, error) {
 		}
 		c.WebhookAllowedHosts = append(c.WebhookAllowedHosts, h)
 	}
-	c.BodyIdleTimeout = duration("BODY_IDLE_TIMEOUT", DefaultBodyIdleTimeout)
-	if c.BodyIdleTimeout < time.Second || c.BodyIdleTimeout > time.Hour {
-		bad("BODY_IDLE_TIMEOUT must be from 1s to 1h, got %q", get("BODY_IDLE_TIMEOUT", ""))
-		c.BodyIdleTimeout = DefaultBodyIdleTimeout
-	}
+	c.BodyIdleTimeout = durationIn("BODY_IDLE_TIMEOUT", DefaultBodyIdleTimeout, time.Second, time.Hour)
 	c.MaxConnections = int(integer("MAX_CONNECTIONS", DefaultMaxConnections, 16, 1_000_000))
 	c.StagingReserve = integer("STAGING_RESERVE_MB", 1024, 0, 1<<30) << 20
 	c.CORSAllowedOrigins = get("CORS_ALLOWED_ORIGINS", "")
@@ -286,7 +302,7 @@ func Load(environ []string, envFile, exeDir string) (*Config, error) {
 	c.PluginEnv = append(c.PluginEnv, "CHUNKED_UPLOADER_PLUGIN_LOG_LEVEL="+c.LogLevel)
 
 	if len(errs) > 0 {
-		return nil, fmt.Errorf("invalid configuration:\n  - %w", joinLines(errs))
+		return nil, fmt.Errorf("%w:\n  - %w", ErrInvalid, joinLines(errs))
 	}
 	return c, nil
 }
@@ -337,3 +353,19 @@ func (l lineErrors) Error() string {
 }
 
 func joinLines(errs []error) error { return lineErrors(errs) }
+
+// human writes d the way settings are written: 30s, 5m, 24h (time.Duration.String would
+// say 24h0m0s).
+func human(d time.Duration) string {
+	switch {
+	case d == 0:
+		return "0s"
+	case d%time.Hour == 0:
+		return fmt.Sprintf("%dh", d/time.Hour)
+	case d%time.Minute == 0:
+		return fmt.Sprintf("%dm", d/time.Minute)
+	case d%time.Second == 0:
+		return fmt.Sprintf("%ds", d/time.Second)
+	}
+	return d.String()
+}

@@ -4,12 +4,16 @@
 // host's secrets never reach it) and its settings sent through Configure. If the process
 // dies, calls in flight fail with an error wrapping sdk.ErrPluginExited, the host keeps
 // serving, and the next call starts a fresh process (at most once per RestartBackoff).
+//
+// No lock is held across a call to the plugin: a plugin that stops answering (frozen,
+// wedged, deadlocked) can delay only the calls made to it. A liveness check (the gRPC health
+// service go-plugin serves in every plugin process, not the backend's own probe) runs in the
+// background; a process that does not answer it within LivenessTimeout is killed with
+// SIGKILL, which needs no cooperation from it, and the calls it held fail.
 package pluginmgr
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -28,7 +32,8 @@ import (
 )
 
 // ErrRefused marks a plugin that can never start as configured: its checksum differs from
-// PLUGIN_SHA256, or it speaks another protocol version. Restarting does not help.
+// PLUGIN_SHA256, its file may be changed by other users, or it speaks another protocol
+// version. Restarting does not help.
 var ErrRefused = errors.New("storage plugin refused")
 
 // Options configure a Manager.
@@ -47,24 +52,48 @@ type Options struct {
 	// StallTimeout: a Put that consumes no data for this long (including the wait for the
 	// plugin to commit after the last byte) is abandoned and the plugin killed. Default 5 min.
 	StallTimeout time.Duration
-	// HealthTimeout: a health check that takes longer kills the plugin. Default 10 s.
+	// HealthTimeout bounds Health: a backend probe that takes longer makes Health fail with
+	// an error wrapping sdk.ErrUnavailable and context.DeadlineExceeded, and the plugin is
+	// left running (whether it is alive is the liveness check's business). Default 10 s.
 	HealthTimeout time.Duration
+	// HealthCacheTTL is how long a Health result stays valid for the process that gave it.
+	// 0: not cached, but concurrent calls still share one probe.
+	HealthCacheTTL time.Duration
+	// LivenessTimeout: a plugin process that does not answer a liveness ping within this is
+	// killed. It is pinged every LivenessTimeout/2. Default 10 s.
+	LivenessTimeout time.Duration
 }
+
+// killWait bounds each step of stopping a process: the graceful shutdown go-plugin asks
+// for, and the wait for the process to be reaped after SIGKILL.
+const killWait = 5 * time.Second
 
 // Manager owns the plugin process. It is safe for concurrent use.
 type Manager struct {
-	opt Options
-	log hclog.Logger
+	opt  Options
+	log  hclog.Logger
+	base context.Context // cancelled by Close
+	stop context.CancelFunc
 
 	mu        sync.Mutex
-	client    *plugin.Client
-	remote    sdk.Remote
-	sockDir   string // the running plugin's socket directory
-	lastStart time.Time
+	cur       *process   // the running process, nil when there is none
+	starting  *startCall // the start in progress, nil when there is none
+	lastStart time.Time  // when the last start began (or will begin)
 	restarts  int
 	closed    bool
+	bg        sync.WaitGroup // starts in progress
+
+	health healthCache
 
 	info atomic.Pointer[sdk.PluginInfo] // what the plugin said when last configured
+}
+
+// startCall is one start of the plugin, shared by every caller that needs a process
+// while it runs.
+type startCall struct {
+	done chan struct{}
+	p    *process // valid after done is closed
+	err  error
 }
 
 var _ sdk.Storage = (*Manager)(nil)
@@ -83,10 +112,14 @@ func New(opt Options) *Manager {
 	if opt.HealthTimeout == 0 {
 		opt.HealthTimeout = 10 * time.Second
 	}
+	if opt.LivenessTimeout == 0 {
+		opt.LivenessTimeout = 10 * time.Second
+	}
 	if opt.Logger == nil {
 		opt.Logger = hclog.NewNullLogger()
 	}
-	return &Manager{opt: opt, log: opt.Logger}
+	base, stop := context.WithCancel(context.Background())
+	return &Manager{opt: opt, log: opt.Logger, base: base, stop: stop}
 }
 
 // Name returns the backend name.
@@ -94,7 +127,7 @@ func (m *Manager) Name() string { return m.opt.Name }
 
 // Start starts and configures the plugin now, so that start-up errors surface at once.
 func (m *Manager) Start(ctx context.Context) error {
-	_, err := m.get(ctx)
+	_, err := m.process(ctx)
 	return err
 }
 
@@ -114,64 +147,137 @@ func (m *Manager) get(ctx context.Context) (sdk.Remote, error) {
 // current is get that also returns the process serving remote, so that a caller can
 // kill that very process.
 func (m *Manager) current(ctx context.Context) (sdk.Remote, *plugin.Client, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.closed {
-		return nil, nil, fmt.Errorf("%w: shutting down", sdk.ErrPluginExited)
-	}
-	if m.client != nil && !m.client.Exited() {
-		return m.remote, m.client, nil
-	}
-	if m.client != nil {
-		m.log.Warn("storage plugin exited; restarting it", "plugin", m.opt.Path)
-		m.stopLocked()
-		m.restarts++
-	}
-	if wait := m.opt.RestartBackoff - time.Since(m.lastStart); !m.lastStart.IsZero() && wait > 0 {
-		select {
-		case <-time.After(wait):
-		case <-ctx.Done():
-			return nil, nil, ctx.Err()
-		}
-	}
-	m.lastStart = time.Now()
-	client, remote, sockDir, err := m.start(ctx)
+	p, err := m.process(ctx)
 	if err != nil {
 		return nil, nil, err
 	}
-	m.client, m.remote, m.sockDir = client, remote, sockDir
-	return remote, client, nil
+	return p.remote, p.client, nil
 }
 
-// kill stops client if it is still the current process (it does not answer). The next
-// call starts a new one.
+// process returns the running process, or waits (as long as ctx allows) for one to start.
+// The start itself runs detached from ctx, bounded by StartTimeout, and is shared by every
+// caller that arrives while it runs.
+func (m *Manager) process(ctx context.Context) (*process, error) {
+	m.mu.Lock()
+	if m.closed {
+		m.mu.Unlock()
+		return nil, fmt.Errorf("%w: shutting down", sdk.ErrPluginExited)
+	}
+	if p := m.cur; p != nil {
+		if !p.dead() {
+			m.mu.Unlock()
+			return p, nil
+		}
+		m.cur = nil
+		m.restarts++
+		m.log.Warn("storage plugin exited; restarting it", "plugin", m.opt.Path, "pid", p.pid)
+		go p.stop(m.log) // reaps go-plugin's side; the process is gone already
+	}
+	sc := m.starting
+	if sc == nil {
+		sc = &startCall{done: make(chan struct{})}
+		m.starting = sc
+		var wait time.Duration
+		if !m.lastStart.IsZero() {
+			wait = max(0, m.opt.RestartBackoff-time.Since(m.lastStart))
+		}
+		m.lastStart = time.Now().Add(wait)
+		m.bg.Add(1)
+		go m.runStart(sc, wait)
+	}
+	m.mu.Unlock()
+	select {
+	case <-sc.done:
+		return sc.p, sc.err
+	case <-ctx.Done():
+		return nil, fmt.Errorf("waiting for the storage plugin to start: %w", ctx.Err())
+	}
+}
+
+// runStart starts a process after wait and publishes it (or the error) to sc.
+func (m *Manager) runStart(sc *startCall, wait time.Duration) {
+	defer m.bg.Done()
+	var p *process
+	var err error
+	select {
+	case <-time.After(wait):
+		p, err = m.start(m.base)
+	case <-m.base.Done():
+		err = fmt.Errorf("%w: shutting down", sdk.ErrPluginExited)
+	}
+	m.mu.Lock()
+	m.starting = nil
+	if err == nil && m.closed {
+		err = fmt.Errorf("%w: shutting down", sdk.ErrPluginExited)
+		defer p.stop(m.log)
+		p = nil
+	}
+	if err == nil {
+		m.cur = p
+		go m.watch(p)
+	}
+	sc.p, sc.err = p, err
+	m.mu.Unlock()
+	close(sc.done)
+}
+
+// kill stops client if it is still the current process (it does not answer): SIGKILL, so
+// that a frozen process goes too, and calls in flight to it fail. The next call starts a
+// new one. kill returns once the process is gone, or after a bounded wait.
 func (m *Manager) kill(client *plugin.Client, why string) {
 	m.mu.Lock()
-	defer m.mu.Unlock()
-	if client == nil || m.client != client {
+	p := m.cur
+	if client == nil || p == nil || p.client != client {
+		m.mu.Unlock()
 		return
 	}
-	m.log.Error("killing the storage plugin: "+why, "plugin", m.opt.Path)
-	m.stopLocked()
+	m.cur = nil
 	m.restarts++
+	m.mu.Unlock()
+	m.log.Error("killing the storage plugin: "+why, "plugin", m.opt.Path, "pid", p.pid)
+	p.kill(m.log)
 }
 
-// stopLocked stops the current process and removes its socket directory.
-func (m *Manager) stopLocked() {
-	m.client.Kill()
-	os.RemoveAll(m.sockDir)
-	m.client, m.remote, m.sockDir = nil, nil, ""
+func (m *Manager) start(ctx context.Context) (*process, error) {
+	p, err := m.launch()
+	if err != nil {
+		return nil, err
+	}
+	cctx, cancel := context.WithTimeout(ctx, m.opt.StartTimeout)
+	defer cancel()
+	info, err := p.remote.Configure(cctx, m.opt.Settings)
+	if err != nil {
+		p.kill(m.log)
+		return nil, fmt.Errorf("storage plugin %s: %w", m.opt.Name, err)
+	}
+	m.info.Store(&info)
+	m.log.Info("storage plugin started", "backend", m.opt.Name, "served_name", info.Name, "part_wise", info.Parts != nil,
+		"pid", p.pid, "protocol_version", p.client.NegotiatedVersion())
+	return p, nil
 }
 
-func (m *Manager) start(ctx context.Context) (*plugin.Client, sdk.Remote, string, error) {
+// launch starts the plugin process and connects to it, without configuring it. The binary
+// is opened once: its permissions and its digest (PLUGIN_SHA256) are checked on the open
+// file, and that very file is what runs (see pinnedExecutable).
+func (m *Manager) launch() (*process, error) {
 	// The plugin listens on a Unix socket in a directory only this user can enter: that,
 	// not TLS, is what keeps other local users off it (TLS would add two copies and
 	// AES-GCM to every byte delivered). The directory goes when the process goes.
 	sockDir, err := os.MkdirTemp("", "chunked-uploader-plugin-")
 	if err != nil {
-		return nil, nil, "", fmt.Errorf("plugin socket directory: %w", err)
+		return nil, fmt.Errorf("plugin socket directory: %w", err)
 	}
-	cmd := exec.Command(m.opt.Path)
+	exe, inherit, release, err := pinnedExecutable(m.opt.Path, m.opt.SHA256, sockDir)
+	if err != nil {
+		os.RemoveAll(sockDir)
+		return nil, err
+	}
+	defer release() // the process has started (or failed to) when launch returns
+	cmd := exec.Command(exe)
+	cmd.Args[0] = m.opt.Path // what ps shows
+	if inherit != nil {
+		cmd.ExtraFiles = []*os.File{inherit}
+	}
 	cmd.Env = append(append([]string(nil), m.opt.Env...), plugin.EnvUnixSocketDir+"="+sockDir)
 	cfg := &plugin.ClientConfig{
 		HandshakeConfig:  sdk.Handshake,
@@ -186,26 +292,17 @@ func (m *Manager) start(ctx context.Context) (*plugin.Client, sdk.Remote, string
 			grpc.WithReadBufferSize(64 << 10),
 		},
 	}
-	if m.opt.SHA256 != "" {
-		sum, err := hex.DecodeString(m.opt.SHA256)
-		if err != nil {
-			os.RemoveAll(sockDir)
-			return nil, nil, "", fmt.Errorf("plugin checksum: %w", err)
-		}
-		cfg.SecureConfig = &plugin.SecureConfig{Checksum: sum, Hash: sha256.New()}
-	}
 	client := plugin.NewClient(cfg)
-	fail := func(err error) (*plugin.Client, sdk.Remote, string, error) {
-		client.Kill()
-		os.RemoveAll(sockDir)
-		return nil, nil, "", err
+	p := &process{client: client, cmd: cmd, sockDir: sockDir, gone: make(chan struct{})}
+	fail := func(err error) (*process, error) {
+		p.kill(m.log)
+		return nil, err
 	}
 	rpc, err := client.Client()
+	if cmd.Process != nil {
+		p.pid = cmd.Process.Pid
+	}
 	if err != nil {
-		if errors.Is(err, plugin.ErrChecksumsDoNotMatch) {
-			return fail(fmt.Errorf("%w: %s: its SHA-256 (%s) does not match PLUGIN_SHA256 (%s)",
-				ErrRefused, m.opt.Path, fileSHA256(m.opt.Path), m.opt.SHA256))
-		}
 		if _, v, ok := strings.Cut(err.Error(), "incompatible API version with plugin. Plugin version: "); ok {
 			if i := strings.IndexByte(v, ','); i > 0 {
 				v = v[:i]
@@ -215,6 +312,9 @@ func (m *Manager) start(ctx context.Context) (*plugin.Client, sdk.Remote, string
 		}
 		return fail(fmt.Errorf("%w: start %s: %v", sdk.ErrUnavailable, m.opt.Path, err))
 	}
+	if g, ok := rpc.(*plugin.GRPCClient); ok {
+		p.conn = g.Conn
+	}
 	raw, err := rpc.Dispense(sdk.PluginName)
 	if err != nil {
 		return fail(fmt.Errorf("%w: %s does not serve the storage protocol: %v", sdk.ErrUnavailable, m.opt.Path, err))
@@ -223,35 +323,34 @@ func (m *Manager) start(ctx context.Context) (*plugin.Client, sdk.Remote, string
 	if !ok {
 		return fail(fmt.Errorf("%w: %s dispensed %T", sdk.ErrUnavailable, m.opt.Path, raw))
 	}
-	cctx, cancel := context.WithTimeout(ctx, m.opt.StartTimeout)
-	defer cancel()
-	info, err := remote.Configure(cctx, m.opt.Settings)
-	if err != nil {
-		return fail(fmt.Errorf("storage plugin %s: %w", m.opt.Name, err))
-	}
-	m.info.Store(&info)
-	m.log.Info("storage plugin started", "backend", m.opt.Name, "served_name", info.Name, "part_wise", info.Parts != nil,
-		"pid", client.ReattachConfig().Pid, "protocol_version", client.NegotiatedVersion())
-	return client, remote, sockDir, nil
+	p.remote = remote
+	return p, nil
 }
 
 // exited converts an error from a call into one wrapping sdk.ErrPluginExited when the
-// plugin process died during the call.
+// plugin process died (or was killed) during the call. An error that says the backend or
+// the plugin cannot be used also drops the cached health answer: it is newer news.
 func (m *Manager) exited(err error) error {
 	if err == nil {
 		return nil
 	}
-	m.mu.Lock()
-	dead := m.client == nil || m.client.Exited()
-	m.mu.Unlock()
-	if !dead && errors.Is(err, sdk.ErrUnavailable) {
+	defer func() {
+		if backendDown(err) {
+			m.health.forget()
+		}
+	}()
+	dead := func() bool {
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		return m.cur == nil || m.cur.dead()
+	}
+	isDead := dead()
+	if !isDead && errors.Is(err, sdk.ErrUnavailable) {
 		// The connection may drop a moment before the process is reaped.
 		time.Sleep(50 * time.Millisecond)
-		m.mu.Lock()
-		dead = m.client == nil || m.client.Exited()
-		m.mu.Unlock()
+		isDead = dead()
 	}
-	if dead && !errors.Is(err, sdk.ErrPluginExited) {
+	if isDead && !errors.Is(err, sdk.ErrPluginExited) {
 		return fmt.Errorf("%w: %w", sdk.ErrPluginExited, err)
 	}
 	return err
@@ -313,43 +412,27 @@ func (m *Manager) Delete(ctx context.Context, key string) error {
 	return m.exited(remote.Delete(ctx, key))
 }
 
-// Health checks the plugin process and its backend. A dead plugin is restarted; one that
-// does not answer within HealthTimeout is killed (and restarted on the next call).
-func (m *Manager) Health(ctx context.Context) error {
-	remote, client, err := m.current(ctx)
-	if err != nil {
-		return err
-	}
-	hctx, cancel := context.WithTimeout(ctx, m.opt.HealthTimeout)
-	defer cancel()
-	err = remote.Health(hctx)
-	if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
-		m.kill(client, fmt.Sprintf("health check unanswered for %s", m.opt.HealthTimeout))
-		return fmt.Errorf("%w: the plugin did not answer a health check in %s and was killed", sdk.ErrPluginExited, m.opt.HealthTimeout)
-	}
-	return m.exited(err)
-}
-
-// Close stops the plugin process.
+// Close stops the plugin process: it asks it to exit and kills it when it has not within
+// a bounded time. Close does not wait for a start in progress for longer than that either.
 func (m *Manager) Close() {
 	m.mu.Lock()
-	defer m.mu.Unlock()
+	if m.closed {
+		m.mu.Unlock()
+		return
+	}
 	m.closed = true
-	if m.client != nil {
-		m.stopLocked()
+	p := m.cur
+	m.cur = nil
+	m.mu.Unlock()
+	m.stop()
+	if p != nil {
+		p.stop(m.log)
 	}
-}
-
-// fileSHA256 returns the hex SHA-256 of the file at path, or "unreadable".
-func fileSHA256(path string) string {
-	f, err := os.Open(path)
-	if err != nil {
-		return "unreadable"
+	starts := make(chan struct{})
+	go func() { m.bg.Wait(); close(starts) }()
+	select {
+	case <-starts:
+	case <-time.After(killWait):
+		m.log.Warn("a start of the storage plugin was still running at shutdown", "plugin", m.opt.Path)
 	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "unreadable"
-	}
-	return hex.EncodeToString(h.Sum(nil))
 }

@@ -68,10 +68,10 @@ func (m *Manager) pid(t *testing.T) int {
 	t.Helper()
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if m.client == nil {
+	if m.cur == nil {
 		t.Fatal("no plugin running")
 	}
-	return m.client.ReattachConfig().Pid
+	return m.cur.pid
 }
 
 func TestPutThroughPlugin(t *testing.T) {
@@ -242,22 +242,151 @@ func TestHungPutIsKilled(t *testing.T) {
 	}
 }
 
-func TestHungHealthIsKilled(t *testing.T) {
-	m := faultManager(t, "hang-health", func(o *Options) { o.HealthTimeout = 300 * time.Millisecond })
+// A health probe that hangs fails Health within HealthTimeout but does not kill a plugin
+// that still answers its liveness check.
+func TestHungHealthIsNotKilled(t *testing.T) {
+	m := faultManager(t, "hang-health", func(o *Options) {
+		o.HealthTimeout = 300 * time.Millisecond
+		o.LivenessTimeout = 200 * time.Millisecond
+	})
 	if err := m.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	first := m.pid(t)
-	if err := m.Health(context.Background()); !errors.Is(err, sdk.ErrPluginExited) {
-		t.Fatalf("health of a hung plugin: %v", err)
+	for range 3 {
+		err := m.Health(context.Background())
+		if !errors.Is(err, sdk.ErrUnavailable) || !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("health of a plugin whose probe hangs: %v", err)
+		}
 	}
-	waitGone(t, first)
+	// Several liveness periods later the plugin still runs and serves.
+	time.Sleep(time.Second)
+	if m.pid(t) != first || m.Restarts() != 0 {
+		t.Fatalf("plugin replaced: pid %d (was %d), restarts %d", m.pid(t), first, m.Restarts())
+	}
+	content := []byte("still served")
+	if _, err := m.Put(context.Background(), "x", bytes.NewReader(content), int64(len(content))); err != nil {
+		t.Fatalf("put to the plugin whose health probe hangs: %v", err)
+	}
+}
+
+// A frozen plugin (SIGSTOP) is killed by the liveness check; a Put in flight fails as
+// retryable, Health fails within its bound meanwhile, and the next call gets a new process.
+func TestFrozenPluginIsKilled(t *testing.T) {
+	m, _ := newManager(t, func(o *Options) {
+		o.HealthTimeout = 500 * time.Millisecond
+		o.LivenessTimeout = 500 * time.Millisecond
+	})
 	if err := m.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if m.pid(t) == first {
-		t.Fatal("hung plugin not replaced")
+	first := m.pid(t)
+	if err := syscall.Kill(first, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
 	}
+	t.Cleanup(func() { syscall.Kill(first, syscall.SIGKILL) })
+	put := make(chan error, 1)
+	go func() {
+		_, err := m.Put(context.Background(), "frozen", &zeros{64 << 20}, 64<<20)
+		put <- err
+	}()
+	if err := m.Health(context.Background()); err == nil {
+		t.Fatal("health of a frozen plugin succeeded")
+	}
+	select {
+	case err := <-put:
+		if !errors.Is(err, sdk.ErrPluginExited) {
+			t.Fatalf("Put to a frozen plugin: %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("Put to a frozen plugin still blocked 30 s later")
+	}
+	waitGone(t, first)
+	if err := m.Health(context.Background()); err != nil {
+		t.Fatalf("health after the frozen plugin was replaced: %v", err)
+	}
+	if m.pid(t) == first || m.Restarts() != 1 {
+		t.Fatalf("not restarted: pid %d (was %d), restarts %d", m.pid(t), first, m.Restarts())
+	}
+}
+
+// Concurrent Health calls share one probe, and a result is reused for HealthCacheTTL as
+// long as the process that gave it runs.
+func TestHealthSharedAndCached(t *testing.T) {
+	log := filepath.Join(t.TempDir(), "probes")
+	m := faultManager(t, "", func(o *Options) {
+		o.Settings["FAULT_HEALTH_LOG"] = log
+		o.HealthCacheTTL = time.Hour
+	})
+	if err := m.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	errs := make(chan error, 50)
+	for range cap(errs) {
+		go func() { errs <- m.Health(context.Background()) }()
+	}
+	for range cap(errs) {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := probes(t, log); n != 1 {
+		t.Fatalf("50 Health calls made %d probes, want 1", n)
+	}
+	// A new process is probed anew.
+	first := m.pid(t)
+	syscall.Kill(first, syscall.SIGKILL)
+	waitGone(t, first)
+	deadline := time.Now().Add(15 * time.Second)
+	for m.Health(context.Background()) != nil {
+		if time.Now().After(deadline) {
+			t.Fatal("plugin not back")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if n := probes(t, log); n != 2 {
+		t.Fatalf("%d probes after a restart, want 2", n)
+	}
+}
+
+// A call that fails because the backend is down drops a cached healthy answer.
+func TestHealthCacheForgetsOnBackendError(t *testing.T) {
+	log := filepath.Join(t.TempDir(), "probes")
+	control := t.TempDir()
+	m := faultManager(t, "", func(o *Options) {
+		o.Settings["FAULT_HEALTH_LOG"] = log
+		o.Settings["FAULT_CONTROL"] = control
+		o.HealthCacheTTL = time.Hour
+	})
+	for range 2 {
+		if err := m.Health(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := probes(t, log); n != 1 {
+		t.Fatalf("%d probes, want 1", n)
+	}
+	if err := os.WriteFile(filepath.Join(control, "fail-put"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.Put(context.Background(), "k", bytes.NewReader([]byte("x")), 1); !errors.Is(err, sdk.ErrUnavailable) {
+		t.Fatalf("Put with fail-put: %v", err)
+	}
+	if err := m.Health(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if n := probes(t, log); n != 2 {
+		t.Fatalf("%d probes after a failed Put, want 2 (the cached answer dropped)", n)
+	}
+}
+
+func probes(t *testing.T, log string) int {
+	t.Helper()
+	b, err := os.ReadFile(log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.Count(string(b), "\n")
 }
 
 // A plugin that dies mid-delivery: the Put fails as retryable, nothing is left visible.
@@ -288,13 +417,16 @@ func TestCrashAtConfigure(t *testing.T) {
 	}
 }
 
-// waitGone waits until process pid is gone (or a zombie).
+// waitGone waits until process pid is gone, or a zombie whose threads have all exited (a
+// killed process's main thread is a zombie while its other threads still exit, and until
+// they have, its parent does not see it exit).
 func waitGone(t *testing.T, pid int) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		st, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-		if err != nil || strings.Contains(string(st), ") Z") {
+		tasks, _ := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+		if err != nil || (strings.Contains(string(st), ") Z") && len(tasks) <= 1) {
 			return
 		}
 		if time.Now().After(deadline) {

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io/fs"
 	"net/url"
+	"os"
 	"sort"
 	"strings"
 
@@ -28,7 +29,15 @@ type DB struct {
 }
 
 // Open opens (creating if needed) the database at path and applies pending migrations.
+// A new database file is created with mode 0600 (its -wal and -shm files, which SQLite
+// creates with the database file's mode, too): it holds every upload's name and state.
 func Open(ctx context.Context, path string) (*DB, error) {
+	// SQLite would create the file 0644 (less the umask).
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("open database %s: %w", path, err)
+	}
+	f.Close()
 	q := url.Values{}
 	for _, p := range []string{"journal_mode(WAL)", "synchronous(FULL)", "busy_timeout(10000)", "foreign_keys(ON)"} {
 		q.Add("_pragma", p)

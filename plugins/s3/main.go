@@ -9,5 +9,5 @@ import (
 )
 
 func main() {
-	sdk.Serve("s3", s3store.Open)
+	sdk.Serve("s3", s3store.Open, sdk.WithValidator(s3store.Validate))
 }

@@ -9,5 +9,5 @@ import (
 )
 
 func main() {
-	sdk.Serve("smb", smbstore.Open)
+	sdk.Serve("smb", smbstore.Open, sdk.WithValidator(smbstore.Validate))
 }

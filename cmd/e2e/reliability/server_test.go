@@ -390,17 +390,25 @@ func alive(pid int) bool {
 	return b[i+2] != 'Z' && b[i+2] != 'X'
 }
 
-// waitGone waits until pid is no longer a live process.
+// waitGone waits until pid is no longer a live process and every thread of it has exited:
+// a killed process's main thread shows as a zombie while its other threads still exit,
+// and until they have, its parent (the host) cannot see it exit.
 func waitGone(tb testing.TB, pid int, timeout time.Duration) time.Duration {
 	tb.Helper()
 	start := time.Now()
-	for alive(pid) {
+	for alive(pid) || exiting(pid) {
 		if time.Since(start) > timeout {
 			tb.Fatalf("process %d still alive %v later", pid, timeout)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
 	return time.Since(start)
+}
+
+// exiting reports whether pid still has threads other than its main one.
+func exiting(pid int) bool {
+	tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	return err == nil && len(tasks) > 1
 }
 
 // killIfAlive SIGKILLs pid if it is still a live plugin process (never anything else).

@@ -3,13 +3,16 @@
 //
 //	hang-put        a Put reads 1 MiB, then blocks forever (ignoring cancellation)
 //	crash-put       a Put reads 1 MiB, then the process exits
+//	slow-put        a Put reads 32 KiB every 10 ms (about 3 MiB/s): a slow but live backend
+//	fail-put        a Put fails at once with sdk.ErrUnavailable (a backend that went away)
 //	hang-health     Health blocks forever
 //	crash-configure the process exits on Configure
 //
 // A mode is also on while a file of its name exists in the directory FAULT_CONTROL, so a
 // test can make a running system misbehave and recover. Every Put appends a line to
-// FAULT_ROOT/.puts (for counting deliveries). FAULT_ROOT is the directory objects go to.
-// It lives in testdata so it never ships.
+// FAULT_ROOT/.puts (for counting deliveries), and every Health one to the file
+// FAULT_HEALTH_LOG when that is set (for counting probes). FAULT_ROOT is the directory
+// objects go to. It lives in testdata so it never ships.
 package main
 
 import (
@@ -18,12 +21,13 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/chunked-uploader/chunked-uploader/sdk"
 )
 
 type store struct {
-	mode, control, root string
+	mode, control, root, healthLog string
 }
 
 // on reports whether mode is on: set by FAULT_MODE or by a control file.
@@ -38,10 +42,29 @@ func on(mode, static, control string) bool {
 	return err == nil
 }
 
-func (s *store) Put(ctx context.Context, key string, r io.Reader, size int64) (sdk.Object, error) {
-	if f, err := os.OpenFile(filepath.Join(s.root, ".puts"), os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644); err == nil {
-		fmt.Fprintln(f, key)
+// count appends line to the file path.
+func count(path, line string) {
+	if f, err := os.OpenFile(path, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644); err == nil {
+		fmt.Fprintln(f, line)
 		f.Close()
+	}
+}
+
+// slowReader reads 32 KiB at most every 10 ms.
+type slowReader struct{ r io.Reader }
+
+func (s slowReader) Read(p []byte) (int, error) {
+	time.Sleep(10 * time.Millisecond)
+	return s.r.Read(p[:min(len(p), 32<<10)])
+}
+
+func (s *store) Put(ctx context.Context, key string, r io.Reader, size int64) (sdk.Object, error) {
+	count(filepath.Join(s.root, ".puts"), key)
+	if on("fail-put", s.mode, s.control) {
+		return sdk.Object{}, fmt.Errorf("%w: fault plugin: fail-put", sdk.ErrUnavailable)
+	}
+	if on("slow-put", s.mode, s.control) {
+		r = slowReader{r}
 	}
 	hang, crash := on("hang-put", s.mode, s.control), on("crash-put", s.mode, s.control)
 	if hang || crash {
@@ -93,6 +116,9 @@ func (s *store) Delete(ctx context.Context, key string) error {
 }
 
 func (s *store) Health(ctx context.Context) error {
+	if s.healthLog != "" {
+		count(s.healthLog, "probe")
+	}
 	if on("hang-health", s.mode, s.control) {
 		select {}
 	}
@@ -108,6 +134,6 @@ func main() {
 		if err != nil {
 			return nil, err
 		}
-		return &store{mode: cfg.Get("FAULT_MODE"), control: cfg.Get("FAULT_CONTROL"), root: root}, nil
+		return &store{mode: cfg.Get("FAULT_MODE"), control: cfg.Get("FAULT_CONTROL"), root: root, healthLog: cfg.Get("FAULT_HEALTH_LOG")}, nil
 	})
 }

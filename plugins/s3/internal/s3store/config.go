@@ -123,3 +123,11 @@ func partSize(size, configured int64) int64 {
 	}
 	return ps
 }
+
+// Validate checks the settings exactly as Open parses them, and connects to nothing: it is
+// the plugin's validator (sdk.WithValidator), which the host's --check-config runs. Errors
+// wrap sdk.ErrInvalidConfig and name the setting.
+func Validate(c sdk.Config) error {
+	_, err := ParseConfig(c)
+	return err
+}
