@@ -274,6 +274,7 @@ export function jsonResponse(status, body, headers = {}) {
  * A tiny HTTP proxy on 127.0.0.1 in front of target (the real server), for the default node:http
  * transport, which a fetch wrapper cannot reach. hook({method, path, count}) may return:
  * 'lose' (forward, read the real answer, then cut the connection without answering),
+ * 'cut' (cut the connection once half of the request body has arrived, forwarding nothing),
  * 'hang' (never answer), {status, body, headers} (answer that instead), or undefined (forward).
  * count is the number of requests so far with the same method and path, this one included.
  */
@@ -292,6 +293,16 @@ export async function startProxy(target, hook) {
     if (action === 'hang') {
       entry.action = 'hang';
       req.resume();
+      return;
+    }
+    if (action === 'cut') {
+      entry.action = 'cut';
+      const half = Number(req.headers['content-length'] ?? 0) / 2;
+      let got = 0;
+      req.on('data', (c) => {
+        got += c.length;
+        if (got >= half) req.socket.destroy();
+      });
       return;
     }
     if (action && typeof action === 'object') {
