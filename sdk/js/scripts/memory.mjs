@@ -55,7 +55,7 @@ try {
   const s = m.ms / 1000;
   console.log(
     `${o.size} MiB by ${o.source}, ${o.chunk} MiB chunks, concurrency ${o.concurrency}, transport ${o.transport}, checksum ${o.checksum}: ` +
-      `peak rss growth ${(m.growth / MIB).toFixed(1)} MiB (${m.method}, baseline ${(m.baseline / MIB).toFixed(0)} MiB), ` +
+      `peak rss ${(m.peak / MIB).toFixed(0)} MiB, growth ${(m.growth / MIB).toFixed(1)} MiB (${m.method}, baseline ${(m.baseline / MIB).toFixed(0)} MiB), ` +
       `${s.toFixed(1)} s, ${(size / MIB / s).toFixed(0)} MiB/s, sha256 ${ok ? 'ok' : 'MISMATCH'}`,
   );
   if (!ok) process.exitCode = 1;
