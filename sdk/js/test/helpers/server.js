@@ -68,15 +68,17 @@ export function freePort() {
 }
 
 const live = new Set();
-// Last resort: never leave a host (or its plugin, same process group) behind.
+// Last resort: never leave a host (or its plugin, same process group) behind, nor its directory
+// (a test file cancelled by the runner's timeout never runs its after hooks, and the memory test's
+// directory holds gigabytes).
 process.on('exit', () => {
-  for (const s of live) s.killNow();
+  for (const s of live) {
+    s.killNow();
+    if (!process.env.KEEP_TEST_DIRS) rmSync(s.dir, { recursive: true, force: true });
+  }
 });
 for (const sig of ['SIGINT', 'SIGTERM']) {
-  process.once(sig, () => {
-    for (const s of live) s.killNow();
-    process.exit(130);
-  });
+  process.once(sig, () => process.exit(130));
 }
 
 /**
