@@ -6,12 +6,11 @@ import {
   parseRetryAfter,
   positiveInt,
   safeCall,
-  sha256Hex,
   sleep,
   canHash,
 } from './internal.js';
-import { createNodeHttpFetch, type FetchLike, type RequestInitLike, type ResponseLike } from './node-http.js';
-import { openSource, type PartReader } from './source.js';
+import { createNodeHttpFetch, type FetchLike, type NodeFetch, type RequestInitLike, type ResponseLike } from './node-http.js';
+import { openSource, ReadBuffers, type FetchBody, type PartBody, type PartReader } from './source.js';
 import type {
   CancelUploadResponse,
   ChunkedUploaderConfig,
@@ -39,13 +38,11 @@ const DEFAULT_MAX_RETRY_DELAY = 30_000;
 const DEFAULT_FINALIZE_POLL_MS = 2_000;
 const DEFAULT_FINALIZE_TIMEOUT_MS = 3_600_000;
 
-type Body = Blob | Uint8Array;
-
 interface RequestSpec {
   method: 'GET' | 'POST' | 'PUT' | 'DELETE';
   path: string;
   headers?: Record<string, string>;
-  body?: Body | string;
+  body?: PartBody | string;
   signal?: AbortSignal | undefined;
   /** Per-attempt timeout in ms; 0 for none. */
   timeout: number;
@@ -139,7 +136,7 @@ export class ChunkedUploader {
   private readonly maxRetryDelay: number;
   private readonly checksum: boolean;
   private readonly fetchImpl: FetchLike | undefined;
-  private nodeFetch: Promise<FetchLike> | undefined;
+  private nodeFetch: Promise<NodeFetch> | undefined;
 
   constructor(config: ChunkedUploaderConfig) {
     if (!config || typeof config.baseUrl !== 'string' || config.baseUrl.trim() === '') {
@@ -165,8 +162,7 @@ export class ChunkedUploader {
     }
   }
 
-  private transport(): Promise<FetchLike> {
-    if (this.fetchImpl) return Promise.resolve(this.fetchImpl);
+  private nodeTransport(): Promise<NodeFetch> {
     this.nodeFetch ??= createNodeHttpFetch();
     return this.nodeFetch;
   }
@@ -208,7 +204,7 @@ export class ChunkedUploader {
     signal?: AbortSignal,
   ): Promise<PartUploadResponse> {
     const reader = await openSource(data);
-    const r = await this.putPart(uploadId, partNumber, token, () => reader.read(0, reader.size, this.wantBytes(this.checksum)), {
+    const r = await this.putPart(uploadId, partNumber, token, reader.part(0, reader.size), {
       signal,
       checksum: this.checksum,
     });
@@ -440,8 +436,9 @@ export class ChunkedUploader {
       reader: {
         size: status.total_size,
         name: filename,
-        usesScratch: false,
-        read: () => Promise.reject(new ChunkedUploaderError('finishUpload has no file to read', 0, 'invalid_source')),
+        part: () => {
+          throw new ChunkedUploaderError('finishUpload has no file to read', 0, 'invalid_source');
+        },
         close: async () => undefined,
       },
       options,
@@ -520,10 +517,6 @@ export class ChunkedUploader {
 
   private keyHeader(): Record<string, string> {
     return this.apiKey ? { 'X-API-Key': this.apiKey } : {};
-  }
-
-  private wantBytes(checksum: boolean): boolean {
-    return checksum && canHash();
   }
 
   private partSize(job: Pick<Job, 'chunkSize' | 'totalSize'>, n: number): number {
@@ -617,17 +610,16 @@ export class ChunkedUploader {
     let next = 0;
 
     const worker = async (): Promise<void> => {
-      // One buffer per worker for sources read from disk: the next part is read into it only after
-      // the previous request ended (fetch copies its body when called).
-      let scratch: Uint8Array | undefined;
+      // The worker's read buffers for sources read from disk, used by one request at a time (the
+      // transport returns only after it has stopped reading the body).
+      const buffers = new ReadBuffers();
       while (failures.length === 0 && !signal?.aborted && next < job.pending.length) {
         const n = job.pending[next++] as number;
         const size = this.partSize(job, n);
         const token = job.tokens.get(n) ?? '';
         let attempts = 0;
         try {
-          if (job.reader.usesScratch && !scratch) scratch = new Uint8Array(job.chunkSize);
-          const r = await this.putPart(job.fileId, n, token, () => job.reader.read(n * job.chunkSize, size, this.wantBytes(checksum), scratch), {
+          const r = await this.putPart(job.fileId, n, token, job.reader.part(n * job.chunkSize, size, buffers), {
             signal,
             checksum,
             onAttemptError: (err, attempt) => {
@@ -719,7 +711,7 @@ export class ChunkedUploader {
     uploadId: string,
     partNumber: number,
     token: string,
-    read: () => Promise<Body>,
+    part: PartBody,
     o: {
       signal?: AbortSignal | undefined;
       checksum: boolean;
@@ -727,20 +719,20 @@ export class ChunkedUploader {
     },
   ): Promise<HttpResult<PartUploadResponse>> {
     if (o.signal?.aborted) throw abortedError();
-    const body = await read();
     const headers: Record<string, string> = {
       Authorization: `Bearer ${token}`,
       'Content-Type': 'application/octet-stream',
     };
-    if (o.checksum && body instanceof Uint8Array) {
-      const hex = await sha256Hex(body);
+    if (o.checksum && canHash()) {
+      // A first read of the part, from disk for a file (no memory); each attempt reads it again.
+      const hex = await part.sha256();
       if (hex) headers['X-Checksum-SHA256'] = hex;
     }
     const spec: RequestSpec = {
       method: 'PUT',
       path: `/upload/${encodeURIComponent(uploadId)}/part/${partNumber}`,
       headers,
-      body,
+      body: part,
       signal: o.signal,
       timeout: this.partTimeout,
       retry: true,
@@ -780,25 +772,48 @@ export class ChunkedUploader {
             ctrl.abort();
           }, spec.timeout)
         : undefined;
+    let fetchBody: FetchBody | undefined;
     const transportError = (err: unknown): ChunkedUploaderError => {
       if (spec.signal?.aborted) return abortedError();
       if (timedOut) {
         return new ChunkedUploaderError(`${spec.method} ${spec.path} timed out after ${spec.timeout} ms`, 0, 'timeout');
       }
+      // The source could not be read (the node:http transport passes its error on; fetch does not).
+      const failure = fetchBody?.failure() ?? (err instanceof ChunkedUploaderError ? err : undefined);
+      if (failure) return failure;
       const e = err as { message?: string; code?: string; cause?: { message?: string; code?: string } };
       const cause = e?.cause?.code ?? e?.cause?.message ?? (e?.code && !e.message?.includes(e.code) ? e.code : undefined);
       const msg = `${spec.method} ${spec.path}: network error: ${e?.message ?? String(err)}${cause ? ` (${cause})` : ''}`;
       return new ChunkedUploaderError(msg, 0, 'network_error', { cause: err });
     };
     try {
-      const init: RequestInitLike = { method: spec.method, signal: ctrl.signal };
-      if (spec.headers) init.headers = spec.headers;
-      if (spec.body !== undefined) init.body = spec.body;
+      const url = `${this.baseUrl}${spec.path}`;
       let res: ResponseLike;
       let text: string;
       try {
-        const f = await this.transport();
-        res = await f(`${this.baseUrl}${spec.path}`, init);
+        if (this.fetchImpl) {
+          const init: RequestInitLike = { method: spec.method, signal: ctrl.signal };
+          if (spec.headers) init.headers = spec.headers;
+          if (typeof spec.body === 'string') {
+            init.body = spec.body;
+          } else if (spec.body !== undefined) {
+            fetchBody = spec.body.fetchBody();
+            init.body = fetchBody.body;
+            if (fetchBody.stream) init.duplex = 'half';
+            if (isNode()) {
+              // Node's fetch (undici) clones a request whose redirects it would follow, and the
+              // clone tees the body: the branch nobody reads keeps every chunk, the whole part.
+              // A request with no window that refuses redirects is sent as it is.
+              init.redirect = 'error';
+              init.window = null;
+            }
+          }
+          res = await this.fetchImpl(url, init);
+        } else {
+          // A PartBody is a StreamingBody: its chunks go to the socket from the worker's buffers.
+          const init = { method: spec.method, signal: ctrl.signal, ...(spec.headers ? { headers: spec.headers } : {}) };
+          res = await (await this.nodeTransport())(url, spec.body !== undefined ? { ...init, body: spec.body } : init);
+        }
         text = await res.text();
       } catch (err) {
         throw transportError(err);

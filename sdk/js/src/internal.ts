@@ -49,11 +49,24 @@ export function parseRetryAfter(value: string | null): number | undefined {
   return Math.min(MAX_RETRY_AFTER_MS, Math.max(0, ms));
 }
 
-interface NodeHash {
+/** An incremental hash of node:crypto. */
+export interface NodeHash {
   update(data: Uint8Array): NodeHash;
   digest(enc: 'hex'): string;
 }
 let nodeCrypto: Promise<{ createHash(alg: string): NodeHash } | undefined> | undefined;
+
+function loadNodeCrypto(): Promise<{ createHash(alg: string): NodeHash } | undefined> {
+  nodeCrypto ??= import(/* webpackIgnore: true */ /* @vite-ignore */ ['node:', 'crypto'].join('')).catch(() => undefined);
+  return nodeCrypto;
+}
+
+/** A new incremental SHA-256 in Node.js (node:crypto), or undefined elsewhere (Web Crypto has none). */
+export async function nodeSha256(): Promise<NodeHash | undefined> {
+  if (!isNode()) return undefined;
+  const c = await loadNodeCrypto();
+  return c?.createHash('sha256');
+}
 
 /**
  * Lower-case hex SHA-256 of bytes, or undefined where no hash is available. Node.js: node:crypto
@@ -61,8 +74,7 @@ let nodeCrypto: Promise<{ createHash(alg: string): NodeHash } | undefined> | und
  */
 export async function sha256Hex(data: Uint8Array): Promise<string | undefined> {
   if (isNode()) {
-    nodeCrypto ??= import(/* webpackIgnore: true */ /* @vite-ignore */ ['node:', 'crypto'].join('')).catch(() => undefined);
-    const c = await nodeCrypto;
+    const c = await loadNodeCrypto();
     if (c) return c.createHash('sha256').update(data).digest('hex');
   }
   const subtle = webCrypto();

@@ -25,21 +25,25 @@ export interface ChunkedUploaderConfig {
   /** Longest delay between attempts in milliseconds (default 30000); a `Retry-After` is honoured up to 5 minutes. */
   maxRetryDelay?: number;
   /**
-   * Send `X-Checksum-SHA256` with every part so the server verifies its bytes (Web Crypto
-   * `crypto.subtle.digest`). Default: on in Node.js, off in browsers (the part is read into
-   * memory and hashed before it is sent). Ignored where Web Crypto is missing.
+   * Send `X-Checksum-SHA256` with every part so the server verifies its bytes. Default: on in
+   * Node.js (node:crypto hashes a part as it reads it from disk, in a first read before sending
+   * it), off in browsers (Web Crypto `crypto.subtle.digest` needs the whole part in memory).
+   * Ignored where no hash is available.
    */
   checksum?: boolean;
   /**
    * Custom fetch implementation. Default: the global fetch in browsers; in Node.js the SDK's own
-   * node:http/https transport (see `nodeHttp`).
+   * node:http/https transport (see `nodeHttp`). A part of a file path or FileHandle reaches it as a
+   * `ReadableStream` body with `duplex: 'half'` (and, in Node.js, `redirect: 'error'`); bytes as a
+   * `Uint8Array`, a Blob as a Blob slice.
    */
   fetch?: typeof fetch;
   /**
    * Node.js only, when no `fetch` is given: send requests with node:http/https and keep-alive
-   * (default true). Part bytes then go to the socket without the copy fetch makes of every body,
-   * which keeps memory at about concurrency × chunk size. Set false to use the global fetch (for
-   * example with an undici global dispatcher or proxy agent).
+   * (default true). A part read from disk then goes to the socket through two 512 KiB buffers
+   * per part in flight, reused, whatever the chunk size. Set false to use the global fetch (for
+   * example with an undici global dispatcher or proxy agent): parts are still streamed from disk,
+   * in fresh chunks that V8 collects in its own time.
    */
   nodeHttp?: boolean;
 }

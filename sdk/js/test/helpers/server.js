@@ -68,15 +68,17 @@ export function freePort() {
 }
 
 const live = new Set();
-// Last resort: never leave a host (or its plugin, same process group) behind.
+// Last resort: never leave a host (or its plugin, same process group) behind, nor its directory
+// (a test file cancelled by the runner's timeout never runs its after hooks, and the memory test's
+// directory holds gigabytes).
 process.on('exit', () => {
-  for (const s of live) s.killNow();
+  for (const s of live) {
+    s.killNow();
+    if (!process.env.KEEP_TEST_DIRS) rmSync(s.dir, { recursive: true, force: true });
+  }
 });
 for (const sig of ['SIGINT', 'SIGTERM']) {
-  process.once(sig, () => {
-    for (const s of live) s.killNow();
-    process.exit(130);
-  });
+  process.once(sig, () => process.exit(130));
 }
 
 /**
@@ -274,6 +276,7 @@ export function jsonResponse(status, body, headers = {}) {
  * A tiny HTTP proxy on 127.0.0.1 in front of target (the real server), for the default node:http
  * transport, which a fetch wrapper cannot reach. hook({method, path, count}) may return:
  * 'lose' (forward, read the real answer, then cut the connection without answering),
+ * 'cut' (cut the connection once half of the request body has arrived, forwarding nothing),
  * 'hang' (never answer), {status, body, headers} (answer that instead), or undefined (forward).
  * count is the number of requests so far with the same method and path, this one included.
  */
@@ -292,6 +295,16 @@ export async function startProxy(target, hook) {
     if (action === 'hang') {
       entry.action = 'hang';
       req.resume();
+      return;
+    }
+    if (action === 'cut') {
+      entry.action = 'cut';
+      const half = Number(req.headers['content-length'] ?? 0) / 2;
+      let got = 0;
+      req.on('data', (c) => {
+        got += c.length;
+        if (got >= half) req.socket.destroy();
+      });
       return;
     }
     if (action && typeof action === 'object') {
