@@ -17,6 +17,7 @@ import (
 	"github.com/chunked-uploader/chunked-uploader/host"
 	"github.com/chunked-uploader/chunked-uploader/host/auth"
 	"github.com/chunked-uploader/chunked-uploader/host/metrics"
+	"github.com/chunked-uploader/chunked-uploader/host/tus"
 	"github.com/chunked-uploader/chunked-uploader/host/upload"
 )
 
@@ -30,7 +31,11 @@ type Server struct {
 	metrics *metrics.Metrics
 	router  *httprouter.Router
 	cluster cluster // cluster.go
+	tus     *tus.Handler
 }
+
+// WithTus serves the tus endpoint h at /files/.
+func WithTus(h *tus.Handler) Option { return func(s *Server) { s.tus = h } }
 
 // WithMetrics records request metrics in m and serves them at GET /metrics.
 func WithMetrics(m *metrics.Metrics) Option { return func(s *Server) { s.metrics = m } }
@@ -78,6 +83,9 @@ func New(svc *upload.Service, key *auth.APIKey, tokens *auth.Tokens, log hclog.L
 	r.POST("/upload/:id/complete", s.owned(s.withAPIKey(s.handleComplete)))
 	r.DELETE("/upload/:id", s.owned(s.withAPIKey(s.handleCancel)))
 	r.GET("/health", s.handleHealth)
+	if s.tus != nil {
+		s.tus.Register(r, tus.Hooks{WriteError: s.writeError, Accepting: s.accepting})
+	}
 	if s.metrics != nil {
 		r.Handler(http.MethodGet, "/metrics", s.metrics.Handler())
 	}
