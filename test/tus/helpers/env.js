@@ -13,9 +13,9 @@ export { API_KEY, MIB };
 export const BACKENDS = ['local', 's3'];
 
 function s3Env() {
-  const { TEST_S3_ENDPOINT: endpoint, TEST_S3_ACCESS_KEY: accessKey, TEST_S3_SECRET: secretKey } = process.env;
+  const { TEST_S3_ENDPOINT: endpoint, TEST_S3_ACCESS_KEY: accessKey, TEST_S3_SECRET_KEY: secretKey } = process.env;
   if (!endpoint || !accessKey || !secretKey) {
-    throw new Error('TEST_S3_ENDPOINT, TEST_S3_ACCESS_KEY and TEST_S3_SECRET must be set (source the test services env: make services-start)');
+    throw new Error('TEST_S3_ENDPOINT, TEST_S3_ACCESS_KEY and TEST_S3_SECRET_KEY must be set (source the test services env: make services-start)');
   }
   return { endpoint, accessKey, secretKey, region: process.env.TEST_S3_REGION || 'us-east-1' };
 }
