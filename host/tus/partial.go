@@ -58,7 +58,12 @@ func partialPath(dir string, n int) string {
 }
 
 // offset is the number of bytes received of upload u in state base/length.
-func offset(u *host.Upload, base int, length int64) int64 { return int64(base)*u.ChunkSize + length }
+func offset(u *host.Upload, base int, length int64) int64 {
+	if base >= u.TotalParts {
+		return u.TotalSize // every part is recorded
+	}
+	return int64(base)*u.ChunkSize + length
+}
 
 // firstPending returns the number of the first part of u not recorded as uploaded.
 func (h *Handler) firstPending(ctx context.Context, u *host.Upload) (int, error) {
