@@ -97,8 +97,10 @@ test-deps: ## Install the Debian packages the tests need, if any is missing (apt
 sdk-js-build: ## Build the TypeScript SDK into sdk/js/dist (npm ci, npm run build): the cluster test runs it in Node
 	cd sdk/js && npm ci --no-audit --no-fund && npm run build
 
-test-js: build ## TypeScript SDK (sdk/js): npm ci, build, Node tests and the headless Chromium test against bin/
+test-js: build ## TypeScript SDK (sdk/js): npm ci, build, Node tests and the headless Chromium test against bin/; tus clients (test/tus) on local and S3
 	cd sdk/js && npm ci --no-audit --no-fund && CHUNKED_UPLOADER_BIN_DIR=$(BIN) npm test
+	@svc_env=$$($(SERVICES) env); eval "$$svc_env"; \
+	cd test/tus && npm ci --no-audit --no-fund && CHUNKED_UPLOADER_BIN_DIR=$(BIN) npm test
 
 fuzz-brief: ## Every fuzz target for 10 s
 	@$(MAKE) fuzz FUZZTIME=10s

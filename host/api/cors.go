@@ -32,10 +32,14 @@ func (c CORS) enabled() bool { return c.any || len(c.origins) > 0 }
 
 // Headers and methods a browser client uses.
 const (
-	corsAllowMethods  = "GET, POST, PUT, DELETE"
-	corsAllowHeaders  = "Authorization, Content-Type, X-API-Key, Content-Digest, X-Checksum-SHA256, X-Request-Id"
-	corsExposeHeaders = "X-Request-Id, Retry-After, Content-Length"
-	corsMaxAge        = "600"
+	corsAllowMethods = "GET, POST, PUT, DELETE, HEAD, PATCH"
+	corsAllowHeaders = "Authorization, Content-Type, X-API-Key, Content-Digest, X-Checksum-SHA256, X-Request-Id, " +
+		// tus clients (host/tus)
+		"Tus-Resumable, Upload-Length, Upload-Offset, Upload-Metadata, Upload-Checksum, Upload-Defer-Length, Upload-Concat, X-HTTP-Method-Override"
+	corsExposeHeaders = "X-Request-Id, Retry-After, Content-Length, " +
+		"Location, Upload-Offset, Upload-Length, Upload-Metadata, Upload-Expires, " +
+		"Tus-Resumable, Tus-Version, Tus-Extension, Tus-Max-Size, Tus-Checksum-Algorithm"
+	corsMaxAge = "600"
 )
 
 // handle sets the CORS response headers for an allowed origin and answers preflight

@@ -17,6 +17,7 @@ import (
 	"github.com/chunked-uploader/chunked-uploader/host"
 	"github.com/chunked-uploader/chunked-uploader/host/auth"
 	"github.com/chunked-uploader/chunked-uploader/host/metrics"
+	"github.com/chunked-uploader/chunked-uploader/host/tus"
 	"github.com/chunked-uploader/chunked-uploader/host/upload"
 	"github.com/chunked-uploader/chunked-uploader/host/webhook"
 )
@@ -33,7 +34,11 @@ type Server struct {
 	cluster  cluster         // cluster.go
 	idle     time.Duration   // BODY_IDLE_TIMEOUT
 	webhooks *webhook.Policy // which webhook_url targets init accepts
+	tus      *tus.Handler
 }
+
+// WithTus serves the tus endpoint h at /files/.
+func WithTus(h *tus.Handler) Option { return func(s *Server) { s.tus = h } }
 
 // WithBodyIdleTimeout sets how long a request body may send nothing before the connection
 // is closed (default DefaultBodyIdleTimeout).
@@ -89,6 +94,9 @@ func New(svc *upload.Service, key *auth.APIKey, tokens *auth.Tokens, log hclog.L
 	r.POST("/upload/:id/complete", s.owned(s.withAPIKey(s.handleComplete)))
 	r.DELETE("/upload/:id", s.owned(s.withAPIKey(s.handleCancel)))
 	r.GET("/health", s.handleHealth)
+	if s.tus != nil {
+		s.tus.Register(r, tus.Hooks{WriteError: s.writeError, Accepting: s.accepting})
+	}
 	if s.metrics != nil {
 		r.Handler(http.MethodGet, "/metrics", s.metrics.Handler())
 	}

@@ -21,6 +21,7 @@ import (
 	"github.com/chunked-uploader/chunked-uploader/host/pluginmgr"
 	"github.com/chunked-uploader/chunked-uploader/host/sqlite"
 	"github.com/chunked-uploader/chunked-uploader/host/staging"
+	"github.com/chunked-uploader/chunked-uploader/host/tus"
 	"github.com/chunked-uploader/chunked-uploader/host/upload"
 	"github.com/chunked-uploader/chunked-uploader/host/webhook"
 	"github.com/chunked-uploader/chunked-uploader/sdk"
@@ -126,7 +127,10 @@ func Run(ctx context.Context, cfg *config.Config, log hclog.Logger) error {
 	maxConns := connectionCap(cfg.MaxConnections, log)
 	limiter := newConnLimiter(maxConns)
 	ln = limiter.wrap(ln)
-	handler := api.New(svc, auth.NewAPIKey(cfg.APIKey), tokens, log.Named("api"),
+	apiKey := auth.NewAPIKey(cfg.APIKey)
+	tusHandler := tus.New(svc, tus.Options{Secret: cfg.JWTSecret, MaxSize: cfg.MaxUpload, APIKey: apiKey,
+		Metrics: mets, Logger: log.Named("tus")})
+	handler := api.New(svc, apiKey, tokens, log.Named("api"), api.WithTus(tusHandler),
 		api.WithCORS(api.NewCORS(cfg.CORSAllowedOrigins)), api.WithMetrics(mets),
 		api.WithNode(cfg.NodeID),
 		api.WithBodyIdleTimeout(cfg.BodyIdleTimeout), api.WithWebhookPolicy(policy))
