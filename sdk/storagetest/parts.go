@@ -9,6 +9,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 
@@ -419,7 +420,8 @@ func (e *partEnv) abort(t *testing.T, o *partObject, h []byte) {
 	}
 }
 
-// list returns the sorted names of Options.List, nil when it is not set.
+// list returns the sorted names of Options.List but the directories on the way to the keys
+// the case used, nil when List is not set.
 func (e *partEnv) list(t *testing.T) []string {
 	t.Helper()
 	if e.o.List == nil {
@@ -428,7 +430,11 @@ func (e *partEnv) list(t *testing.T) []string {
 	if e.settle != nil {
 		e.settle(t)
 	}
-	return slices.Sorted(slices.Values(e.o.List(t)))
+	names := slices.DeleteFunc(e.o.List(t), func(n string) bool {
+		return slices.ContainsFunc(e.used, func(k string) bool { return strings.HasPrefix(k, n+"/") })
+	})
+	slices.Sort(names)
+	return names
 }
 
 // seq returns 0 to n-1.

@@ -24,9 +24,11 @@
 // returns implements it; RunGRPC when the plugin announced part-wise storage at Configure
 // (sdk.PluginInfo.Parts), which sdk.Plugin does for such a Storage. Parts/Support always
 // runs: over gRPC it checks that the announcement matches the Storage, and for a Storage
-// without part-wise storage that the four calls answer sdk.ErrNotSupported. Parts are as
-// large as the backend's PartLimits.MinPartSize requires (at least 1 MiB and 4 KiB, two
-// gRPC chunks), so a backend with a large minimum moves tens of MiB per case.
+// without part-wise storage that the four calls answer sdk.ErrNotSupported. Parts are
+// 1 MiB + 4099 bytes (two gRPC chunks) or PartLimits.MinPartSize if that is larger, so a
+// backend with a large minimum moves tens of MiB per case; Parts/Large sends Options.Large
+// bytes in parts of 16 MiB, four at a time, and bounds the heap meanwhile (see
+// Options.PartBuffers).
 //
 // The cases hold a backend to the contract of sdk.PartStorage: parts in any order and
 // concurrently, a part sent again replacing the earlier one, a part whose bytes do not
@@ -92,6 +94,12 @@ type Options struct {
 	// on a new one) and goes on with the handles and receipts the earlier one gave.
 	// ReadBack and List must keep working. Without Reopen that case is skipped.
 	Reopen func(t *testing.T) sdk.Storage
+	// PartBuffers is how many bytes of buffers the backend holds by design for each part
+	// in flight, whatever the part's size: direct-I/O buffers, a client library's send
+	// buffers (what it reserves with sdk.ReserveMemory, per part). Parts/Large lets the
+	// heap grow by that much more per part in flight. 0 for a backend that writes the
+	// chunks its reader yields as they come.
+	PartBuffers int64
 }
 
 // defaultLarge is the size of the Large case when Options.Large is 0.
@@ -133,6 +141,9 @@ func checkOptions(t *testing.T, o Options) {
 	}
 	if o.Large < 0 {
 		t.Fatalf("storagetest: Options.Large is %d", o.Large)
+	}
+	if o.PartBuffers < 0 {
+		t.Fatalf("storagetest: Options.PartBuffers is %d", o.PartBuffers)
 	}
 }
 

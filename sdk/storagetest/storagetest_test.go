@@ -155,18 +155,16 @@ func fileOptions(limits sdk.PartLimits, bug string, bare bool) storagetest.Optio
 	return o
 }
 
-// TestFileStore runs the suite against fileStore: with every option, with part limits, and
-// bare (no ReadBack, List or Reopen).
+// TestFileStore runs the suite against fileStore: with every option and no part limits,
+// and bare (no ReadBack, List or Reopen) with part limits.
 func TestFileStore(t *testing.T) {
 	full := fileOptions(sdk.PartLimits{}, "", false)
-	limited := fileOptions(sdk.PartLimits{MinPartSize: 2 << 20, MaxParts: 3}, "", false)
+	limited := fileOptions(sdk.PartLimits{MinPartSize: 2 << 20, MaxParts: 3}, "", true)
 	limited.Large = 24 << 20
-	bare := fileOptions(sdk.PartLimits{}, "", true)
-	bare.Large = 8 << 20
 	for _, c := range []struct {
 		name string
 		o    storagetest.Options
-	}{{"Full", full}, {"Limited", limited}, {"Bare", bare}} {
+	}{{"Full", full}, {"LimitedBare", limited}} {
 		t.Run(c.name, func(t *testing.T) {
 			t.Run("Direct", func(t *testing.T) { storagetest.Run(t, c.o) })
 			t.Run("GRPC", func(t *testing.T) { storagetest.RunGRPC(t, c.o) })
