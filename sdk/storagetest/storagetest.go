@@ -74,8 +74,9 @@ import (
 type Options struct {
 	// New returns a fresh, empty backend (register cleanup with t.Cleanup). Required.
 	New func(t *testing.T) sdk.Storage
-	// Large is the size in bytes of the large-object case; 0 means 64 MiB. The case is
-	// skipped under -short.
+	// Large is the size in bytes of the large-object cases, Large and Parts/Large; 0 means
+	// 64 MiB. They are skipped under -short. At 64 MiB Parts/Large has all of its parts in
+	// flight at once; a few times that also checks that buffers are let go between parts.
 	Large int64
 	// ReadBack, if set, returns the stored bytes of key read through other means than the
 	// Storage (the file system, an S3 client, an SMB client) so the suite compares real bytes.
