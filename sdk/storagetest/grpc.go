@@ -38,12 +38,17 @@ func RunGRPC(t *testing.T, o Options) {
 	for _, c := range grpcCases() {
 		t.Run(c.name, func(t *testing.T) { c.run(t, &env{o: o, s: o.New(t), ctx: t.Context()}) })
 	}
+	runParts(t, o, func(t *testing.T, u func(string)) { grpcPartSupport(t, o, u) },
+		func(t *testing.T, st sdk.Storage) *partEnv { return openGRPCParts(t, o, st) },
+		append(partCases(), grpcPartCases()...))
 }
 
 // wire is one plugin connection.
 type wire struct {
 	remote sdk.Remote
 	raw    storagev1.StorageServiceClient
+	info   sdk.PluginInfo // what Configure answered, if called
+	stop   func()         // ends the connection and the server, as the plugin's exit would
 	// started counts the calls the server has seen the headers of, finished the calls
 	// whose handler returned.
 	started, finished atomic.Int64
@@ -112,10 +117,11 @@ func dial(t *testing.T, st sdk.Storage, tamper func(storagev1.StorageService_Put
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
+	w.stop = func() {
 		conn.Close()
 		srv.Stop()
-	})
+	}
+	t.Cleanup(w.stop)
 	w.raw = storagev1.NewStorageServiceClient(conn)
 	if tamper != nil {
 		w.remote = sdk.NewRemote(&tamperClient{StorageServiceClient: w.raw, tamper: tamper})
@@ -127,12 +133,12 @@ func dial(t *testing.T, st sdk.Storage, tamper func(storagev1.StorageService_Put
 		w.remote = raw.(sdk.Remote)
 	}
 	if configure {
-		configureRemote(t, w.remote)
+		w.info = configureRemote(t, w.remote)
 	}
 	return w
 }
 
-func configureRemote(t *testing.T, r sdk.Remote) {
+func configureRemote(t *testing.T, r sdk.Remote) sdk.PluginInfo {
 	t.Helper()
 	info, err := r.Configure(t.Context(), sdk.Config{"STORAGETEST": "1"})
 	if err != nil {
@@ -141,20 +147,31 @@ func configureRemote(t *testing.T, r sdk.Remote) {
 	if info.Name != "storagetest" {
 		t.Errorf("Configure returned name %q, want %q", info.Name, "storagetest")
 	}
+	return info
 }
 
-// tamperClient is a StorageServiceClient whose Put streams pass through tamper.
+// tamperClient is a StorageServiceClient whose Put streams pass through tamper and whose
+// PutPart streams pass through part (either may be nil: no tampering).
 type tamperClient struct {
 	storagev1.StorageServiceClient
 	tamper func(storagev1.StorageService_PutClient) storagev1.StorageService_PutClient
+	part   func(storagev1.StorageService_PutPartClient) storagev1.StorageService_PutPartClient
 }
 
 func (c *tamperClient) Put(ctx context.Context, opts ...grpc.CallOption) (storagev1.StorageService_PutClient, error) {
 	s, err := c.StorageServiceClient.Put(ctx, opts...)
-	if err != nil {
-		return nil, err
+	if err != nil || c.tamper == nil {
+		return s, err
 	}
 	return c.tamper(s), nil
+}
+
+func (c *tamperClient) PutPart(ctx context.Context, opts ...grpc.CallOption) (storagev1.StorageService_PutPartClient, error) {
+	s, err := c.StorageServiceClient.PutPart(ctx, opts...)
+	if err != nil || c.part == nil {
+		return s, err
+	}
+	return c.part(s), nil
 }
 
 // sendFunc is a Put stream whose Send is replaced.

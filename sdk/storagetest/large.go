@@ -14,7 +14,8 @@ import (
 	"time"
 )
 
-// heapBound is how much the heap may grow while the Large case streams its object.
+// heapBound is how much the heap may grow while the Large case streams its object, and
+// while Parts/Large sends its parts (see largeWorkers).
 //
 // A streaming Put holds a few buffers at a time: CopyExact's 1 MiB buffer, and over gRPC a
 // fresh 1 MiB message per chunk on the client, the chunks in gRPC's flow-control windows
@@ -34,7 +35,7 @@ const gcPercent = 25
 const heapMetric = "/memory/classes/heap/objects:bytes"
 
 // genReader yields n deterministic pseudo-random bytes (a ChaCha8 stream with a fixed
-// seed) and hashes them as it goes, without holding them.
+// seed) and, if h is set, hashes them as it goes, without holding them.
 type genReader struct {
 	off, n int64
 	src    *rand.ChaCha8
@@ -52,7 +53,9 @@ func (g *genReader) Read(p []byte) (int, error) {
 	p = p[:min(int64(len(p)), g.n-g.off)]
 	g.src.Read(p) // never fails
 	g.off += int64(len(p))
-	g.h.Write(p)
+	if g.h != nil {
+		g.h.Write(p)
+	}
 	return len(p), nil
 }
 

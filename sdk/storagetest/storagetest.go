@@ -15,8 +15,46 @@
 // another, never in parallel, and call ReadBack and List with the same *testing.T they
 // passed to New, so those functions may refer to the backend New returned last. A failed
 // Put must leave nothing: Stat gives sdk.ErrNotFound, ReadBack an error, and List no new
-// name. The Large case measures the heap of the whole test binary, so tests running in
-// parallel with the suite may disturb it.
+// name. The Large cases measure the heap of the whole test binary, so tests running in
+// parallel with the suite may disturb them.
+//
+// # Part-wise storage
+//
+// The subtests under Parts check sdk.PartStorage. Run runs them when the Storage New
+// returns implements it; RunGRPC when the plugin announced part-wise storage at Configure
+// (sdk.PluginInfo.Parts), which sdk.Plugin does for such a Storage. Parts/Support always
+// runs: over gRPC it checks that the announcement matches the Storage, and for a Storage
+// without part-wise storage that the four calls answer sdk.ErrNotSupported. Parts are
+// 1 MiB + 4099 bytes (two gRPC chunks) or PartLimits.MinPartSize if that is larger, so a
+// backend with a large minimum moves tens of MiB per case; Parts/Large sends Options.Large
+// bytes in parts of 16 MiB, four at a time, and bounds the heap meanwhile (see
+// Options.PartBuffers).
+//
+// The cases hold a backend to the contract of sdk.PartStorage: parts in any order and
+// concurrently, a part sent again replacing the earlier one, a part whose bytes do not
+// match its SHA-256 or size refused (sdk.ErrDigestMismatch, sdk.ErrSizeMismatch; a part
+// whose declared size is not the object's size for that part number is refused with
+// sdk.ErrSizeMismatch too), and after any failed PutPart the part absent (its earlier
+// receipt refused with sdk.ErrStaleReceipt). The backend checks a part's bytes against
+// PartInfo.SHA256 itself: directly, the suite passes it readers whose bytes do not match.
+// A commit with a missing, stale, misplaced or garbled receipt fails with
+// sdk.ErrStaleReceipt and shows nothing, and the handle stays usable: the part sent again,
+// the commit succeeds. An unknown handle (aborted, replaced by a later BeginObject for the
+// same key, or forged) gives sdk.ErrNotFound from PutPart and CommitObject. Committing
+// again reports the object, and neither a PutPart nor an AbortObject after the commit
+// changes it. A committed object's Size and SHA256 are those of the whole object and its
+// Location is set.
+//
+// What List may show: while an object is unfinished (between BeginObject and CommitObject
+// or AbortObject, also after a failed commit), List may show names of its temporaries, but
+// never the key itself unless an earlier object is stored there. After the commit List
+// shows exactly the objects; after AbortObject, exactly what was there before BeginObject.
+// A backend whose unfinished objects are not files (S3 multipart uploads) should make
+// List include them under names that are not keys (for example key + "#" + upload id), so
+// that the suite sees what an abort leaves.
+//
+// Parts/Reopen needs Options.Reopen and is skipped without it: a handle and its receipts
+// must survive a restart of the plugin process.
 package storagetest
 
 import (
@@ -36,8 +74,9 @@ import (
 type Options struct {
 	// New returns a fresh, empty backend (register cleanup with t.Cleanup). Required.
 	New func(t *testing.T) sdk.Storage
-	// Large is the size in bytes of the large-object case; 0 means 64 MiB. The case is
-	// skipped under -short.
+	// Large is the size in bytes of the large-object cases, Large and Parts/Large; 0 means
+	// 64 MiB. They are skipped under -short. At 64 MiB Parts/Large has all of its parts in
+	// flight at once; a few times that also checks that buffers are let go between parts.
 	Large int64
 	// ReadBack, if set, returns the stored bytes of key read through other means than the
 	// Storage (the file system, an S3 client, an SMB client) so the suite compares real bytes.
@@ -46,8 +85,22 @@ type Options struct {
 	// List, if set, returns every name present in the backend under its root, temporaries
 	// included (relative, slash-separated), so the suite can check no partial or temporary
 	// data is left. Directories may be left out; if listed, they are ignored when they are a
-	// parent of a key the case used.
+	// parent of a key the case used. For part-wise storage, see the package documentation.
 	List func(t *testing.T) []string
+	// Reopen, if set, returns a new Storage over the same backend state as the one New
+	// returned last (the same directory, bucket or share, the same settings), built as a
+	// restarted plugin process would build it: sharing nothing in memory with the earlier
+	// instance. Parts/Reopen stops using the earlier instance (it closes it if it is an
+	// sdk.Closer; over gRPC it also ends its plugin connection and serves the new instance
+	// on a new one) and goes on with the handles and receipts the earlier one gave.
+	// ReadBack and List must keep working. Without Reopen that case is skipped.
+	Reopen func(t *testing.T) sdk.Storage
+	// PartBuffers is how many bytes of buffers the backend holds by design for each part
+	// in flight, whatever the part's size: direct-I/O buffers, a client library's send
+	// buffers (what it reserves with sdk.ReserveMemory, per part). Parts/Large lets the
+	// heap grow by that much more per part in flight. 0 for a backend that writes the
+	// chunks its reader yields as they come.
+	PartBuffers int64
 }
 
 // defaultLarge is the size of the Large case when Options.Large is 0.
@@ -77,6 +130,9 @@ func Run(t *testing.T, o Options) {
 			c.run(t, &env{o: o, s: o.New(t), ctx: t.Context()})
 		})
 	}
+	runParts(t, o, func(t *testing.T, u func(string)) { directPartSupport(t, o, u) },
+		func(t *testing.T, st sdk.Storage) *partEnv { return openDirectParts(t, o, st) },
+		partCases())
 }
 
 func checkOptions(t *testing.T, o Options) {
@@ -86,6 +142,9 @@ func checkOptions(t *testing.T, o Options) {
 	}
 	if o.Large < 0 {
 		t.Fatalf("storagetest: Options.Large is %d", o.Large)
+	}
+	if o.PartBuffers < 0 {
+		t.Fatalf("storagetest: Options.PartBuffers is %d", o.PartBuffers)
 	}
 }
 

@@ -5,7 +5,10 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"io/fs"
 	"maps"
+	"os"
+	"path/filepath"
 	"slices"
 	"sync"
 	"testing"
@@ -104,9 +107,69 @@ func TestMemStore(t *testing.T) {
 		defer cur.mu.Unlock()
 		return slices.Sorted(maps.Keys(cur.size))
 	}
-	full.Large = keepLimit // kept in memory, so ReadBack can compare it
+	// Kept in memory, so ReadBack can compare it, and small: the heap check counts it and its
+	// buffer's growth (at 8 MiB, 24-30 MiB over gRPC under -race, against a bound of 32).
+	full.Large = keepLimit / 2
 	t.Run("Bare", func(t *testing.T) { storagetest.Run(t, bare) })
 	t.Run("BareGRPC", func(t *testing.T) { storagetest.RunGRPC(t, bare) })
 	t.Run("Full", func(t *testing.T) { storagetest.Run(t, full) })
 	t.Run("FullGRPC", func(t *testing.T) { storagetest.RunGRPC(t, full) })
+}
+
+// fileOptions returns Options for fileStore with limits and the defect bug ("" for none);
+// with ReadBack, List and Reopen unless bare.
+func fileOptions(limits sdk.PartLimits, bug string, bare bool) storagetest.Options {
+	var root, state string // of the store New made last
+	o := storagetest.Options{New: func(t *testing.T) sdk.Storage {
+		root, state = t.TempDir(), t.TempDir()
+		return newFileStore(root, state, limits, bug)
+	}}
+	if bare {
+		return o
+	}
+	o.ReadBack = func(t *testing.T, key string) (io.ReadCloser, error) {
+		f, err := os.Open(filepath.Join(root, filepath.FromSlash(key)))
+		if err != nil {
+			return nil, err
+		}
+		if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
+			f.Close()
+			return nil, fmt.Errorf("%s: not a file", key)
+		}
+		return f, nil
+	}
+	o.List = func(t *testing.T) []string {
+		var names []string
+		err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+			if err != nil || d.IsDir() {
+				return err
+			}
+			rel, err := filepath.Rel(root, p)
+			names = append(names, filepath.ToSlash(rel))
+			return err
+		})
+		if err != nil {
+			t.Fatalf("walk %s: %v", root, err)
+		}
+		return names
+	}
+	o.Reopen = func(t *testing.T) sdk.Storage { return newFileStore(root, state, limits, bug) }
+	return o
+}
+
+// TestFileStore runs the suite against fileStore: with every option and no part limits,
+// and bare (no ReadBack, List or Reopen) with part limits.
+func TestFileStore(t *testing.T) {
+	full := fileOptions(sdk.PartLimits{}, "", false)
+	limited := fileOptions(sdk.PartLimits{MinPartSize: 2 << 20, MaxParts: 3}, "", true)
+	limited.Large = 24 << 20
+	for _, c := range []struct {
+		name string
+		o    storagetest.Options
+	}{{"Full", full}, {"LimitedBare", limited}} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Run("Direct", func(t *testing.T) { storagetest.Run(t, c.o) })
+			t.Run("GRPC", func(t *testing.T) { storagetest.RunGRPC(t, c.o) })
+		})
+	}
 }
