@@ -28,6 +28,15 @@ func TestConformance(t *testing.T) {
 			}
 			return s
 		},
+		// A new instance over the same directory: a plugin restart.
+		Reopen: func(t *testing.T) sdk.Storage {
+			s, err := localstore.New(root, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return s
+		},
+		PartBuffers: 12 << 20, // the direct-I/O writer's 3 x 4 MiB per part in flight
 		ReadBack: func(t *testing.T, key string) (io.ReadCloser, error) {
 			return os.Open(filepath.Join(root, filepath.FromSlash(key)))
 		},

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
@@ -60,7 +61,12 @@ func (s *Store) PutPart(ctx context.Context, hb []byte, p sdk.PartInfo, r io.Rea
 			// The empty part also tells whether the upload still exists: a server that
 			// refuses an unknown upload early may reset the connection while the body is
 			// being sent, and its answer is lost.
-			if terr := s.tombstone(ctx, h, p.Number); errors.Is(terr, sdk.ErrNotFound) {
+			// Not on the caller's context: a cancelled PutPart must leave the part absent
+			// too (the upload may have completed on the server as ctx ended).
+			tctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+			terr := s.tombstone(tctx, h, p.Number)
+			cancel()
+			if errors.Is(terr, sdk.ErrNotFound) {
 				err = fmt.Errorf("%w (the part's upload failed: %v)", terr, err)
 			} else if terr != nil {
 				s.log.Warn("could not empty a part after a failed upload of it; an earlier receipt of it still names its earlier bytes",

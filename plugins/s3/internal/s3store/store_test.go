@@ -33,6 +33,13 @@ func TestConformance(t *testing.T) {
 			cfg["S3_CONCURRENCY"] = "1"
 			return openStore(t, cfg)
 		},
+		// A new client over the same bucket: a plugin restart.
+		Reopen: func(t *testing.T) sdk.Storage {
+			cfg := srv.settings(bucket)
+			cfg["S3_PART_SIZE_MB"] = "5"
+			cfg["S3_CONCURRENCY"] = "1"
+			return openStore(t, cfg)
+		},
 		ReadBack: func(t *testing.T, key string) (io.ReadCloser, error) {
 			out, err := admin.GetObject(t.Context(), &s3.GetObjectInput{Bucket: aws.String(bucket), Key: aws.String(key)})
 			if err != nil {

@@ -22,6 +22,10 @@ func TestConformance(t *testing.T) {
 			dir = srv.newDir(t, fs)
 			return openStore(t, srv.settings(dir))
 		},
+		// A new session over the same directory: a plugin restart.
+		Reopen:      func(t *testing.T) sdk.Storage { return openStore(t, srv.settings(dir)) },
+		PartBuffers: 8 << 20, // 4 x 1 MiB pipelined writes and go-smb2's copies
+
 		ReadBack: func(t *testing.T, key string) (io.ReadCloser, error) {
 			return fs.WithContext(t.Context()).Open(path.Join(dir, key))
 		},
