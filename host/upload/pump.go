@@ -777,6 +777,11 @@ func (p *pump) resetLocked(why string, old []byte) error {
 func (p *pump) waitDelivered(ctx context.Context, maxFailures int) ([]byte, [][]byte, []byte, error) {
 	p.mu.Lock()
 	base := p.failures
+	if base > 0 {
+		// Already failing before complete asked: one more failure, retried at once, is
+		// enough to answer.
+		maxFailures = 1
+	}
 	p.mu.Unlock()
 	for {
 		p.mu.Lock()

@@ -115,6 +115,8 @@ async function tryStart(bins, overrides) {
     CHUNK_SIZE_MB: '1',
     CORS_ALLOWED_ORIGINS: '*',
     LOG_FORMAT: 'json',
+    // The tests' webhook receivers listen on loopback, which webhook_url refuses by default.
+    WEBHOOK_ALLOWED_HOSTS: '127.0.0.1',
     ...overrides,
   };
   mkdirSync(env.LOCAL_STORAGE_PATH, { recursive: true });
