@@ -13,7 +13,7 @@ import (
 func insertEvent(ctx context.Context, tx *sql.Tx, ev *host.WebhookEvent) error {
 	_, err := tx.ExecContext(ctx, `INSERT INTO webhook_events (id, upload_id, url, event, body, next_attempt_at, created_at, updated_at)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, ev.ID, ev.UploadID, ev.URL, ev.Event, ev.Body,
-		ev.NextAt.Unix(), ev.CreatedAt.Unix(), ev.CreatedAt.Unix())
+		ev.NextAt.UnixMilli(), ev.CreatedAt.Unix(), ev.CreatedAt.Unix())
 	if err != nil {
 		return fmt.Errorf("queue webhook %s: %w", ev.Event, err)
 	}
