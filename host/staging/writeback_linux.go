@@ -1,77 +1,67 @@
 package staging
 
 import (
-	"errors"
 	"os"
-	"syscall"
-	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
 
-// blockWriter writes a part file. On Linux it uses direct I/O for whole, aligned blocks:
-// nothing is copied into the page cache and the final sync has nothing left to flush (on
-// this project's VMs buffered writes of fresh data varied tenfold in speed, direct ones did
-// not). The tail, a misaligned buffer, or a file system that refuses O_DIRECT get buffered
-// writes, with writeback started as data arrives.
-type blockWriter struct {
+// fileWriter writes a part file through the page cache and keeps the disk busy behind the
+// cursor: every flushWindow bytes it starts writeback of the window just written
+// (sync_file_range), waits for the window flushLag windows back to reach the disk, and drops
+// it from the page cache (POSIX_FADV_DONTNEED). So the disk works while the body is still
+// arriving, the final fdatasync has at most a few windows left to write, and a part write
+// keeps at most (flushLag+1) x flushWindow of the page cache, none once it is done.
+//
+// Why not direct I/O (what this package used before): on ext4 every extending O_DIRECT
+// write allocates blocks and updates the size in the journal and waits for its device
+// write, so with other programs writing to the same disk each 1 MiB write queued behind
+// them, and a 50 MiB part took 1.5 to 3 times as long as dd conv=fdatasync of the same
+// bytes, whose writeback goes out in large extents. Deeper direct queues would also cost
+// host memory per part; the page cache holds the bytes in flight instead.
+type fileWriter struct {
 	f       *os.File
-	direct  bool
-	written int64
-	flushed int64
+	fd      int
+	written int64 // bytes written so far (blocks arrive in order)
+	started int64 // writeback started for [0, started)
+	dropped int64 // on disk and dropped from the cache: [0, dropped)
 }
 
-const directBlock = 4096
+const (
+	flushWindow = 8 << 20
+	flushLag    = 2
+)
 
-func newBlockWriter(f *os.File) *blockWriter {
-	w := &blockWriter{f: f}
-	if flags, err := unix.FcntlInt(f.Fd(), unix.F_GETFL, 0); err == nil {
-		_, err = unix.FcntlInt(f.Fd(), unix.F_SETFL, flags|unix.O_DIRECT)
-		w.direct = err == nil
-	}
-	return w
-}
+func newFileWriter(f *os.File) *fileWriter { return &fileWriter{f: f, fd: int(f.Fd())} }
 
-func (w *blockWriter) leaveDirect() error {
-	w.direct = false
-	flags, err := unix.FcntlInt(w.f.Fd(), unix.F_GETFL, 0)
-	if err == nil {
-		_, err = unix.FcntlInt(w.f.Fd(), unix.F_SETFL, flags&^unix.O_DIRECT)
-	}
-	return err
-}
-
-// write writes b at the end of the file.
-func (w *blockWriter) write(b []byte) error {
-	if w.direct && len(b) >= directBlock && uintptr(unsafe.Pointer(&b[0]))%directBlock == 0 {
-		whole := len(b) &^ (directBlock - 1)
-		_, err := w.f.Write(b[:whole])
-		if err == nil {
-			w.written += int64(whole)
-			b = b[whole:]
-		} else if !errors.Is(err, syscall.EINVAL) {
-			return err
-		}
-	}
-	if len(b) == 0 {
-		return nil
-	}
-	if w.direct {
-		if err := w.leaveDirect(); err != nil {
-			return err
-		}
-	}
-	if _, err := w.f.Write(b); err != nil {
+// write writes b at offset off, the end of what was written before.
+func (w *fileWriter) write(b []byte, off int64) error {
+	if _, err := w.f.WriteAt(b, off); err != nil {
 		return err
 	}
-	w.written += int64(len(b))
-	if w.written-w.flushed >= writebackEvery {
-		// Start writing buffered data to disk now, so the final sync has little left.
-		_ = unix.SyncFileRange(int(w.f.Fd()), w.flushed, w.written-w.flushed, unix.SYNC_FILE_RANGE_WRITE)
-		w.flushed = w.written
+	w.written = off + int64(len(b))
+	if w.written-w.started < flushWindow {
+		return nil
+	}
+	// Errors of sync_file_range and fadvise are left to the final fdatasync, which reports
+	// any write error of the file; both calls only schedule and wait.
+	_ = unix.SyncFileRange(w.fd, w.started, w.written-w.started, unix.SYNC_FILE_RANGE_WRITE)
+	w.started = w.written
+	if upto := w.started - flushLag*flushWindow; upto > w.dropped {
+		_ = unix.SyncFileRange(w.fd, w.dropped, upto-w.dropped,
+			unix.SYNC_FILE_RANGE_WAIT_BEFORE|unix.SYNC_FILE_RANGE_WRITE|unix.SYNC_FILE_RANGE_WAIT_AFTER)
+		_ = unix.Fadvise(w.fd, w.dropped, upto-w.dropped, unix.FADV_DONTNEED)
+		w.dropped = upto
 	}
 	return nil
 }
 
-// syncData flushes f's data (not its metadata times) to disk.
-func syncData(f *os.File) error { return unix.Fdatasync(int(f.Fd())) }
+// finish makes the file's data durable (fdatasync: the rest of the data, the size and the
+// block map, then a device cache flush) and drops the file from the page cache.
+func (w *fileWriter) finish() error {
+	if err := unix.Fdatasync(w.fd); err != nil {
+		return err
+	}
+	_ = unix.Fadvise(w.fd, 0, 0, unix.FADV_DONTNEED)
+	return nil
+}

@@ -4,14 +4,17 @@ package staging
 
 import "os"
 
-// blockWriter writes a part file (see writeback_linux.go).
-type blockWriter struct{ f *os.File }
+// fileWriter writes a part file (see writeback_linux.go for the Linux version, which keeps
+// the disk busy while the body arrives).
+type fileWriter struct{ f *os.File }
 
-func newBlockWriter(f *os.File) *blockWriter { return &blockWriter{f: f} }
+func newFileWriter(f *os.File) *fileWriter { return &fileWriter{f: f} }
 
-func (w *blockWriter) write(b []byte) error {
-	_, err := w.f.Write(b)
+// write writes b at offset off.
+func (w *fileWriter) write(b []byte, off int64) error {
+	_, err := w.f.WriteAt(b, off)
 	return err
 }
 
-func syncData(f *os.File) error { return f.Sync() }
+// finish makes the file's data durable.
+func (w *fileWriter) finish() error { return w.f.Sync() }
