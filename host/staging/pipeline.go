@@ -15,15 +15,19 @@ import (
 // from a pool shared by all writes just before the read that fills it. Every block goes at
 // once to a hasher goroutine and to a writer goroutine (see fileWriter), which work on it
 // side by side, and returns to the pool when both are done. So receiving, hashing and the
-// disk overlap, and a part costs about the slowest of them, not their sum.
+// disk overlap, and a part costs about the slowest of them, not their sum. The writer
+// writes all the blocks that have arrived (up to writeBatch) in one call, so its writes grow
+// from one block to 1 MiB when the disk falls behind.
 //
-// Memory: at most pipeDepth blocks of one write are out of the pool at a time (1 MiB, only
-// while its body arrives faster than the disk takes it), and a write whose body stalls
-// holds the one block its read is waiting to fill (128 KiB). The host's memory depends on
-// the number of parts in flight, never on their size.
+// Memory: at most pipeDepth blocks of one write are out of the pool at a time (2 MiB, only
+// while its body arrives faster than the disk or the hasher take it), and a write whose
+// body stalls holds the one block its read is waiting to fill (128 KiB) once the blocks
+// before it are on disk. The host's memory depends on the number of parts in flight, never
+// on their size.
 const (
-	blockSize = 128 << 10
-	pipeDepth = 8
+	blockSize  = 128 << 10
+	pipeDepth  = 16
+	writeBatch = 8
 )
 
 var blockPool = sync.Pool{New: func() any { return new([blockSize]byte) }}
@@ -63,13 +67,39 @@ func copyExact(f *os.File, r io.Reader, size int64) (string, error) {
 	werr := make(chan error, 1)
 	go func() {
 		var err error
+		batch := make([]*block, 0, writeBatch)
+		bufs := make([][]byte, 0, writeBatch)
 		for b := range toWrite {
+			// Write what has arrived in one call, up to writeBatch blocks: one block at a
+			// time while the disk keeps up, larger writes when it falls behind.
+			batch = append(batch[:0], b)
+		gather:
+			for len(batch) < writeBatch {
+				select {
+				case nb, ok := <-toWrite:
+					if !ok {
+						break gather
+					}
+					batch = append(batch, nb)
+				default:
+					break gather
+				}
+			}
 			if err == nil {
-				if err = w.write(b.data, b.off); err != nil {
+				bufs = bufs[:0]
+				for _, x := range batch {
+					bufs = append(bufs, x.data)
+				}
+				if err = w.write(bufs, batch[0].off); err != nil {
 					failed.Store(true)
 				}
 			}
-			release(b)
+			for _, x := range batch {
+				release(x)
+			}
+			// Keep no reference to the released blocks while waiting for the next.
+			clear(batch)
+			clear(bufs)
 		}
 		werr <- err
 	}()

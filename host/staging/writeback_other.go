@@ -4,16 +4,21 @@ package staging
 
 import "os"
 
-// fileWriter writes a part file (see writeback_linux.go for the Linux version, which keeps
-// the disk busy while the body arrives).
+// fileWriter writes a part file (see writeback_linux.go for the Linux version, which uses
+// direct I/O).
 type fileWriter struct{ f *os.File }
 
 func newFileWriter(f *os.File) *fileWriter { return &fileWriter{f: f} }
 
-// write writes b at offset off.
-func (w *fileWriter) write(b []byte, off int64) error {
-	_, err := w.f.WriteAt(b, off)
-	return err
+// write writes bufs, one after the other, at offset off.
+func (w *fileWriter) write(bufs [][]byte, off int64) error {
+	for _, b := range bufs {
+		if _, err := w.f.WriteAt(b, off); err != nil {
+			return err
+		}
+		off += int64(len(b))
+	}
+	return nil
 }
 
 // finish makes the file's data durable.
