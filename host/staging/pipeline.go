@@ -8,65 +8,118 @@ import (
 	"io"
 	"os"
 	"sync"
+	"sync/atomic"
 )
 
-// Pipeline shape: the request goroutine reads, a hasher goroutine hashes, a writer goroutine
-// writes (see blockWriter), so reading, hashing, writing and the disk all overlap.
-// Memory per part write in flight is pipeBuffers x pipeBufferSize (3 MiB), from a pool
-// shared by all requests, so the host's memory depends on the number of parts in flight,
-// never on their size.
+// Pipeline shape: Write's goroutine reads the body one block at a time, taking each block
+// from a pool shared by all writes just before the read that fills it. Every block goes at
+// once to a hasher goroutine and to a writer goroutine (see fileWriter), which work on it
+// side by side, and returns to the pool when both are done. So receiving, hashing and the
+// disk overlap, and a part costs about the slowest of them, not their sum. The writer
+// writes all the blocks that have arrived (up to writeBatch) in one call, so its writes grow
+// from one block to 1 MiB when the disk falls behind.
+//
+// Memory: at most pipeDepth blocks of one write are out of the pool at a time (2 MiB, only
+// while its body arrives faster than the disk or the hasher take it), and a write whose
+// body stalls holds the one block its read is waiting to fill (128 KiB) once the blocks
+// before it are on disk. The host's memory depends on the number of parts in flight, never
+// on their size.
 const (
-	pipeBuffers    = 3
-	pipeBufferSize = 1 << 20
-	writebackEvery = 8 << 20
+	blockSize  = 128 << 10
+	pipeDepth  = 16
+	writeBatch = 8
 )
 
-var bufferPool = sync.Pool{New: func() any { return new([pipeBufferSize]byte) }}
+var blockPool = sync.Pool{New: func() any { return new([blockSize]byte) }}
 
-// copyExact copies size bytes from r to f, hashing them, and checks r ends there.
+// block is one read of the body, shared by the hasher and the writer.
+type block struct {
+	buf  *[blockSize]byte
+	data []byte // the bytes read, a prefix of buf
+	off  int64  // offset of data in the part
+	refs atomic.Int32
+}
+
+// copyExact copies exactly size bytes from r to f, hashing them on the way, makes them
+// durable (see fileWriter.finish) and returns their hex SHA-256. It returns an error
+// wrapping ErrTooShort or ErrTooLong when r does not end after exactly size bytes.
 func copyExact(f *os.File, r io.Reader, size int64) (string, error) {
-	free := make(chan []byte, pipeBuffers)
-	for range pipeBuffers {
-		free <- bufferPool.Get().(*[pipeBufferSize]byte)[:]
+	w := newFileWriter(f)
+	slots := make(chan struct{}, pipeDepth)
+	release := func(b *block) {
+		if b.refs.Add(-1) == 0 {
+			blockPool.Put(b.buf)
+			<-slots
+		}
 	}
-	defer func() {
-		// Every buffer is back in free once the writer ended.
-		for range pipeBuffers {
-			bufferPool.Put((*[pipeBufferSize]byte)(<-free))
-		}
-	}()
-	toHash := make(chan []byte, pipeBuffers)
-	full := make(chan []byte, pipeBuffers)
+	toHash := make(chan *block, pipeDepth)
+	toWrite := make(chan *block, pipeDepth)
 	sum := make(chan []byte, 1)
-	h := sha256.New()
 	go func() {
+		h := sha256.New()
 		for b := range toHash {
-			h.Write(b)
-			full <- b
+			h.Write(b.data)
+			release(b)
 		}
-		close(full)
 		sum <- h.Sum(nil)
 	}()
+	var failed atomic.Bool // the writer failed: stop reading
 	werr := make(chan error, 1)
 	go func() {
-		bw := newBlockWriter(f)
 		var err error
-		for b := range full {
-			if err == nil {
-				err = bw.write(b)
+		batch := make([]*block, 0, writeBatch)
+		bufs := make([][]byte, 0, writeBatch)
+		for b := range toWrite {
+			// Write what has arrived in one call, up to writeBatch blocks: one block at a
+			// time while the disk keeps up, larger writes when it falls behind.
+			batch = append(batch[:0], b)
+		gather:
+			for len(batch) < writeBatch {
+				select {
+				case nb, ok := <-toWrite:
+					if !ok {
+						break gather
+					}
+					batch = append(batch, nb)
+				default:
+					break gather
+				}
 			}
-			free <- b[:cap(b)]
+			if err == nil {
+				bufs = bufs[:0]
+				for _, x := range batch {
+					bufs = append(bufs, x.data)
+				}
+				if err = w.write(bufs, batch[0].off); err != nil {
+					failed.Store(true)
+				}
+			}
+			for _, x := range batch {
+				release(x)
+			}
+			// Keep no reference to the released blocks while waiting for the next.
+			clear(batch)
+			clear(bufs)
 		}
 		werr <- err
 	}()
 
 	var read int64
 	var rerr error
-	for read < size {
-		b := <-free
-		n, err := io.ReadFull(r, b[:min(int64(len(b)), size-read)])
+	for read < size && !failed.Load() {
+		slots <- struct{}{}
+		b := &block{buf: blockPool.Get().(*[blockSize]byte), off: read}
+		n, err := io.ReadFull(r, b.buf[:min(blockSize, size-read)])
 		read += int64(n)
-		toHash <- b[:n]
+		if n > 0 {
+			b.data = b.buf[:n]
+			b.refs.Store(2)
+			toHash <- b
+			toWrite <- b
+		} else {
+			blockPool.Put(b.buf)
+			<-slots
+		}
 		if err != nil {
 			if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
 				err = fmt.Errorf("%w: body ended after %d of %d bytes", ErrTooShort, read, size)
@@ -76,6 +129,7 @@ func copyExact(f *os.File, r io.Reader, size int64) (string, error) {
 		}
 	}
 	close(toHash)
+	close(toWrite)
 	digest := <-sum
 	if err := <-werr; err != nil {
 		return "", err
@@ -83,17 +137,28 @@ func copyExact(f *os.File, r io.Reader, size int64) (string, error) {
 	if rerr != nil {
 		return "", rerr
 	}
+	if err := expectEOF(r, size); err != nil {
+		return "", err
+	}
+	if err := w.finish(); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(digest), nil
+}
+
+// expectEOF checks that r has nothing left after size bytes.
+func expectEOF(r io.Reader, size int64) error {
 	var one [1]byte
 	for {
 		m, err := r.Read(one[:])
 		if m > 0 {
-			return "", fmt.Errorf("%w: more than %d bytes", ErrTooLong, size)
+			return fmt.Errorf("%w: more than %d bytes", ErrTooLong, size)
 		}
 		if errors.Is(err, io.EOF) {
-			return hex.EncodeToString(digest), nil
+			return nil
 		}
 		if err != nil {
-			return "", err
+			return err
 		}
 	}
 }

@@ -76,9 +76,6 @@ func (d *Dir) Write(id string, n int, r io.Reader, size int64) (*Staged, error) 
 	}
 	s := &Staged{tmp: f.Name(), final: d.PartPath(id, n), dir: dir}
 	sum, err := copyExact(f, r, size)
-	if err == nil {
-		err = syncData(f)
-	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}

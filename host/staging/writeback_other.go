@@ -4,14 +4,22 @@ package staging
 
 import "os"
 
-// blockWriter writes a part file (see writeback_linux.go).
-type blockWriter struct{ f *os.File }
+// fileWriter writes a part file (see writeback_linux.go for the Linux version, which uses
+// direct I/O).
+type fileWriter struct{ f *os.File }
 
-func newBlockWriter(f *os.File) *blockWriter { return &blockWriter{f: f} }
+func newFileWriter(f *os.File) *fileWriter { return &fileWriter{f: f} }
 
-func (w *blockWriter) write(b []byte) error {
-	_, err := w.f.Write(b)
-	return err
+// write writes bufs, one after the other, at offset off.
+func (w *fileWriter) write(bufs [][]byte, off int64) error {
+	for _, b := range bufs {
+		if _, err := w.f.WriteAt(b, off); err != nil {
+			return err
+		}
+		off += int64(len(b))
+	}
+	return nil
 }
 
-func syncData(f *os.File) error { return f.Sync() }
+// finish makes the file's data durable.
+func (w *fileWriter) finish() error { return w.f.Sync() }

@@ -22,6 +22,8 @@ const (
 	s3Concurrency = 4
 )
 
+func init() { register(section{name: "s3", order: 30, run: (*bench).s3}) }
+
 // s3 measures delivery to S3 against a direct multipart upload of the same staged bytes.
 // It is skipped (and says so) when no S3 server is configured.
 func (b *bench) s3() error {

@@ -1,0 +1,316 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"syscall"
+	"time"
+)
+
+func init() { register(section{name: "ingest", order: 10, run: (*bench).ingest}) }
+
+const (
+	streamSize    = 1 << 30 // one stream of parts: 20 parts of 50 MiB and one of 24 MiB
+	parallelParts = 4
+	rssParts      = 8 // parts in flight for the RSS figure (DESIGN.md's target)
+	ingestTarget  = 0.9
+)
+
+// ingest measures part uploads to a host with the local backend and staging on the disk
+// of the work directory, each against dd conv=fdatasync of the same bytes to the same disk:
+// the measurement and its baseline alternate round by round (their order rotating), and
+// the file systems are synced before each run so that each starts with nothing dirty. The
+// client (net/http in this process) sends the part file and dd reads it, both from the
+// page cache.
+func (b *bench) ingest() error {
+	disk, err := b.start("ingest", nil)
+	if err != nil {
+		return err
+	}
+	tmpfs, skipped, err := b.tmpfsServer()
+	if err != nil {
+		return err
+	}
+	if err := b.ingestOne(disk, tmpfs, skipped); err != nil {
+		return fmt.Errorf("one part: %w", err)
+	}
+	if err := b.ingestStream(disk); err != nil {
+		return fmt.Errorf("stream of parts: %w", err)
+	}
+	if err := b.ingestParallel(disk, tmpfs, skipped); err != nil {
+		return fmt.Errorf("parallel parts: %w", err)
+	}
+	if err := b.ingestRSS(); err != nil {
+		return fmt.Errorf("RSS: %w", err)
+	}
+	return nil
+}
+
+// tmpfsServer starts a host whose staging is on a tmpfs mounted for the bench (and
+// unmounted at its end). Mounting needs root: without it the server is nil and skipped
+// says why.
+func (b *bench) tmpfsServer() (s *server, skipped string, err error) {
+	mnt := filepath.Join(b.dir, "tmpfs")
+	if err := os.MkdirAll(mnt, 0o700); err != nil {
+		return nil, "", err
+	}
+	out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=512m,mode=0700", "chunked-uploader-bench", mnt).CombinedOutput()
+	if err != nil {
+		return nil, fmt.Sprintf("skipped: mounting a tmpfs needs root (%s)", strings.TrimSpace(string(out))), nil
+	}
+	b.onCleanup(func() { exec.Command("umount", mnt).Run() })
+	s, err = b.start("ingest-tmpfs", map[string]string{"TEMP_STORAGE_PATH": filepath.Join(mnt, "staging")})
+	return s, "", err
+}
+
+// trial is one timed run; what it does before and after the timed part is not counted.
+type trial func() (time.Duration, error)
+
+// alternate runs every trial once per round, rotating their order from round to round and
+// syncing the file systems before each run, and returns the seconds of each trial by round.
+func alternate(rounds int, trials ...trial) ([][]float64, error) {
+	secs := make([][]float64, len(trials))
+	for r := range rounds {
+		for k := range trials {
+			i := (k + r) % len(trials)
+			syscall.Sync()
+			d, err := trials[i]()
+			if err != nil {
+				return nil, err
+			}
+			secs[i] = append(secs[i], d.Seconds())
+		}
+	}
+	return secs, nil
+}
+
+// addRatio reports ours against base (seconds by round for the same bytes): MB/s medians
+// and the median over rounds of base/ours, the throughput ratio of that round.
+func (b *bench) addRatio(name string, bytes int64, ours, base []float64, baseline string, target float64, note string) {
+	ratios := make([]float64, len(ours))
+	for i := range ours {
+		ratios[i] = base[i] / ours[i]
+	}
+	sorted := append([]float64(nil), ratios...)
+	sort.Float64s(sorted)
+	r := result{Name: name, Value: float64(bytes) / median(ours) / 1e6, Unit: "MB/s",
+		Baseline: float64(bytes) / median(base) / 1e6, Ratio: median(ratios),
+		Note: fmt.Sprintf("baseline: %s; ratio: median of %d rounds (quartiles %.2f-%.2f)%s",
+			baseline, len(ratios), sorted[len(sorted)/4], sorted[len(sorted)*3/4], note)}
+	if target > 0 {
+		met := r.Ratio >= target
+		r.Target, r.Met = fmt.Sprintf(">= %.1f x baseline", target), &met
+	}
+	b.add(r)
+}
+
+// upload is a fresh upload of size bytes on s, removed again by done.
+type upload struct {
+	s    *server
+	up   *initResp
+	size int64
+}
+
+var uploads int
+
+func (b *bench) newUpload(s *server, size int64) (*upload, error) {
+	uploads++
+	up, err := s.init(fmt.Sprintf("ingest/%d.bin", uploads), size)
+	if err != nil {
+		return nil, err
+	}
+	return &upload{s: s, up: up, size: size}, nil
+}
+
+// put sends part n from a file of the part's size (see server.putFile).
+func (u *upload) put(b *bench, n int) error {
+	path, err := b.partOf(min(u.up.ChunkSize, u.size-int64(n)*u.up.ChunkSize))
+	if err != nil {
+		return err
+	}
+	return u.s.putFile(u.up, n, path)
+}
+
+// partOf returns a file holding the first size bytes of the part data, the part file
+// itself for a whole part; other sizes are written once, before any timing.
+func (b *bench) partOf(size int64) (string, error) {
+	if size == partSize {
+		return b.partFile, nil
+	}
+	path := filepath.Join(b.dir, fmt.Sprintf("part-%d.bin", size))
+	if _, err := os.Stat(path); err == nil {
+		return path, nil
+	}
+	return path, os.WriteFile(path, b.part[:size], 0o644)
+}
+
+func (u *upload) done() error {
+	return u.s.do("DELETE", "/upload/"+u.up.FileID, nil, 0, map[string]string{"X-API-Key": u.s.key}, nil)
+}
+
+// putTrial times the PUT of parts (all at once when parallel, else in order) of a fresh
+// upload of size bytes on s.
+func (b *bench) putTrial(s *server, size int64, parallelParts int, check func(*upload) error) trial {
+	return func() (time.Duration, error) {
+		u, err := b.newUpload(s, size)
+		if err != nil {
+			return 0, err
+		}
+		if _, err := b.partOf(u.size - int64(u.up.TotalParts-1)*u.up.ChunkSize); err != nil {
+			return 0, err
+		}
+		d, err := timed(func() error {
+			if parallelParts > 1 {
+				return parallel(u.up.TotalParts, parallelParts, func(n int) error { return u.put(b, n) })
+			}
+			for n := range u.up.TotalParts {
+				if err := u.put(b, n); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err == nil && check != nil {
+			err = check(u)
+		}
+		if derr := u.done(); err == nil {
+			err = derr
+		}
+		return d, err
+	}
+}
+
+// ddTrial times dd conv=fdatasync of each of files to a fresh file in the work directory,
+// width at a time, in order.
+func (b *bench) ddTrial(files []string, width int) trial {
+	return func() (time.Duration, error) {
+		outs := make([]string, len(files))
+		for i := range outs {
+			outs[i] = filepath.Join(b.dir, fmt.Sprintf("dd-%d.out", i))
+		}
+		defer func() {
+			for _, o := range outs {
+				os.Remove(o)
+			}
+		}()
+		return timed(func() error { return parallel(len(files), width, func(i int) error { return dd(files[i], outs[i]) }) })
+	}
+}
+
+func repeat(s string, n int) []string {
+	out := make([]string, n)
+	for i := range out {
+		out[i] = s
+	}
+	return out
+}
+
+// ingestOne: one 50 MiB part PUT vs dd of the part, and the same PUT with staging on tmpfs.
+func (b *bench) ingestOne(disk, tmpfs *server, skipped string) error {
+	trials := []trial{b.putTrial(disk, partSize, 1, nil), b.ddTrial([]string{b.partFile}, 1)}
+	if tmpfs != nil {
+		trials = append(trials, b.putTrial(tmpfs, partSize, 1, nil))
+	}
+	secs, err := alternate(b.rounds, trials...)
+	if err != nil {
+		return err
+	}
+	floor := ""
+	if tmpfs != nil {
+		floor = fmt.Sprintf("; staging on tmpfs: %.0f ms, on disk: %.0f ms", median(secs[2])*1000, median(secs[0])*1000)
+	}
+	b.addRatio("ingest, one 50 MiB part PUT", partSize, secs[0], secs[1], "dd bs=1M conv=fdatasync of the part", ingestTarget, floor)
+	if tmpfs == nil {
+		b.add(result{Name: "ingest, one part PUT, staging on tmpfs", Note: skipped})
+		return nil
+	}
+	b.addRatio("ingest, one part PUT, staging on tmpfs", partSize, secs[2], secs[1], "the same dd to disk",
+		0, "; the work that is not the disk's: HTTP, SHA-256, SQLite commit (and a copy into tmpfs, which the disk's direct I/O does not make)")
+	return nil
+}
+
+// ingestStream: one stream of parts for 1 GiB vs dd of each part in sequence. It also
+// reports how much of the staged parts the page cache holds right after the last part.
+func (b *bench) ingestStream(disk *server) error {
+	files := repeat(b.partFile, streamSize/partSize)
+	if tail := streamSize % partSize; tail > 0 {
+		tailFile, err := b.partOf(int64(tail))
+		if err != nil {
+			return err
+		}
+		files = append(files, tailFile)
+	}
+	cached, stagedBytes := int64(-1), int64(0)
+	check := func(u *upload) error {
+		if cached >= 0 {
+			return nil
+		}
+		var paths []string
+		for n := range u.up.TotalParts {
+			paths = append(paths, filepath.Join(disk.dir, "staging", u.up.FileID, fmt.Sprintf("%06d.part", n)))
+		}
+		var err error
+		cached, err = residentBytes(paths)
+		stagedBytes = u.size
+		return err
+	}
+	rounds := max(3, b.rounds/3)
+	secs, err := alternate(rounds, b.putTrial(disk, streamSize, 1, check), b.ddTrial(files, 1))
+	if err != nil {
+		return err
+	}
+	b.addRatio(fmt.Sprintf("ingest, one stream of %d parts (1 GiB)", len(files)), streamSize, secs[0], secs[1],
+		fmt.Sprintf("%d dd conv=fdatasync of the same parts in sequence", len(files)), ingestTarget, "")
+	if cached >= 0 {
+		b.add(result{Name: "staged parts in the page cache after the stream", Value: mib(cached), Unit: "MiB",
+			Note: fmt.Sprintf("of %.0f MiB staged (mincore)", mib(stagedBytes))})
+	}
+	return nil
+}
+
+// ingestParallel: 4 parts PUT at once vs 4 dd at once, and the same PUTs with staging on
+// tmpfs.
+func (b *bench) ingestParallel(disk, tmpfs *server, skipped string) error {
+	trials := []trial{b.putTrial(disk, parallelParts*partSize, parallelParts, nil),
+		b.ddTrial(repeat(b.partFile, parallelParts), parallelParts)}
+	if tmpfs != nil {
+		trials = append(trials, b.putTrial(tmpfs, parallelParts*partSize, parallelParts, nil))
+	}
+	secs, err := alternate(b.rounds, trials...)
+	if err != nil {
+		return err
+	}
+	baseline := fmt.Sprintf("%d dd conv=fdatasync at once", parallelParts)
+	b.addRatio(fmt.Sprintf("ingest, %d parts in parallel", parallelParts), parallelParts*partSize, secs[0], secs[1],
+		baseline, ingestTarget, "")
+	name := fmt.Sprintf("ingest, %d parts in parallel, staging on tmpfs", parallelParts)
+	if tmpfs == nil {
+		b.add(result{Name: name, Note: skipped})
+		return nil
+	}
+	b.addRatio(name, parallelParts*partSize, secs[2], secs[1], "the same dd to disk", 0, "; as above, the work that is not the disk's")
+	return nil
+}
+
+// ingestRSS reports the peak RSS of a fresh host through rounds of rssParts parts in flight.
+func (b *bench) ingestRSS() error {
+	s, err := b.start("ingest-rss", nil)
+	if err != nil {
+		return err
+	}
+	idle, _ := s.peakRSS()
+	for range 3 {
+		if _, err := b.putTrial(s, rssParts*partSize, rssParts, nil)(); err != nil {
+			return err
+		}
+	}
+	peak, _ := s.peakRSS()
+	met := peak <= 64<<20
+	b.add(result{Name: fmt.Sprintf("host peak RSS, %d parts of 50 MiB in flight", rssParts), Value: mib(peak), Unit: "MiB",
+		Target: "<= 64 MiB", Met: &met, Note: fmt.Sprintf("VmHWM over 3 rounds; %.0f MiB after start", mib(idle))})
+	return nil
+}
