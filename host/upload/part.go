@@ -76,7 +76,7 @@ func (s *Service) PutPart(ctx context.Context, req PartRequest) (*Stored, error)
 		return nil, host.Errorf(host.CodePartSizeMismatch, "part %d must be %d bytes, the request says %d", req.Part, size, req.ContentLength)
 	}
 
-	if err := s.checkStagedParts(u, req.Part); err != nil {
+	if err := s.checkStagedParts(ctx, u, req.Part); err != nil {
 		return nil, err
 	}
 	me, release, err := s.admit(ctx, u.ID, req.Part, req.Interrupt)

@@ -128,6 +128,20 @@ func (p *pump) poke() {
 	}
 }
 
+// nextToHash returns the number of the next part for the whole-file digest.
+func (p *pump) nextToHash() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.hashed
+}
+
+// changedChan returns a channel closed at the next change of state.
+func (p *pump) changedChan() <-chan struct{} {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.changed
+}
+
 // notifyLocked wakes those waiting for a change of state.
 func (p *pump) notifyLocked() {
 	close(p.changed)

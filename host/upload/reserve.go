@@ -5,6 +5,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/chunked-uploader/chunked-uploader/host"
 )
@@ -102,16 +103,56 @@ func (s *Service) restoreReservations(ctx context.Context) error {
 	return nil
 }
 
-// checkStagedParts refuses a write of part n of part-wise upload u while the upload holds
-// as many parts in staging as it reserved (the backend is behind, or parts arrive far out
-// of order): too_many_requests, to retry once earlier parts were delivered.
-func (s *Service) checkStagedParts(u *host.Upload, n int) error {
+// stagedWait bounds how long a part write waits for room in its upload's staging.
+const stagedWait = time.Minute
+
+// checkStagedParts holds a write of part n of part-wise upload u while the upload has as
+// many parts in staging as it reserved (the backend is behind, or parts arrive far out of
+// order): the client sees a slower answer, as TCP backpressure would give it, and the
+// write goes on once earlier parts were delivered. After stagedWait it is refused with
+// too_many_requests, to retry later. Nothing of the body has been read meanwhile.
+func (s *Service) checkStagedParts(ctx context.Context, u *host.Upload, n int) error {
 	if u.DeliveryMode != host.DeliverParts || s.stage.HasPart(u.ID, n) {
 		return nil
 	}
-	entries, err := os.ReadDir(s.stage.UploadDir(u.ID))
+	limit := s.stagedPartsCap()
+	deadline := time.Now().Add(stagedWait)
+	for {
+		// The next part of the whole-file digest is always taken: parts held in staging out
+		// of order wait for it, so refusing it could never end.
+		next := u.HashedParts
+		if p := s.runningPump(u.ID); p != nil {
+			next = p.nextToHash()
+		}
+		if n == next {
+			return nil
+		}
+		staged := s.stagedCount(u.ID)
+		if staged < limit {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return host.Errorf(host.CodeTooManyRequests,
+				"upload %s holds %d parts not yet in storage (at most %d); retry in a moment", u.ID, staged, limit)
+		}
+		var changed <-chan struct{}
+		if p := s.runningPump(u.ID); p != nil {
+			changed = p.changedChan()
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-changed:
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// stagedCount counts the parts (and writes in flight) in upload id's staging.
+func (s *Service) stagedCount(id string) int {
+	entries, err := os.ReadDir(s.stage.UploadDir(id))
 	if err != nil {
-		return nil // nothing staged yet
+		return 0 // nothing staged yet
 	}
 	staged := 0
 	for _, e := range entries {
@@ -119,9 +160,5 @@ func (s *Service) checkStagedParts(u *host.Upload, n int) error {
 			staged++
 		}
 	}
-	if limit := s.stagedPartsCap(); staged >= limit {
-		return host.Errorf(host.CodeTooManyRequests,
-			"upload %s holds %d parts not yet in storage (at most %d); retry in a moment", u.ID, staged, limit)
-	}
-	return nil
+	return staged
 }

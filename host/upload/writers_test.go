@@ -149,3 +149,40 @@ func TestPartwiseReservesWhatItHolds(t *testing.T) {
 		t.Fatalf("reservation %d, want %d", got, 3*testChunk)
 	}
 }
+
+func TestPartwiseStagingFullWaitsForRoom(t *testing.T) {
+	e := newPartsEnv(t, func(o *Options) { o.MaxPartWritesPerUpload = 1; o.PartDeliveriesPerUpload = 1 })
+	gate := make(chan struct{})
+	e.backend.partFail = func(n, count int) error { <-gate; return nil }
+	content := data(6*testChunk, 3)
+	c := e.init(t, "a.bin", len(content))
+	// The backend holds every delivery: parts pile up in staging up to the cap (2).
+	for _, n := range []int{0, 1} {
+		if _, err := e.put(t, c, content, n); err != nil {
+			t.Fatal(err)
+		}
+	}
+	done := make(chan error, 1)
+	go func() { _, err := e.put(t, c, content, 3); done <- err }()
+	select {
+	case err := <-done:
+		t.Fatalf("a part beyond the staging cap was taken at once (err %v)", err)
+	case <-time.After(300 * time.Millisecond):
+	}
+	close(gate) // the backend catches up: room in staging, the held write goes on
+	if err := <-done; err != nil {
+		t.Fatalf("the held write: %v", err)
+	}
+	for _, n := range []int{2, 4, 5} {
+		if _, err := e.put(t, c, content, n); err != nil {
+			t.Fatal(err)
+		}
+	}
+	u, err := e.svc.Complete(context.Background(), c.Upload.ID)
+	if err != nil || u.Status != host.StatusComplete {
+		t.Fatalf("complete: %+v %v", u, err)
+	}
+	if got, _ := e.backend.object(c.Upload.Key()); !bytes.Equal(got, content) {
+		t.Fatal("delivered bytes differ")
+	}
+}
