@@ -70,6 +70,10 @@ func (d *Dir) Write(id string, n int, r io.Reader, size int64) (*Staged, error) 
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("staging: %w", diskErr(err))
 	}
+	// A symbolic link in place of the upload's directory would lead the part out of staging.
+	if fi, err := os.Lstat(dir); err != nil || !fi.IsDir() {
+		return nil, fmt.Errorf("staging: %s is not a directory of staging (a symbolic link?)", dir)
+	}
 	f, err := os.CreateTemp(dir, fmt.Sprintf(".%06d.*.tmp", n))
 	if err != nil {
 		return nil, fmt.Errorf("staging: %w", diskErr(err))

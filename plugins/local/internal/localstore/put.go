@@ -100,7 +100,7 @@ func (c ctxWriter) Write(p []byte) (int, error) {
 // which it created an entry so that the new path survives a crash.
 func (s *Store) mkdirAll(dir string) error {
 	if fi, err := os.Stat(dir); err == nil && fi.IsDir() {
-		return nil
+		return s.confined(dir)
 	}
 	rel, err := filepath.Rel(s.root, dir)
 	if err != nil || rel == ".." || strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
@@ -127,7 +127,7 @@ func (s *Store) mkdirAll(dir string) error {
 			return mapErr("create directory", cur, err)
 		}
 	}
-	return nil
+	return s.confined(dir)
 }
 
 // maxTempBase bounds the part of a file name copied into a temporary name, so that
@@ -215,4 +215,21 @@ func syncDir(dir string) error {
 		err = cerr
 	}
 	return err
+}
+
+// confined checks that dir, with every symbolic link in it resolved, is still below the
+// root: a link planted under the root must not lead writes out of it.
+func (s *Store) confined(dir string) error {
+	real, err := filepath.EvalSymlinks(dir)
+	if err != nil {
+		return mapErr("resolve", dir, err)
+	}
+	root, err := filepath.EvalSymlinks(s.root)
+	if err != nil {
+		return mapErr("resolve", s.root, err)
+	}
+	if rel, err := filepath.Rel(root, real); err != nil || rel == ".." || strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
+		return fmt.Errorf("local: %w: %s leads out of the root %s (a symbolic link)", sdk.ErrPermission, dir, s.root)
+	}
+	return nil
 }

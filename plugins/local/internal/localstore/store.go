@@ -85,7 +85,7 @@ func (s *Store) Stat(_ context.Context, key string) (sdk.Object, error) {
 		return sdk.Object{}, err
 	}
 	p := s.path(key)
-	fi, err := os.Stat(p)
+	fi, err := os.Lstat(p) // a symbolic link is not an object of this store
 	if isNotExist(err) || (err == nil && !fi.Mode().IsRegular()) {
 		return sdk.Object{}, fmt.Errorf("local: stat %s: %w", key, sdk.ErrNotFound)
 	}
