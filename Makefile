@@ -117,6 +117,8 @@ test-gowork-off: ## Build and vet every module on its own (GOWORK=off), as a use
 
 BENCH_OUT        ?= bench-results.json
 BENCH_LB_OUT     ?= bench-results-lb.json
+BENCH_DELIVERY_OUT ?= bench-results-delivery.json
+BENCH_BIG_MB     ?= 2048
 BENCH_DELIVERY_MB ?= 2048
 BENCH_ROUNDS     ?= 3
 
@@ -125,6 +127,7 @@ bench: build services-start ## Measure ingest, delivery (local, S3), RSS and sta
 	cd cmd/e2e && $(GO) run ./bench -bin $(BIN) -dir $(CURDIR)/bench-work -out $(CURDIR)/$(BENCH_OUT) \
 	  -delivery-mib $(BENCH_DELIVERY_MB) -rounds $(BENCH_ROUNDS)
 	cd cmd/e2e && $(GO) run ./benchlb -bin $(BIN) -dir $(CURDIR)/bench-work -out $(CURDIR)/$(BENCH_LB_OUT)
+	@svc_env=$$($(SERVICES) env); eval "$$svc_env"; cd cmd/e2e && $(GO) run ./benchdelivery -bin $(BIN) -dir $(CURDIR)/bench-work -out $(CURDIR)/$(BENCH_DELIVERY_OUT) -mib $(BENCH_BIG_MB)
 
 fuzz: ## Run every fuzz target for FUZZTIME (default 60s; CI runs them briefly through make test)
 	@cd host && for t in $(FUZZ_TARGETS); do \
