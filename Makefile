@@ -117,10 +117,11 @@ test-short: build ## Quick dev loop: go test -short in every module, no services
 test-gowork-off: ## Build and vet every module on its own (GOWORK=off), as a user of that module would
 	@$(call each-module,GOWORK=off $(GO) build -o /dev/null ./... && GOWORK=off $(GO) vet ./...)
 
-	cd cmd/e2e && $(GO) run ./bench -bin $(BIN) -dir $(CURDIR)/bench-work -out $(abspath $(BENCH_OUT)) \
-	  -delivery-mib $(BENCH_DELIVERY_MB) -rounds $(BENCH_ROUNDS) -only "$(BENCH_ONLY)"
-	cd cmd/e2e && $(GO) run ./benchlb -bin $(BIN) -dir $(CURDIR)/bench-work -out $(abspath $(BENCH_LB_OUT))
-	@svc_env=$$($(SERVICES) env); eval "$$svc_env"; cd cmd/e2e && $(GO) run ./benchdelivery -bin $(BIN) -dir $(CURDIR)/bench-work -out $(abspath $(BENCH_DELIVERY_OUT)) -mib $(BENCH_BIG_MB)
+BENCH_OUT          ?= bench-results.json
+BENCH_LB_OUT       ?= bench-results-lb.json
+BENCH_DELIVERY_OUT ?= bench-results-delivery.json
+# The file size of the part-wise delivery measurement (cmd/e2e/benchdelivery), MiB.
+BENCH_BIG_MB       ?= 2048
 BENCH_DELIVERY_MB ?= 2048
 BENCH_ROUNDS      ?= 15
 # Sections of the bench to run, comma-separated (empty: all): ingest, delivery, s3, status.
@@ -129,16 +130,10 @@ BENCH_ONLY        ?=
 bench: build ## Measure ingest, delivery (local, S3), RSS and status latency against baselines of the same run; BENCH_ONLY=ingest,... runs some sections; writes $(BENCH_OUT)
 	@if [ -z "$(strip $(BENCH_ONLY))" ] || [[ ",$(BENCH_ONLY)," == *,s3,* ]]; then $(MAKE) services-start; fi
 	@svc_env=$$($(SERVICES) env); eval "$$svc_env"; \
-<<<<<<< HEAD
 	cd cmd/e2e && $(GO) run ./bench -bin $(BIN) -dir $(CURDIR)/bench-work -out $(abspath $(BENCH_OUT)) \
 	  -delivery-mib $(BENCH_DELIVERY_MB) -rounds $(BENCH_ROUNDS) -only "$(BENCH_ONLY)"
 	cd cmd/e2e && $(GO) run ./benchlb -bin $(BIN) -dir $(CURDIR)/bench-work -out $(abspath $(BENCH_LB_OUT))
-=======
-	cd cmd/e2e && $(GO) run ./bench -bin $(BIN) -dir $(CURDIR)/bench-work -out $(CURDIR)/$(BENCH_OUT) \
-	  -delivery-mib $(BENCH_DELIVERY_MB) -rounds $(BENCH_ROUNDS)
-	cd cmd/e2e && $(GO) run ./benchlb -bin $(BIN) -dir $(CURDIR)/bench-work -out $(CURDIR)/$(BENCH_LB_OUT)
-	@svc_env=$$($(SERVICES) env); eval "$$svc_env"; cd cmd/e2e && $(GO) run ./benchdelivery -bin $(BIN) -dir $(CURDIR)/bench-work -out $(CURDIR)/$(BENCH_DELIVERY_OUT) -mib $(BENCH_BIG_MB)
->>>>>>> 9286fd0
+	@svc_env=$$($(SERVICES) env); eval "$$svc_env"; cd cmd/e2e && $(GO) run ./benchdelivery -bin $(BIN) -dir $(CURDIR)/bench-work -out $(abspath $(BENCH_DELIVERY_OUT)) -mib $(BENCH_BIG_MB)
 
 fuzz: ## Run every fuzz target for FUZZTIME (default 60s; CI runs them briefly through make test)
 	@cd host && for t in $(FUZZ_TARGETS); do \
