@@ -267,27 +267,36 @@ func TestConcurrentPatchTakesOver(t *testing.T) {
 		resp.Body.Close()
 		firstDone <- resp.StatusCode
 	}()
-	if _, err := pw.Write(data[:300<<10]); err != nil { // the body stays open after this
+	// One whole part and 300 KiB more; the body stays open after this. Once HEAD shows the
+	// whole part, the older PATCH is certainly the one in flight (without this wait the
+	// newer could reach the server first and be the one taken over).
+	sent := chunk + 300<<10
+	if _, err := pw.Write(data[:sent]); err != nil {
 		t.Fatal(err)
 	}
+	for deadline := time.Now().Add(30 * time.Second); headOffset(t, url) < chunk; {
+		if time.Now().After(deadline) {
+			t.Fatal("the older PATCH's first part never showed in HEAD")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 	// The newer PATCH (empty, at offset 0) takes over; the offset is then whatever the older
-	// one had received: 204 if nothing, else 409 with that offset.
+	// one had received, which 409 answers.
 	r := patch(t, url, 0, nil, nil)
 	status := <-firstDone
-	if status == 204 || status == 0 {
-		t.Fatalf("the PATCH that was taken over answered %d", status)
+	if status != 409 {
+		t.Fatalf("the PATCH that was taken over answered %d, want 409 part_superseded", status)
 	}
 	pw.Close()
-	off := 0
-	switch r.StatusCode {
-	case 204:
-	case 409:
-		off, _ = strconv.Atoi(r.Header.Get("Upload-Offset"))
-	default:
-		t.Fatalf("newer PATCH: %d", r.StatusCode)
+	if r.StatusCode != 409 {
+		t.Fatalf("newer PATCH at offset 0: %d, want 409 with the offset", r.StatusCode)
 	}
-	if got := headOffset(t, url); got != off || off > 300<<10 {
-		t.Fatalf("HEAD %d, newer PATCH said %d (sent 300 KiB)", got, off)
+	off, err := strconv.Atoi(r.Header.Get("Upload-Offset"))
+	if err != nil || off < chunk || off > sent {
+		t.Fatalf("newer PATCH says offset %q, want %d..%d", r.Header.Get("Upload-Offset"), chunk, sent)
+	}
+	if got := headOffset(t, url); got != off {
+		t.Fatalf("HEAD %d, newer PATCH said %d", got, off)
 	}
 	if r := patch(t, url, off, data[off:], nil); r.StatusCode != 204 {
 		t.Fatalf("resuming PATCH: %d", r.StatusCode)
