@@ -23,8 +23,8 @@
 //
 // Every upload goes to a fresh host and reports staging's peak (the staging directory sampled
 // every 50 ms), the delivery backlog at the last part's 200 (status sampled every 100 ms),
-// part requests refused with 429 (sent again after the Retry-After of 2 s, as the CLI does),
-// and the peak RSS (VmHWM) and CPU time of the host and of its plugin. As root it drops the
+// part requests refused with 429 (sent again after the Retry-After of 2 s, as the CLI does;
+// the client keeps within 16 parts of the lowest one missing, see window), and the peak RSS (VmHWM) and CPU time of the host and of its plugin. As root it drops the
 // page cache before each measurement, so that all start from the same, empty, cache.
 //
 // Then (-clients) the seed's Python example (seed_client.py: init, parts in order, one
