@@ -41,7 +41,9 @@ func (b *bench) runClients(ctx context.Context) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	defer os.RemoveAll(dir)
+	if !b.keep {
+		defer os.RemoveAll(dir)
+	}
 	script := filepath.Join(dir, "seed_client.py")
 	if err := os.WriteFile(script, seedClient, 0o644); err != nil {
 		return err
@@ -105,7 +107,7 @@ func (b *bench) client(ctx context.Context, be backend, label string, args []str
 	b.runs++
 	env := be.hostEnv()
 	env["LOG_LEVEL"] = "debug" // the request log: status and end of every request
-	h, err := startHost(b.bin, b.bin, filepath.Join(b.work, fmt.Sprintf("host-%d-%s-client", b.runs, be.name())), env)
+	h, err := startHost(b.bin, b.bin, filepath.Join(b.work, fmt.Sprintf("host-%d-%s-client", b.runs, be.name())), env, b.hostEnv)
 	if err != nil {
 		return nil, err
 	}

@@ -35,8 +35,9 @@ type host struct {
 }
 
 // startHost starts the host in binDir with the plugins of pluginDir, data in dir, and
-// settings env (added to the defaults below), and waits until /health answers 200.
-func startHost(binDir, pluginDir, dir string, env map[string]string) (*host, error) {
+// settings env and then extra (added to the defaults below), and waits until /health
+// answers 200.
+func startHost(binDir, pluginDir, dir string, env, extra map[string]string) (*host, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
@@ -53,8 +54,10 @@ func startHost(binDir, pluginDir, dir string, env map[string]string) (*host, err
 		"CHUNK_SIZE_MB": strconv.Itoa(chunkMiB), "STAGING_RESERVE_MB": "0",
 		"LOG_FORMAT": "json", "LOG_LEVEL": "info",
 	}
-	for k, v := range env {
-		settings[k] = v
+	for _, m := range []map[string]string{env, extra} {
+		for k, v := range m {
+			settings[k] = v
+		}
 	}
 	logf, err := os.Create(h.logPath)
 	if err != nil {

@@ -23,8 +23,8 @@
 //
 // Every upload goes to a fresh host and reports staging's peak (the staging directory sampled
 // every 50 ms), the delivery backlog at the last part's 200 (status sampled every 100 ms),
-// part requests refused with 429 (sent again after the Retry-After of 2 s, as the CLI does),
-// and the peak RSS (VmHWM) and CPU time of the host and of its plugin. As root it drops the
+// part requests refused with 429 (sent again after the Retry-After of 2 s, as the CLI does;
+// the client keeps within 16 parts of the lowest one missing, see window), and the peak RSS (VmHWM) and CPU time of the host and of its plugin. As root it drops the
 // page cache before each measurement, so that all start from the same, empty, cache.
 //
 // Then (-clients) the seed's Python example (seed_client.py: init, parts in order, one
@@ -66,10 +66,19 @@ func main() {
 	throttle := flag.Float64("throttle", 0.7, "client rate in (b), as a fraction of the backend's delivery speed measured first")
 	backends := flag.String("backends", "local,smb,s3", "backends to measure, comma-separated")
 	clients := flag.Bool("clients", true, "also upload with the seed's Python example and bin/chunked-upload")
+	measure := flag.Bool("measure", true, "run the measurements (-measure=false: only the clients)")
+	keep := flag.Bool("keep", false, "keep the work directory (host logs, databases) for inspection")
+	hostEnv := flag.String("host-env", "", "extra settings of every host, K=V,K=V (for experiments: GODEBUG=gctrace=1, PART_DELIVERIES_PER_UPLOAD=8)")
 	flag.Parse()
 	abs := func(p string) string { a, _ := filepath.Abs(p); return a }
 	b := &bench{bin: abs(*bin), work: filepath.Join(abs(*dir), "delivery"), size: *sizeMiB << 20, parallel: *parallel,
-		throttle: *throttle, backends: strings.Split(*backends, ","), clients: *clients}
+		throttle: *throttle, backends: strings.Split(*backends, ","), clients: *clients, measure: *measure, keep: *keep,
+		hostEnv: map[string]string{}}
+	for _, kv := range strings.Split(*hostEnv, ",") {
+		if k, v, ok := strings.Cut(kv, "="); ok {
+			b.hostEnv[k] = v
+		}
+	}
 	err := b.run(context.Background())
 	if b.res != nil {
 		b.res.print(os.Stdout)
@@ -92,6 +101,9 @@ type bench struct {
 	throttle  float64
 	backends  []string
 	clients   bool
+	measure   bool
+	keep      bool
+	hostEnv   map[string]string // added to every host's settings
 
 	root    string // the repository
 	data    []byte // one full part; the file is it repeated
@@ -112,7 +124,9 @@ func (b *bench) run(ctx context.Context) error {
 	if err := os.MkdirAll(b.work, 0o755); err != nil {
 		return err
 	}
-	defer os.RemoveAll(b.work)
+	if !b.keep {
+		defer os.RemoveAll(b.work)
+	}
 	host, _ := os.Hostname()
 	b.res = &results{Date: time.Now().UTC().Format(time.RFC3339), Host: host, CPUs: runtime.NumCPU(), Go: runtime.Version(),
 		SizeBytes: b.size, ChunkBytes: chunkMiB << 20, Parallel: b.parallel, Throttle: b.throttle}
@@ -127,15 +141,20 @@ func (b *bench) run(ctx context.Context) error {
 	rand.NewChaCha8([32]byte{9}).Read(b.data)
 	b.sha = fileSHA(b.data, b.size)
 	b.memoDir = filepath.Join(b.work, "memo-bin")
-	logf("building the whole-only plugin of sdk/README.md for the parts-alone host")
-	if err := buildMemo(b.root, b.work, b.memoDir); err != nil {
-		return err
+	if b.measure {
+		logf("building the whole-only plugin of sdk/README.md for the parts-alone host")
+		if err := buildMemo(b.root, b.work, b.memoDir); err != nil {
+			return err
+		}
 	}
 	// A backend or client that fails is reported, and the others still run.
 	var errs []error
 	for _, name := range b.backends {
+		if !b.measure {
+			break
+		}
 		name = strings.TrimSpace(name)
-		r, err := b.measure(ctx, name)
+		r, err := b.measureBackend(ctx, name)
 		if r != nil {
 			b.res.Backends = append(b.res.Backends, r)
 		}
@@ -190,9 +209,9 @@ func (b *bench) fresh() {
 	}
 }
 
-// measure runs the measurements of one backend, in this order: delivery alone, parts alone,
+// measureBackend runs the measurements of one backend, in this order: delivery alone, parts alone,
 // (a) full speed, (b) throttled (which needs the others), and (b2).
-func (b *bench) measure(ctx context.Context, name string) (*backendResult, error) {
+func (b *bench) measureBackend(ctx context.Context, name string) (*backendResult, error) {
 	be, err := b.open(ctx, name)
 	if err != nil {
 		return nil, err
@@ -246,7 +265,7 @@ func (b *bench) upload(ctx context.Context, be backend, rate float64) (*sendResu
 	b.runs++
 	env := be.hostEnv()
 	env["COMPLETE_WAIT_SECONDS"] = "3600" // complete's own time, not a 202
-	h, err := startHost(b.bin, b.bin, filepath.Join(b.work, fmt.Sprintf("host-%d-%s", b.runs, be.name())), env)
+	h, err := startHost(b.bin, b.bin, filepath.Join(b.work, fmt.Sprintf("host-%d-%s", b.runs, be.name())), env, b.hostEnv)
 	if err != nil {
 		return nil, err
 	}
@@ -272,7 +291,7 @@ func (b *bench) upload(ctx context.Context, be backend, rate float64) (*sendResu
 func (b *bench) partsAlone(ctx context.Context) (*sendResult, error) {
 	b.runs++
 	dir := filepath.Join(b.work, fmt.Sprintf("host-%d-memo", b.runs))
-	h, err := startHost(b.bin, b.memoDir, dir, map[string]string{"STORAGE_BACKEND": "memo", "MEMO_ROOT": filepath.Join(dir, "memo-root")})
+	h, err := startHost(b.bin, b.memoDir, dir, map[string]string{"STORAGE_BACKEND": "memo", "MEMO_ROOT": filepath.Join(dir, "memo-root")}, b.hostEnv)
 	if err != nil {
 		return nil, err
 	}

@@ -47,3 +47,37 @@ not json
 		t.Error("requestTimes of an upload not in the log: no error")
 	}
 }
+
+// TestWindow checks that no part more than the window's size ahead of the lowest one not
+// yet answered is handed out.
+func TestWindow(t *testing.T) {
+	w := newWindow(6, 3)
+	for want := range 3 {
+		if n, ok := w.take(); !ok || n != want {
+			t.Fatalf("take = %d, %v; want %d", n, ok, want)
+		}
+	}
+	w.ack(1)
+	if !w.blocked() {
+		t.Fatal("part 3 handed out while part 0 is unanswered and 3 parts are out")
+	}
+	w.ack(0)
+	if w.blocked() {
+		t.Fatal("blocked after parts 0 and 1 were answered")
+	}
+	for want := 3; want < 5; want++ {
+		if n, ok := w.take(); !ok || n != want {
+			t.Fatalf("take = %d, %v; want %d", n, ok, want)
+		}
+	}
+	if !w.blocked() {
+		t.Fatal("part 5 handed out while part 2 is unanswered")
+	}
+	w.ack(2)
+	if n, ok := w.take(); !ok || n != 5 {
+		t.Fatalf("take = %d, %v; want 5", n, ok)
+	}
+	if _, ok := w.take(); ok {
+		t.Fatal("take after the last part: ok")
+	}
+}

@@ -93,7 +93,61 @@ type sendResult struct {
 	LoadEnd        [3]float64 `json:"load_average_end"`
 }
 
+// window hands out the part numbers in order, none more than size ahead of the lowest part
+// not yet acknowledged.
+//
+// The host removes a staged part only once it is delivered and every part before it is in
+// the file's digest, and refuses new parts with 429 while an upload holds its cap of
+// staged parts (MAX_PARTS_IN_FLIGHT_PER_UPLOAD + PART_DELIVERIES_PER_UPLOAD, 20 by default).
+// A client that sends later parts while an earlier one waits after a 429 can fill the cap
+// with parts that cannot leave staging until that earlier part arrives, which the host then
+// refuses for good (seen with 4 parts in flight on S3). Staying within aheadLimit parts of
+// the lowest one missing keeps the cap from filling up with such parts.
+type window struct {
+	mu        sync.Mutex
+	cond      *sync.Cond
+	next, low int
+	size      int
+	done      []bool
+}
+
+func newWindow(total, size int) *window {
+	w := &window{size: size, done: make([]bool, total)}
+	w.cond = sync.NewCond(&w.mu)
+	return w
+}
+
+// take returns the next part to send, waiting while it is too far ahead; false when none is left.
+func (w *window) take() (int, bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for w.blocked() {
+		w.cond.Wait()
+	}
+	if w.next >= len(w.done) {
+		return 0, false
+	}
+	w.next++
+	return w.next - 1, true
+}
+
+// blocked reports whether the next part must wait for an earlier one; w.mu must be held.
+func (w *window) blocked() bool { return w.next < len(w.done) && w.next >= w.low+w.size }
+
+// ack records that part n was answered (acknowledged, or failed for good).
+func (w *window) ack(n int) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.done[n] = true
+	for w.low < len(w.done) && w.done[w.low] {
+		w.low++
+	}
+	w.cond.Broadcast()
+}
+
 const (
+	aheadLimit   = 16              // the host's default MAX_PARTS_IN_FLIGHT_PER_UPLOAD
+	stallTimeout = 3 * time.Minute // no part acknowledged for this long while refused with 429: give up
 	retryAfter   = 2 * time.Second // the host's Retry-After for 429
 	stagingEvery = 50 * time.Millisecond
 	statusEvery  = 100 * time.Millisecond
@@ -167,11 +221,17 @@ func send(ctx context.Context, h *host, data []byte, o sendOptions) (*sendResult
 	var retries atomic.Int64
 	ends := make([]time.Time, up.TotalParts)
 	errs := make([]error, up.TotalParts)
-	next := make(chan int)
+	win := newWindow(up.TotalParts, aheadLimit)
+	var lastOK atomic.Int64
+	lastOK.Store(time.Now().UnixNano())
 	var parts sync.WaitGroup
 	for range o.parallel {
 		parts.Go(func() {
-			for n := range next {
+			for {
+				n, ok := win.take()
+				if !ok {
+					return
+				}
 				size := min(up.ChunkSize, o.size-int64(n)*up.ChunkSize)
 				hdr := map[string]string{"Authorization": "Bearer " + up.Parts[n].Token, "Content-Type": "application/octet-stream"}
 				for {
@@ -179,6 +239,11 @@ func send(ctx context.Context, h *host, data []byte, o sendOptions) (*sendResult
 						&pacedReader{data: data[:size], lim: lim}, size, nil, http.StatusOK, http.StatusTooManyRequests)
 					if err != nil || code == http.StatusOK {
 						errs[n] = err
+						lastOK.Store(time.Now().UnixNano())
+						break
+					}
+					if idle := time.Since(time.Unix(0, lastOK.Load())); idle > stallTimeout {
+						errs[n] = fmt.Errorf("part %d: no part acknowledged for %v, every one refused with 429: the upload holds as many undelivered parts as the host allows and does not deliver them", n, idle.Round(time.Second))
 						break
 					}
 					// The host holds as many undelivered parts of the upload as it allows:
@@ -187,13 +252,10 @@ func send(ctx context.Context, h *host, data []byte, o sendOptions) (*sendResult
 					time.Sleep(retryAfter)
 				}
 				ends[n] = time.Now()
+				win.ack(n)
 			}
 		})
 	}
-	for n := range up.TotalParts {
-		next <- n
-	}
-	close(next)
 	parts.Wait()
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
