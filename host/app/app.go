@@ -1,5 +1,6 @@
-// Package app wires the server together: database, staging, storage plugin, upload service
-// and HTTP server. cmd/chunked-uploader calls Run; tests can too.
+// Package app wires the server together: database, staging, storage plugin, upload service,
+// webhook sender, metrics, the HTTP API with its tus endpoint, and the HTTP server.
+// cmd/chunked-uploader calls CheckConfig (--check-config) or Run.
 package app
 
 import (
@@ -36,8 +37,9 @@ func Invalid(err error) bool {
 
 // CheckConfig checks what can be checked before a start: cfg.Check, then the storage
 // plugin's settings, which the plugin checks without connecting to anything
-// (pluginmgr.Validate). It starts nothing else and changes nothing.
+// (pluginmgr.Validate). It logs cfg.Warnings, starts nothing else and changes nothing.
 func CheckConfig(ctx context.Context, cfg *config.Config, log hclog.Logger) error {
+	logWarnings(cfg, log)
 	if err := cfg.Check(ctx); err != nil {
 		return err
 	}
@@ -54,6 +56,13 @@ func pluginOptions(cfg *config.Config, log hclog.Logger) pluginmgr.Options {
 	}
 }
 
+// logWarnings logs the settings that are valid but do not do what they seem to.
+func logWarnings(cfg *config.Config, log hclog.Logger) {
+	for _, w := range cfg.Warnings {
+		log.Warn("configuration: " + w)
+	}
+}
+
 // ShutdownTimeout bounds how long in-flight requests may run after a shutdown was asked for.
 const ShutdownTimeout = 30 * time.Second
 
@@ -62,10 +71,11 @@ const ShutdownTimeout = 30 * time.Second
 // lets requests in flight finish (up to ShutdownTimeout), stops deliveries (they resume at
 // the next start), stops the plugin and closes the database.
 //
-// It first runs cfg.Check: an error from it wraps config.ErrInvalid, as does a plugin that
-// refuses its settings (sdk.ErrInvalidConfig) or cannot be run (pluginmgr.ErrRefused); see
-// Invalid.
+// It first logs cfg.Warnings and runs cfg.Check. Invalid reports true for the errors that
+// say the configuration is wrong: cfg.Check's (config.ErrInvalid), a plugin that refuses its
+// settings (sdk.ErrInvalidConfig) or cannot be run (pluginmgr.ErrRefused).
 func Run(ctx context.Context, cfg *config.Config, log hclog.Logger) error {
+	logWarnings(cfg, log)
 	if err := cfg.Check(ctx); err != nil {
 		return err
 	}

@@ -11,10 +11,12 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/chunked-uploader/chunked-uploader/host/dotenv"
 	"github.com/chunked-uploader/chunked-uploader/host/webhook"
 )
 
@@ -27,7 +29,21 @@ const (
 	MinAPIKeyLength    = 16
 	MinJWTSecretLength = 32
 	MaxChunkSizeMB     = 5120
+	MaxMaxParts        = 1_000_000
 )
+
+// DefaultMaxUpload is MAX_UPLOAD_SIZE's default, 1 TiB.
+const DefaultMaxUpload = 1 << 40
+
+// defaultMaxParts is MAX_PARTS's default: the parts of chunkSize bytes that the largest
+// upload (maxUpload) needs, so that MAX_UPLOAD_SIZE alone bounds the size; 20,972 with the
+// defaults. Capped at MaxMaxParts.
+func defaultMaxParts(maxUpload, chunkSize int64) int64 {
+	return min(partCount(maxUpload, chunkSize), MaxMaxParts)
+}
+
+// partCount is how many parts of chunkSize bytes size bytes take.
+func partCount(size, chunkSize int64) int64 { return (size + chunkSize - 1) / chunkSize }
 
 // Defaults of the connection limits. 1024 idle connections raised the host's RSS by 24 MiB
 // (from 22 to 46 MiB: buffers, a goroutine each), within the 128 MiB the server is meant
@@ -105,9 +121,17 @@ type Config struct {
 	CleanupInterval           time.Duration
 	LogFormat                 string // "text" or "json"; "" = text on a terminal, json otherwise
 	LogLevel                  string
-	PluginSettings            map[string]string // sent to the plugin through Configure
-	PluginEnv                 []string          // the plugin process's whole environment
-	EnvFile                   string            // the .env read, "" if none
+	// PluginPassthrough are the names and PREFIX* patterns of PLUGIN_ENV_PASSTHROUGH: the
+	// variables a plugin gets besides its own <NAME>_* ones.
+	PluginPassthrough []string
+	PluginSettings    map[string]string // sent to the plugin through Configure
+	PluginEnv         []string          // the plugin process's whole environment
+	EnvFile           string            // the .env read, "" if none
+
+	// Warnings are settings that are valid but do not do what they seem to (a
+	// MAX_UPLOAD_SIZE that MAX_PARTS x CHUNK_SIZE_MB cannot reach): logged at every start
+	// and by --check-config.
+	Warnings []string
 }
 
 // Addr is the listen address.
@@ -128,23 +152,37 @@ var pluginEnvNames = []string{
 
 var backendName = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`)
 
+// DefaultPluginPassthrough is PLUGIN_ENV_PASSTHROUGH's default: the variables of the AWS
+// SDKs' standard credential chain (AWS_ACCESS_KEY_ID, AWS_PROFILE, AWS_WEB_IDENTITY_TOKEN_FILE,
+// ...), which S3-compatible plugins read. It is given to every plugin alike.
+const DefaultPluginPassthrough = "AWS_*"
+
 // Load reads the configuration. environ is the process environment (os.Environ()); envFile
-// is the .env path to read if it exists (missing is fine); exeDir is the directory of the
-// running binary (the default PLUGIN_DIR). All problems are reported together.
+// is the .env path to read if it exists (missing is fine, see LoadFile); exeDir is the
+// directory of the running binary (the default PLUGIN_DIR). All problems are reported
+// together.
 func Load(environ []string, envFile, exeDir string) (*Config, error) {
+	return load(environ, envFile, false, exeDir)
+}
+
+// LoadFile is Load for an .env file the operator named (-env-file): its absence is an
+// error wrapping ErrInvalid.
+func LoadFile(environ []string, envFile, exeDir string) (*Config, error) {
+	return load(environ, envFile, true, exeDir)
+}
+
+func load(environ []string, envFile string, required bool, exeDir string) (*Config, error) {
 	env := map[string]string{}
 	c := &Config{}
-	if data, err := os.ReadFile(envFile); err == nil {
-		vars, err := ParseDotEnv(string(data))
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", envFile, err)
-		}
+	if vars, err := dotenv.ReadFile(envFile); err == nil {
 		for k, v := range vars {
 			env[k] = v
 		}
 		c.EnvFile = envFile
 	} else if !errors.Is(err, os.ErrNotExist) {
-		return nil, fmt.Errorf("read %s: %w", envFile, err)
+		return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
+	} else if required {
+		return nil, fmt.Errorf("%w: env file %s does not exist", ErrInvalid, envFile)
 	}
 	for _, kv := range environ {
 		if k, v, ok := strings.Cut(kv, "="); ok {
@@ -241,8 +279,13 @@ func Load(environ []string, envFile, exeDir string) (*Config, error) {
 	c.ServerPort = int(integer("SERVER_PORT", 3000, 1, 65535))
 	c.ChunkSize = integer("CHUNK_SIZE_MB", 50, 1, MaxChunkSizeMB) << 20
 	c.UploadTTL = time.Duration(integer("UPLOAD_TTL_HOURS", 24, 1, 24*365)) * time.Hour
-	c.MaxUpload = integer("MAX_UPLOAD_SIZE", 1<<40, 1, 1<<62)
-	c.MaxParts = integer("MAX_PARTS", 10000, 1, 1_000_000)
+	c.MaxUpload = integer("MAX_UPLOAD_SIZE", DefaultMaxUpload, 1, 1<<62)
+	c.MaxParts = integer("MAX_PARTS", defaultMaxParts(c.MaxUpload, c.ChunkSize), 1, MaxMaxParts)
+	if most := c.MaxParts * c.ChunkSize; most < c.MaxUpload { // at most 10^6 x 5 GiB: no overflow
+		c.Warnings = append(c.Warnings, fmt.Sprintf(
+			"MAX_UPLOAD_SIZE %d cannot be reached: MAX_PARTS %d parts of CHUNK_SIZE_MB %d MiB hold at most %d bytes, and init refuses a larger total_size with too_many_parts; raise MAX_PARTS to %d (or CHUNK_SIZE_MB), or lower MAX_UPLOAD_SIZE",
+			c.MaxUpload, c.MaxParts, c.ChunkSize>>20, most, partCount(c.MaxUpload, c.ChunkSize)))
+	}
 	c.CompleteWait = time.Duration(integer("COMPLETE_WAIT_SECONDS", 20, 0, 3600)) * time.Second
 	c.MaxConcurrentFinalizing = int(integer("MAX_CONCURRENT_FINALIZATIONS", 4, 1, 256))
 	c.PartDeliveries = int(integer("PART_DELIVERIES", 8, 1, 256))
@@ -294,11 +337,14 @@ func Load(environ []string, envFile, exeDir string) (*Config, error) {
 
 	loadCluster(c, get, bad)
 
-	c.PluginSettings = pluginSettings(c.StorageBackend, env)
+	c.PluginPassthrough = parsePassthrough(get("PLUGIN_ENV_PASSTHROUGH", DefaultPluginPassthrough), bad)
+	c.PluginSettings = pluginSettings(c.StorageBackend, c.PluginPassthrough, env)
 	if c.StorageBackend == "local" {
+		// The default backend: LOCAL_STORAGE_PATH has a default and a relative path is the
+		// host's working directory's (the plugin wants an absolute path).
 		c.PluginSettings["LOCAL_STORAGE_PATH"] = c.LocalStoragePath
 	}
-	c.PluginEnv = pluginEnv(c.StorageBackend, env)
+	c.PluginEnv = pluginEnv(c.PluginPassthrough, env)
 	c.PluginEnv = append(c.PluginEnv, "CHUNKED_UPLOADER_PLUGIN_LOG_LEVEL="+c.LogLevel)
 
 	if len(errs) > 0 {
@@ -307,39 +353,74 @@ func Load(environ []string, envFile, exeDir string) (*Config, error) {
 	return c, nil
 }
 
-// pluginSettings selects the settings of backend name: every variable named
-// <NAME>_..., plus AWS_* for s3. Secrets of the host are never included.
-func pluginSettings(name string, env map[string]string) map[string]string {
+// pluginSettings selects the settings of backend name: every variable named <NAME>_...
+// (name upper-cased, '-' as '_') and every one passthrough matches. Secrets of the host are
+// never included.
+func pluginSettings(name string, passthrough []string, env map[string]string) map[string]string {
 	prefix := strings.ToUpper(strings.ReplaceAll(name, "-", "_")) + "_"
 	out := map[string]string{}
 	for k, v := range env {
 		if secretNames[k] {
 			continue
 		}
-		if strings.HasPrefix(k, prefix) || (name == "s3" && strings.HasPrefix(k, "AWS_")) {
+		if strings.HasPrefix(k, prefix) || matchesAny(k, passthrough) {
 			out[k] = v
 		}
 	}
 	return out
 }
 
-// pluginEnv is the environment of the plugin process: pluginEnvNames, plus AWS_* for s3 so
-// the AWS SDK's standard credential chain (profiles, web identity, ...) works.
-func pluginEnv(name string, env map[string]string) []string {
+// pluginEnv is the environment of the plugin process: pluginEnvNames, plus the variables
+// passthrough matches (so that, say, the AWS SDK's credential chain finds its profile and
+// web identity settings). Secrets of the host are never included.
+func pluginEnv(passthrough []string, env map[string]string) []string {
 	var out []string
 	for _, k := range pluginEnvNames {
 		if v, ok := env[k]; ok {
 			out = append(out, k+"="+v)
 		}
 	}
-	if name == "s3" {
-		for k, v := range env {
-			if strings.HasPrefix(k, "AWS_") {
-				out = append(out, k+"="+v)
-			}
+	for k, v := range env {
+		if !secretNames[k] && !slices.Contains(pluginEnvNames, k) && matchesAny(k, passthrough) {
+			out = append(out, k+"="+v)
 		}
 	}
 	return out
+}
+
+var passthroughEntry = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*\*?$`)
+
+// parsePassthrough parses PLUGIN_ENV_PASSTHROUGH: "none", or a comma-separated list of
+// variable names (AWS_PROFILE) and prefixes ending in * (AWS_*).
+func parsePassthrough(s string, bad func(string, ...any)) []string {
+	if strings.EqualFold(s, "none") {
+		return nil
+	}
+	var out []string
+	for _, e := range strings.Split(s, ",") {
+		e = strings.TrimSpace(e)
+		switch {
+		case e == "":
+		case !passthroughEntry.MatchString(e):
+			bad("PLUGIN_ENV_PASSTHROUGH: %q is neither a variable name nor a prefix such as AWS_* (or set none)", e)
+		case secretNames[e]:
+			bad("PLUGIN_ENV_PASSTHROUGH: %s is a secret of the server and is never passed to a plugin", e)
+		default:
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// matchesAny reports whether the variable name k is one of patterns or starts with the
+// prefix of one ending in *.
+func matchesAny(k string, patterns []string) bool {
+	for _, p := range patterns {
+		if prefix, ok := strings.CutSuffix(p, "*"); (ok && strings.HasPrefix(k, prefix)) || k == p {
+			return true
+		}
+	}
+	return false
 }
 
 type lineErrors []error

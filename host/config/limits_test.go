@@ -48,3 +48,47 @@ func TestConnectionAndWebhookSettings(t *testing.T) {
 		})
 	}
 }
+
+// TestMaxUploadReachable: with the defaults the documented 1 TiB MAX_UPLOAD_SIZE needs
+// 20,972 parts of 50 MiB, and MAX_PARTS's default follows MAX_UPLOAD_SIZE and CHUNK_SIZE_MB
+// (the old default of 10,000 parts refused every init over 488 GiB with too_many_parts).
+// Explicit settings that cannot reach MAX_UPLOAD_SIZE are accepted with a warning.
+func TestMaxUploadReachable(t *testing.T) {
+	dir := pluginDir(t)
+	base := []string{"API_KEY=" + goodKey, "JWT_SECRET=" + goodSecret}
+	tests := map[string]struct {
+		env       []string
+		maxParts  int64
+		maxUpload int64
+		warning   string // "" for none
+	}{
+		"defaults":               {nil, 20972, 1 << 40, ""},
+		"derived from size":      {[]string{"MAX_UPLOAD_SIZE=3145729", "CHUNK_SIZE_MB=1"}, 4, 3145729, ""},
+		"derived from chunk":     {[]string{"CHUNK_SIZE_MB=128"}, 8192, 1 << 40, ""},
+		"derived, capped":        {[]string{"MAX_UPLOAD_SIZE=4611686018427387904", "CHUNK_SIZE_MB=1"}, 1_000_000, 1 << 62, "MAX_UPLOAD_SIZE 4611686018427387904 cannot be reached: MAX_PARTS 1000000 parts of CHUNK_SIZE_MB 1 MiB hold at most 1048576000000 bytes"},
+		"explicit, consistent":   {[]string{"MAX_PARTS=10000", "MAX_UPLOAD_SIZE=524288000000"}, 10000, 524288000000, ""},
+		"explicit MAX_PARTS":     {[]string{"MAX_PARTS=10000"}, 10000, 1 << 40, "MAX_UPLOAD_SIZE 1099511627776 cannot be reached: MAX_PARTS 10000 parts of CHUNK_SIZE_MB 50 MiB hold at most 524288000000 bytes, and init refuses a larger total_size with too_many_parts; raise MAX_PARTS to 20972"},
+		"explicit, both set":     {[]string{"MAX_PARTS=4", "CHUNK_SIZE_MB=1", "MAX_UPLOAD_SIZE=4194305"}, 4, 4194305, "raise MAX_PARTS to 5"},
+		"more parts than needed": {[]string{"MAX_PARTS=100000"}, 100000, 1 << 40, ""},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			c, err := Load(append(append([]string(nil), base...), tc.env...), filepath.Join(t.TempDir(), ".env"), dir)
+			if err != nil {
+				t.Fatalf("Load: %v", err)
+			}
+			if c.MaxParts != tc.maxParts || c.MaxUpload != tc.maxUpload {
+				t.Errorf("MaxParts %d, MaxUpload %d; want %d, %d", c.MaxParts, c.MaxUpload, tc.maxParts, tc.maxUpload)
+			}
+			switch {
+			case tc.warning == "" && len(c.Warnings) != 0:
+				t.Errorf("warnings %q, want none", c.Warnings)
+			case tc.warning != "" && (len(c.Warnings) != 1 || !strings.Contains(c.Warnings[0], tc.warning)):
+				t.Errorf("warnings %q, want one with %q", c.Warnings, tc.warning)
+			}
+			if len(c.Warnings) == 0 && c.MaxParts*c.ChunkSize < c.MaxUpload {
+				t.Errorf("no warning, yet %d parts of %d bytes cannot hold %d", c.MaxParts, c.ChunkSize, c.MaxUpload)
+			}
+		})
+	}
+}

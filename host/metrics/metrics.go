@@ -12,6 +12,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/chunked-uploader/chunked-uploader/sdk/buildinfo"
 )
 
 const namespace = "chunked_uploader"
@@ -45,6 +47,11 @@ type Sources struct {
 	// Node, when set, is a constant label node="<Node>" on every metric (NODE_ID), so that the
 	// series of several nodes behind one load balancer stay apart once collected.
 	Node string
+
+	// Build is what the running binary was built from, exported as the constant gauge
+	// chunked_uploader_build_info{version,revision,go_version} 1; the zero Info means
+	// buildinfo.Read().
+	Build buildinfo.Info
 }
 
 // New registers the metrics (plus Go runtime and process metrics) in a registry of its own.
@@ -78,6 +85,14 @@ func New(src Sources) *Metrics {
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})} {
 		f(c)
 	}
+	build := src.Build
+	if build == (buildinfo.Info{}) {
+		build = buildinfo.Read()
+	}
+	f(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: namespace, Name: "build_info",
+		Help: "Always 1; the labels say what the server was built from (module version, VCS revision, Go version).",
+		ConstLabels: prometheus.Labels{"version": build.Version, "revision": build.Revision, "go_version": build.GoVersion}},
+		func() float64 { return 1 }))
 	if src.PluginRestarts != nil {
 		f(prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: namespace, Name: "plugin_restarts_total",
 			Help: "Times the storage plugin process was restarted (it exited, crashed or hung)."},

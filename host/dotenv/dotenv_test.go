@@ -1,0 +1,93 @@
+package dotenv
+
+import (
+	"errors"
+	"io/fs"
+	"maps"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestParse(t *testing.T) {
+	for name, tc := range map[string]struct {
+		in   string
+		want map[string]string
+	}{
+		"plain":               {"A=1\nB=two words\n", map[string]string{"A": "1", "B": "two words"}},
+		"comments and blanks": {"# a comment\n\n   # indented comment\nA=1\n\n", map[string]string{"A": "1"}},
+		"export prefix":       {"export A=1\n  export B='x'\n", map[string]string{"A": "1", "B": "x"}},
+		"trailing comment":    {"A=1 # the port\nB=x#y\n", map[string]string{"A": "1", "B": "x#y"}},
+		"single quotes literal": {`A='a "b" \n # not a comment'` + "\n",
+			map[string]string{"A": `a "b" \n # not a comment`}},
+		"double quotes unescape": {`A="line1\nline2 \"q\" back\\slash # kept"` + "\n",
+			map[string]string{"A": "line1\nline2 \"q\" back\\slash # kept"}},
+		"spaces around":    {"  A  =  1  \n", map[string]string{"A": "1"}},
+		"empty value":      {"A=\nB=''\nC=\"\"\n", map[string]string{"A": "", "B": "", "C": ""}},
+		"equals in value":  {"A=b=c\n", map[string]string{"A": "b=c"}},
+		"no expansion":     {"A=$HOME\nB=\"${HOME}\"\n", map[string]string{"A": "$HOME", "B": "${HOME}"}},
+		"CRLF":             {"A=1\r\nB='2'\r\n", map[string]string{"A": "1", "B": "2"}},
+		"last line wins":   {"A=1\nA=2\n", map[string]string{"A": "2"}},
+		"no final newline": {"A=1", map[string]string{"A": "1"}},
+		"init.sh output": {"# chunked-uploader settings.\nAPI_KEY=0123abcd\nSTORAGE_BACKEND=local\n# SMB_HOST=192.168.1.100\n",
+			map[string]string{"API_KEY": "0123abcd", "STORAGE_BACKEND": "local"}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			got, err := Parse(tc.in)
+			if err != nil {
+				t.Fatalf("Parse(%q): %v", tc.in, err)
+			}
+			if !maps.Equal(got, tc.want) {
+				t.Fatalf("Parse(%q) = %q, want %q", tc.in, got, tc.want)
+			}
+		})
+	}
+}
+
+func TestParseErrors(t *testing.T) {
+	for name, tc := range map[string]struct{ in, msg string }{
+		"no equals":           {"A=1\nJUSTAKEY\n", "line 2: expected KEY=VALUE"},
+		"unterminated single": {"A='abc\n", "line 1: unterminated quote"},
+		"unterminated double": {"# c\nA=\"abc\n", "line 2: unterminated quote"},
+		"lone quote":          {"A='\n", "line 1: unterminated quote"},
+		"space in key":        {"A B=1\n", "line 1: expected KEY=VALUE"},
+		"quote in key":        {"'A'=1\n", "line 1: expected KEY=VALUE"},
+		"empty key":           {"=1\n", "line 1: expected KEY=VALUE"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			got, err := Parse(tc.in)
+			if err == nil {
+				t.Fatalf("Parse(%q) = %q, want an error", tc.in, got)
+			}
+			if err.Error() != tc.msg {
+				t.Fatalf("Parse(%q): %q, want %q", tc.in, err, tc.msg)
+			}
+		})
+	}
+}
+
+func TestReadFile(t *testing.T) {
+	dir := t.TempDir()
+	good := filepath.Join(dir, "good.env")
+	if err := os.WriteFile(good, []byte("export API_KEY='k'\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	got, err := ReadFile(good)
+	if err != nil || got["API_KEY"] != "k" {
+		t.Fatalf("ReadFile = %q, %v", got, err)
+	}
+
+	missing := filepath.Join(dir, "missing.env")
+	if _, err := ReadFile(missing); !errors.Is(err, fs.ErrNotExist) || !strings.Contains(err.Error(), missing) {
+		t.Fatalf("ReadFile(missing) = %v, want fs.ErrNotExist naming the path", err)
+	}
+
+	bad := filepath.Join(dir, "bad.env")
+	if err := os.WriteFile(bad, []byte("A=1\nnot a setting\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ReadFile(bad); err == nil || err.Error() != bad+": line 2: expected KEY=VALUE" {
+		t.Fatalf("ReadFile(bad) = %v, want the path and the line", err)
+	}
+}
