@@ -90,7 +90,7 @@ func New(src Sources) *Metrics {
 		build = buildinfo.Read()
 	}
 	f(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: namespace, Name: "build_info",
-		Help: "Always 1; the labels say what the server was built from (module version, VCS revision, Go version).",
+		Help:        "Always 1; the labels say what the server was built from (module version, VCS revision, Go version).",
 		ConstLabels: prometheus.Labels{"version": build.Version, "revision": build.Revision, "go_version": build.GoVersion}},
 		func() float64 { return 1 }))
 	if src.PluginRestarts != nil {
