@@ -1,13 +1,13 @@
 package main
 
 import (
-	"bufio"
 	"errors"
 	"flag"
 	"io"
-	"os"
+	"io/fs"
 	"strings"
 
+	"github.com/chunked-uploader/chunked-uploader/host/dotenv"
 	"github.com/chunked-uploader/chunked-uploader/sdk/client"
 )
 
@@ -104,7 +104,10 @@ func (e *env) newClient(g *globals, needKey bool, opts ...client.Option) (*clien
 		key = e.getenv("API_KEY")
 	}
 	if key == "" && e.dotenv != "" {
-		key = dotenvValue(e.dotenv, "API_KEY")
+		var err error
+		if key, err = dotenvValue(e.dotenv, "API_KEY"); err != nil {
+			return nil, usagef("reading the API key: %v (fix the file, or set API_KEY or pass --api-key)", err)
+		}
 	}
 	if key == "" && needKey {
 		return nil, usagef("no API key: set API_KEY, or pass --api-key")
@@ -116,29 +119,16 @@ func (e *env) newClient(g *globals, needKey bool, opts ...client.Option) (*clien
 	return c, nil
 }
 
-// dotenvValue returns the value of name in the .env file at path ("" if the file or the
-// line is missing): NAME=VALUE lines, optional "export ", optional single or double quotes.
-func dotenvValue(path, name string) string {
-	f, err := os.Open(path)
+// dotenvValue returns the value of name in the .env file at path, read as the server reads
+// it (host/dotenv): "" when the file is missing or does not set name; an error naming the file
+// and line when it does not parse.
+func dotenvValue(path, name string) (string, error) {
+	vars, err := dotenv.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return "", nil
+	}
 	if err != nil {
-		return ""
+		return "", err
 	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		line := strings.TrimPrefix(strings.TrimSpace(sc.Text()), "export ")
-		k, v, ok := strings.Cut(line, "=")
-		if !ok || strings.TrimSpace(k) != name {
-			continue
-		}
-		v = strings.TrimSpace(v)
-		if len(v) >= 2 && (v[0] == '"' || v[0] == '\'') && v[len(v)-1] == v[0] {
-			return v[1 : len(v)-1]
-		}
-		if i := strings.Index(v, " #"); i >= 0 {
-			v = strings.TrimSpace(v[:i])
-		}
-		return v
-	}
-	return ""
+	return vars[name], nil
 }

@@ -1,7 +1,7 @@
 // Command chunked-upload uploads files to a chunked-uploader server, resumably: it sends a
 // file in parts (several at once), shows the progress, and on Ctrl-C leaves the upload on the
 // server so that "chunked-upload resume ID FILE" finishes it later. "chunked-upload help"
-// lists the commands, flags and exit codes.
+// lists the commands, flags and exit codes; "chunked-upload --version" what it was built from.
 package main
 
 import (
@@ -14,6 +14,7 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/chunked-uploader/chunked-uploader/sdk/buildinfo"
 	"github.com/chunked-uploader/chunked-uploader/sdk/client"
 )
 
@@ -72,8 +73,13 @@ var commands = map[string]func(ctx context.Context, e *env, args []string) error
 func run(ctx context.Context, args []string, e *env) int {
 	var g globals
 	fs := newFlagSet("chunked-upload", &g)
+	version := fs.Bool("version", false, "") // before the command only
 	if err := fs.Parse(args); err != nil {
 		return e.usageFailure(err)
+	}
+	if *version {
+		fmt.Fprintf(e.stdout, "chunked-upload %s\n", buildinfo.Read())
+		return exitOK
 	}
 	if fs.NArg() == 0 {
 		fmt.Fprint(e.stderr, usageText)

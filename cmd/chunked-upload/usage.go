@@ -22,10 +22,13 @@ Commands:
 
 Global flags (before or after the command):
   --server URL     server address (default $CHUNKED_UPLOADER_URL, else http://localhost:3000)
-  --api-key KEY    API key (default $API_KEY, else the API_KEY line of ./.env); prefer the
-                   environment: a flag is visible to other users in the process list
+  --api-key KEY    API key (default $API_KEY, else API_KEY in ./.env, read as the server
+                   reads it); prefer the environment: a flag is visible to other users in
+                   the process list
   --json           print results as JSON on stdout
   --quiet          no progress and no upload id line; errors are still printed
+  --version        print the version and VCS revision this binary was built from (before
+                   any command), and exit
 
 Progress goes to stderr: on a terminal one line redrawn up to 10 times a second (bar, bytes
 sent, rate, ETA), otherwise one line every 5% or 10 seconds. Ctrl-C (or SIGTERM) stops the
