@@ -29,6 +29,10 @@ PROTOC_GEN_GO_GRPC_VERSION := v1.6.2
 
 # Module directories from go.work (evaluated only by the targets that use them; an error if go.work is broken).
 MODULES = $(or $(patsubst $(CURDIR)/%,%,$(shell $(GO) list -m -f '{{.Dir}}')),$(error no Go modules found: check go.work))
+# go build for the binaries: -buildvcs=auto stamps the commit where the go command can (a plain
+# clone, even with GOFLAGS=-buildvcs=false), and the -X flags of scripts/buildinfo-ldflags.sh
+# stamp it where it cannot (a linked git worktree); --version prints it (sdk/buildinfo).
+GOBUILD = $(GO) build -trimpath -buildvcs=auto -ldflags "$(shell bash scripts/buildinfo-ldflags.sh)"
 # Plugins: every plugins/<name>/ with a main.go becomes bin/chunked-uploader-plugin-<name>.
 PLUGINS := $(patsubst plugins/%/main.go,%,$(wildcard plugins/*/main.go))
 # Run as root (CI) or through sudo for apt-get.
@@ -60,9 +64,9 @@ FUZZTIME     ?= 60s
 	proto proto-tools proto-check services-start services-stop clean help
 
 build: ## Build bin/chunked-uploader, the CLI bin/chunked-upload and bin/chunked-uploader-plugin-<name> for every plugin, then check-host-deps
-	$(GO) build -trimpath -o bin/chunked-uploader ./cmd/chunked-uploader
-	$(GO) build -trimpath -o bin/chunked-upload ./cmd/chunked-upload
-	for p in $(PLUGINS); do $(GO) build -trimpath -o bin/chunked-uploader-plugin-$$p ./plugins/$$p; done
+	$(GOBUILD) -o bin/chunked-uploader ./cmd/chunked-uploader
+	$(GOBUILD) -o bin/chunked-upload ./cmd/chunked-upload
+	for p in $(PLUGINS); do $(GOBUILD) -o bin/chunked-uploader-plugin-$$p ./plugins/$$p; done
 	@$(MAKE) check-host-deps
 
 check-host-deps: ## Fail if the host binary links aws-sdk-go or go-smb2 (they belong in the plugins)

@@ -36,13 +36,31 @@ type Info struct {
 	GoVersion string // the Go toolchain, such as go1.26.8
 }
 
-// Read returns the running binary's build information.
+// Set by the linker (-ldflags "-X ...vcsRevision=..."; make build does, through
+// scripts/buildinfo-ldflags.sh): the go command's own VCS stamp is missing in a linked git
+// worktree and with -buildvcs=false.
+var vcsRevision, vcsTime, vcsModified string
+
+// Read returns the running binary's build information. A revision stamped by the linker
+// (make build) takes precedence over the go command's VCS stamp.
 func Read() Info {
 	bi, ok := debug.ReadBuildInfo()
 	if !ok {
-		return Info{Module: Unknown, Version: Unknown, Revision: Unknown, Time: Unknown, GoVersion: runtime.Version()}
+		bi = &debug.BuildInfo{GoVersion: runtime.Version()}
 	}
-	return FromBuildInfo(bi)
+	return stamped(FromBuildInfo(bi), vcsRevision, vcsTime, vcsModified)
+}
+
+// stamped is in with the linker-stamped revision, time and modified flag, when rev is set.
+func stamped(in Info, rev, time, modified string) Info {
+	if rev == "" {
+		return in
+	}
+	in.Revision, in.Time, in.Modified = rev, time, modified == "true"
+	if in.Time == "" {
+		in.Time = Unknown
+	}
+	return in
 }
 
 // FromBuildInfo extracts Info from bi (as debug.ReadBuildInfo or debug/buildinfo.ReadFile

@@ -76,3 +76,19 @@ func TestPrintVersion(t *testing.T) {
 		}
 	}
 }
+
+// A revision stamped by the linker wins over the go command's (which a linked worktree lacks
+// or, nested in another checkout, gets wrong); without one the go command's stays.
+func TestStamped(t *testing.T) {
+	goStamp := Info{Module: "m", Version: "(devel)", Revision: "aaaa", Time: "2026-01-01T00:00:00Z", Modified: true, GoVersion: "go1.26.8"}
+	if got := stamped(goStamp, "", "", ""); got != goStamp {
+		t.Fatalf("stamped without a linker revision = %+v, want %+v", got, goStamp)
+	}
+	want := Info{Module: "m", Version: "(devel)", Revision: "bbbb", Time: "2026-12-01T12:00:00Z", Modified: false, GoVersion: "go1.26.8"}
+	if got := stamped(goStamp, "bbbb", "2026-12-01T12:00:00Z", "false"); got != want {
+		t.Fatalf("stamped = %+v, want %+v", got, want)
+	}
+	if got := stamped(Info{Time: Unknown}, "cccc", "", "true"); got.Revision != "cccc" || got.Time != Unknown || !got.Modified {
+		t.Fatalf("stamped without a time = %+v", got)
+	}
+}
