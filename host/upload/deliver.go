@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -21,6 +22,28 @@ type job struct {
 	done      chan struct{} // closed when the delivery ended
 	delivered atomic.Int64  // bytes handed to the backend so far
 	err       error         // set before done is closed; nil on success
+
+	mu sync.Mutex
+	// waiting counts the Complete calls waiting for the delivery: a failure is theirs to
+	// report (they return it), so the job logs it only when nobody waits.
+	waiting int
+}
+
+// wait adds d to the Complete calls waiting for j.
+func (j *job) wait(d int) {
+	j.mu.Lock()
+	j.waiting += d
+	j.mu.Unlock()
+}
+
+// finished reports whether the delivery ended (j.err is then set).
+func (j *job) finished() bool {
+	select {
+	case <-j.done:
+		return true
+	default:
+		return false
+	}
 }
 
 // progressInterval is how often delivery progress is written to the database.
@@ -69,15 +92,22 @@ func (s *Service) Complete(ctx context.Context, id string) (*host.Upload, error)
 		j = s.job(id)
 	}
 	if j != nil && s.opt.CompleteWait > 0 {
+		j.wait(1)
 		timer := time.NewTimer(s.opt.CompleteWait)
-		defer timer.Stop()
 		select {
 		case <-j.done:
-			if j.err != nil {
-				return nil, deliveryError(j.err)
-			}
 		case <-timer.C:
 		case <-ctx.Done():
+		}
+		timer.Stop()
+		// A delivery that ended is reported, even when the wait ended at the same moment:
+		// the job logged nothing, as this call was waiting.
+		finished := j.finished()
+		j.wait(-1)
+		switch {
+		case finished && j.err != nil:
+			return nil, deliveryError(j.err)
+		case !finished && ctx.Err() != nil:
 			return nil, ctx.Err()
 		}
 	}
@@ -123,7 +153,16 @@ func (s *Service) startJob(u *host.Upload) *job {
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
-		j.err = s.deliver(j, u)
+		err := s.deliver(j, u)
+		j.mu.Lock()
+		j.err = err
+		waiting := j.waiting > 0
+		j.mu.Unlock()
+		if err != nil && !waiting && s.ctx.Err() == nil {
+			// Nobody waits for the result (complete returned before the delivery ended, or
+			// Start resumed it): the log is its only report.
+			s.log.Error("delivery failed", "upload_id", u.ID, "error", err)
+		}
 		s.jobsMu.Lock()
 		delete(s.jobs, u.ID)
 		s.jobsMu.Unlock()
@@ -152,14 +191,16 @@ func (s *Service) deliver(j *job, u *host.Upload) error {
 
 	recorded, err := s.db.Parts(s.ctx, u.ID)
 	if err != nil {
-		return s.deliveryFailed(u, err, 0)
+		return s.deliveryFailed(u, fmt.Errorf("reading the parts: %w", err), 0)
 	}
 	sizes := make([]int64, u.TotalParts)
 	sums := make([][]byte, u.TotalParts)
 	for n := range sizes {
 		sizes[n] = u.PartSize(n)
 		if n < len(recorded) {
-			sums[n], _ = hex.DecodeString(recorded[n].SHA256)
+			if sums[n], err = hex.DecodeString(recorded[n].SHA256); err != nil {
+				return s.deliveryFailed(u, fmt.Errorf("part %d: recorded sha256 %q: %w", n, recorded[n].SHA256, err), 0)
+			}
 		}
 	}
 	// Every part is checked against the checksum it was acknowledged with as it is read:
@@ -168,7 +209,9 @@ func (s *Service) deliver(j *job, u *host.Upload) error {
 	defer parts.Close()
 	var want []byte
 	if u.ChecksumSHA256 != "" {
-		want, _ = hex.DecodeString(u.ChecksumSHA256)
+		if want, err = hex.DecodeString(u.ChecksumSHA256); err != nil {
+			return s.deliveryFailed(u, fmt.Errorf("recorded checksum_sha256 %q: %w", u.ChecksumSHA256, err), 0)
+		}
 	}
 
 	ctx, cancel := context.WithTimeout(s.ctx, deliveryTimeout(u.TotalSize))
@@ -196,8 +239,9 @@ func (s *Service) deliver(j *job, u *host.Upload) error {
 }
 
 // deliveryFailed records a failed delivery of u (the upload is failed and can be
-// completed again) and returns err, unless the server is shutting down: the upload then
-// stays finalizing and Start resumes it.
+// completed again) and returns err with the bytes delivered, unless the server is shutting
+// down: the upload then stays finalizing and Start resumes it. It does not log err: the
+// caller of Complete that gets it, or else the job (startJob), does.
 func (s *Service) deliveryFailed(u *host.Upload, err error, delivered int64) error {
 	log := s.log.With("upload_id", u.ID)
 	if s.ctx.Err() != nil {
@@ -206,13 +250,12 @@ func (s *Service) deliveryFailed(u *host.Upload, err error, delivered int64) err
 	}
 	s.opt.Metrics.Delivered(false, 0, 0)
 	reason := deliveryError(err).Message
-	log.Error("delivery failed", "error", err, "bytes_delivered", delivered)
 	now := s.now()
 	if merr := s.db.MarkFailed(context.Background(), u.ID, reason, now, webhook.NewEvent(host.EventUploadFailed, u, now, reason)); merr != nil {
 		log.Error("recording failed delivery", "error", merr)
 	}
 	s.notify(u)
-	return err
+	return fmt.Errorf("delivery of %s failed after %d of %d bytes: %w", u.Key(), delivered, u.TotalSize, err)
 }
 
 // delivered records the delivery of u as obj, started at start.

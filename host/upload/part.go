@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"io"
 
 	"github.com/chunked-uploader/chunked-uploader/host"
@@ -121,7 +122,9 @@ func (s *Service) commitPart(ctx context.Context, id string, n int, staged *stag
 		staged.Abort()
 		if host.ErrorCode(err) == host.CodeUploadNotFound {
 			// Cancelled or expired while the body streamed: leave nothing behind.
-			s.stage.Remove(id)
+			if rerr := s.stage.Remove(id); rerr != nil {
+				s.log.Warn("removing the staged parts of a removed upload (the sweeper retries)", "upload_id", id, "error", rerr)
+			}
 		}
 		return nil, err
 	}
@@ -148,11 +151,11 @@ func (s *Service) commitPart(ctx context.Context, id string, n int, staged *stag
 		}
 	}
 	if err := staged.Commit(); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("putting staged part %d in place: %w", n, err)
 	}
 	mark, changed, err := s.db.MarkPartUploaded(ctx, id, n, staged.SHA256, s.now())
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("recording part %d: %w", n, err)
 	}
 	if changed != nil {
 		return nil, s.checkAccepts(changed)
