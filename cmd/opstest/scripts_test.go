@@ -48,6 +48,7 @@ func installDir(t *testing.T, parent, script, dotenv string, plugins ...string) 
 	t.Helper()
 	dir := filepath.Join(parent, "install")
 	copyFile(t, filepath.Join(repoRoot(t), script), filepath.Join(dir, script), 0o755)
+	copyFile(t, filepath.Join(repoRoot(t), "scripts", "dotenv.sh"), filepath.Join(dir, "scripts", "dotenv.sh"), 0o644)
 	for _, name := range append([]string{hostBinary}, prefixed(plugins)...) {
 		writeFile(t, filepath.Join(dir, "bin", name), "#!/bin/sh\nexit 0\n", 0o755)
 	}
@@ -374,6 +375,7 @@ func TestRunMode(t *testing.T) {
 			}, "\n")
 			dir := filepath.Join(t.TempDir(), "install")
 			copyFile(t, filepath.Join(repoRoot(t), script), filepath.Join(dir, script), 0o755)
+			copyFile(t, filepath.Join(repoRoot(t), "scripts", "dotenv.sh"), filepath.Join(dir, "scripts", "dotenv.sh"), 0o644)
 			writeFile(t, filepath.Join(dir, ".env"), dotenv, 0o600)
 			if err := os.MkdirAll(filepath.Join(dir, "bin"), 0o755); err != nil {
 				t.Fatal(err)

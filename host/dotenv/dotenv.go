@@ -1,6 +1,6 @@
 // Package dotenv reads .env files, the one reader of the server (chunked-uploader) and the
 // CLI (chunked-upload). The deploy scripts parse the same format in bash
-// (scripts/lib/env.sh); a change here must be made there too.
+// (scripts/dotenv.sh); a change here must be made there too.
 //
 // The format: KEY=VALUE lines; blank lines and lines starting with # are skipped; a line may
 // start with "export "; a value in single quotes is literal, a value in double quotes
