@@ -26,6 +26,7 @@ import (
 	"github.com/chunked-uploader/chunked-uploader/host/upload"
 	"github.com/chunked-uploader/chunked-uploader/host/webhook"
 	"github.com/chunked-uploader/chunked-uploader/sdk"
+	"github.com/chunked-uploader/chunked-uploader/sdk/buildinfo"
 )
 
 // Invalid reports whether err (from Run or CheckConfig) says the configuration is wrong, so
@@ -152,9 +153,10 @@ func Run(ctx context.Context, cfg *config.Config, log hclog.Logger) error {
 		ConnState:         limiter.connState,
 		ErrorLog:          log.StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true}),
 	}
+	build := buildinfo.Read()
 	log.Info("listening", "addr", ln.Addr().String(), "node", cfg.NodeID, "backend", cfg.StorageBackend,
 		"chunk_size", cfg.ChunkSize, "staging", cfg.TempStoragePath, "database", cfg.DatabasePath,
-		"max_connections", maxConns)
+		"max_connections", maxConns, "version", build.Version, "revision", build.Revision)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {
