@@ -24,8 +24,9 @@ type job struct {
 	err       error         // set before done is closed; nil on success
 
 	mu sync.Mutex
-	// waiting counts the Complete calls waiting for the delivery: a failure is theirs to
-	// report (they return it), so the job logs it only when nobody waits.
+	// waiting counts the Complete calls waiting for the delivery: a server-side failure is
+	// theirs to report (they return it, and the API logs it), so the job logs it only when
+	// nobody waits.
 	waiting int
 }
 
@@ -158,7 +159,13 @@ func (s *Service) startJob(u *host.Upload) *job {
 		j.err = err
 		waiting := j.waiting > 0
 		j.mu.Unlock()
-		if err != nil && !waiting && s.ctx.Err() == nil {
+		switch {
+		case err == nil || s.ctx.Err() != nil:
+		case !serverFault(err):
+			// The file as sent was refused (its checksum, parts to send again): the client's
+			// to fix, not an error of the server.
+			s.log.Info("delivery refused", "upload_id", u.ID, "reason", err)
+		case !waiting:
 			// Nobody waits for the result (complete returned before the delivery ended, or
 			// Start resumed it): the log is its only report.
 			s.log.Error("delivery failed", "upload_id", u.ID, "error", err)
@@ -222,6 +229,7 @@ func (s *Service) deliver(j *job, u *host.Upload) error {
 	var damaged *staging.DamagedError
 	if errors.As(err, &damaged) {
 		note := fmt.Sprintf("part %d must be sent again: its staged copy was damaged on the server's disk", damaged.Part)
+		log.Error("a staged part is damaged on the server's disk; it is pending again", "part", damaged.Part, "error", err)
 		pl := s.partLock(u.ID, damaged.Part)
 		pl.Lock()
 		if _, merr := s.db.MarkPartPending(context.Background(), u.ID, damaged.Part, recorded[damaged.Part].Version, note, s.now()); merr != nil {
@@ -323,6 +331,16 @@ func (s *Service) recordProgress(ctx context.Context, id string, j *job) func() 
 		}
 	}()
 	return func() { close(stop); <-done }
+}
+
+// serverFault reports whether the delivery failure err is the server's or its backend's
+// (logged as an error) rather than a refusal of the file as sent.
+func serverFault(err error) bool {
+	switch deliveryError(err).Code {
+	case host.CodeChecksumMismatch, host.CodePartsMissing:
+		return false
+	}
+	return true
 }
 
 // deliveryError turns a delivery failure into what the client is told. The cause is

@@ -83,3 +83,29 @@ func TestFailedDeliveryReportedOnce(t *testing.T) {
 		})
 	}
 }
+
+// A file refused as sent (its SHA-256 is not the one declared at init) is the client's to fix:
+// the delivery logs it at info, never as an error, whether complete waits or not.
+func TestRefusedDeliveryIsNoError(t *testing.T) {
+	logs := &logBuffer{}
+	e := newEnv(t, func(o *Options) {
+		o.Logger = hclog.New(&hclog.LoggerOptions{Level: hclog.Debug, Output: logs})
+	})
+	content := data(2*testChunk, 6)
+	c, err := e.svc.Init(context.Background(), InitRequest{Filename: "f.bin", TotalSize: int64(len(content)),
+		ChecksumSHA256: strings.Repeat("ab", 32)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.putAll(t, c, content)
+	_, err = e.svc.Complete(context.Background(), c.Upload.ID)
+	wantCode(t, err, host.CodeChecksumMismatch)
+	if lines := logs.errorLines(); len(lines) != 0 {
+		t.Fatalf("a refused file logged errors:\n%s", strings.Join(lines, "\n"))
+	}
+	logs.mu.Lock()
+	defer logs.mu.Unlock()
+	if n := strings.Count(logs.b.String(), "[INFO]  delivery refused"); n != 1 {
+		t.Fatalf("%d delivery refused lines, want 1:\n%s", n, logs.b.String())
+	}
+}
