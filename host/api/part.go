@@ -15,16 +15,8 @@ import (
 
 	"github.com/chunked-uploader/chunked-uploader/host"
 	"github.com/chunked-uploader/chunked-uploader/host/upload"
+	"github.com/chunked-uploader/chunked-uploader/sdk/wire"
 )
-
-type partResponse struct {
-	UploadID       string `json:"upload_id"`
-	PartNumber     int    `json:"part_number"`
-	Status         string `json:"status"`
-	ChecksumSHA256 string `json:"checksum_sha256"`
-	UploadedParts  int    `json:"uploaded_parts"`
-	TotalParts     int    `json:"total_parts"`
-}
 
 // handlePart authenticates the part token and checks everything it can before reading a
 // single byte of the body; only then does the body stream to disk.
@@ -75,7 +67,7 @@ func (s *Server) part(w http.ResponseWriter, r *http.Request, ps httprouter.Para
 	if err != nil {
 		return 0, err
 	}
-	writeJSON(w, http.StatusOK, partResponse{
+	writeJSON(w, http.StatusOK, wire.PartResponse{
 		UploadID: id, PartNumber: n, Status: string(host.PartUploaded), ChecksumSHA256: stored.SHA256,
 		UploadedParts: stored.UploadedParts, TotalParts: stored.Upload.TotalParts,
 	})
