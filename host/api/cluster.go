@@ -9,6 +9,7 @@ import (
 
 	"github.com/chunked-uploader/chunked-uploader/host"
 	"github.com/chunked-uploader/chunked-uploader/host/node"
+	"github.com/chunked-uploader/chunked-uploader/sdk/wire"
 )
 
 // A node behind a load balancer (docs/deploy.md, "Scaling out"): every upload lives on the
@@ -57,21 +58,12 @@ func (s *Server) owned(h httprouter.Handle) httprouter.Handle {
 		}
 		s.log.Warn("request for an upload of another node: check the load balancer's routing",
 			"request_id", requestID(r), "method", r.Method, "path", r.URL.Path, "owner", owner)
-		writeJSON(w, http.StatusMisdirectedRequest, wrongNodeBody{
+		writeJSON(w, http.StatusMisdirectedRequest, wire.ErrorBody{
 			Error: "upload " + id + " belongs to node " + owner + ", and this is node " + s.cluster.name +
 				": every request about an upload must go to the node named in its file_id (see docs/deploy.md, Scaling out)",
-			Code: host.CodeWrongNode, Status: http.StatusMisdirectedRequest, OwnerNode: owner, Node: s.cluster.name,
+			Code: string(host.CodeWrongNode), Status: http.StatusMisdirectedRequest, OwnerNode: owner, Node: s.cluster.name,
 		})
 	}
-}
-
-// wrongNodeBody is the error body of 421: the usual fields plus the nodes.
-type wrongNodeBody struct {
-	Error     string    `json:"error"`
-	Code      host.Code `json:"code"`
-	Status    int       `json:"status"`
-	OwnerNode string    `json:"owner_node"` // the node that holds the upload
-	Node      string    `json:"node"`       // the node that answered
 }
 
 // accepting serves h (init) unless the node is draining or, on a node, its backend is

@@ -1,7 +1,10 @@
 package api
 
 import (
+	"fmt"
+	"maps"
 	"net/http"
+	"net/url"
 	"strings"
 )
 
@@ -11,9 +14,12 @@ type CORS struct {
 	origins map[string]bool
 }
 
-// NewCORS parses CORS_ALLOWED_ORIGINS: "" (off), "*" (any origin), or a comma-separated list
-// of exact origins such as https://app.example.com.
-func NewCORS(setting string) CORS {
+// ParseCORS parses CORS_ALLOWED_ORIGINS: "" (off), "*" (any origin), or a comma-separated list
+// of exact origins, scheme://host[:port] such as https://app.example.com (a trailing / is
+// dropped). A browser sends its page's exact origin and it is compared exactly, so a pattern
+// can never match: an entry with a wildcard (https://*.example.com), a path, a query or
+// user information is refused, as is a scheme other than http and https. List each origin.
+func ParseCORS(setting string) (CORS, error) {
 	c := CORS{origins: map[string]bool{}}
 	for _, o := range strings.Split(setting, ",") {
 		o = strings.TrimRight(strings.TrimSpace(o), "/")
@@ -22,10 +28,40 @@ func NewCORS(setting string) CORS {
 		case "*":
 			c.any = true
 		default:
+			if err := checkOrigin(o); err != nil {
+				return CORS{}, err
+			}
 			c.origins[o] = true
 		}
 	}
+	return c, nil
+}
+
+// NewCORS is ParseCORS for a setting that was checked already (host/config): an entry
+// ParseCORS refuses is left out (it could never match).
+func NewCORS(setting string) CORS {
+	c := CORS{origins: map[string]bool{}}
+	for _, o := range strings.Split(setting, ",") {
+		if one, err := ParseCORS(o); err == nil {
+			c.any = c.any || one.any
+			maps.Copy(c.origins, one.origins)
+		}
+	}
 	return c
+}
+
+// checkOrigin reports why o is not an origin a browser could send.
+func checkOrigin(o string) error {
+	if strings.Contains(o, "*") {
+		return fmt.Errorf("CORS_ALLOWED_ORIGINS: %q has a wildcard, which never matches: "+
+			"list every origin (https://app.example.com,https://admin.example.com), or * alone for any origin", o)
+	}
+	u, err := url.Parse(o)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil ||
+		u.Path != "" || u.RawQuery != "" || u.Fragment != "" || strings.HasSuffix(o, "?") || strings.HasSuffix(o, "#") {
+		return fmt.Errorf("CORS_ALLOWED_ORIGINS: %q is not an origin such as https://app.example.com (or *)", o)
+	}
+	return nil
 }
 
 func (c CORS) enabled() bool { return c.any || len(c.origins) > 0 }

@@ -2,6 +2,7 @@ package api
 
 import (
 	"net/http"
+	"strings"
 	"testing"
 )
 
@@ -53,5 +54,33 @@ func TestCORS(t *testing.T) {
 				t.Fatal("no exposed headers")
 			}
 		})
+	}
+}
+
+// TestParseCORS: entries that could never equal a browser's Origin header are refused, with
+// the wildcard named; NewCORS leaves them out.
+func TestParseCORS(t *testing.T) {
+	for setting, wantErr := range map[string]string{
+		"":  "",
+		"*": "",
+		"https://app.example.com, http://localhost:5173/": "",
+		"https://[::1]:8443":                              "",
+		"https://*.example.com":                           "wildcard",
+		"https://app.example.com,https://*.example.com":   "wildcard",
+		"*.example.com":                                   "wildcard",
+		"https://app.example.com/path":                    "not an origin",
+		"https://user@app.example.com":                    "not an origin",
+		"ftp://app.example.com":                           "not an origin",
+		"app.example.com":                                 "not an origin",
+		"https://app.example.com?x=1":                     "not an origin",
+	} {
+		_, err := ParseCORS(setting)
+		if wantErr == "" && err != nil || wantErr != "" && (err == nil || !strings.Contains(err.Error(), wantErr)) {
+			t.Errorf("ParseCORS(%q) = %v, want an error with %q", setting, err, wantErr)
+		}
+	}
+	c := NewCORS("https://*.example.com, https://app.example.com")
+	if c.any || len(c.origins) != 1 || !c.origins["https://app.example.com"] {
+		t.Fatalf("NewCORS kept %+v", c)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"net/http"
 
 	"github.com/chunked-uploader/chunked-uploader/host"
+	"github.com/chunked-uploader/chunked-uploader/sdk/wire"
 )
 
 // statusOf is the one place that maps error codes to HTTP statuses.
@@ -51,12 +52,6 @@ var statusOf = map[host.Code]int{
 	host.CodeTooManyRequests:     http.StatusTooManyRequests,
 }
 
-type errorBody struct {
-	Error  string    `json:"error"`
-	Code   host.Code `json:"code"`
-	Status int       `json:"status"`
-}
-
 // writeError answers with err as JSON. Errors that are not *host.Error are internal: the
 // client gets only internal_error and the request id; the cause is logged here, once.
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
@@ -84,5 +79,5 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	if status == http.StatusTooManyRequests || status == http.StatusServiceUnavailable {
 		w.Header().Set("Retry-After", "2")
 	}
-	writeJSON(w, status, errorBody{Error: he.Message, Code: he.Code, Status: status})
+	writeJSON(w, status, wire.ErrorBody{Error: he.Message, Code: string(he.Code), Status: status})
 }

@@ -14,24 +14,11 @@ import (
 
 	"github.com/chunked-uploader/chunked-uploader/host"
 	"github.com/chunked-uploader/chunked-uploader/host/upload"
+	"github.com/chunked-uploader/chunked-uploader/sdk/wire"
 )
 
 // maxJSONBody bounds JSON request bodies.
 const maxJSONBody = 64 << 10
-
-type initPart struct {
-	Part   int    `json:"part"`
-	Token  string `json:"token"`
-	Status string `json:"status"`
-}
-
-type initResponse struct {
-	FileID     string     `json:"file_id"`
-	TotalParts int        `json:"total_parts"`
-	ChunkSize  int64      `json:"chunk_size"`
-	Parts      []initPart `json:"parts"`
-	ExpiresAt  string     `json:"expires_at"`
-}
 
 func timestamp(t time.Time) string { return t.UTC().Format(time.RFC3339) }
 
@@ -53,13 +40,13 @@ func (s *Server) handleInit(w http.ResponseWriter, r *http.Request, _ httprouter
 		return
 	}
 	u := created.Upload
-	resp := initResponse{
+	resp := wire.InitResponse{
 		FileID: u.ID, TotalParts: u.TotalParts, ChunkSize: u.ChunkSize,
-		Parts:     make([]initPart, u.TotalParts),
+		Parts:     make([]wire.PartToken, u.TotalParts),
 		ExpiresAt: timestamp(u.ExpiresAt),
 	}
 	for n, tok := range created.Tokens {
-		resp.Parts[n] = initPart{Part: n, Token: tok, Status: string(host.PartPending)}
+		resp.Parts[n] = wire.PartToken{Part: n, Token: tok, Status: string(host.PartPending)}
 	}
 	writeJSON(w, http.StatusOK, resp)
 }

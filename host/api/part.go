@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
@@ -15,16 +16,8 @@ import (
 
 	"github.com/chunked-uploader/chunked-uploader/host"
 	"github.com/chunked-uploader/chunked-uploader/host/upload"
+	"github.com/chunked-uploader/chunked-uploader/sdk/wire"
 )
-
-type partResponse struct {
-	UploadID       string `json:"upload_id"`
-	PartNumber     int    `json:"part_number"`
-	Status         string `json:"status"`
-	ChecksumSHA256 string `json:"checksum_sha256"`
-	UploadedParts  int    `json:"uploaded_parts"`
-	TotalParts     int    `json:"total_parts"`
-}
 
 // handlePart authenticates the part token and checks everything it can before reading a
 // single byte of the body; only then does the body stream to disk.
@@ -51,11 +44,11 @@ func (s *Server) part(w http.ResponseWriter, r *http.Request, ps httprouter.Para
 	if !ok || strings.TrimSpace(token) == "" {
 		return 0, host.Errorf(host.CodeMissingToken, "missing part token: send Authorization: Bearer <token of this part>")
 	}
+	id := ps.ByName("id")
 	claims, err := s.tokens.Verify(strings.TrimSpace(token))
 	if err != nil {
-		return 0, err
+		return 0, s.expiredUpload(r.Context(), id, strings.TrimSpace(token), err)
 	}
-	id := ps.ByName("id")
 	if claims.UploadID != id {
 		return 0, host.Errorf(host.CodeTokenMismatch, "this token is for another upload")
 	}
@@ -75,11 +68,38 @@ func (s *Server) part(w http.ResponseWriter, r *http.Request, ps httprouter.Para
 	if err != nil {
 		return 0, err
 	}
-	writeJSON(w, http.StatusOK, partResponse{
+	writeJSON(w, http.StatusOK, wire.PartResponse{
 		UploadID: id, PartNumber: n, Status: string(host.PartUploaded), ChecksumSHA256: stored.SHA256,
 		UploadedParts: stored.UploadedParts, TotalParts: stored.Upload.TotalParts,
 	})
 	return stored.Upload.PartSize(n), nil
+}
+
+// expiredUpload turns the token_expired refusal of the upload's own token into the state of
+// the upload: a token expires with its upload, so a part sent after the expiry is told
+// 410 upload_expired (or 409 upload_complete, 404 upload_not_found) like every other
+// request about the upload, instead of an authentication failure that a client would answer
+// with a resume. Only a token this server signed for upload id counts; every other token's
+// err is returned as it is. It never lets the part through.
+func (s *Server) expiredUpload(ctx context.Context, id, token string, err error) error {
+	if host.ErrorCode(err) != host.CodeTokenExpired {
+		return err
+	}
+	claims, ok := s.tokens.ExpiredClaims(token)
+	if !ok || claims.UploadID != id {
+		return err
+	}
+	v, serr := s.svc.Status(ctx, id, false)
+	if serr != nil {
+		return serr // upload_not_found once its record is gone
+	}
+	switch v.Upload.Status {
+	case host.StatusComplete:
+		return host.Errorf(host.CodeUploadComplete, "upload %s is already complete", id)
+	case host.StatusFinalizing:
+		return host.Errorf(host.CodeUploadFinalizing, "upload %s is being delivered and takes no more parts", id)
+	}
+	return host.Errorf(host.CodeUploadExpired, "upload %s expired at %s", id, timestamp(v.Upload.ExpiresAt))
 }
 
 // partChecksum reads an optional checksum of the body: Content-Digest (RFC 9530,

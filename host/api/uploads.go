@@ -11,59 +11,8 @@ import (
 	"github.com/julienschmidt/httprouter"
 
 	"github.com/chunked-uploader/chunked-uploader/host"
+	"github.com/chunked-uploader/chunked-uploader/sdk/wire"
 )
-
-type statusPart struct {
-	Part           int     `json:"part"`
-	Status         string  `json:"status"`
-	ChecksumSHA256 *string `json:"checksum_sha256"`
-	Token          string  `json:"token,omitempty"` // with include_tokens=true, for pending parts
-	// Delivered: the storage backend holds the part (part-wise delivery).
-	Delivered bool `json:"delivered"`
-	// Message says why a part is pending again (its copy was lost or damaged).
-	Message string `json:"message,omitempty"`
-}
-
-type statusResponse struct {
-	FileID                    string  `json:"file_id"`
-	Filename                  string  `json:"filename"`
-	Path                      string  `json:"path"`
-	TotalSize                 int64   `json:"total_size"`
-	ChunkSize                 int64   `json:"chunk_size"`
-	TotalParts                int     `json:"total_parts"`
-	UploadedParts             int     `json:"uploaded_parts"`
-	ProgressPercent           float64 `json:"progress_percent"`
-	UploadProgressPercent     float64 `json:"upload_progress_percent"`
-	Status                    string  `json:"status"`
-	Phase                     string  `json:"phase"`
-	FinalizingProgressPercent int     `json:"finalizing_progress_percent"`
-	BytesDelivered            int64   `json:"bytes_delivered"`
-	FinalPath                 *string `json:"final_path"`
-	FinalizationError         *string `json:"finalization_error"`
-	ChecksumSHA256            *string `json:"checksum_sha256"`
-	StorageBackend            string  `json:"storage_backend"`
-	CreatedAt                 string  `json:"created_at"`
-	ExpiresAt                 string  `json:"expires_at"`
-	// DeliveryMode is "parts" (each part goes to the backend as it arrives) or "whole"
-	// (the file is delivered at complete).
-	DeliveryMode   string  `json:"delivery_mode"`
-	DeliveredParts int     `json:"delivered_parts"`
-	DeliveryError  *string `json:"delivery_error"`
-	// Parts is always present unless include_parts=false (an empty file has none: []).
-	Parts *[]statusPart `json:"parts,omitempty"`
-}
-
-type completeResponse struct {
-	FileID                    string  `json:"file_id"`
-	Filename                  string  `json:"filename"`
-	TotalSize                 int64   `json:"total_size"`
-	Status                    string  `json:"status"`
-	Phase                     string  `json:"phase"`
-	FinalPath                 *string `json:"final_path"`
-	StorageBackend            string  `json:"storage_backend"`
-	ChecksumSHA256            *string `json:"checksum_sha256"`
-	FinalizingProgressPercent int     `json:"finalizing_progress_percent"`
-}
 
 func optional(s string) *string {
 	if s == "" {
@@ -112,7 +61,7 @@ func (s *Server) handleStatus(w http.ResponseWriter, r *http.Request, ps httprou
 		return
 	}
 	u := v.Upload
-	resp := statusResponse{
+	resp := wire.Status{
 		FileID: u.ID, Filename: u.Filename, Path: u.Path, TotalSize: u.TotalSize, ChunkSize: u.ChunkSize,
 		TotalParts: u.TotalParts, UploadedParts: u.UploadedParts,
 		ProgressPercent: uploadProgress(u), UploadProgressPercent: uploadProgress(u),
@@ -121,10 +70,10 @@ func (s *Server) handleStatus(w http.ResponseWriter, r *http.Request, ps httprou
 		FinalPath: optional(u.FinalPath), FinalizationError: optional(u.FinalizationError),
 		ChecksumSHA256: optional(u.DeliveredSHA256), StorageBackend: u.StorageBackend,
 		CreatedAt: timestamp(u.CreatedAt), ExpiresAt: timestamp(u.ExpiresAt),
-		DeliveryMode: "whole", DeliveredParts: v.DeliveredParts, DeliveryError: optional(u.DeliveryError),
+		DeliveryMode: wire.DeliveryWhole, DeliveredParts: v.DeliveredParts, DeliveryError: optional(u.DeliveryError),
 	}
 	if u.DeliveryMode == host.DeliverParts {
-		resp.DeliveryMode = "parts"
+		resp.DeliveryMode = wire.DeliveryParts
 	}
 	if u.Status == host.StatusComplete {
 		resp.BytesDelivered = u.TotalSize
@@ -135,10 +84,11 @@ func (s *Server) handleStatus(w http.ResponseWriter, r *http.Request, ps httprou
 		// Fresh tokens let a client that lost its own (a crash, another machine) resume.
 		// They are the same as the ones issued at init and expire with the upload.
 		issue := withTokens && (u.Status == host.StatusPending || u.Status == host.StatusFailed) && !u.Expired(time.Now())
-		parts := make([]statusPart, len(v.Parts))
-		resp.Parts = &parts
+		// Never nil: an empty file has "parts": [] (wire.Status.Parts).
+		parts := make([]wire.PartStatus, len(v.Parts))
+		resp.Parts = parts
 		for i, p := range v.Parts {
-			parts[i] = statusPart{Part: p.Number, Status: string(p.Status), Message: p.Note,
+			parts[i] = wire.PartStatus{Part: p.Number, Status: string(p.Status), Message: p.Note,
 				Delivered: p.Delivered() || u.Status == host.StatusComplete}
 			if p.Status == host.PartUploaded {
 				parts[i].ChecksumSHA256 = optional(p.SHA256)
@@ -177,18 +127,12 @@ func (s *Server) handleComplete(w http.ResponseWriter, r *http.Request, ps httpr
 	if u.Status != host.StatusComplete {
 		status = http.StatusAccepted
 	}
-	writeJSON(w, status, completeResponse{
+	writeJSON(w, status, wire.CompleteResponse{
 		FileID: u.ID, Filename: u.Filename, TotalSize: u.TotalSize,
 		Status: string(u.Status), Phase: u.Status.Phase(),
 		FinalPath: optional(u.FinalPath), StorageBackend: u.StorageBackend,
 		ChecksumSHA256: optional(u.DeliveredSHA256), FinalizingProgressPercent: deliveryProgress(u),
 	})
-}
-
-type cancelResponse struct {
-	FileID  string `json:"file_id"`
-	Status  string `json:"status"`
-	Message string `json:"message"`
 }
 
 func (s *Server) handleCancel(w http.ResponseWriter, r *http.Request, ps httprouter.Params) {
@@ -197,19 +141,7 @@ func (s *Server) handleCancel(w http.ResponseWriter, r *http.Request, ps httprou
 		s.writeError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, cancelResponse{FileID: id, Status: "cancelled", Message: "Upload cancelled and cleaned up"})
-}
-
-type healthResponse struct {
-	Status  string        `json:"status"`
-	Node    string        `json:"node,omitempty"` // NODE_ID
-	Storage storageHealth `json:"storage"`
-}
-
-type storageHealth struct {
-	BackendType string  `json:"backend_type"`
-	Status      string  `json:"status"`
-	Message     *string `json:"message"`
+	writeJSON(w, http.StatusOK, wire.CancelResponse{FileID: id, Status: wire.Cancelled, Message: "Upload cancelled and cleaned up"})
 }
 
 // healthTimeout bounds a health check of the backend; the plugin manager's own, shorter
@@ -217,18 +149,19 @@ type storageHealth struct {
 const healthTimeout = 30 * time.Second
 
 func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
-	resp := healthResponse{Status: "ok", Node: s.cluster.name, Storage: storageHealth{BackendType: s.svc.BackendName(), Status: "healthy"}}
+	resp := wire.HealthResponse{Status: wire.HealthOK, Node: s.cluster.name,
+		Storage: wire.StorageHealth{BackendType: s.svc.BackendName(), Status: wire.StorageHealthy}}
 	status := http.StatusOK
 	if err := s.backendHealth(r.Context()); err != nil {
 		status = http.StatusServiceUnavailable
-		resp.Status = "degraded"
-		resp.Storage.Status = "unavailable"
+		resp.Status = wire.HealthDegraded
+		resp.Storage.Status = wire.StorageUnavailable
 		msg := healthMessage(err)
 		resp.Storage.Message = &msg
 		s.log.Warn("storage backend unhealthy", "error", err)
 	}
 	if s.cluster.draining.Load() {
-		status, resp.Status = http.StatusServiceUnavailable, "draining"
+		status, resp.Status = http.StatusServiceUnavailable, wire.HealthDraining
 	}
 	writeJSON(w, status, resp)
 }

@@ -103,3 +103,32 @@ func TestTokens(t *testing.T) {
 }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
+
+// ExpiredClaims names the upload of a token this secret signed that only expired, and of
+// nothing else.
+func TestExpiredClaims(t *testing.T) {
+	tk := NewTokens(secret)
+	now := time.Now()
+	expired, _ := tk.Issue("u1", 3, 1024, now.Add(-time.Hour))
+	good, _ := tk.Issue("u1", 3, 1024, now.Add(time.Hour))
+	other, _ := NewTokens(secret+"x").Issue("u1", 3, 1024, now.Add(-time.Hour))
+	past := now.Add(-time.Hour).Unix()
+	enc := base64.RawURLEncoding
+	payload := `{"upload_id":"u1","part_number":3,"expected_size":1024,"exp":` + itoa(past) + `}`
+	none := enc.EncodeToString([]byte(`{"alg":"none","typ":"JWT"}`)) + "." + enc.EncodeToString([]byte(payload)) + "."
+	hs512 := forge(`{"alg":"HS512","typ":"JWT"}`, payload, []byte(secret))
+	noID := forge(`{"alg":"HS256","typ":"JWT"}`, `{"part_number":3,"expected_size":1024,"exp":`+itoa(past)+`}`, []byte(secret))
+
+	c, ok := tk.ExpiredClaims(expired)
+	if !ok || c.UploadID != "u1" || c.PartNumber != 3 || c.ExpectedSize != 1024 {
+		t.Fatalf("expired token: %+v %v", c, ok)
+	}
+	for name, tok := range map[string]string{
+		"valid": good, "other secret": other, "alg none": none, "alg HS512": hs512, "no upload id": noID,
+		"truncated sig": expired[:len(expired)-4], "garbage": "a.b.c",
+	} {
+		if c, ok := tk.ExpiredClaims(tok); ok || c != nil {
+			t.Errorf("%s: ExpiredClaims = %+v, true", name, c)
+		}
+	}
+}

@@ -38,6 +38,7 @@ import (
 	"github.com/chunked-uploader/chunked-uploader/host/auth"
 	"github.com/chunked-uploader/chunked-uploader/host/metrics"
 	"github.com/chunked-uploader/chunked-uploader/host/upload"
+	"github.com/chunked-uploader/chunked-uploader/sdk/wire"
 )
 
 // Protocol constants as OPTIONS advertises them.
@@ -633,9 +634,5 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, status int, code 
 	h.log.Debug("tus request refused", "method", r.Method, "path", r.URL.Path, "code", code, "error", msg)
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
-	json.NewEncoder(w).Encode(struct {
-		Error  string    `json:"error"`
-		Code   host.Code `json:"code"`
-		Status int       `json:"status"`
-	}{msg, code, status})
+	json.NewEncoder(w).Encode(wire.ErrorBody{Error: msg, Code: string(code), Status: status})
 }

@@ -27,6 +27,7 @@ import (
 	"time"
 
 	"github.com/chunked-uploader/chunked-uploader/host"
+	"github.com/chunked-uploader/chunked-uploader/sdk/wire"
 )
 
 // NewEvent builds the event of kind for u at the moment at. reason is the failure
@@ -38,24 +39,19 @@ func NewEvent(kind string, u *host.Upload, at time.Time, reason string) *host.We
 	var b [16]byte
 	rand.Read(b[:])
 	id := "evt_" + hex.EncodeToString(b[:])
-	body := map[string]any{
-		"event":           kind,
-		"event_id":        id,
-		"file_id":         u.ID,
-		"filename":        u.Filename,
-		"total_size":      u.TotalSize,
-		"storage_backend": u.StorageBackend,
+	body := wire.WebhookEvent{
+		Event: kind, EventID: id, FileID: u.ID, Filename: u.Filename, TotalSize: u.TotalSize,
+		StorageBackend: u.StorageBackend,
 	}
 	switch kind {
 	case host.EventUploadComplete:
-		body["final_path"] = u.FinalPath
-		body["checksum_sha256"] = u.DeliveredSHA256
-		body["completed_at"] = at.UTC().Format(time.RFC3339)
+		body.FinalPath, body.ChecksumSHA256 = &u.FinalPath, &u.DeliveredSHA256
+		body.CompletedAt = at.UTC().Format(time.RFC3339)
 	case host.EventUploadFailed:
-		body["error"] = reason
-		body["failed_at"] = at.UTC().Format(time.RFC3339)
+		body.Error = &reason
+		body.FailedAt = at.UTC().Format(time.RFC3339)
 	}
-	data, _ := json.Marshal(body) // a map of strings and numbers always encodes
+	data, _ := json.Marshal(body) // strings and numbers always encode
 	return &host.WebhookEvent{ID: id, UploadID: u.ID, URL: u.WebhookURL, Event: kind, Body: data, NextAt: at, CreatedAt: at}
 }
 

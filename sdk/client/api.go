@@ -11,18 +11,15 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+
+	"github.com/chunked-uploader/chunked-uploader/sdk/wire"
 )
 
 // Init starts an upload of size bytes to be delivered as filename (which may carry a directory
 // path, such as "videos/2024/movie.mp4"). It is retried on temporary failures; if an answer is
 // lost the server may keep an unused upload, which expires with its TTL.
 func (c *Client) Init(ctx context.Context, filename string, size int64, opts InitOptions) (*InitResponse, error) {
-	body := struct {
-		Filename       string `json:"filename"`
-		TotalSize      int64  `json:"total_size"`
-		ChecksumSHA256 string `json:"checksum_sha256,omitempty"`
-		WebhookURL     string `json:"webhook_url,omitempty"`
-	}{filename, size, opts.ChecksumSHA256, opts.WebhookURL}
+	body := wire.InitRequest{Filename: filename, TotalSize: size, ChecksumSHA256: opts.ChecksumSHA256, WebhookURL: opts.WebhookURL}
 	var out InitResponse
 	if _, err := c.doJSON(ctx, http.MethodPost, c.endpoint(nil, "upload", "init"), body, &out); err != nil {
 		return nil, fmt.Errorf("init %q: %w", filename, err)

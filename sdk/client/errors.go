@@ -71,6 +71,10 @@ func (e *DeliveryError) Error() string {
 // total_size.
 var ErrSizeMismatch = errors.New("size differs from the upload's total_size")
 
+// ErrUploadExpired is returned (wrapped in *UploadError) by Resume for an upload whose status
+// is "expired": it passed its expires_at unfinished and cannot be continued; start a new one.
+var ErrUploadExpired = errors.New("the upload expired")
+
 // maxErrorBody bounds how much of an error body is read.
 const maxErrorBody = 64 << 10
 

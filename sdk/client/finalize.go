@@ -34,6 +34,8 @@ func (c *Client) finish(ctx context.Context, id string, t *tracker) (*Result, er
 			return c.completed(t, resultFromStatus(st)), nil
 		case StatusFailed:
 			return nil, &DeliveryError{FileID: id, Message: deref(st.FinalizationError)}
+		case StatusExpired:
+			return nil, fmt.Errorf("%w while waiting for the delivery", ErrUploadExpired)
 		case StatusFinalizing:
 			t.update(func(p *Progress) { p.DeliveryPercent = st.FinalizingProgressPercent })
 		default:

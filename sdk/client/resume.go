@@ -12,7 +12,7 @@ import (
 // total_parts, total_size: a size that differs is ErrSizeMismatch); sends only the pending
 // parts; then completes the upload as Upload does. An upload that is already delivered
 // returns its Result; one being delivered is waited for; one whose delivery failed is
-// delivered again.
+// delivered again; an expired one is ErrUploadExpired.
 //
 // Errors after the status was read are *UploadError. opts.WebhookURL and
 // opts.ChecksumSHA256 are not used: they were fixed at init.
@@ -36,6 +36,9 @@ func (c *Client) resume(ctx context.Context, st *Status, r io.ReaderAt, size int
 				TotalBytes: st.TotalSize, PartsDone: st.TotalParts, TotalParts: st.TotalParts, DeliveryPercent: 100}
 		})
 		return resultFromStatus(st), nil
+	}
+	if st.Status == StatusExpired {
+		return nil, fmt.Errorf("%w at %s: its staged parts are gone", ErrUploadExpired, st.ExpiresAt)
 	}
 	if size != st.TotalSize {
 		return nil, fmt.Errorf("%w: local data has %d bytes, the upload %d", ErrSizeMismatch, size, st.TotalSize)

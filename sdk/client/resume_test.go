@@ -121,3 +121,21 @@ func TestResumeErrors(t *testing.T) {
 		t.Errorf("err = %v, want a missing token error and no PUT", err)
 	}
 }
+
+// An upload the server reports as expired cannot be resumed: ErrUploadExpired, no PUT.
+func TestResumeExpired(t *testing.T) {
+	t.Parallel()
+	f := newFakeServer(t, 1000)
+	c := f.client(t)
+	data := randomBytes(1500)
+	id := startUpload(t, f, data)
+	f.mu.Lock()
+	f.uploads[id].status = StatusExpired
+	f.hideTokens = true
+	f.mu.Unlock()
+	_, err := c.Resume(t.Context(), id, bytes.NewReader(data), 1500, UploadOptions{})
+	ue, ok := errors.AsType[*UploadError](err)
+	if !ok || ue.FileID != id || !errors.Is(err, ErrUploadExpired) || f.count("PUT") != 0 {
+		t.Errorf("err = %v, want an *UploadError with ErrUploadExpired and no PUT", err)
+	}
+}

@@ -1,5 +1,7 @@
 package client
 
+import "github.com/chunked-uploader/chunked-uploader/sdk/wire"
+
 // InitOptions are the optional fields of POST /upload/init.
 type InitOptions struct {
 	// WebhookURL, if set, gets a POST after the file was delivered.
@@ -9,32 +11,37 @@ type InitOptions struct {
 	ChecksumSHA256 string
 }
 
-// InitResponse is the answer to POST /upload/init.
-type InitResponse struct {
-	FileID     string      `json:"file_id"`
-	TotalParts int         `json:"total_parts"`
-	ChunkSize  int64       `json:"chunk_size"`
-	Parts      []PartToken `json:"parts"`
-	ExpiresAt  string      `json:"expires_at"`
-}
-
-// PartToken is one part of an init answer: its number, the token that authorises its upload,
-// and its state.
-type PartToken struct {
-	Part   int    `json:"part"`
-	Token  string `json:"token"`
-	Status string `json:"status"`
-}
-
-// PartResponse is the answer to PUT /upload/{id}/part/{n}.
-type PartResponse struct {
-	UploadID       string `json:"upload_id"`
-	PartNumber     int    `json:"part_number"`
-	Status         string `json:"status"`
-	ChecksumSHA256 string `json:"checksum_sha256"`
-	UploadedParts  int    `json:"uploaded_parts"`
-	TotalParts     int    `json:"total_parts"`
-}
+// The wire types are package wire's (the server encodes the same types); they are aliases, so
+// client.Status and wire.Status are one type.
+type (
+	// InitResponse is the answer to POST /upload/init.
+	InitResponse = wire.InitResponse
+	// PartToken is one part of an init answer: its number, the token that authorises its
+	// upload, and its state.
+	PartToken = wire.PartToken
+	// PartResponse is the answer to PUT /upload/{id}/part/{n}.
+	PartResponse = wire.PartResponse
+	// Status is the answer to GET /upload/{id}/status. Pointer fields are null in JSON until
+	// set. Parts is nil only when StatusOptions.IncludeParts was false.
+	Status = wire.Status
+	// PartStatus is one entry of Status.Parts. Token is set only with
+	// StatusOptions.IncludeTokens, and only for pending parts of an upload that still takes
+	// parts.
+	PartStatus = wire.PartStatus
+	// CompleteResponse is the answer to POST /upload/{id}/complete: Status is "complete"
+	// (HTTP 200, FinalPath set) or "finalizing" (HTTP 202, poll Status).
+	CompleteResponse = wire.CompleteResponse
+	// CancelResponse is the answer to DELETE /upload/{id}.
+	CancelResponse = wire.CancelResponse
+	// HealthResponse is the answer to GET /health. Status is "ok", "degraded" or "draining".
+	HealthResponse = wire.HealthResponse
+	// StorageHealth is HealthResponse.Storage.
+	StorageHealth = wire.StorageHealth
+	// ErrorBody is the JSON body of an error answer (APIError is what calls return).
+	ErrorBody = wire.ErrorBody
+	// WebhookEvent is the body of a webhook POST the server sends to an init's webhook_url.
+	WebhookEvent = wire.WebhookEvent
+)
 
 // StatusOptions select the optional parts of GET /upload/{id}/status.
 type StatusOptions struct {
@@ -47,81 +54,25 @@ type StatusOptions struct {
 
 // Upload states (Status.Status).
 const (
-	StatusPending    = "pending"
-	StatusFinalizing = "finalizing"
-	StatusComplete   = "complete"
-	StatusFailed     = "failed"
+	StatusPending    = wire.StatusPending
+	StatusFinalizing = wire.StatusFinalizing
+	StatusComplete   = wire.StatusComplete
+	StatusFailed     = wire.StatusFailed
+	// StatusExpired: the upload passed its expires_at unfinished; it can no longer be resumed.
+	StatusExpired = wire.StatusExpired
 )
 
 // Part states (PartStatus.Status).
 const (
-	PartPending  = "pending"
-	PartUploaded = "uploaded"
+	PartPending  = wire.PartPending
+	PartUploaded = wire.PartUploaded
 )
 
-// Status is the answer to GET /upload/{id}/status. Pointer fields are null in JSON until set.
-type Status struct {
-	FileID                    string       `json:"file_id"`
-	Filename                  string       `json:"filename"`
-	Path                      string       `json:"path"`
-	TotalSize                 int64        `json:"total_size"`
-	ChunkSize                 int64        `json:"chunk_size"`
-	TotalParts                int          `json:"total_parts"`
-	UploadedParts             int          `json:"uploaded_parts"`
-	ProgressPercent           float64      `json:"progress_percent"`
-	UploadProgressPercent     float64      `json:"upload_progress_percent"`
-	Status                    string       `json:"status"`
-	Phase                     string       `json:"phase"`
-	FinalizingProgressPercent int          `json:"finalizing_progress_percent"`
-	BytesDelivered            int64        `json:"bytes_delivered"`
-	FinalPath                 *string      `json:"final_path"`
-	FinalizationError         *string      `json:"finalization_error"`
-	ChecksumSHA256            *string      `json:"checksum_sha256"`
-	StorageBackend            string       `json:"storage_backend"`
-	CreatedAt                 string       `json:"created_at"`
-	ExpiresAt                 string       `json:"expires_at"`
-	Parts                     []PartStatus `json:"parts,omitempty"`
-}
-
-// PartStatus is one entry of Status.Parts. Token is set only with StatusOptions.IncludeTokens,
-// and only for pending parts of an upload that still takes parts.
-type PartStatus struct {
-	Part           int     `json:"part"`
-	Status         string  `json:"status"`
-	ChecksumSHA256 *string `json:"checksum_sha256"`
-	Token          string  `json:"token,omitempty"`
-}
-
-// CompleteResponse is the answer to POST /upload/{id}/complete: Status is "complete" (HTTP
-// 200, FinalPath set) or "finalizing" (HTTP 202, poll Status).
-type CompleteResponse struct {
-	FileID                    string  `json:"file_id"`
-	Filename                  string  `json:"filename"`
-	TotalSize                 int64   `json:"total_size"`
-	Status                    string  `json:"status"`
-	Phase                     string  `json:"phase"`
-	FinalPath                 *string `json:"final_path"`
-	StorageBackend            string  `json:"storage_backend"`
-	ChecksumSHA256            *string `json:"checksum_sha256"`
-	FinalizingProgressPercent int     `json:"finalizing_progress_percent"`
-}
-
-// CancelResponse is the answer to DELETE /upload/{id}.
-type CancelResponse struct {
-	FileID  string `json:"file_id"`
-	Status  string `json:"status"`
-	Message string `json:"message"`
-}
-
-// HealthResponse is the answer to GET /health. Status is "ok" or "degraded".
-type HealthResponse struct {
-	Status  string `json:"status"`
-	Storage struct {
-		BackendType string  `json:"backend_type"`
-		Status      string  `json:"status"`
-		Message     *string `json:"message"`
-	} `json:"storage"`
-}
+// Delivery modes (Status.DeliveryMode).
+const (
+	DeliveryParts = wire.DeliveryParts
+	DeliveryWhole = wire.DeliveryWhole
+)
 
 // Result describes a delivered file.
 type Result struct {
