@@ -320,8 +320,8 @@ func load(environ []string, envFile string, required bool, exeDir string) (*Conf
 	c.CORSAllowedOrigins = get("CORS_ALLOWED_ORIGINS", "")
 	for _, o := range strings.Split(c.CORSAllowedOrigins, ",") {
 		o = strings.TrimSpace(o)
-		if o != "" && o != "*" && !regexp.MustCompile(`^https?://[^/\s]+/?$`).MatchString(o) {
-			bad("CORS_ALLOWED_ORIGINS: %q is not an origin such as https://app.example.com (or *)", o)
+		if o != "" && o != "*" && !regexp.MustCompile(`^https?://[^/\s*]+/?$`).MatchString(o) {
+			bad("CORS_ALLOWED_ORIGINS: %q is not an origin such as https://app.example.com (a wildcard never matches: list each origin, or * alone for any)", o)
 		}
 	}
 	c.LogFormat = strings.ToLower(get("LOG_FORMAT", ""))

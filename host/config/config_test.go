@@ -67,6 +67,8 @@ func TestLoadRefuses(t *testing.T) {
 		"cleanup interval": {append(base, "CLEANUP_INTERVAL=soon"), "CLEANUP_INTERVAL"},
 		"log format":       {append(base, "LOG_FORMAT=xml"), "LOG_FORMAT"},
 		"plugin sha":       {append(base, "PLUGIN_SHA256=xyz"), "PLUGIN_SHA256"},
+		"cors wildcard":    {append(base, "CORS_ALLOWED_ORIGINS=https://app.example.com,https://*.example.com"), "a wildcard never matches"},
+		"cors path":        {append(base, "CORS_ALLOWED_ORIGINS=https://app.example.com/x"), "CORS_ALLOWED_ORIGINS"},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
