@@ -144,6 +144,9 @@ type Part struct {
 	HashAfter []byte
 	// Note says why the part went back to pending ("" if it did not).
 	Note string
+	// CRC32C is the CRC-32C (Castagnoli) of the staged bytes, with which reads of the
+	// staged copy are checked; nil for parts recorded before it was kept.
+	CRC32C *uint32
 }
 
 // Delivered reports whether the backend holds this version of the part.

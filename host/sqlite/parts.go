@@ -17,8 +17,8 @@ func (db *DB) Part(ctx context.Context, id string, n int) (host.Part, error) {
 	var status string
 	var at int64
 	err := db.r.QueryRowContext(ctx, `SELECT part_number, size, status, checksum_sha256, uploaded_at,
-		version, receipt, hash_after, note FROM upload_parts WHERE upload_id = ? AND part_number = ?`, id, n).
-		Scan(&p.Number, &p.Size, &status, &p.SHA256, &at, &p.Version, &p.Receipt, &p.HashAfter, &p.Note)
+		version, receipt, hash_after, note, crc32c FROM upload_parts WHERE upload_id = ? AND part_number = ?`, id, n).
+		Scan(&p.Number, &p.Size, &status, &p.SHA256, &at, &p.Version, &p.Receipt, &p.HashAfter, &p.Note, &p.CRC32C)
 	if errors.Is(err, sql.ErrNoRows) {
 		return p, host.ErrNotFound
 	}

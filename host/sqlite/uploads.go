@@ -86,7 +86,7 @@ func (db *DB) Upload(ctx context.Context, id string) (*host.Upload, error) {
 // Parts returns the parts of upload id in order.
 func (db *DB) Parts(ctx context.Context, id string) ([]host.Part, error) {
 	rows, err := db.r.QueryContext(ctx, `SELECT part_number, size, status, checksum_sha256, uploaded_at,
-		version, receipt, hash_after, note
+		version, receipt, hash_after, note, crc32c
 		FROM upload_parts WHERE upload_id = ? ORDER BY part_number`, id)
 	if err != nil {
 		return nil, fmt.Errorf("read parts of %s: %w", id, err)
@@ -97,7 +97,7 @@ func (db *DB) Parts(ctx context.Context, id string) ([]host.Part, error) {
 		var p host.Part
 		var status string
 		var at int64
-		if err := rows.Scan(&p.Number, &p.Size, &status, &p.SHA256, &at, &p.Version, &p.Receipt, &p.HashAfter, &p.Note); err != nil {
+		if err := rows.Scan(&p.Number, &p.Size, &status, &p.SHA256, &at, &p.Version, &p.Receipt, &p.HashAfter, &p.Note, &p.CRC32C); err != nil {
 			return nil, fmt.Errorf("read parts of %s: %w", id, err)
 		}
 		p.Status = host.PartStatus(status)
@@ -137,12 +137,13 @@ type PartMark struct {
 	Version int64 // the version of the part now staged
 }
 
-// MarkPartUploaded records part n of id as uploaded with checksum sum, if the upload is
+// MarkPartUploaded records part n of id as uploaded with checksum sum (hex SHA-256) and
+// CRC-32C crc of its staged bytes, if the upload is
 // still pending or failed, as a new version of the part (its receipt, hash state and note
 // are cleared), and returns the upload's count of uploaded parts. It returns
 // host.ErrNotFound if the upload is gone and the upload (with its current status) if its
 // status does not accept parts.
-func (db *DB) MarkPartUploaded(ctx context.Context, id string, n int, sum string, at time.Time) (PartMark, *host.Upload, error) {
+func (db *DB) MarkPartUploaded(ctx context.Context, id string, n int, sum string, crc uint32, at time.Time) (PartMark, *host.Upload, error) {
 	tx, err := db.w.BeginTx(ctx, nil)
 	if err != nil {
 		return PartMark{}, nil, fmt.Errorf("mark part: %w", err)
@@ -172,10 +173,10 @@ func (db *DB) MarkPartUploaded(ctx context.Context, id string, n int, sum string
 			"part %d is already in the file's digest with sha256 %s; other bytes cannot replace it", n, had)
 	}
 	version++
-	if _, err := tx.ExecContext(ctx, `UPDATE upload_parts SET status = 'uploaded', checksum_sha256 = ?, uploaded_at = ?,
-		version = ?, receipt = NULL, note = '',
+	if _, err := tx.ExecContext(ctx, `UPDATE upload_parts SET status = 'uploaded', checksum_sha256 = ?, crc32c = ?,
+		uploaded_at = ?, version = ?, receipt = NULL, note = '',
 		hash_after = CASE WHEN part_number < ? THEN hash_after ELSE NULL END
-		WHERE upload_id = ? AND part_number = ?`, sum, at.Unix(), version, u.HashedParts, id, n); err != nil {
+		WHERE upload_id = ? AND part_number = ?`, sum, int64(crc), at.Unix(), version, u.HashedParts, id, n); err != nil {
 		return PartMark{}, nil, fmt.Errorf("mark part %d: %w", n, err)
 	}
 	count := u.UploadedParts

@@ -2,6 +2,7 @@ package staging
 
 import (
 	"crypto/sha256"
+	"hash/crc32"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -41,9 +42,10 @@ type block struct {
 }
 
 // copyExact copies exactly size bytes from r to f, hashing them on the way, makes them
-// durable (see fileWriter.finish) and returns their hex SHA-256. It returns an error
-// wrapping ErrTooShort or ErrTooLong when r does not end after exactly size bytes.
-func copyExact(f *os.File, r io.Reader, size int64) (string, error) {
+// durable (see fileWriter.finish) and returns their hex SHA-256 and their CRC-32C. It
+// returns an error wrapping ErrTooShort or ErrTooLong when r does not end after exactly
+// size bytes.
+func copyExact(f *os.File, r io.Reader, size int64) (string, uint32, error) {
 	w := newFileWriter(f)
 	slots := make(chan struct{}, pipeDepth)
 	release := func(b *block) {
@@ -54,14 +56,20 @@ func copyExact(f *os.File, r io.Reader, size int64) (string, error) {
 	}
 	toHash := make(chan *block, pipeDepth)
 	toWrite := make(chan *block, pipeDepth)
-	sum := make(chan []byte, 1)
+	type sums struct {
+		sha []byte
+		crc uint32
+	}
+	sum := make(chan sums, 1)
 	go func() {
 		h := sha256.New()
+		var crc uint32
 		for b := range toHash {
 			h.Write(b.data)
+			crc = crc32.Update(crc, castagnoli, b.data)
 			release(b)
 		}
-		sum <- h.Sum(nil)
+		sum <- sums{h.Sum(nil), crc}
 	}()
 	var failed atomic.Bool // the writer failed: stop reading
 	werr := make(chan error, 1)
@@ -132,18 +140,18 @@ func copyExact(f *os.File, r io.Reader, size int64) (string, error) {
 	close(toWrite)
 	digest := <-sum
 	if err := <-werr; err != nil {
-		return "", err
+		return "", 0, err
 	}
 	if rerr != nil {
-		return "", rerr
+		return "", 0, rerr
 	}
 	if err := expectEOF(r, size); err != nil {
-		return "", err
+		return "", 0, err
 	}
 	if err := w.finish(); err != nil {
-		return "", err
+		return "", 0, err
 	}
-	return hex.EncodeToString(digest), nil
+	return hex.EncodeToString(digest.sha), digest.crc, nil
 }
 
 // expectEOF checks that r has nothing left after size bytes.

@@ -56,6 +56,7 @@ func (d *Dir) PartPath(id string, n int) string {
 // Staged is a part written to a temporary file, not yet in place.
 type Staged struct {
 	SHA256 string // hex
+	CRC32C uint32 // Castagnoli: what reads of the staged copy are checked with (see Checked)
 	tmp    string
 	final  string
 	dir    string
@@ -79,7 +80,7 @@ func (d *Dir) Write(id string, n int, r io.Reader, size int64) (*Staged, error) 
 		return nil, fmt.Errorf("staging: %w", diskErr(err))
 	}
 	s := &Staged{tmp: f.Name(), final: d.PartPath(id, n), dir: dir}
-	sum, err := copyExact(f, r, size)
+	sum, crc, err := copyExact(f, r, size)
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
@@ -87,7 +88,7 @@ func (d *Dir) Write(id string, n int, r io.Reader, size int64) (*Staged, error) 
 		os.Remove(s.tmp)
 		return nil, fmt.Errorf("staging part %d: %w", n, diskErr(err))
 	}
-	s.SHA256 = sum
+	s.SHA256, s.CRC32C = sum, crc
 	return s, nil
 }
 

@@ -153,7 +153,7 @@ func (s *Service) commitPart(ctx context.Context, id string, n int, staged *stag
 	if err := staged.Commit(); err != nil {
 		return nil, fmt.Errorf("putting staged part %d in place: %w", n, err)
 	}
-	mark, changed, err := s.db.MarkPartUploaded(ctx, id, n, staged.SHA256, s.now())
+	mark, changed, err := s.db.MarkPartUploaded(ctx, id, n, staged.SHA256, staged.CRC32C, s.now())
 	if err != nil {
 		return nil, fmt.Errorf("recording part %d: %w", n, err)
 	}

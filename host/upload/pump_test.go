@@ -366,6 +366,10 @@ func TestPartwiseDamagedBeforeDelivery(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// The staged copy is checked by the CRC-32C recorded with the part.
+	if v := e.status(t, c.Upload.ID); v.Parts[2].CRC32C == nil {
+		t.Fatal("part 2 was recorded without its CRC-32C")
+	}
 	f, err := os.OpenFile(e.stage.PartPath(c.Upload.ID, 2), os.O_WRONLY, 0)
 	if err != nil {
 		t.Fatal(err)
