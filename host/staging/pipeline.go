@@ -2,10 +2,10 @@ package staging
 
 import (
 	"crypto/sha256"
-	"hash/crc32"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"os"
 	"sync"
