@@ -38,7 +38,10 @@ func (s *Service) commitParts(j *job, u *host.Upload) error {
 		}
 		return s.deliver(j, fresh)
 	case errors.Is(err, errPartPending):
-		missing, _ := s.db.MissingParts(context.WithoutCancel(ctx), u.ID, 20)
+		missing, merr := s.db.MissingParts(context.WithoutCancel(ctx), u.ID, 20)
+		if merr != nil {
+			return s.deliveryFailed(u, fmt.Errorf("listing the parts to send again: %w", merr), 0)
+		}
 		return s.deliveryFailed(u, host.Errorf(host.CodePartsMissing,
 			"parts %s must be sent again (see their message in status), then complete again", listParts(missing, len(missing))), 0)
 	case err != nil:
