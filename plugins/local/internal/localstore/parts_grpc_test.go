@@ -13,6 +13,7 @@ import (
 
 	"github.com/chunked-uploader/chunked-uploader/plugins/local/internal/localstore"
 	"github.com/chunked-uploader/chunked-uploader/sdk"
+	"github.com/chunked-uploader/chunked-uploader/sdk/pluginhost"
 )
 
 // remoteParts serves the store with sdk.Plugin over a real gRPC connection (go-plugin's
@@ -22,13 +23,13 @@ func remoteParts(t *testing.T, root string) sdk.PartStorage {
 	factory := func(ctx context.Context, cfg sdk.Config, log sdk.Logger) (sdk.Storage, error) {
 		return localstore.Open(ctx, cfg, log)
 	}
-	client, _ := plugin.TestPluginGRPCConn(t, false, plugin.PluginSet{sdk.PluginName: &sdk.Plugin{Name: "local", Factory: factory}})
+	client, _ := plugin.TestPluginGRPCConn(t, false, plugin.PluginSet{sdk.PluginName: &pluginhost.Plugin{Plugin: sdk.Plugin{Name: "local", Factory: factory}}})
 	t.Cleanup(func() { client.Close() })
 	raw, err := client.Dispense(sdk.PluginName)
 	if err != nil {
 		t.Fatal(err)
 	}
-	remote := raw.(sdk.Remote)
+	remote := raw.(pluginhost.Remote)
 	info, err := remote.Configure(t.Context(), sdk.Config{localstore.SettingPath: root})
 	if err != nil {
 		t.Fatalf("Configure: %v", err)

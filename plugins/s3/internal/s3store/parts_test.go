@@ -17,6 +17,7 @@ import (
 	"github.com/hashicorp/go-plugin"
 
 	"github.com/chunked-uploader/chunked-uploader/sdk"
+	"github.com/chunked-uploader/chunked-uploader/sdk/pluginhost"
 )
 
 // partObject is an object cut into parts, for the part-wise tests.
@@ -180,7 +181,7 @@ func (e *partEnv) parts(t *testing.T, h []byte) []types.Part {
 
 // remote serves st through the sdk's gRPC plugin glue (go-plugin's in-process test
 // connection) and returns the configured Remote a host would use.
-func remote(t *testing.T, st *Store) sdk.Remote {
+func remote(t *testing.T, st *Store) pluginhost.Remote {
 	t.Helper()
 	ps := map[string]plugin.Plugin{sdk.PluginName: &sdk.Plugin{
 		Name:    "s3",
@@ -195,7 +196,7 @@ func remote(t *testing.T, st *Store) sdk.Remote {
 	if err != nil {
 		t.Fatalf("Dispense: %v", err)
 	}
-	r := raw.(sdk.Remote)
+	r := raw.(pluginhost.Remote)
 	info, err := r.Configure(t.Context(), sdk.Config{})
 	if err != nil {
 		t.Fatalf("Configure: %v", err)
