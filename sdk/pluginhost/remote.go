@@ -214,7 +214,7 @@ func sendChunks(send func([]byte) error, r io.Reader, size int64) ([]byte, error
 		}
 		sent += int64(n)
 	}
-	if err := sdk.ExpectEOF(r, size); err != nil {
+	if err := sdk.ExpectEOF(r); err != nil {
 		return nil, fmt.Errorf("read after %d bytes: %w", sent, err)
 	}
 	return h.Sum(nil), nil
