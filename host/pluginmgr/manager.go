@@ -304,6 +304,10 @@ func (m *Manager) launch() (*process, error) {
 		p.pid = cmd.Process.Pid
 	}
 	if err != nil {
+		// The one string match on go-plugin's text, which go-plugin forces: a refused
+		// protocol version is only a fmt.Errorf in its handshake (client.go,
+		// checkProtoVersion), with no error value or type to test, and the operator must
+		// be told which version the plugin speaks.
 		if _, v, ok := strings.Cut(err.Error(), "incompatible API version with plugin. Plugin version: "); ok {
 			if i := strings.IndexByte(v, ','); i > 0 {
 				v = v[:i]
