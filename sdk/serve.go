@@ -77,6 +77,9 @@ const (
 	windowSize    = 8 << 20
 	ioBufferSize  = 1 << 20
 	maxRecvMsgLen = CopyBufferSize + 1<<10 // one data chunk and its framing
+	// maxUnaryLen is what the other requests may take beyond a chunk: grpc-go's default
+	// receive limit, which a CommitObject's receipts (at most MaxReceiptSize each) share.
+	maxUnaryLen = 4 << 20
 )
 
 func newGRPCServer(opts []grpc.ServerOption) *grpc.Server {
@@ -85,7 +88,7 @@ func newGRPCServer(opts []grpc.ServerOption) *grpc.Server {
 		grpc.InitialConnWindowSize(windowSize),
 		grpc.ReadBufferSize(ioBufferSize),
 		grpc.WriteBufferSize(64<<10),
-		grpc.MaxRecvMsgSize(maxRecvMsgLen+4<<20),
+		grpc.MaxRecvMsgSize(maxRecvMsgLen+maxUnaryLen),
 	)...)
 }
 
@@ -136,8 +139,10 @@ func WithTestConfig(tc *plugin.ServeTestConfig) ServeOption {
 }
 
 // Serve runs the plugin: it serves the storage protocol on behalf of the host that started
-// this process and returns when the host goes away. name is the backend name
-// (chunked-uploader-plugin-<name>); factory builds the Storage on Configure.
+// this process until the host stops it, and then returns. A host that dies without
+// stopping it is noticed within a second, and the process exits with status 0. name is
+// the backend name (chunked-uploader-plugin-<name>); factory builds the Storage on every
+// Configure (a Storage built before is closed, if it is a Closer).
 //
 // Run by hand, outside a host, it prints a short explanation and exits with status 1.
 func Serve(name string, factory Factory, opts ...ServeOption) {

@@ -3,8 +3,8 @@ package storagetest
 import (
 	"bytes"
 	"crypto/sha256"
+	"errors"
 	"fmt"
-	"strings"
 	"testing"
 
 	storagev1 "github.com/chunked-uploader/chunked-uploader/proto/storage/v1"
@@ -232,8 +232,8 @@ func testPartsWire(t *testing.T, e *partEnv) {
 		_, err = stream.CloseAndRecv()
 		if err == nil {
 			t.Errorf("PutPart stream with %s succeeded, want an error", what)
-		} else if !strings.Contains(err.Error(), "size_mismatch") && !strings.Contains(err.Error(), "invalid_key") {
-			t.Errorf("PutPart stream with %s: %v, want a size_mismatch or invalid_key status", what, err)
+		} else if err := sdk.FromStatus(err); !errors.Is(err, sdk.ErrSizeMismatch) && !errors.Is(err, sdk.ErrInvalidKey) {
+			t.Errorf("PutPart stream with %s: %v, want a status of reason SIZE_MISMATCH or INVALID_KEY", what, err)
 		}
 	}
 	e.abort(t, o, h)
