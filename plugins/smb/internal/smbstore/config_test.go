@@ -2,9 +2,7 @@ package smbstore
 
 import (
 	"errors"
-	"strings"
 	"testing"
-	"unicode/utf8"
 
 	"github.com/chunked-uploader/chunked-uploader/sdk"
 )
@@ -49,17 +47,5 @@ func TestParseConfig(t *testing.T) {
 				t.Errorf("got %+v, want %+v", c, tc.want)
 			}
 		})
-	}
-}
-
-func TestTempName(t *testing.T) {
-	for _, prefix := range []string{".x", "." + strings.Repeat("x", 255), "." + strings.Repeat("日", 85)} {
-		n := tempName(prefix, ".tmp")
-		if len(n) > sdk.MaxSegmentLength || !utf8.ValidString(n) || !strings.HasSuffix(n, ".tmp") || !strings.HasPrefix(n, ".") {
-			t.Errorf("tempName(%d-byte prefix) = %q (%d bytes)", len(prefix), n, len(n))
-		}
-		if n == tempName(prefix, ".tmp") {
-			t.Errorf("tempName is not random: %q twice", n)
-		}
 	}
 }
