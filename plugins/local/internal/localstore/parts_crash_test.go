@@ -13,14 +13,14 @@ import (
 
 	"github.com/chunked-uploader/chunked-uploader/plugins/local/internal/localstore"
 	"github.com/chunked-uploader/chunked-uploader/sdk"
-	"github.com/chunked-uploader/chunked-uploader/sdk/storagetest/parttest"
+	"github.com/chunked-uploader/chunked-uploader/sdk/storagetest/plugintest"
 )
 
 // A handle keeps working in a new Store on the same root, as after a plugin restart.
 func TestPartsRestart(t *testing.T) {
 	t.Parallel()
 	s := newPartStore(t)
-	o := parttest.NewObject("files/restart.bin", 4<<20+1, 1<<20)
+	o := plugintest.NewObject("files/restart.bin", 4<<20+1, 1<<20)
 	h := s.begin(t, o)
 	receipts := make([][]byte, o.Parts())
 	receipts[0] = s.put(t, h, o, 0)
@@ -42,7 +42,7 @@ func TestPartsRestart(t *testing.T) {
 	s2.committed(t, obj, o)
 
 	// Abort works across a restart too.
-	o2 := parttest.NewObject("files/abort.bin", 2<<20, 1<<20)
+	o2 := plugintest.NewObject("files/abort.bin", 2<<20, 1<<20)
 	h2 := s2.begin(t, o2)
 	s2.put(t, h2, o2, 1)
 	if err := s2.reopen(t).AbortObject(t.Context(), o2.Key, h2); err != nil {
@@ -57,7 +57,7 @@ func TestPartsRestart(t *testing.T) {
 func TestPartsInterruptedCommit(t *testing.T) {
 	t.Parallel()
 	s := newPartStore(t)
-	o := parttest.NewObject("d/obj.bin", 2<<20, 1<<20)
+	o := plugintest.NewObject("d/obj.bin", 2<<20, 1<<20)
 	h := s.begin(t, o)
 	receipts := s.putAll(t, h, o)
 	var data string
@@ -84,7 +84,7 @@ func TestPartsInterruptedCommit(t *testing.T) {
 func TestPartsLeftovers(t *testing.T) {
 	t.Parallel()
 	s := newPartStore(t)
-	lost := parttest.NewObject("dir/obj.bin", 2<<20, 1<<20)
+	lost := plugintest.NewObject("dir/obj.bin", 2<<20, 1<<20)
 	h1 := s.begin(t, lost)
 	s.put(t, h1, lost, 0)
 	h2 := s.begin(t, lost) // begins anew: the first is aborted
@@ -95,13 +95,13 @@ func TestPartsLeftovers(t *testing.T) {
 
 	// Neighbours: another key in the same directory, a key whose name begins alike, and a
 	// file of the same name in another directory. None of them may be touched.
-	other := parttest.NewObject("dir/obj.bin2", 2<<20, 1<<20)
+	other := plugintest.NewObject("dir/obj.bin2", 2<<20, 1<<20)
 	hOther := s.begin(t, other)
 	rOther := s.putAll(t, hOther, other)
 	if _, err := s.Put(t.Context(), "dir/obj.bin", strings.NewReader("committed"), 9); err != nil {
 		t.Fatal(err)
 	}
-	elsewhere := parttest.NewObject("else/obj.bin", 10, 10)
+	elsewhere := plugintest.NewObject("else/obj.bin", 10, 10)
 	hElse := s.begin(t, elsewhere)
 	before := s.files(t)
 
@@ -142,7 +142,7 @@ func TestPartsLeftovers(t *testing.T) {
 func TestPartsAbortCancelsWrites(t *testing.T) {
 	t.Parallel()
 	s := newPartStore(t)
-	o := parttest.NewObject("a/obj.bin", 2<<20, 1<<20)
+	o := plugintest.NewObject("a/obj.bin", 2<<20, 1<<20)
 	h := s.begin(t, o)
 	pr, pw := io.Pipe()
 	done := make(chan error, 1)
@@ -193,27 +193,27 @@ func TestPartsHostileHandles(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	o := parttest.NewObject("dir/x", 10, 10)
+	o := plugintest.NewObject("dir/x", 10, 10)
 	good := s.begin(t, o)
 	flipped := bytes.Clone(good)
 	flipped[3] ^= 0x40
 
 	// A well-formed handle of an object in another directory: its files do not exist.
-	moved := parttest.ForgeHandle("other/x", 10, 10, 1)
+	moved := plugintest.ForgeHandle("other/x", 10, 10, 1)
 	// The same id and key but another size: the journal's header does not match.
-	resized := parttest.Resize(t, good, 20, 10, 2)
+	resized := plugintest.Resize(t, good, 20, 10, 2)
 
 	handles := map[string][]byte{
-		"parent":         parttest.ForgeHandle("../outside/x", 10, 10, 1),
-		"absolute":       parttest.ForgeHandle(outside+"/x", 10, 10, 1),
-		"inner parent":   parttest.ForgeHandle("dir/../../outside/x", 10, 10, 1),
-		"backslash":      parttest.ForgeHandle(`..\outside\x`, 10, 10, 1),
+		"parent":         plugintest.ForgeHandle("../outside/x", 10, 10, 1),
+		"absolute":       plugintest.ForgeHandle(outside+"/x", 10, 10, 1),
+		"inner parent":   plugintest.ForgeHandle("dir/../../outside/x", 10, 10, 1),
+		"backslash":      plugintest.ForgeHandle(`..\outside\x`, 10, 10, 1),
 		"bit flipped":    flipped,
 		"truncated":      good[:len(good)-3],
 		"garbage":        []byte("/etc/passwd"),
 		"other dir":      moved,
 		"resized":        resized,
-		"another object": parttest.ForgeHandle("dir/x", 10, 10, 1),
+		"another object": plugintest.ForgeHandle("dir/x", 10, 10, 1),
 	}
 	for name, h := range handles {
 		part := sdk.PartInfo{Number: 0, Size: 10, SHA256: o.Info(0).SHA256}
@@ -269,7 +269,7 @@ func TestPartsRefused(t *testing.T) {
 	if _, err := s.BeginObject(t.Context(), "file/below", sdk.ObjectSpec{Size: 1, PartSize: 1, PartCount: 1}); err == nil {
 		t.Error("BeginObject below a regular file succeeded")
 	}
-	o := parttest.NewObject("p/x.bin", 100, 10)
+	o := plugintest.NewObject("p/x.bin", 100, 10)
 	h := s.begin(t, o)
 	if _, err := s.PutPart(t.Context(), h, sdk.PartInfo{Number: 10, Size: 10, SHA256: o.Info(0).SHA256}, bytes.NewReader(o.Part(0))); !errors.Is(err, sdk.ErrSizeMismatch) {
 		t.Errorf("PutPart beyond the last part = %v, want ErrSizeMismatch", err)

@@ -14,7 +14,7 @@ import (
 	"testing/iotest"
 
 	"github.com/chunked-uploader/chunked-uploader/sdk"
-	"github.com/chunked-uploader/chunked-uploader/sdk/storagetest/parttest"
+	"github.com/chunked-uploader/chunked-uploader/sdk/storagetest/plugintest"
 )
 
 // failure is a PutPart of part 1 that must fail and leave the part absent.
@@ -97,7 +97,7 @@ func TestPartsFailedRewrite(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			s := newPartStore(t)
-			o := parttest.NewObject("dir/obj.bin", 3<<20, 1<<20)
+			o := plugintest.NewObject("dir/obj.bin", 3<<20, 1<<20)
 			h := s.begin(t, o)
 			receipts := s.putAll(t, h, o)
 			ctx, cancel := context.WithCancel(t.Context())
@@ -127,7 +127,7 @@ func TestPartsFailedRewrite(t *testing.T) {
 func TestPartsStaleAndMissing(t *testing.T) {
 	t.Parallel()
 	s := newPartStore(t)
-	o := parttest.NewObject("dir/obj.bin", 5<<20, 1<<20)
+	o := plugintest.NewObject("dir/obj.bin", 5<<20, 1<<20)
 	h := s.begin(t, o)
 	receipts := s.putAll(t, h, o)
 	resent := s.put(t, h, o, 3) // the same bytes again: a new receipt, the old one is stale
@@ -149,7 +149,7 @@ func TestPartsStaleAndMissing(t *testing.T) {
 		s.invisible(t, o.Key)
 	}
 	// An object with a part never sent cannot be committed either.
-	o2 := parttest.NewObject("dir/two.bin", 3<<20, 1<<20)
+	o2 := plugintest.NewObject("dir/two.bin", 3<<20, 1<<20)
 	h2 := s.begin(t, o2)
 	r2 := [][]byte{s.put(t, h2, o2, 0), s.put(t, h2, o2, 2), s.put(t, h2, o2, 2)}
 	if _, err := s.CommitObject(t.Context(), h2, r2, o2.SHA256()); !errors.Is(err, sdk.ErrStaleReceipt) {
@@ -187,7 +187,7 @@ func TestPartsStaleAndMissing(t *testing.T) {
 func TestPartsSamePartConcurrently(t *testing.T) {
 	t.Parallel()
 	s := newPartStore(t)
-	a := parttest.NewObject("dir/obj.bin", 4<<20, 2<<20)
+	a := plugintest.NewObject("dir/obj.bin", 4<<20, 2<<20)
 	b := object{Key: a.Key, Data: bytes.Clone(a.Data), Spec: a.Spec}
 	_, _ = crand.Read(b.Data[:b.Spec.PartSize]) // part 0 differs
 	h := s.begin(t, a)

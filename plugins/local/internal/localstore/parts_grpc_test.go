@@ -14,7 +14,7 @@ import (
 	"github.com/chunked-uploader/chunked-uploader/plugins/local/internal/localstore"
 	"github.com/chunked-uploader/chunked-uploader/sdk"
 	"github.com/chunked-uploader/chunked-uploader/sdk/pluginhost"
-	"github.com/chunked-uploader/chunked-uploader/sdk/storagetest/parttest"
+	"github.com/chunked-uploader/chunked-uploader/sdk/storagetest/plugintest"
 )
 
 // remoteParts serves the store with sdk.Plugin over a real gRPC connection (go-plugin's
@@ -48,7 +48,7 @@ func TestPartsGRPC(t *testing.T) {
 	t.Parallel()
 	s := newPartStore(t)
 	remote := remoteParts(t, s.root)
-	o := parttest.NewObject("files/wire.bin", 5<<20+123, 1<<20)
+	o := plugintest.NewObject("files/wire.bin", 5<<20+123, 1<<20)
 	h, err := remote.BeginObject(t.Context(), o.Key, o.Spec)
 	if err != nil {
 		t.Fatal(err)

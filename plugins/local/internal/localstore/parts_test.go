@@ -12,11 +12,11 @@ import (
 
 	"github.com/chunked-uploader/chunked-uploader/plugins/local/internal/localstore"
 	"github.com/chunked-uploader/chunked-uploader/sdk"
-	"github.com/chunked-uploader/chunked-uploader/sdk/storagetest/parttest"
+	"github.com/chunked-uploader/chunked-uploader/sdk/storagetest/plugintest"
 )
 
 // object is a part-wise object of the tests.
-type object = parttest.Object
+type object = plugintest.Object
 
 // partStore is the store under test and its root.
 type partStore struct {
@@ -63,15 +63,15 @@ func (s partStore) files(t *testing.T) []string {
 	return names
 }
 
-func (s partStore) begin(t *testing.T, o object) []byte { return parttest.Begin(t, s, o) }
+func (s partStore) begin(t *testing.T, o object) []byte { return plugintest.Begin(t, s, o) }
 
 func (s partStore) put(t *testing.T, h []byte, o object, n int) []byte {
-	return parttest.Put(t, s, h, o, n)
+	return plugintest.Put(t, s, h, o, n)
 }
 
 // putAll stores every part, in random order, four at a time, and returns the receipts.
 func (s partStore) putAll(t *testing.T, h []byte, o object) [][]byte {
-	return parttest.PutAll(t, s, h, o, 4)
+	return plugintest.PutAll(t, s, h, o, 4)
 }
 
 // committed checks that o is stored whole under its key and is the only file there.
@@ -98,11 +98,11 @@ func (s partStore) invisible(t *testing.T, key string) {
 func TestPartsCommit(t *testing.T) {
 	t.Parallel()
 	tests := map[string]object{
-		"aligned parts":   parttest.NewObject("dir/sub/aligned.bin", 3<<20+5, 1<<20), // direct I/O
-		"unaligned parts": parttest.NewObject("unaligned.bin", 1_000_003, 100_001),   // buffered
-		"one part":        parttest.NewObject("files/one.bin", 4096, 1<<20),          // the last part only
-		"small parts":     parttest.NewObject("files/small.bin", 1000, 7),            // many parts
-		"empty":           parttest.NewObject("files/empty.bin", 0, 1<<20),           // no part at all
+		"aligned parts":   plugintest.NewObject("dir/sub/aligned.bin", 3<<20+5, 1<<20), // direct I/O
+		"unaligned parts": plugintest.NewObject("unaligned.bin", 1_000_003, 100_001),   // buffered
+		"one part":        plugintest.NewObject("files/one.bin", 4096, 1<<20),          // the last part only
+		"small parts":     plugintest.NewObject("files/small.bin", 1000, 7),            // many parts
+		"empty":           plugintest.NewObject("files/empty.bin", 0, 1<<20),           // no part at all
 	}
 	for name, o := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -141,7 +141,7 @@ func TestPartsCommit(t *testing.T) {
 func TestPartsCommitReplaces(t *testing.T) {
 	t.Parallel()
 	s := newPartStore(t)
-	o := parttest.NewObject("k/obj", 2<<20, 1<<20)
+	o := plugintest.NewObject("k/obj", 2<<20, 1<<20)
 	if _, err := s.Put(t.Context(), o.Key, strings.NewReader("old"), 3); err != nil {
 		t.Fatal(err)
 	}

@@ -13,14 +13,14 @@ import (
 	"testing"
 
 	"github.com/chunked-uploader/chunked-uploader/sdk"
-	"github.com/chunked-uploader/chunked-uploader/sdk/storagetest/parttest"
+	"github.com/chunked-uploader/chunked-uploader/sdk/storagetest/plugintest"
 )
 
 // A handle keeps working in a new Store, as after a plugin restart, and across a broken
 // connection.
 func TestPartsRestartAndReconnect(t *testing.T) {
 	e := newPartEnv(t)
-	o := parttest.NewObject("files/restart.bin", 5<<20+1, 1<<20)
+	o := plugintest.NewObject("files/restart.bin", 5<<20+1, 1<<20)
 	h := e.begin(t, e.st, o)
 	receipts := make([][]byte, o.Parts())
 	receipts[0] = putOne(t, e.st, h, o, 0)
@@ -45,7 +45,7 @@ func TestPartsRestartAndReconnect(t *testing.T) {
 	}
 	e.committed(t, obj, o)
 
-	o2 := parttest.NewObject("files/abort.bin", 2<<20, 1<<20)
+	o2 := plugintest.NewObject("files/abort.bin", 2<<20, 1<<20)
 	h2 := e.begin(t, st2, o2)
 	putOne(t, st2, h2, o2, 1)
 	if err := e.reopen(t).AbortObject(t.Context(), o2.Key, h2); err != nil {
@@ -59,7 +59,7 @@ func TestPartsRestartAndReconnect(t *testing.T) {
 // A commit interrupted after the rename (the journal was left) is finished by a retry.
 func TestPartsInterruptedCommit(t *testing.T) {
 	e := newPartEnv(t)
-	o := parttest.NewObject("d/obj.bin", 2<<20, 1<<20)
+	o := plugintest.NewObject("d/obj.bin", 2<<20, 1<<20)
 	h := e.begin(t, e.st, o)
 	receipts := putAll(t, e.st, h, o)
 	var data string
@@ -85,7 +85,7 @@ func TestPartsInterruptedCommit(t *testing.T) {
 // and only those.
 func TestPartsLeftovers(t *testing.T) {
 	e := newPartEnv(t)
-	lost := parttest.NewObject("dir/obj[1].bin", 2<<20, 1<<20) // "[" is a pattern character of Glob
+	lost := plugintest.NewObject("dir/obj[1].bin", 2<<20, 1<<20) // "[" is a pattern character of Glob
 	h1 := e.begin(t, e.st, lost)
 	putOne(t, e.st, h1, lost, 0)
 	h2 := e.begin(t, e.st, lost)
@@ -94,10 +94,10 @@ func TestPartsLeftovers(t *testing.T) {
 	}
 	putOne(t, e.st, h2, lost, 1)
 
-	other := parttest.NewObject("dir/obj[1].bin2", 2<<20, 1<<20)
+	other := plugintest.NewObject("dir/obj[1].bin2", 2<<20, 1<<20)
 	hOther := e.begin(t, e.st, other)
 	rOther := putAll(t, e.st, hOther, other)
-	alike := parttest.NewObject("dir/obj_1_.bin", 10, 10) // what "?" in the pattern also matches
+	alike := plugintest.NewObject("dir/obj_1_.bin", 10, 10) // what "?" in the pattern also matches
 	hAlike := e.begin(t, e.st, alike)
 	if _, err := e.st.Put(t.Context(), lost.Key, strings.NewReader("committed"), 9); err != nil {
 		t.Fatal(err)
@@ -140,7 +140,7 @@ func TestPartsLeftoversAtShareRoot(t *testing.T) {
 	st := openStore(t, srv.settings(""))
 	var rnd [6]byte
 	_, _ = crand.Read(rnd[:])
-	o := parttest.NewObject(fmt.Sprintf("cu-test-%x.bin", rnd), 10, 10) // a unique top-level name
+	o := plugintest.NewObject(fmt.Sprintf("cu-test-%x.bin", rnd), 10, 10) // a unique top-level name
 	h, err := st.BeginObject(t.Context(), o.Key, o.Spec)
 	if err != nil {
 		t.Fatal(err)
@@ -173,7 +173,7 @@ func TestPartsLeftoversAtShareRoot(t *testing.T) {
 // An abort cancels the parts of its handle being written, and leaves nothing.
 func TestPartsAbortCancelsWrites(t *testing.T) {
 	e := newPartEnv(t)
-	o := parttest.NewObject("a/obj.bin", 4<<20, 2<<20)
+	o := plugintest.NewObject("a/obj.bin", 4<<20, 2<<20)
 	h := e.begin(t, e.st, o)
 	pr, pw := io.Pipe()
 	done := make(chan error, 1)
@@ -219,7 +219,7 @@ func TestPartsHostileHandles(t *testing.T) {
 		}
 	}
 	st := openStore(t, srv.settings(path.Join(base, "root")))
-	o := parttest.NewObject("dir/x", 10, 10)
+	o := plugintest.NewObject("dir/x", 10, 10)
 	good, err := st.BeginObject(t.Context(), o.Key, o.Spec)
 	if err != nil {
 		t.Fatal(err)
@@ -227,15 +227,15 @@ func TestPartsHostileHandles(t *testing.T) {
 	flipped := bytes.Clone(good)
 	flipped[3] ^= 0x40
 	handles := map[string][]byte{
-		"parent":         parttest.ForgeHandle("../outside/x", 10, 10, 1),
-		"inner parent":   parttest.ForgeHandle("dir/../../outside/x", 10, 10, 1),
-		"absolute":       parttest.ForgeHandle("/"+outside+"/x", 10, 10, 1),
-		"backslash":      parttest.ForgeHandle(`..\outside\x`, 10, 10, 1),
+		"parent":         plugintest.ForgeHandle("../outside/x", 10, 10, 1),
+		"inner parent":   plugintest.ForgeHandle("dir/../../outside/x", 10, 10, 1),
+		"absolute":       plugintest.ForgeHandle("/"+outside+"/x", 10, 10, 1),
+		"backslash":      plugintest.ForgeHandle(`..\outside\x`, 10, 10, 1),
 		"bit flipped":    flipped,
 		"truncated":      good[:len(good)-3],
-		"other dir":      parttest.ForgeHandle("other/x", 10, 10, 1),
-		"another object": parttest.ForgeHandle("dir/x", 10, 10, 1),
-		"resized":        parttest.Resize(t, good, 20, 10, 2), // good's id and key
+		"other dir":      plugintest.ForgeHandle("other/x", 10, 10, 1),
+		"another object": plugintest.ForgeHandle("dir/x", 10, 10, 1),
+		"resized":        plugintest.Resize(t, good, 20, 10, 2), // good's id and key
 	}
 	for name, h := range handles {
 		if _, err := st.PutPart(t.Context(), h, o.Info(0), bytes.NewReader(o.Data)); !errors.Is(err, sdk.ErrNotFound) {

@@ -12,7 +12,7 @@ import (
 	"testing/iotest"
 
 	"github.com/chunked-uploader/chunked-uploader/sdk"
-	"github.com/chunked-uploader/chunked-uploader/sdk/storagetest/parttest"
+	"github.com/chunked-uploader/chunked-uploader/sdk/storagetest/plugintest"
 )
 
 var errBoom = errors.New("boom")
@@ -75,7 +75,7 @@ func TestPartsFailedRewrite(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			e := newPartEnv(t)
-			o := parttest.NewObject("dir/obj.bin", 3<<20, 1<<20)
+			o := plugintest.NewObject("dir/obj.bin", 3<<20, 1<<20)
 			h := e.begin(t, e.st, o)
 			receipts := putAll(t, e.st, h, o)
 			ctx, cancel := context.WithCancel(t.Context())
@@ -103,7 +103,7 @@ func TestPartsFailedRewrite(t *testing.T) {
 
 func TestPartsStaleAndMissing(t *testing.T) {
 	e := newPartEnv(t)
-	o := parttest.NewObject("dir/obj.bin", 4<<20, 1<<20)
+	o := plugintest.NewObject("dir/obj.bin", 4<<20, 1<<20)
 	h := e.begin(t, e.st, o)
 	receipts := putAll(t, e.st, h, o)
 	if resent := putOne(t, e.st, h, o, 3); bytes.Equal(resent, receipts[3]) {
@@ -117,7 +117,7 @@ func TestPartsStaleAndMissing(t *testing.T) {
 		}
 		e.invisible(t, o.Key)
 	}
-	o2 := parttest.NewObject("dir/two.bin", 3<<20, 1<<20)
+	o2 := plugintest.NewObject("dir/two.bin", 3<<20, 1<<20)
 	h2 := e.begin(t, e.st, o2)
 	r2 := [][]byte{putOne(t, e.st, h2, o2, 0), putOne(t, e.st, h2, o2, 2), putOne(t, e.st, h2, o2, 2)}
 	if _, err := e.st.CommitObject(t.Context(), h2, r2, o2.SHA256()); !errors.Is(err, sdk.ErrStaleReceipt) {
@@ -148,7 +148,7 @@ func TestPartsStaleAndMissing(t *testing.T) {
 // and only its receipt commits.
 func TestPartsSamePartConcurrently(t *testing.T) {
 	e := newPartEnv(t)
-	a := parttest.NewObject("dir/obj.bin", 4<<20, 2<<20)
+	a := plugintest.NewObject("dir/obj.bin", 4<<20, 2<<20)
 	b := partObject{Key: a.Key, Data: bytes.Clone(a.Data), Spec: a.Spec}
 	_, _ = crand.Read(b.Data[:b.Spec.PartSize])
 	h := e.begin(t, e.st, a)

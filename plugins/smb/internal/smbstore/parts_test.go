@@ -12,11 +12,11 @@ import (
 	"github.com/hirochachacha/go-smb2"
 
 	"github.com/chunked-uploader/chunked-uploader/sdk"
-	"github.com/chunked-uploader/chunked-uploader/sdk/storagetest/parttest"
+	"github.com/chunked-uploader/chunked-uploader/sdk/storagetest/plugintest"
 )
 
 // partObject is a part-wise object of the tests.
-type partObject = parttest.Object
+type partObject = plugintest.Object
 
 // partEnv is a store under test in a directory of its own on the test share, and the
 // test's own session to look at that directory.
@@ -66,16 +66,16 @@ func (e *partEnv) files(t *testing.T) []string {
 }
 
 func (e *partEnv) begin(t *testing.T, st *Store, o partObject) []byte {
-	return parttest.Begin(t, st, o)
+	return plugintest.Begin(t, st, o)
 }
 
 func putOne(t *testing.T, st *Store, h []byte, o partObject, n int) []byte {
-	return parttest.Put(t, st, h, o, n)
+	return plugintest.Put(t, st, h, o, n)
 }
 
 // putAll stores every part, in random order, four at a time, and returns the receipts.
 func putAll(t *testing.T, st *Store, h []byte, o partObject) [][]byte {
-	return parttest.PutAll(t, st, h, o, 4)
+	return plugintest.PutAll(t, st, h, o, 4)
 }
 
 // committed checks that o is stored whole under its key.
@@ -99,11 +99,11 @@ func (e *partEnv) invisible(t *testing.T, key string) {
 
 func TestPartsCommit(t *testing.T) {
 	tests := map[string]partObject{
-		"MiB parts":       parttest.NewObject("dir/sub/mib.bin", 5<<20+5, 1<<20),
-		"large parts":     parttest.NewObject("large.bin", 9<<20, 4<<20+1),
-		"unaligned parts": parttest.NewObject("files/odd.bin", 1_000_003, 300_001),
-		"one part":        parttest.NewObject("files/one.bin", 4096, 1<<20),
-		"empty":           parttest.NewObject("files/empty.bin", 0, 1<<20),
+		"MiB parts":       plugintest.NewObject("dir/sub/mib.bin", 5<<20+5, 1<<20),
+		"large parts":     plugintest.NewObject("large.bin", 9<<20, 4<<20+1),
+		"unaligned parts": plugintest.NewObject("files/odd.bin", 1_000_003, 300_001),
+		"one part":        plugintest.NewObject("files/one.bin", 4096, 1<<20),
+		"empty":           plugintest.NewObject("files/empty.bin", 0, 1<<20),
 	}
 	for name, o := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -140,7 +140,7 @@ func TestPartsCommit(t *testing.T) {
 // A commit replaces an existing file under the key, as Put does.
 func TestPartsCommitReplaces(t *testing.T) {
 	e := newPartEnv(t)
-	o := parttest.NewObject("k/obj", 2<<20, 1<<20)
+	o := plugintest.NewObject("k/obj", 2<<20, 1<<20)
 	if _, err := e.st.Put(t.Context(), o.Key, strings.NewReader("old"), 3); err != nil {
 		t.Fatal(err)
 	}

@@ -1,7 +1,8 @@
-// Package parttest holds helpers for a plugin's own tests of its sdk.PartStorage, beyond
-// the conformance suite of package storagetest: an object cut into parts and the calls
-// that store it, and handles in package partfile's format forged as a hostile host would.
-package parttest
+// Package plugintest holds helpers for a plugin's own tests, beyond the conformance suite
+// of package storagetest: for part-wise storage an object cut into parts, the calls that
+// store it, and handles in package partfile's format forged as a hostile host would; for
+// settings, a table of health checks with settings gone wrong; test content.
+package plugintest
 
 import (
 	"bytes"
