@@ -1,6 +1,7 @@
 package plugintest
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"errors"
@@ -102,4 +103,59 @@ func RequireEnv(t testing.TB, what string, names ...string) []string {
 			strings.Join(names, ", "), what)
 	}
 	return values
+}
+
+// ConfigCase is a table row for a plugin's settings parser.
+type ConfigCase[C comparable] struct {
+	In  sdk.Config
+	Bad bool // In must be refused with an error wrapping sdk.ErrInvalidConfig
+	// Check, if set, checks what In parsed to; else it must equal Want, unless Want is
+	// the zero C (the case only checks that In is taken).
+	Check func(t *testing.T, got C)
+	Want  C
+}
+
+// RunConfigCases runs each case as a subtest of parse, which turns settings into a
+// plugin's configuration.
+func RunConfigCases[C comparable](t *testing.T, parse func(sdk.Config) (C, error), cases map[string]ConfigCase[C]) {
+	t.Helper()
+	var zero C
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			c, err := parse(tc.In)
+			switch {
+			case tc.Bad && !errors.Is(err, sdk.ErrInvalidConfig):
+				t.Fatalf("got %+v, %v; want an error wrapping ErrInvalidConfig", c, err)
+			case tc.Bad:
+				t.Logf("refused: %v", err)
+			case err != nil:
+				t.Fatalf("parsing the settings: %v", err)
+			case tc.Check != nil:
+				tc.Check(t, c)
+			case tc.Want != zero && c != tc.Want:
+				t.Errorf("got %+v, want %+v", c, tc.Want)
+			}
+		})
+	}
+}
+
+// CancelAfter returns a reader of r that calls cancel once n bytes were read from it, and
+// then hands out a byte a read: a client that goes away in the middle of a part.
+func CancelAfter(r io.Reader, n int, cancel context.CancelFunc) io.Reader {
+	return &cancelAfter{r: r, n: n, cancel: cancel}
+}
+
+type cancelAfter struct {
+	r      io.Reader
+	n      int
+	cancel context.CancelFunc
+}
+
+func (c *cancelAfter) Read(p []byte) (int, error) {
+	if c.n <= 0 {
+		c.cancel()
+	}
+	m, err := c.r.Read(p[:min(len(p), max(c.n, 1))])
+	c.n -= m
+	return m, err
 }

@@ -47,3 +47,36 @@ func TestRunHealthCases(t *testing.T) {
 		t.Error("RunHealthCases changed the base settings")
 	}
 }
+
+func TestCancelAfter(t *testing.T) {
+	ctx, cancel := context.WithCancel(t.Context())
+	r := plugintest.CancelAfter(bytes.NewReader(make([]byte, 100)), 10, cancel)
+	b := make([]byte, 64)
+	if n, _ := r.Read(b); n != 10 || ctx.Err() != nil {
+		t.Fatalf("first read: %d bytes, ctx %v; want 10 and not cancelled", n, ctx.Err())
+	}
+	if n, _ := r.Read(b); n != 1 || ctx.Err() == nil {
+		t.Errorf("second read: %d bytes, ctx %v; want 1 and cancelled", n, ctx.Err())
+	}
+}
+
+type parsed struct{ A string }
+
+func TestRunConfigCases(t *testing.T) {
+	parse := func(c sdk.Config) (parsed, error) {
+		if c["A"] == "" {
+			return parsed{}, fmt.Errorf("%w: A is required", sdk.ErrInvalidConfig)
+		}
+		return parsed{A: c["A"]}, nil
+	}
+	plugintest.RunConfigCases(t, parse, map[string]plugintest.ConfigCase[parsed]{
+		"Want":  {In: sdk.Config{"A": "x"}, Want: parsed{A: "x"}},
+		"Taken": {In: sdk.Config{"A": "y"}},
+		"Check": {In: sdk.Config{"A": "z"}, Check: func(t *testing.T, got parsed) {
+			if got.A != "z" {
+				t.Errorf("got %+v", got)
+			}
+		}},
+		"Bad": {In: sdk.Config{}, Bad: true},
+	})
+}

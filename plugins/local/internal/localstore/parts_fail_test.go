@@ -26,22 +26,6 @@ type failure struct {
 
 var errBoom = errors.New("boom")
 
-// cancelAfter cancels its context once n bytes were read.
-type cancelAfter struct {
-	r      io.Reader
-	n      int
-	cancel context.CancelFunc
-}
-
-func (c *cancelAfter) Read(p []byte) (int, error) {
-	if c.n <= 0 {
-		c.cancel()
-	}
-	m, err := c.r.Read(p[:min(len(p), max(c.n, 1))])
-	c.n -= m
-	return m, err
-}
-
 var failures = map[string]failure{
 	"wrong bytes": {
 		reader: func(o object, _ context.Context, _ context.CancelFunc) io.Reader {
@@ -82,7 +66,7 @@ var failures = map[string]failure{
 	},
 	"cancelled": {
 		reader: func(o object, _ context.Context, cancel context.CancelFunc) io.Reader {
-			return &cancelAfter{r: bytes.NewReader(o.Part(1)), n: 300_000, cancel: cancel}
+			return plugintest.CancelAfter(bytes.NewReader(o.Part(1)), 300_000, cancel)
 		},
 		want: context.Canceled,
 	},

@@ -17,22 +17,6 @@ import (
 
 var errBoom = errors.New("boom")
 
-// cancelAfter cancels its context once n bytes were read.
-type cancelAfter struct {
-	r      io.Reader
-	n      int
-	cancel context.CancelFunc
-}
-
-func (c *cancelAfter) Read(p []byte) (int, error) {
-	if c.n <= 0 {
-		c.cancel()
-	}
-	m, err := c.r.Read(p[:min(len(p), max(c.n, 1))])
-	c.n -= m
-	return m, err
-}
-
 // A failed write of a part that was stored before leaves it absent: a commit with its
 // earlier receipt fails and makes nothing visible, and the part can be sent again.
 func TestPartsFailedRewrite(t *testing.T) {
@@ -66,7 +50,7 @@ func TestPartsFailedRewrite(t *testing.T) {
 		},
 		"cancelled": {
 			reader: func(o partObject, cancel context.CancelFunc) io.Reader {
-				return &cancelAfter{r: bytes.NewReader(o.Part(1)), n: 300_000, cancel: cancel}
+				return plugintest.CancelAfter(bytes.NewReader(o.Part(1)), 300_000, cancel)
 			},
 			want: context.Canceled,
 		},
