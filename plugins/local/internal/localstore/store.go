@@ -29,7 +29,7 @@ const SettingPath = "LOCAL_STORAGE_PATH"
 type Store struct {
 	root  string
 	log   sdk.Logger
-	temps sdk.TempNames       // temporary files of Puts in flight, see createTemp
+	temps sdk.TempNames  // temporary files of Puts in flight, see createTemp
 	parts partfile.Locks // unfinished part-wise objects in use, see parts.go
 }
 

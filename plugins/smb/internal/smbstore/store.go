@@ -19,7 +19,7 @@ import (
 type Store struct {
 	cfg   Config
 	log   sdk.Logger
-	temps sdk.TempNames       // temporary files of Puts in flight, see Put
+	temps sdk.TempNames  // temporary files of Puts in flight, see Put
 	parts partfile.Locks // unfinished part-wise objects in use, see parts.go
 
 	mu     sync.Mutex // guards the fields below; held while connecting
