@@ -8,8 +8,10 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/binary"
+	"io"
 	"math/rand/v2"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/chunked-uploader/chunked-uploader/sdk"
@@ -119,4 +121,32 @@ func Resize(t testing.TB, h []byte, size, partSize int64, parts int) []byte {
 	}
 	d.Size, d.PartSize, d.Parts = size, partSize, parts
 	return d.Marshal()
+}
+
+// PutParts stores parts 0 to count-1 of the object of h, inFlight at a time, taking each
+// part's PartInfo and content from part, and returns the receipts; it fails the test on an
+// error. It is for benchmarks, whose content is made on the fly rather than held.
+func PutParts(tb testing.TB, ps sdk.PartStorage, h []byte, count, inFlight int, part func(n int) (sdk.PartInfo, io.Reader)) [][]byte {
+	tb.Helper()
+	receipts := make([][]byte, count)
+	errs := make([]error, count)
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range inFlight {
+		wg.Go(func() {
+			for n := int(next.Add(1) - 1); n < count; n = int(next.Add(1) - 1) {
+				p, r := part(n)
+				if receipts[n], errs[n] = ps.PutPart(tb.Context(), h, p, r); errs[n] != nil {
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	for n, err := range errs {
+		if err != nil {
+			tb.Fatalf("PutPart %d: %v", n, err)
+		}
+	}
+	return receipts
 }

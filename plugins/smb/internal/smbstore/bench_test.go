@@ -3,8 +3,6 @@ package smbstore
 import (
 	"crypto/sha256"
 	"io"
-	"sync"
-	"sync/atomic"
 	"testing"
 
 	"github.com/chunked-uploader/chunked-uploader/sdk"
@@ -50,29 +48,13 @@ func BenchmarkPutParts(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		receipts := make([][]byte, spec.PartCount)
-		var next atomic.Int64
-		var wg sync.WaitGroup
-		for range inFlight {
-			wg.Go(func() {
-				for n := int(next.Add(1) - 1); n < spec.PartCount; n = int(next.Add(1) - 1) {
-					p := sdk.PartInfo{Number: n, Size: spec.PartSizeOf(n), SHA256: full}
-					if n == spec.PartCount-1 {
-						p.SHA256 = last
-					}
-					r, err := st.PutPart(b.Context(), h, p, &plugintest.BlockReader{Block: block, N: p.Size})
-					if err != nil {
-						b.Errorf("PutPart(%d): %v", n, err)
-						return
-					}
-					receipts[n] = r
-				}
-			})
-		}
-		wg.Wait()
-		if b.Failed() {
-			b.FailNow()
-		}
+		receipts := plugintest.PutParts(b, st, h, spec.PartCount, inFlight, func(n int) (sdk.PartInfo, io.Reader) {
+			p := sdk.PartInfo{Number: n, Size: spec.PartSizeOf(n), SHA256: full}
+			if n == spec.PartCount-1 {
+				p.SHA256 = last
+			}
+			return p, &plugintest.BlockReader{Block: block, N: p.Size}
+		})
 		if _, err := st.CommitObject(b.Context(), h, receipts, make([]byte, 32)); err != nil {
 			b.Fatalf("CommitObject: %v", err)
 		}
