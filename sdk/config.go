@@ -2,6 +2,7 @@ package sdk
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -57,6 +58,19 @@ func (c Config) Bool(key string, def bool) (bool, error) {
 		return false, nil
 	}
 	return false, fmt.Errorf("%w: %s must be true or false, got %q", ErrInvalidConfig, key, c[key])
+}
+
+// OnlyKnown returns an error wrapping ErrInvalidConfig when a setting whose name starts
+// with prefix is not one of known (the first such in sorted order, with the known names):
+// a misspelt S3_BUKET is refused instead of silently ignored. Settings without the prefix
+// (AWS_* for the s3 plugin) are not checked.
+func (c Config) OnlyKnown(prefix string, known ...string) error {
+	for _, k := range c.Keys() {
+		if strings.HasPrefix(k, prefix) && !slices.Contains(known, k) {
+			return fmt.Errorf("%w: unknown setting %s (known: %s)", ErrInvalidConfig, k, strings.Join(known, ", "))
+		}
+	}
+	return nil
 }
 
 // Keys returns the setting names in sorted order (for logging names, never values).

@@ -159,3 +159,16 @@ func TestConfigKeys(t *testing.T) {
 		t.Errorf("nil Config Required: %v", err)
 	}
 }
+
+func TestOnlyKnown(t *testing.T) {
+	t.Parallel()
+	c := sdk.Config{"S3_BUCKET": "b", "AWS_PROFILE": "p", "S3_BUKET": "typo"}
+	err := c.OnlyKnown("S3_", "S3_BUCKET", "S3_REGION")
+	if !errors.Is(err, sdk.ErrInvalidConfig) || !strings.Contains(err.Error(), "S3_BUKET") || !strings.Contains(err.Error(), "S3_REGION") {
+		t.Errorf("OnlyKnown with a typo = %v, want an ErrInvalidConfig naming S3_BUKET and the known names", err)
+	}
+	delete(c, "S3_BUKET")
+	if err := c.OnlyKnown("S3_", "S3_BUCKET", "S3_REGION"); err != nil {
+		t.Errorf("OnlyKnown with known names and another prefix = %v", err)
+	}
+}

@@ -40,17 +40,30 @@ func CopyExact(w io.Writer, r io.Reader, size int64) ([]byte, error) {
 		return nil, fmt.Errorf("%w: got %d bytes, expected %d", ErrSizeMismatch, n, size)
 	}
 	// The declared size is reached: r must end here.
+	if err := ExpectEOF(r); err != nil {
+		return nil, fmt.Errorf("copy after %d bytes: %w", n, err)
+	}
+	return h.Sum(nil), nil
+}
+
+// ExpectEOF checks that r, which yielded the bytes it declared, ends there: it reads
+// r until io.EOF and returns nil when no byte came before it. A byte more gives an error
+// wrapping ErrSizeMismatch, any other read error is returned as it is, and a reader that
+// keeps answering (0, nil) gets io.ErrNoProgress after 100 reads, as bufio.Reader does.
+// CopyExact and the host's sender call it; a backend that reads its input without
+// CopyExact calls it before it commits.
+func ExpectEOF(r io.Reader) error {
 	var one [1]byte
-	for {
+	for range 100 {
 		m, err := r.Read(one[:])
-		if m > 0 {
-			return nil, fmt.Errorf("%w: more than the expected %d bytes", ErrSizeMismatch, size)
-		}
-		if errors.Is(err, io.EOF) {
-			return h.Sum(nil), nil
-		}
-		if err != nil {
-			return nil, fmt.Errorf("copy after %d bytes: %w", n, err)
+		switch {
+		case m > 0:
+			return fmt.Errorf("%w: more bytes than declared", ErrSizeMismatch)
+		case errors.Is(err, io.EOF):
+			return nil
+		case err != nil:
+			return err
 		}
 	}
+	return io.ErrNoProgress
 }

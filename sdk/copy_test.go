@@ -129,3 +129,32 @@ func TestCopyExact(t *testing.T) {
 		})
 	}
 }
+
+// stuck answers every Read with (0, nil).
+type stuck struct{}
+
+func (stuck) Read([]byte) (int, error) { return 0, nil }
+
+func TestExpectEOF(t *testing.T) {
+	t.Parallel()
+	boom := errors.New("boom")
+	tests := map[string]struct {
+		r    io.Reader
+		want error // nil: no error
+	}{
+		"at the end":    {r: bytes.NewReader(nil)},
+		"a byte more":   {r: bytes.NewReader([]byte{0}), want: sdk.ErrSizeMismatch},
+		"read error":    {r: iotest.ErrReader(boom), want: boom},
+		"no progress":   {r: stuck{}, want: io.ErrNoProgress},
+		"EOF with data": {r: iotest.DataErrReader(bytes.NewReader([]byte{1})), want: sdk.ErrSizeMismatch},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			err := sdk.ExpectEOF(tc.r)
+			if (tc.want == nil) != (err == nil) || (tc.want != nil && !errors.Is(err, tc.want)) {
+				t.Errorf("ExpectEOF = %v, want %v", err, tc.want)
+			}
+		})
+	}
+}

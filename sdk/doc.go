@@ -20,5 +20,12 @@
 // client uploaded it, persists the handles and receipts, and completing the upload is one
 // CommitObject. Package partfile holds the formats for backends built on files.
 //
-// Package storagetest holds the conformance suite every plugin should run in its tests.
+// Errors cross to the host as the sentinels of this package (ErrNotFound, ErrSizeMismatch,
+// ...): wrap them with %w and the host's errors.Is finds them (see ToStatus). The helpers
+// CopyExact, ExpectEOF, Config.OnlyKnown, TempNames, TempName and RandomTempName are what
+// backends would otherwise each write again.
+//
+// Package storagetest holds the conformance suite every plugin should run in its tests,
+// and storagetest/plugintest helpers for a plugin's own tests. Package pluginhost is the
+// host side of the protocol.
 package sdk

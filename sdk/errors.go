@@ -4,57 +4,87 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 )
 
-// Errors that cross the plugin boundary. A plugin returns them (wrapped with context is
-// fine: errors.Is must find them); the sdk sends them as gRPC codes and the host gets the
+// Errors that cross the plugin boundary, one per meaning. A plugin returns them (wrapped
+// with context is fine: errors.Is must find them); Serve sends each as a gRPC status with
+// its code and an ErrorInfo detail naming its reason (see ToStatus), and the host gets the
 // same sentinel back, wrapped with the plugin's message.
 var (
-	ErrNotFound            = errors.New("not found")              // codes.NotFound
-	ErrInvalidKey          = errors.New("invalid key")            // codes.InvalidArgument
-	ErrInvalidConfig       = errors.New("invalid configuration")  // codes.InvalidArgument
-	ErrSizeMismatch        = errors.New("size mismatch")          // codes.DataLoss
-	ErrDigestMismatch      = errors.New("sha-256 mismatch")       // codes.DataLoss
-	ErrUnavailable         = errors.New("backend unavailable")    // codes.Unavailable
-	ErrInsufficientStorage = errors.New("insufficient storage")   // codes.ResourceExhausted
-	ErrPermission          = errors.New("permission denied")      // codes.PermissionDenied
-	ErrNotSupported        = errors.New("not supported")          // codes.Unimplemented
-	ErrNotConfigured       = errors.New("backend not configured") // codes.FailedPrecondition
+	ErrNotFound            = errors.New("not found")              // NOT_FOUND, codes.NotFound
+	ErrInvalidKey          = errors.New("invalid key")            // INVALID_KEY, codes.InvalidArgument
+	ErrInvalidConfig       = errors.New("invalid configuration")  // INVALID_CONFIG, codes.InvalidArgument
+	ErrSizeMismatch        = errors.New("size mismatch")          // SIZE_MISMATCH, codes.DataLoss
+	ErrDigestMismatch      = errors.New("sha-256 mismatch")       // DIGEST_MISMATCH, codes.DataLoss
+	ErrUnavailable         = errors.New("backend unavailable")    // UNAVAILABLE, codes.Unavailable
+	ErrInsufficientStorage = errors.New("insufficient storage")   // INSUFFICIENT_STORAGE, codes.ResourceExhausted
+	ErrPermission          = errors.New("permission denied")      // PERMISSION, codes.PermissionDenied
+	ErrNotSupported        = errors.New("not supported")          // NOT_SUPPORTED, codes.Unimplemented
+	ErrNotConfigured       = errors.New("backend not configured") // NOT_CONFIGURED, codes.FailedPrecondition
 	// ErrStaleReceipt: CommitObject got a receipt for a part that is absent or was
 	// replaced since.
-	ErrStaleReceipt = errors.New("stale or missing part receipt") // codes.FailedPrecondition
+	ErrStaleReceipt = errors.New("stale or missing part receipt") // STALE_RECEIPT, codes.FailedPrecondition
 
-	// ErrPluginExited is returned on the host side when the plugin process is gone.
+	// ErrPluginExited is returned on the host side when the plugin process is gone. It
+	// never crosses the wire.
 	ErrPluginExited = errors.New("storage plugin exited")
 )
 
-// errorCodes maps sentinels to wire codes. Where two sentinels share a code, the reason
-// string in the status message tells them apart (see toStatus).
-var errorCodes = []struct {
-	err  error
-	code codes.Code
-	tag  string
+// ErrorDomain is the domain of the google.rpc.ErrorInfo detail every sdk error status
+// carries; its reason names the sentinel (see ToStatus).
+const ErrorDomain = "storage.v1.chunked-uploader"
+
+// errorKinds maps each wire sentinel to its gRPC code and its reason. tag is the text
+// prefix plugins built before the reasons sent ("<tag>: <message>"); FromStatus still
+// understands it.
+var errorKinds = []struct {
+	err    error
+	code   codes.Code
+	reason string
+	tag    string
 }{
-	{ErrNotFound, codes.NotFound, "not_found"},
-	{ErrInvalidKey, codes.InvalidArgument, "invalid_key"},
-	{ErrInvalidConfig, codes.InvalidArgument, "invalid_config"},
-	{ErrSizeMismatch, codes.DataLoss, "size_mismatch"},
-	{ErrDigestMismatch, codes.DataLoss, "digest_mismatch"},
-	{ErrUnavailable, codes.Unavailable, "unavailable"},
-	{ErrInsufficientStorage, codes.ResourceExhausted, "insufficient_storage"},
-	{ErrPermission, codes.PermissionDenied, "permission"},
-	{ErrNotSupported, codes.Unimplemented, "not_supported"},
-	{ErrNotConfigured, codes.FailedPrecondition, "not_configured"},
-	{ErrStaleReceipt, codes.FailedPrecondition, "stale_receipt"},
+	{ErrNotFound, codes.NotFound, "NOT_FOUND", "not_found"},
+	{ErrInvalidKey, codes.InvalidArgument, "INVALID_KEY", "invalid_key"},
+	{ErrInvalidConfig, codes.InvalidArgument, "INVALID_CONFIG", "invalid_config"},
+	{ErrSizeMismatch, codes.DataLoss, "SIZE_MISMATCH", "size_mismatch"},
+	{ErrDigestMismatch, codes.DataLoss, "DIGEST_MISMATCH", "digest_mismatch"},
+	{ErrUnavailable, codes.Unavailable, "UNAVAILABLE", "unavailable"},
+	{ErrInsufficientStorage, codes.ResourceExhausted, "INSUFFICIENT_STORAGE", "insufficient_storage"},
+	{ErrPermission, codes.PermissionDenied, "PERMISSION", "permission"},
+	{ErrNotSupported, codes.Unimplemented, "NOT_SUPPORTED", "not_supported"},
+	{ErrNotConfigured, codes.FailedPrecondition, "NOT_CONFIGURED", "not_configured"},
+	{ErrStaleReceipt, codes.FailedPrecondition, "STALE_RECEIPT", "stale_receipt"},
 }
 
-// toStatus turns an implementation's error into a gRPC status error. The message is
-// "<tag>: <error text>" so that sentinels sharing a code survive the trip.
-func toStatus(err error) error {
+// IsWireError reports whether err wraps one of the sentinels that cross the plugin
+// boundary (every Err* of this package but ErrPluginExited). A backend mapping its
+// client's errors to sentinels uses it to leave errors that already carry one as they are.
+func IsWireError(err error) bool {
+	for _, k := range errorKinds {
+		if errors.Is(err, k.err) {
+			return true
+		}
+	}
+	return false
+}
+
+// ToStatus turns an error of a Storage into the gRPC status error the plugin answers
+// with; Serve applies it to every error, so plugin authors need it only to serve the
+// protocol themselves. The status has the error's text as message and, for each sentinel
+// the error wraps, a google.rpc.ErrorInfo detail {reason: the sentinel's reason, domain:
+// ErrorDomain}, in the order of the list above; its code is the first sentinel's (for
+// clients that read codes only). Sentinels sharing a code (ErrSizeMismatch and
+// ErrDigestMismatch, say) thus stay apart, and an error wrapping two (Health's
+// ErrUnavailable around ErrPermission) keeps both. Context errors become codes.Canceled
+// and codes.DeadlineExceeded, an error that is already a status passes unchanged, and any
+// other error is codes.Internal without detail.
+func ToStatus(err error) error {
 	if err == nil {
 		return nil
 	}
@@ -67,16 +97,34 @@ func toStatus(err error) error {
 	case errors.Is(err, context.DeadlineExceeded):
 		return status.Error(codes.DeadlineExceeded, err.Error())
 	}
-	for _, e := range errorCodes {
-		if errors.Is(err, e.err) {
-			return status.Error(e.code, e.tag+": "+err.Error())
+	var st *status.Status
+	for _, k := range errorKinds {
+		if !errors.Is(err, k.err) {
+			continue
+		}
+		if st == nil {
+			st = status.New(k.code, err.Error())
+		}
+		// WithDetails fails only if the detail cannot be marshalled, which an ErrorInfo
+		// always can.
+		if d, derr := st.WithDetails(&errdetails.ErrorInfo{Reason: k.reason, Domain: ErrorDomain}); derr == nil {
+			st = d
 		}
 	}
-	return status.Error(codes.Internal, err.Error())
+	if st == nil {
+		return status.Error(codes.Internal, err.Error())
+	}
+	return st.Err()
 }
 
-// fromStatus turns a gRPC status error back into an error wrapping the matching sentinel.
-func fromStatus(err error) error {
+// FromStatus is the inverse of ToStatus, used on the host side: it turns a gRPC status
+// error into an error wrapping every sentinel its ErrorInfo reasons name (errors.Is finds
+// each), with the plugin's message. A status without such a detail comes from a plugin
+// built before the reasons, whose message starts with "<tag>: " (understood when the code
+// matches), or from one not built with this sdk: it is then mapped by its code alone.
+// Canceled and DeadlineExceeded wrap the context errors. Reasons this sdk does not know
+// (from a newer plugin) are ignored. An error that is not a status is returned unchanged.
+func FromStatus(err error) error {
 	if err == nil {
 		return nil
 	}
@@ -91,19 +139,30 @@ func fromStatus(err error) error {
 	case codes.DeadlineExceeded:
 		return contextError(context.DeadlineExceeded, msg)
 	}
-	for _, e := range errorCodes {
-		if e.code != st.Code() {
+	var kinds []error
+	for _, d := range st.Details() {
+		info, ok := d.(*errdetails.ErrorInfo)
+		if !ok || info.GetDomain() != ErrorDomain {
 			continue
 		}
-		prefix := e.tag + ": "
-		if len(msg) >= len(prefix) && msg[:len(prefix)] == prefix {
-			return wrapText(e.err, msg[len(prefix):])
+		for _, k := range errorKinds {
+			if k.reason == info.GetReason() && !slices.Contains(kinds, k.err) {
+				kinds = append(kinds, k.err)
+			}
 		}
 	}
-	// A plugin not written with this sdk: map by code alone.
-	for _, e := range errorCodes {
-		if e.code == st.Code() {
-			return wrapText(e.err, msg)
+	if len(kinds) > 0 {
+		return wrapText(msg, kinds...)
+	}
+	// No reason: an older plugin's "<tag>: " prefix, else the code alone.
+	for _, k := range errorKinds {
+		if rest, ok := strings.CutPrefix(msg, k.tag+": "); ok && k.code == st.Code() {
+			return wrapText(rest, k.err)
+		}
+	}
+	for _, k := range errorKinds {
+		if k.code == st.Code() {
+			return wrapText(msg, k.err)
 		}
 	}
 	return errors.New(msg)
@@ -118,12 +177,26 @@ func contextError(err error, msg string) error {
 	return fmt.Errorf("%w: %s", err, msg)
 }
 
-// wrapText wraps sentinel with the remote message, without repeating the sentinel's own
-// text when the message already starts with it.
-func wrapText(sentinel error, msg string) error {
-	msg = strings.TrimPrefix(msg, sentinel.Error()+": ")
-	if msg == sentinel.Error() || msg == "" {
-		return sentinel
+// remoteError is a plugin's error as the host sees it: the plugin's message and the
+// sentinels it wrapped.
+type remoteError struct {
+	msg   string
+	kinds []error
+}
+
+func (e *remoteError) Error() string   { return e.msg }
+func (e *remoteError) Unwrap() []error { return e.kinds }
+
+// wrapText returns an error wrapping kinds with the remote message, which it starts with
+// the first sentinel's text unless the message already does.
+func wrapText(msg string, kinds ...error) error {
+	first := kinds[0].Error()
+	msg = strings.TrimPrefix(msg, first+": ")
+	if msg == first || msg == "" {
+		if len(kinds) == 1 {
+			return kinds[0]
+		}
+		return &remoteError{msg: first, kinds: kinds}
 	}
-	return fmt.Errorf("%w: %s", sentinel, msg)
+	return &remoteError{msg: first + ": " + msg, kinds: kinds}
 }

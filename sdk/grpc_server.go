@@ -11,8 +11,6 @@ import (
 	"sync"
 
 	"github.com/hashicorp/go-hclog"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 
 	storagev1 "github.com/chunked-uploader/chunked-uploader/proto/storage/v1"
 )
@@ -34,7 +32,7 @@ func (s *grpcServer) current() (Storage, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	if s.storage == nil {
-		return nil, status.Error(codes.FailedPrecondition, "not_configured: Configure was not called")
+		return nil, ToStatus(fmt.Errorf("%w: Configure was not called", ErrNotConfigured))
 	}
 	return s.storage, nil
 }
@@ -49,14 +47,14 @@ func (s *grpcServer) Configure(ctx context.Context, req *storagev1.ConfigureRequ
 			return &storagev1.ConfigureResponse{Name: s.name}, nil
 		}
 		if err := s.validate(cfg); err != nil {
-			return nil, toStatus(err)
+			return nil, ToStatus(err)
 		}
 		return &storagev1.ConfigureResponse{Name: s.name}, nil
 	}
 	st, err := s.factory(ctx, cfg, s.log)
 	if err != nil {
 		s.log.Error("configure failed", "error", err)
-		return nil, toStatus(err)
+		return nil, ToStatus(err)
 	}
 	s.mu.Lock()
 	old := s.storage
@@ -87,13 +85,13 @@ func (s *grpcServer) Put(stream storagev1.StorageService_PutServer) error {
 	}
 	hdr := first.GetHeader()
 	if hdr == nil {
-		return status.Error(codes.InvalidArgument, "invalid_key: the first Put message must be a header")
+		return ToStatus(fmt.Errorf("%w: the first Put message must be a header", ErrInvalidKey))
 	}
 	if err := ValidKey(hdr.GetKey()); err != nil {
-		return toStatus(err)
+		return ToStatus(err)
 	}
 	if hdr.GetSize() < 0 {
-		return toStatus(fmt.Errorf("%w: negative size %d", ErrSizeMismatch, hdr.GetSize()))
+		return ToStatus(fmt.Errorf("%w: negative size %d", ErrSizeMismatch, hdr.GetSize()))
 	}
 	r := &streamReader{recv: putStream(stream), size: hdr.GetSize(), hash: sha256.New()}
 	obj, err := st.Put(stream.Context(), hdr.GetKey(), r, hdr.GetSize())
@@ -108,7 +106,7 @@ func (s *grpcServer) Put(stream storagev1.StorageService_PutServer) error {
 			err = fmt.Errorf("%w (stream: %w)", err, r.err)
 		}
 		s.log.Debug("put failed", "key", hdr.GetKey(), "error", err)
-		return toStatus(err)
+		return ToStatus(err)
 	}
 	return stream.SendAndClose(&storagev1.PutResponse{Object: objectToProto(obj)})
 }
@@ -184,7 +182,7 @@ func (r *streamReader) Read(p []byte) (int, error) {
 			return 0, r.fail(fmt.Errorf("%w: stream ended after %d of %d bytes without a finish message", ErrSizeMismatch, r.n, r.size))
 		}
 		if err != nil {
-			return 0, r.fail(fromStatus(err))
+			return 0, r.fail(FromStatus(err))
 		}
 		switch {
 		case msg.chunk != nil:
@@ -262,11 +260,11 @@ func (s *grpcServer) Stat(ctx context.Context, req *storagev1.StatRequest) (*sto
 		return nil, err
 	}
 	if err := ValidKey(req.GetKey()); err != nil {
-		return nil, toStatus(err)
+		return nil, ToStatus(err)
 	}
 	obj, err := st.Stat(ctx, req.GetKey())
 	if err != nil {
-		return nil, toStatus(err)
+		return nil, ToStatus(err)
 	}
 	return &storagev1.StatResponse{Object: objectToProto(obj)}, nil
 }
@@ -277,10 +275,10 @@ func (s *grpcServer) Delete(ctx context.Context, req *storagev1.DeleteRequest) (
 		return nil, err
 	}
 	if err := ValidKey(req.GetKey()); err != nil {
-		return nil, toStatus(err)
+		return nil, ToStatus(err)
 	}
 	if err := st.Delete(ctx, req.GetKey()); err != nil {
-		return nil, toStatus(err)
+		return nil, ToStatus(err)
 	}
 	return &storagev1.DeleteResponse{}, nil
 }
@@ -298,18 +296,11 @@ func (s *grpcServer) Health(ctx context.Context, _ *storagev1.HealthRequest) (*s
 		if !errors.Is(err, ErrUnavailable) {
 			err = fmt.Errorf("%w: %w", ErrUnavailable, err)
 		}
-		return nil, toStatus(err)
+		return nil, ToStatus(err)
 	}
 	return &storagev1.HealthResponse{Message: "ok"}, nil
 }
 
 func objectToProto(o Object) *storagev1.Object {
 	return &storagev1.Object{Key: o.Key, Size: o.Size, Sha256: o.SHA256, Location: o.Location}
-}
-
-func objectFromProto(o *storagev1.Object) Object {
-	if o == nil {
-		return Object{}
-	}
-	return Object{Key: o.GetKey(), Size: o.GetSize(), SHA256: o.GetSha256(), Location: o.GetLocation()}
 }

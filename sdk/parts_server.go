@@ -6,9 +6,6 @@ import (
 	"errors"
 	"fmt"
 
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
-
 	storagev1 "github.com/chunked-uploader/chunked-uploader/proto/storage/v1"
 )
 
@@ -21,7 +18,7 @@ func (s *grpcServer) partStorage() (PartStorage, error) {
 	}
 	ps, ok := st.(PartStorage)
 	if !ok {
-		return nil, toStatus(fmt.Errorf("%w: this backend stores objects whole only", ErrNotSupported))
+		return nil, ToStatus(fmt.Errorf("%w: this backend stores objects whole only", ErrNotSupported))
 	}
 	return ps, nil
 }
@@ -39,24 +36,24 @@ func (s *grpcServer) BeginObject(ctx context.Context, req *storagev1.BeginObject
 		return nil, err
 	}
 	if err := ValidKey(req.GetKey()); err != nil {
-		return nil, toStatus(err)
+		return nil, ToStatus(err)
 	}
 	spec := ObjectSpec{Size: req.GetSize(), PartSize: req.GetPartSize(), PartCount: int(req.GetPartCount()), SHA256: req.GetSha256()}
 	if len(spec.SHA256) == 0 {
 		spec.SHA256 = nil
 	}
 	if err := spec.Check(); err != nil {
-		return nil, toStatus(err)
+		return nil, ToStatus(err)
 	}
 	if !ps.PartLimits().Allows(spec) {
-		return nil, toStatus(fmt.Errorf("%w: %d parts of %d bytes are outside this backend's limits", ErrNotSupported, spec.PartCount, spec.PartSize))
+		return nil, ToStatus(fmt.Errorf("%w: %d parts of %d bytes are outside this backend's limits", ErrNotSupported, spec.PartCount, spec.PartSize))
 	}
 	h, err := ps.BeginObject(ctx, req.GetKey(), spec)
 	if err == nil && (len(h) == 0 || len(h) > MaxHandleSize) {
 		err = fmt.Errorf("backend returned a handle of %d bytes (1 to %d allowed)", len(h), MaxHandleSize)
 	}
 	if err != nil {
-		return nil, toStatus(err)
+		return nil, ToStatus(err)
 	}
 	return &storagev1.BeginObjectResponse{Handle: h}, nil
 }
@@ -72,13 +69,13 @@ func (s *grpcServer) PutPart(stream storagev1.StorageService_PutPartServer) erro
 	}
 	hdr := first.GetHeader()
 	if hdr == nil {
-		return status.Error(codes.InvalidArgument, "invalid_key: the first PutPart message must be a header")
+		return ToStatus(fmt.Errorf("%w: the first PutPart message must be a header", ErrInvalidKey))
 	}
 	if err := checkHandle(hdr.GetHandle()); err != nil {
-		return toStatus(err)
+		return ToStatus(err)
 	}
 	if hdr.GetSize() < 0 || hdr.GetPartNumber() < 0 || len(hdr.GetSha256()) != sha256.Size {
-		return toStatus(fmt.Errorf("%w: part %d of %d bytes with a %d-byte sha256", ErrSizeMismatch,
+		return ToStatus(fmt.Errorf("%w: part %d of %d bytes with a %d-byte sha256", ErrSizeMismatch,
 			hdr.GetPartNumber(), hdr.GetSize(), len(hdr.GetSha256())))
 	}
 	p := PartInfo{Number: int(hdr.GetPartNumber()), Size: hdr.GetSize(), SHA256: hdr.GetSha256()}
@@ -96,7 +93,7 @@ func (s *grpcServer) PutPart(stream storagev1.StorageService_PutPartServer) erro
 			err = fmt.Errorf("%w (stream: %w)", err, r.err)
 		}
 		s.log.Debug("put part failed", "part", p.Number, "error", err)
-		return toStatus(err)
+		return ToStatus(err)
 	}
 	return stream.SendAndClose(&storagev1.PutPartResponse{Receipt: receipt})
 }
@@ -107,19 +104,19 @@ func (s *grpcServer) CommitObject(ctx context.Context, req *storagev1.CommitObje
 		return nil, err
 	}
 	if err := checkHandle(req.GetHandle()); err != nil {
-		return nil, toStatus(err)
+		return nil, ToStatus(err)
 	}
 	for i, r := range req.GetReceipts() {
 		if len(r) == 0 || len(r) > MaxReceiptSize {
-			return nil, toStatus(fmt.Errorf("%w: receipt of part %d has %d bytes", ErrStaleReceipt, i, len(r)))
+			return nil, ToStatus(fmt.Errorf("%w: receipt of part %d has %d bytes", ErrStaleReceipt, i, len(r)))
 		}
 	}
 	if len(req.GetSha256()) != sha256.Size {
-		return nil, toStatus(fmt.Errorf("%w: object sha256 of %d bytes", ErrDigestMismatch, len(req.GetSha256())))
+		return nil, ToStatus(fmt.Errorf("%w: object sha256 of %d bytes", ErrDigestMismatch, len(req.GetSha256())))
 	}
 	obj, err := ps.CommitObject(ctx, req.GetHandle(), req.GetReceipts(), req.GetSha256())
 	if err != nil {
-		return nil, toStatus(err)
+		return nil, ToStatus(err)
 	}
 	return &storagev1.CommitObjectResponse{Object: objectToProto(obj)}, nil
 }
@@ -130,17 +127,17 @@ func (s *grpcServer) AbortObject(ctx context.Context, req *storagev1.AbortObject
 		return nil, err
 	}
 	if err := ValidKey(req.GetKey()); err != nil {
-		return nil, toStatus(err)
+		return nil, ToStatus(err)
 	}
 	var h []byte
 	if len(req.GetHandle()) > 0 {
 		if err := checkHandle(req.GetHandle()); err != nil {
-			return nil, toStatus(err)
+			return nil, ToStatus(err)
 		}
 		h = req.GetHandle()
 	}
 	if err := ps.AbortObject(ctx, req.GetKey(), h); err != nil {
-		return nil, toStatus(err)
+		return nil, ToStatus(err)
 	}
 	return &storagev1.AbortObjectResponse{}, nil
 }

@@ -35,12 +35,13 @@ var Handshake = plugin.HandshakeConfig{
 	MagicCookieValue: "storage-v1-6f1f2c0b4a3e",
 }
 
-// Plugin is the go-plugin glue for the storage service. A plugin process serves it with
-// Serve; the host dispenses it from a plugin.Client and gets a Remote.
+// Plugin is the go-plugin glue of the plugin side: it serves the storage service. Serve
+// uses it; a plugin that calls plugin.Serve itself (to set other go-plugin options) puts it
+// in its plugin map under PluginName. The host side, which dispenses the service, is
+// package sdk/pluginhost.
 type Plugin struct {
 	plugin.NetRPCUnsupportedPlugin
 
-	// Name and Factory are set on the plugin side only.
 	Name     string
 	Factory  Factory
 	Validate func(Config) error // optional: checks settings for ConfigureRequest.validate_only
@@ -62,14 +63,10 @@ func (p *Plugin) GRPCServer(_ *plugin.GRPCBroker, s *grpc.Server) error {
 	return nil
 }
 
-// GRPCClient implements plugin.GRPCPlugin.
-func (p *Plugin) GRPCClient(_ context.Context, _ *plugin.GRPCBroker, c *grpc.ClientConn) (interface{}, error) {
-	return NewRemote(storagev1.NewStorageServiceClient(c)), nil
-}
-
-// PluginSet is the plugin map for a host's plugin.ClientConfig.
-func PluginSet() plugin.PluginSet {
-	return plugin.PluginSet{PluginName: &Plugin{}}
+// GRPCClient implements plugin.GRPCPlugin. It fails: a host dispenses the storage
+// service with pluginhost.PluginSet.
+func (p *Plugin) GRPCClient(context.Context, *plugin.GRPCBroker, *grpc.ClientConn) (interface{}, error) {
+	return nil, fmt.Errorf("sdk: Plugin only serves; dispense the storage service with package pluginhost")
 }
 
 // Flow control of the plugin's gRPC server. Put streams the whole file to the plugin: with
@@ -80,6 +77,9 @@ const (
 	windowSize    = 8 << 20
 	ioBufferSize  = 1 << 20
 	maxRecvMsgLen = CopyBufferSize + 1<<10 // one data chunk and its framing
+	// maxUnaryLen is what the other requests may take beyond a chunk: grpc-go's default
+	// receive limit, which a CommitObject's receipts (at most MaxReceiptSize each) share.
+	maxUnaryLen = 4 << 20
 )
 
 func newGRPCServer(opts []grpc.ServerOption) *grpc.Server {
@@ -88,7 +88,7 @@ func newGRPCServer(opts []grpc.ServerOption) *grpc.Server {
 		grpc.InitialConnWindowSize(windowSize),
 		grpc.ReadBufferSize(ioBufferSize),
 		grpc.WriteBufferSize(64<<10),
-		grpc.MaxRecvMsgSize(maxRecvMsgLen+4<<20),
+		grpc.MaxRecvMsgSize(maxRecvMsgLen+maxUnaryLen),
 	)...)
 }
 
@@ -139,8 +139,10 @@ func WithTestConfig(tc *plugin.ServeTestConfig) ServeOption {
 }
 
 // Serve runs the plugin: it serves the storage protocol on behalf of the host that started
-// this process and returns when the host goes away. name is the backend name
-// (chunked-uploader-plugin-<name>); factory builds the Storage on Configure.
+// this process until the host stops it, and then returns. A host that dies without
+// stopping it is noticed within a second, and the process exits with status 0. name is
+// the backend name (chunked-uploader-plugin-<name>); factory builds the Storage on every
+// Configure (a Storage built before is closed, if it is a Closer).
 //
 // Run by hand, outside a host, it prints a short explanation and exits with status 1.
 func Serve(name string, factory Factory, opts ...ServeOption) {

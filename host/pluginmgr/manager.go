@@ -29,6 +29,7 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/chunked-uploader/chunked-uploader/sdk"
+	"github.com/chunked-uploader/chunked-uploader/sdk/pluginhost"
 )
 
 // ErrRefused marks a plugin that can never start as configured: its checksum differs from
@@ -85,7 +86,7 @@ type Manager struct {
 
 	health healthCache
 
-	info atomic.Pointer[sdk.PluginInfo] // what the plugin said when last configured
+	info atomic.Pointer[pluginhost.PluginInfo] // what the plugin said when last configured
 }
 
 // startCall is one start of the plugin, shared by every caller that needs a process
@@ -139,14 +140,14 @@ func (m *Manager) Restarts() int {
 }
 
 // get returns a live, configured plugin, starting one if there is none or it exited.
-func (m *Manager) get(ctx context.Context) (sdk.Remote, error) {
+func (m *Manager) get(ctx context.Context) (pluginhost.Remote, error) {
 	remote, _, err := m.current(ctx)
 	return remote, err
 }
 
 // current is get that also returns the process serving remote, so that a caller can
 // kill that very process.
-func (m *Manager) current(ctx context.Context) (sdk.Remote, *plugin.Client, error) {
+func (m *Manager) current(ctx context.Context) (pluginhost.Remote, *plugin.Client, error) {
 	p, err := m.process(ctx)
 	if err != nil {
 		return nil, nil, err
@@ -281,7 +282,7 @@ func (m *Manager) launch() (*process, error) {
 	cmd.Env = append(append([]string(nil), m.opt.Env...), plugin.EnvUnixSocketDir+"="+sockDir)
 	cfg := &plugin.ClientConfig{
 		HandshakeConfig:  sdk.Handshake,
-		Plugins:          sdk.PluginSet(),
+		Plugins:          pluginhost.PluginSet(),
 		Cmd:              cmd,
 		SkipHostEnv:      true,
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
@@ -303,6 +304,10 @@ func (m *Manager) launch() (*process, error) {
 		p.pid = cmd.Process.Pid
 	}
 	if err != nil {
+		// The one string match on go-plugin's text, which go-plugin forces: a refused
+		// protocol version is only a fmt.Errorf in its handshake (client.go,
+		// checkProtoVersion), with no error value or type to test, and the operator must
+		// be told which version the plugin speaks.
 		if _, v, ok := strings.Cut(err.Error(), "incompatible API version with plugin. Plugin version: "); ok {
 			if i := strings.IndexByte(v, ','); i > 0 {
 				v = v[:i]
@@ -319,7 +324,7 @@ func (m *Manager) launch() (*process, error) {
 	if err != nil {
 		return fail(fmt.Errorf("%w: %s does not serve the storage protocol: %v", sdk.ErrUnavailable, m.opt.Path, err))
 	}
-	remote, ok := raw.(sdk.Remote)
+	remote, ok := raw.(pluginhost.Remote)
 	if !ok {
 		return fail(fmt.Errorf("%w: %s dispensed %T", sdk.ErrUnavailable, m.opt.Path, raw))
 	}

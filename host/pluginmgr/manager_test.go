@@ -20,31 +20,51 @@ import (
 )
 
 // pluginBin is the real local storage plugin and faultBin the fault-injection plugin
-// (testdata/faultplugin), built once for these tests.
+// (testdata/faultplugin). The local plugin is CHUNKED_UPLOADER_BIN_DIR's when that is set
+// (make builds bin/ first), else built once for these tests from its own module
+// (plugins/local, whose go.mod reaches the sdk through replace directives), so that the
+// tests also run with GOWORK=off.
 var pluginBin, faultBin string
 
 func TestMain(m *testing.M) {
+	os.Exit(testMain(m))
+}
+
+func testMain(m *testing.M) int {
 	dir, err := os.MkdirTemp("", "pluginmgr-test-")
 	if err != nil {
-		panic(err)
+		fmt.Fprintln(os.Stderr, err)
+		return 1
 	}
-	pluginBin = filepath.Join(dir, "chunked-uploader-plugin-local")
-	cmd := exec.Command("go", "build", "-o", pluginBin, "github.com/chunked-uploader/chunked-uploader/plugins/local")
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "building the local plugin: %v\n%s", err, out)
-		os.Exit(1)
+	defer os.RemoveAll(dir)
+	build := func(what, moduleDir, pkg, out string) bool {
+		cmd := exec.Command("go", "build", "-o", out, pkg)
+		cmd.Dir = moduleDir
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if b, err := cmd.CombinedOutput(); err != nil {
+			fmt.Fprintf(os.Stderr, "FAIL: building the %s plugin: %v\n%s", what, err, b)
+			return false
+		}
+		return true
+	}
+	const local = "chunked-uploader-plugin-local"
+	if bin := os.Getenv("CHUNKED_UPLOADER_BIN_DIR"); bin != "" {
+		pluginBin, err = filepath.Abs(filepath.Join(bin, local))
+		if fi, serr := os.Stat(pluginBin); err != nil || serr != nil || fi.Mode().Perm()&0o111 == 0 {
+			fmt.Fprintf(os.Stderr, "FAIL: %s is not an executable (CHUNKED_UPLOADER_BIN_DIR=%q; run make build)\n", pluginBin, bin)
+			return 1
+		}
+	} else {
+		pluginBin = filepath.Join(dir, local)
+		if !build("local", filepath.Join("..", "..", "plugins", "local"), ".", pluginBin) {
+			return 1
+		}
 	}
 	faultBin = filepath.Join(dir, "chunked-uploader-plugin-fault")
-	cmd = exec.Command("go", "build", "-o", faultBin, "./testdata/faultplugin")
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "building the fault plugin: %v\n%s", err, out)
-		os.Exit(1)
+	if !build("fault", ".", "./testdata/faultplugin", faultBin) {
+		return 1
 	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
+	return m.Run()
 }
 
 func newManager(t *testing.T, mod ...func(*Options)) (*Manager, string) {
@@ -202,6 +222,46 @@ func faultManager(t *testing.T, mode string, mod ...func(*Options)) *Manager {
 		o.Settings = map[string]string{"FAULT_MODE": mode, "FAULT_ROOT": t.TempDir()}
 	}}, mod...)...)
 	return m
+}
+
+// TestErrorKinds: an error of each kind that a plugin process returns reaches the host as
+// that sentinel and no other, through go-plugin's connection to a real process.
+func TestErrorKinds(t *testing.T) {
+	kinds := map[string]error{
+		"NotFound":            sdk.ErrNotFound,
+		"InvalidKey":          sdk.ErrInvalidKey,
+		"InvalidConfig":       sdk.ErrInvalidConfig,
+		"SizeMismatch":        sdk.ErrSizeMismatch,
+		"DigestMismatch":      sdk.ErrDigestMismatch,
+		"Unavailable":         sdk.ErrUnavailable,
+		"InsufficientStorage": sdk.ErrInsufficientStorage,
+		"Permission":          sdk.ErrPermission,
+		"NotSupported":        sdk.ErrNotSupported,
+		"NotConfigured":       sdk.ErrNotConfigured,
+		"StaleReceipt":        sdk.ErrStaleReceipt,
+	}
+	m := faultManager(t, "")
+	if err := m.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	for name, kind := range kinds {
+		_, err := m.Stat(context.Background(), "kind/"+name)
+		if err == nil {
+			t.Errorf("%s: Stat succeeded", name)
+			continue
+		}
+		if !errors.Is(fmt.Errorf("deliver: %w", err), kind) {
+			t.Errorf("%s: %q does not wrap %v", name, err, kind)
+		}
+		for other, o := range kinds {
+			if o != kind && errors.Is(err, o) {
+				t.Errorf("%s: %q also wraps %s", name, err, other)
+			}
+		}
+		if errors.Is(err, sdk.ErrPluginExited) {
+			t.Errorf("%s: %q says the plugin exited", name, err)
+		}
+	}
 }
 
 // zeros yields n zero bytes.

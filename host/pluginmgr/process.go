@@ -15,7 +15,7 @@ import (
 	"google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
 
-	"github.com/chunked-uploader/chunked-uploader/sdk"
+	"github.com/chunked-uploader/chunked-uploader/sdk/pluginhost"
 )
 
 // process is one plugin process and the connection to it.
@@ -23,7 +23,7 @@ type process struct {
 	client  *plugin.Client
 	cmd     *exec.Cmd
 	pid     int
-	remote  sdk.Remote
+	remote  pluginhost.Remote
 	conn    *grpc.ClientConn // for liveness pings; nil if the protocol has none
 	sockDir string
 

@@ -18,11 +18,12 @@ import (
 
 	storagev1 "github.com/chunked-uploader/chunked-uploader/proto/storage/v1"
 	"github.com/chunked-uploader/chunked-uploader/sdk"
+	"github.com/chunked-uploader/chunked-uploader/sdk/pluginhost"
 )
 
 // RunGRPC runs the same cases through a real gRPC connection: the implementation is served
 // by sdk.Plugin on a gRPC server over a Unix socket, as sdk.Serve does, and the cases talk
-// to the sdk.Remote a host would use, after calling Configure, so every error comes back
+// to the pluginhost.Remote a host would use, after calling Configure, so every error comes back
 // through the wire translation and must still match the sdk sentinels with errors.Is. It
 // adds cases only the wire can produce: corrupted, truncated and unfinished Put streams,
 // invalid keys, calls before Configure, and a connection made by go-plugin itself.
@@ -45,10 +46,10 @@ func RunGRPC(t *testing.T, o Options) {
 
 // wire is one plugin connection.
 type wire struct {
-	remote sdk.Remote
+	remote pluginhost.Remote
 	raw    storagev1.StorageServiceClient
-	info   sdk.PluginInfo // what Configure answered, if called
-	stop   func()         // ends the connection and the server, as the plugin's exit would
+	info   pluginhost.PluginInfo // what Configure answered, if called
+	stop   func()                // ends the connection and the server, as the plugin's exit would
 	// started counts the calls the server has seen the headers of, finished the calls
 	// whose handler returned.
 	started, finished atomic.Int64
@@ -108,7 +109,7 @@ func dial(t *testing.T, st sdk.Storage, tamper func(storagev1.StorageService_Put
 		}),
 	})
 	factory := func(context.Context, sdk.Config, sdk.Logger) (sdk.Storage, error) { return st, nil }
-	p := &sdk.Plugin{Name: "storagetest", Factory: factory}
+	p := &pluginhost.Plugin{Plugin: sdk.Plugin{Name: "storagetest", Factory: factory}}
 	if err := p.GRPCServer(nil, srv); err != nil {
 		t.Fatal(err)
 	}
@@ -124,13 +125,13 @@ func dial(t *testing.T, st sdk.Storage, tamper func(storagev1.StorageService_Put
 	t.Cleanup(w.stop)
 	w.raw = storagev1.NewStorageServiceClient(conn)
 	if tamper != nil {
-		w.remote = sdk.NewRemote(&tamperClient{StorageServiceClient: w.raw, tamper: tamper})
+		w.remote = pluginhost.NewRemote(&tamperClient{StorageServiceClient: w.raw, tamper: tamper})
 	} else {
 		raw, err := p.GRPCClient(t.Context(), nil, conn) // what dispensing gives a host
 		if err != nil {
 			t.Fatal(err)
 		}
-		w.remote = raw.(sdk.Remote)
+		w.remote = raw.(pluginhost.Remote)
 	}
 	if configure {
 		w.info = configureRemote(t, w.remote)
@@ -138,7 +139,7 @@ func dial(t *testing.T, st sdk.Storage, tamper func(storagev1.StorageService_Put
 	return w
 }
 
-func configureRemote(t *testing.T, r sdk.Remote) sdk.PluginInfo {
+func configureRemote(t *testing.T, r pluginhost.Remote) pluginhost.PluginInfo {
 	t.Helper()
 	info, err := r.Configure(t.Context(), sdk.Config{"STORAGETEST": "1"})
 	if err != nil {
@@ -283,12 +284,12 @@ func testNotConfigured(t *testing.T, e *env) {
 }
 
 // testGoPlugin: go-plugin's own client and server (plugin.TestPluginGRPCConn) dispense an
-// sdk.Remote that works.
+// pluginhost.Remote that works.
 func testGoPlugin(t *testing.T, e *env) {
-	ps := map[string]plugin.Plugin{sdk.PluginName: &sdk.Plugin{
+	ps := map[string]plugin.Plugin{sdk.PluginName: &pluginhost.Plugin{Plugin: sdk.Plugin{
 		Name:    "storagetest",
 		Factory: func(context.Context, sdk.Config, sdk.Logger) (sdk.Storage, error) { return e.s, nil },
-	}}
+	}}}
 	client, server := plugin.TestPluginGRPCConn(t, false, ps)
 	t.Cleanup(func() {
 		// Stop the server first: client.Close asks a live server to stop itself, and a
@@ -300,9 +301,9 @@ func testGoPlugin(t *testing.T, e *env) {
 	if err != nil {
 		t.Fatalf("Dispense: %v", err)
 	}
-	r, ok := raw.(sdk.Remote)
+	r, ok := raw.(pluginhost.Remote)
 	if !ok {
-		t.Fatalf("Dispense returned %T, not an sdk.Remote", raw)
+		t.Fatalf("Dispense returned %T, not an pluginhost.Remote", raw)
 	}
 	configureRemote(t, r)
 	e.s = r

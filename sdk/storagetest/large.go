@@ -17,9 +17,10 @@ import (
 // heapBound is how much the heap may grow while the Large case streams its object, and
 // while Parts/Large sends its parts (see largeWorkers).
 //
-// A streaming Put holds a few buffers at a time: CopyExact's 1 MiB buffer, and over gRPC a
-// fresh 1 MiB message per chunk on the client, the chunks in gRPC's flow-control windows
-// and the server's receive buffers (both sides live in this process). Freed chunks stay on
+// A streaming Put holds a few buffers at a time: CopyExact's 1 MiB buffer, and over gRPC
+// the client's one reused 1 MiB send buffer, the chunks in gRPC's flow-control windows
+// (8 MiB, see sdk's serve.go) and the server's receive buffers, a fresh 1 MiB message per
+// chunk (both sides live in this process). Freed chunks stay on
 // the heap until the next GC, and how many depends on the heap goal, which grows with
 // whatever the test binary keeps live; the case therefore runs with GOGC at gcPercent.
 // Measured with the local plugin under -race: about 1 MiB directly and 10-13 MiB over gRPC

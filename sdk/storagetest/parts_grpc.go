@@ -3,12 +3,13 @@ package storagetest
 import (
 	"bytes"
 	"crypto/sha256"
+	"errors"
 	"fmt"
-	"strings"
 	"testing"
 
 	storagev1 "github.com/chunked-uploader/chunked-uploader/proto/storage/v1"
 	"github.com/chunked-uploader/chunked-uploader/sdk"
+	"github.com/chunked-uploader/chunked-uploader/sdk/pluginhost"
 )
 
 // grpcPartSupport checks that the plugin announces part-wise storage at Configure exactly
@@ -52,7 +53,7 @@ func grpcPartSupport(t *testing.T, o Options, unsupported func(why string)) {
 	wantErr(t, "AbortObject on a plugin without part-wise storage", err, sdk.ErrNotSupported)
 	e := &env{o: o, s: r, settle: w.settle, ctx: ctx}
 	e.checkList(t, []string{key}, nil)
-	unsupported("the plugin does not announce part-wise storage (sdk.PluginInfo.Parts is nil)")
+	unsupported("the plugin does not announce part-wise storage (pluginhost.PluginInfo.Parts is nil)")
 }
 
 // openGRPCParts returns the env of a case run over a plugin connection serving st.
@@ -60,7 +61,7 @@ func openGRPCParts(t *testing.T, o Options, st sdk.Storage) *partEnv {
 	t.Helper()
 	w := dial(t, st, nil, true)
 	if w.info.Parts == nil {
-		t.Skip("the plugin does not announce part-wise storage (sdk.PluginInfo.Parts is nil)")
+		t.Skip("the plugin does not announce part-wise storage (pluginhost.PluginInfo.Parts is nil)")
 	}
 	e := &partEnv{
 		env: &env{o: o, s: w.remote, settle: w.settle, ctx: t.Context()},
@@ -80,7 +81,7 @@ func openGRPCParts(t *testing.T, o Options, st sdk.Storage) *partEnv {
 // tampered returns a PartStorage on the same plugin connection whose PutPart messages pass
 // through f (nil drops a message).
 func (e *partEnv) tampered(f func(i int, m *storagev1.PutPartRequest) *storagev1.PutPartRequest) sdk.PartStorage {
-	return sdk.NewRemote(&tamperClient{StorageServiceClient: e.wire.raw, part: func(s storagev1.StorageService_PutPartClient) storagev1.StorageService_PutPartClient {
+	return pluginhost.NewRemote(&tamperClient{StorageServiceClient: e.wire.raw, part: func(s storagev1.StorageService_PutPartClient) storagev1.StorageService_PutPartClient {
 		i := 0
 		return &partSendFunc{StorageService_PutPartClient: s, send: func(m *storagev1.PutPartRequest) error {
 			m = f(i, m)
@@ -231,8 +232,8 @@ func testPartsWire(t *testing.T, e *partEnv) {
 		_, err = stream.CloseAndRecv()
 		if err == nil {
 			t.Errorf("PutPart stream with %s succeeded, want an error", what)
-		} else if !strings.Contains(err.Error(), "size_mismatch") && !strings.Contains(err.Error(), "invalid_key") {
-			t.Errorf("PutPart stream with %s: %v, want a size_mismatch or invalid_key status", what, err)
+		} else if err := sdk.FromStatus(err); !errors.Is(err, sdk.ErrSizeMismatch) && !errors.Is(err, sdk.ErrInvalidKey) {
+			t.Errorf("PutPart stream with %s: %v, want a status of reason SIZE_MISMATCH or INVALID_KEY", what, err)
 		}
 	}
 	e.abort(t, o, h)

@@ -8,8 +8,8 @@
 //	}
 //
 // Run calls the implementation directly; RunGRPC serves it with sdk.Plugin and runs the
-// same cases through the sdk.Remote a host would use, over a real gRPC connection, plus
-// cases only the wire can produce (corrupted or truncated streams, invalid keys).
+// same cases through the pluginhost.Remote a host would use, over a real gRPC connection,
+// plus cases only the wire can produce (corrupted or truncated streams, invalid keys).
 //
 // Each case is a subtest that gets a fresh backend from Options.New. Cases run one after
 // another, never in parallel, and call ReadBack and List with the same *testing.T they
@@ -22,8 +22,8 @@
 //
 // The subtests under Parts check sdk.PartStorage. Run runs them when the Storage New
 // returns implements it; RunGRPC when the plugin announced part-wise storage at Configure
-// (sdk.PluginInfo.Parts), which sdk.Plugin does for such a Storage. Parts/Support always
-// runs: over gRPC it checks that the announcement matches the Storage, and for a Storage
+// (pluginhost.PluginInfo.Parts), which sdk.Plugin does for such a Storage. Parts/Support
+// always runs: over gRPC it checks that the announcement matches the Storage, and for a Storage
 // without part-wise storage that the four calls answer sdk.ErrNotSupported. Parts are
 // 1 MiB + 4099 bytes (two gRPC chunks) or PartLimits.MinPartSize if that is larger, so a
 // backend with a large minimum moves tens of MiB per case; Parts/Large sends Options.Large

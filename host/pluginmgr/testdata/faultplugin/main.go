@@ -8,6 +8,9 @@
 //	hang-health     Health blocks forever
 //	crash-configure the process exits on Configure
 //
+// Whatever the mode, Stat of "kind/<Name>" fails with an error wrapping sdk.Err<Name> (see
+// kinds), for tests of the error kinds on the wire.
+//
 // A mode is also on while a file of its name exists in the directory FAULT_CONTROL, so a
 // test can make a running system misbehave and recover. Every Put appends a line to
 // FAULT_ROOT/.puts (for counting deliveries), and every Health one to the file
@@ -21,6 +24,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/chunked-uploader/chunked-uploader/sdk"
@@ -99,7 +103,25 @@ func (s *store) Put(ctx context.Context, key string, r io.Reader, size int64) (s
 	return sdk.Object{Key: key, Size: size, SHA256: sum, Location: path}, nil
 }
 
+// kinds are the sentinels Stat of "kind/<Name>" fails with.
+var kinds = map[string]error{
+	"NotFound":            sdk.ErrNotFound,
+	"InvalidKey":          sdk.ErrInvalidKey,
+	"InvalidConfig":       sdk.ErrInvalidConfig,
+	"SizeMismatch":        sdk.ErrSizeMismatch,
+	"DigestMismatch":      sdk.ErrDigestMismatch,
+	"Unavailable":         sdk.ErrUnavailable,
+	"InsufficientStorage": sdk.ErrInsufficientStorage,
+	"Permission":          sdk.ErrPermission,
+	"NotSupported":        sdk.ErrNotSupported,
+	"NotConfigured":       sdk.ErrNotConfigured,
+	"StaleReceipt":        sdk.ErrStaleReceipt,
+}
+
 func (s *store) Stat(ctx context.Context, key string) (sdk.Object, error) {
+	if name, ok := strings.CutPrefix(key, "kind/"); ok && kinds[name] != nil {
+		return sdk.Object{}, fmt.Errorf("fault plugin: stat %s: %w", key, kinds[name])
+	}
 	st, err := os.Stat(filepath.Join(s.root, filepath.FromSlash(key)))
 	if err != nil {
 		return sdk.Object{}, fmt.Errorf("%w: %s", sdk.ErrNotFound, key)

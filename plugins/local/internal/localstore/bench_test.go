@@ -13,6 +13,7 @@ import (
 
 	"github.com/chunked-uploader/chunked-uploader/plugins/local/internal/localstore"
 	"github.com/chunked-uploader/chunked-uploader/sdk"
+	"github.com/chunked-uploader/chunked-uploader/sdk/storagetest/plugintest"
 )
 
 // Delivery of a 1 GiB object, whole through Put and part-wise in 50 MiB parts with 4 in
@@ -61,26 +62,10 @@ func BenchmarkDeliverParts(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		receipts := make([][]byte, spec.PartCount)
-		var next atomic.Int64
-		var wg sync.WaitGroup
-		for range benchInFlight {
-			wg.Go(func() {
-				for n := int(next.Add(1) - 1); n < spec.PartCount; n = int(next.Add(1) - 1) {
-					p := sdk.PartInfo{Number: n, Size: spec.PartSizeOf(n), SHA256: sums[n]}
-					r, err := s.PutPart(b.Context(), h, p, newBlockReader(spec.PartSize*int64(n), p.Size))
-					if err != nil {
-						b.Errorf("PutPart(%d): %v", n, err)
-						return
-					}
-					receipts[n] = r
-				}
-			})
-		}
-		wg.Wait()
-		if b.Failed() {
-			b.FailNow()
-		}
+		receipts := plugintest.PutParts(b, s, h, spec.PartCount, benchInFlight, func(n int) (sdk.PartInfo, io.Reader) {
+			p := sdk.PartInfo{Number: n, Size: spec.PartSizeOf(n), SHA256: sums[n]}
+			return p, newBlockReader(spec.PartSize*int64(n), p.Size)
+		})
 		if _, err := s.CommitObject(b.Context(), h, receipts, make([]byte, 32)); err != nil {
 			b.Fatalf("CommitObject: %v", err)
 		}

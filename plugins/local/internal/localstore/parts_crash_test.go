@@ -3,9 +3,7 @@ package localstore_test
 import (
 	"bytes"
 	"context"
-	"encoding/binary"
 	"errors"
-	"hash/crc32"
 	"io"
 	"os"
 	"path/filepath"
@@ -15,15 +13,16 @@ import (
 
 	"github.com/chunked-uploader/chunked-uploader/plugins/local/internal/localstore"
 	"github.com/chunked-uploader/chunked-uploader/sdk"
+	"github.com/chunked-uploader/chunked-uploader/sdk/storagetest/plugintest"
 )
 
 // A handle keeps working in a new Store on the same root, as after a plugin restart.
 func TestPartsRestart(t *testing.T) {
 	t.Parallel()
 	s := newPartStore(t)
-	o := newObject(t, "files/restart.bin", 4<<20+1, 1<<20)
+	o := plugintest.NewObject("files/restart.bin", 4<<20+1, 1<<20)
 	h := s.begin(t, o)
-	receipts := make([][]byte, o.parts())
+	receipts := make([][]byte, o.Parts())
 	receipts[0] = s.put(t, h, o, 0)
 	receipts[3] = s.put(t, h, o, 3)
 
@@ -32,25 +31,25 @@ func TestPartsRestart(t *testing.T) {
 		receipts[n] = s2.put(t, h, o, n)
 	}
 	resent := s2.put(t, h, o, 0)
-	if _, err := s2.CommitObject(t.Context(), h, receipts, o.sum()); !errors.Is(err, sdk.ErrStaleReceipt) {
+	if _, err := s2.CommitObject(t.Context(), h, receipts, o.SHA256()); !errors.Is(err, sdk.ErrStaleReceipt) {
 		t.Errorf("CommitObject with a receipt the new process replaced = %v, want ErrStaleReceipt", err)
 	}
 	receipts[0] = resent
-	obj, err := s2.CommitObject(t.Context(), h, receipts, o.sum())
+	obj, err := s2.CommitObject(t.Context(), h, receipts, o.SHA256())
 	if err != nil {
 		t.Fatalf("CommitObject in the new process: %v", err)
 	}
 	s2.committed(t, obj, o)
 
 	// Abort works across a restart too.
-	o2 := newObject(t, "files/abort.bin", 2<<20, 1<<20)
+	o2 := plugintest.NewObject("files/abort.bin", 2<<20, 1<<20)
 	h2 := s2.begin(t, o2)
 	s2.put(t, h2, o2, 1)
-	if err := s2.reopen(t).AbortObject(t.Context(), o2.key, h2); err != nil {
+	if err := s2.reopen(t).AbortObject(t.Context(), o2.Key, h2); err != nil {
 		t.Fatal(err)
 	}
-	if got := s2.files(t); !slices.Equal(got, []string{o.key}) {
-		t.Errorf("files: %v, want only %s", got, o.key)
+	if got := s2.files(t); !slices.Equal(got, []string{o.Key}) {
+		t.Errorf("files: %v, want only %s", got, o.Key)
 	}
 }
 
@@ -58,7 +57,7 @@ func TestPartsRestart(t *testing.T) {
 func TestPartsInterruptedCommit(t *testing.T) {
 	t.Parallel()
 	s := newPartStore(t)
-	o := newObject(t, "d/obj.bin", 2<<20, 1<<20)
+	o := plugintest.NewObject("d/obj.bin", 2<<20, 1<<20)
 	h := s.begin(t, o)
 	receipts := s.putAll(t, h, o)
 	var data string
@@ -67,16 +66,16 @@ func TestPartsInterruptedCommit(t *testing.T) {
 			data = filepath.Join(s.root, f)
 		}
 	}
-	if err := os.Rename(data, filepath.Join(s.root, o.key)); err != nil { // what the commit did before dying
+	if err := os.Rename(data, filepath.Join(s.root, o.Key)); err != nil { // what the commit did before dying
 		t.Fatal(err)
 	}
-	obj, err := s.reopen(t).CommitObject(t.Context(), h, receipts, o.sum())
+	obj, err := s.reopen(t).CommitObject(t.Context(), h, receipts, o.SHA256())
 	if err != nil {
 		t.Fatalf("CommitObject after an interrupted commit: %v", err)
 	}
 	s.committed(t, obj, o)
-	if got := s.files(t); !slices.Equal(got, []string{o.key}) {
-		t.Errorf("files: %v, want only %s (the journal removed)", got, o.key)
+	if got := s.files(t); !slices.Equal(got, []string{o.Key}) {
+		t.Errorf("files: %v, want only %s (the journal removed)", got, o.Key)
 	}
 }
 
@@ -85,30 +84,30 @@ func TestPartsInterruptedCommit(t *testing.T) {
 func TestPartsLeftovers(t *testing.T) {
 	t.Parallel()
 	s := newPartStore(t)
-	lost := newObject(t, "dir/obj.bin", 2<<20, 1<<20)
+	lost := plugintest.NewObject("dir/obj.bin", 2<<20, 1<<20)
 	h1 := s.begin(t, lost)
 	s.put(t, h1, lost, 0)
 	h2 := s.begin(t, lost) // begins anew: the first is aborted
-	if _, err := s.PutPart(t.Context(), h1, lost.info(1), bytes.NewReader(lost.part(1))); !errors.Is(err, sdk.ErrNotFound) {
+	if _, err := s.PutPart(t.Context(), h1, lost.Info(1), bytes.NewReader(lost.Part(1))); !errors.Is(err, sdk.ErrNotFound) {
 		t.Errorf("PutPart with the handle BeginObject replaced = %v, want ErrNotFound", err)
 	}
 	s.put(t, h2, lost, 1)
 
 	// Neighbours: another key in the same directory, a key whose name begins alike, and a
 	// file of the same name in another directory. None of them may be touched.
-	other := newObject(t, "dir/obj.bin2", 2<<20, 1<<20)
+	other := plugintest.NewObject("dir/obj.bin2", 2<<20, 1<<20)
 	hOther := s.begin(t, other)
 	rOther := s.putAll(t, hOther, other)
 	if _, err := s.Put(t.Context(), "dir/obj.bin", strings.NewReader("committed"), 9); err != nil {
 		t.Fatal(err)
 	}
-	elsewhere := newObject(t, "else/obj.bin", 10, 10)
+	elsewhere := plugintest.NewObject("else/obj.bin", 10, 10)
 	hElse := s.begin(t, elsewhere)
 	before := s.files(t)
 
 	// The plugin restarts and the host lost h2: it aborts by key.
 	s2 := s.reopen(t)
-	if err := s2.AbortObject(t.Context(), lost.key, nil); err != nil {
+	if err := s2.AbortObject(t.Context(), lost.Key, nil); err != nil {
 		t.Fatalf("AbortObject(key, nil): %v", err)
 	}
 	var want []string
@@ -120,18 +119,18 @@ func TestPartsLeftovers(t *testing.T) {
 	if got := s.files(t); !slices.Equal(got, want) || len(want) != len(before)-2 {
 		t.Errorf("files after AbortObject(key, nil):\n%v\nwant\n%v", got, want)
 	}
-	if _, err := s2.CommitObject(t.Context(), h2, nil, lost.sum()); !errors.Is(err, sdk.ErrNotFound) {
+	if _, err := s2.CommitObject(t.Context(), h2, nil, lost.SHA256()); !errors.Is(err, sdk.ErrNotFound) {
 		t.Errorf("CommitObject of the aborted handle = %v, want ErrNotFound", err)
 	}
 	if err := s2.AbortObject(t.Context(), "nothing/here.bin", nil); err != nil {
 		t.Errorf("AbortObject(key, nil) with nothing there: %v", err)
 	}
-	obj, err := s2.CommitObject(t.Context(), hOther, rOther, other.sum())
+	obj, err := s2.CommitObject(t.Context(), hOther, rOther, other.SHA256())
 	if err != nil {
 		t.Fatalf("committing the neighbour: %v", err)
 	}
 	s2.committed(t, obj, other)
-	if err := s2.AbortObject(t.Context(), elsewhere.key, hElse); err != nil {
+	if err := s2.AbortObject(t.Context(), elsewhere.Key, hElse); err != nil {
 		t.Fatal(err)
 	}
 	if got, err := os.ReadFile(filepath.Join(s.root, "dir", "obj.bin")); err != nil || string(got) != "committed" {
@@ -143,25 +142,25 @@ func TestPartsLeftovers(t *testing.T) {
 func TestPartsAbortCancelsWrites(t *testing.T) {
 	t.Parallel()
 	s := newPartStore(t)
-	o := newObject(t, "a/obj.bin", 2<<20, 1<<20)
+	o := plugintest.NewObject("a/obj.bin", 2<<20, 1<<20)
 	h := s.begin(t, o)
 	pr, pw := io.Pipe()
 	done := make(chan error, 1)
 	go func() {
-		_, err := s.PutPart(t.Context(), h, o.info(0), pr)
+		_, err := s.PutPart(t.Context(), h, o.Info(0), pr)
 		done <- err
 	}()
-	if _, err := pw.Write(o.part(0)[:1000]); err != nil { // the part is being written
+	if _, err := pw.Write(o.Part(0)[:1000]); err != nil { // the part is being written
 		t.Fatal(err)
 	}
 	go func() { // keep the stream flowing, as the host's would
 		for {
-			if _, err := pw.Write(o.part(0)[1000:2000]); err != nil {
+			if _, err := pw.Write(o.Part(0)[1000:2000]); err != nil {
 				return
 			}
 		}
 	}()
-	if err := s.AbortObject(t.Context(), o.key, h); err != nil {
+	if err := s.AbortObject(t.Context(), o.Key, h); err != nil {
 		t.Fatalf("AbortObject: %v", err)
 	}
 	pw.CloseWithError(errBoom)
@@ -171,17 +170,6 @@ func TestPartsAbortCancelsWrites(t *testing.T) {
 	if got := s.files(t); len(got) != 0 {
 		t.Errorf("files after abort: %v", got)
 	}
-}
-
-// forgeHandle encodes a handle in partfile's format with any key: a hostile or broken host.
-func forgeHandle(key string, size, partSize int64, parts uint32) []byte {
-	b := []byte{1, 1, 2, 3, 4, 5, 6, 7, 8}
-	b = binary.BigEndian.AppendUint64(b, uint64(size))
-	b = binary.BigEndian.AppendUint64(b, uint64(partSize))
-	b = binary.BigEndian.AppendUint32(b, parts)
-	b = binary.BigEndian.AppendUint16(b, uint16(len(key)))
-	b = append(b, key...)
-	return binary.BigEndian.AppendUint32(b, crc32.Checksum(b, crc32.MakeTable(crc32.Castagnoli)))
 }
 
 // A handle that does not come from this store is refused with ErrNotFound, and nothing
@@ -205,39 +193,34 @@ func TestPartsHostileHandles(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	o := newObject(t, "dir/x", 10, 10)
+	o := plugintest.NewObject("dir/x", 10, 10)
 	good := s.begin(t, o)
 	flipped := bytes.Clone(good)
 	flipped[3] ^= 0x40
 
 	// A well-formed handle of an object in another directory: its files do not exist.
-	moved := forgeHandle("other/x", 10, 10, 1)
+	moved := plugintest.ForgeHandle("other/x", 10, 10, 1)
 	// The same id and key but another size: the journal's header does not match.
-	resized := bytes.Clone(good)
-	binary.BigEndian.PutUint64(resized[9:17], 20)
-	binary.BigEndian.PutUint64(resized[17:25], 10)
-	binary.BigEndian.PutUint32(resized[25:29], 2)
-	resized = append(resized[:len(resized)-4], 0, 0, 0, 0)
-	binary.BigEndian.PutUint32(resized[len(resized)-4:], crc32.Checksum(resized[:len(resized)-4], crc32.MakeTable(crc32.Castagnoli)))
+	resized := plugintest.Resize(t, good, 20, 10, 2)
 
 	handles := map[string][]byte{
-		"parent":         forgeHandle("../outside/x", 10, 10, 1),
-		"absolute":       forgeHandle(outside+"/x", 10, 10, 1),
-		"inner parent":   forgeHandle("dir/../../outside/x", 10, 10, 1),
-		"backslash":      forgeHandle(`..\outside\x`, 10, 10, 1),
+		"parent":         plugintest.ForgeHandle("../outside/x", 10, 10, 1),
+		"absolute":       plugintest.ForgeHandle(outside+"/x", 10, 10, 1),
+		"inner parent":   plugintest.ForgeHandle("dir/../../outside/x", 10, 10, 1),
+		"backslash":      plugintest.ForgeHandle(`..\outside\x`, 10, 10, 1),
 		"bit flipped":    flipped,
 		"truncated":      good[:len(good)-3],
 		"garbage":        []byte("/etc/passwd"),
 		"other dir":      moved,
 		"resized":        resized,
-		"another object": forgeHandle("dir/x", 10, 10, 1),
+		"another object": plugintest.ForgeHandle("dir/x", 10, 10, 1),
 	}
 	for name, h := range handles {
-		part := sdk.PartInfo{Number: 0, Size: 10, SHA256: o.info(0).SHA256}
-		if _, err := s.PutPart(t.Context(), h, part, bytes.NewReader(o.data)); !errors.Is(err, sdk.ErrNotFound) {
+		part := sdk.PartInfo{Number: 0, Size: 10, SHA256: o.Info(0).SHA256}
+		if _, err := s.PutPart(t.Context(), h, part, bytes.NewReader(o.Data)); !errors.Is(err, sdk.ErrNotFound) {
 			t.Errorf("%s: PutPart = %v, want ErrNotFound", name, err)
 		}
-		if _, err := s.CommitObject(t.Context(), h, [][]byte{{1}}, o.sum()); !errors.Is(err, sdk.ErrNotFound) {
+		if _, err := s.CommitObject(t.Context(), h, [][]byte{{1}}, o.SHA256()); !errors.Is(err, sdk.ErrNotFound) {
 			t.Errorf("%s: CommitObject = %v, want ErrNotFound", name, err)
 		}
 		if err := s.AbortObject(t.Context(), "dir/x", h); err != nil && !errors.Is(err, sdk.ErrNotFound) {
@@ -257,7 +240,7 @@ func TestPartsHostileHandles(t *testing.T) {
 		}
 	}
 	// The store's own object is intact.
-	obj, err := s.CommitObject(t.Context(), good, [][]byte{s.put(t, good, o, 0)}, o.sum())
+	obj, err := s.CommitObject(t.Context(), good, [][]byte{s.put(t, good, o, 0)}, o.SHA256())
 	if err != nil {
 		t.Fatalf("committing the real object: %v", err)
 	}
@@ -286,9 +269,9 @@ func TestPartsRefused(t *testing.T) {
 	if _, err := s.BeginObject(t.Context(), "file/below", sdk.ObjectSpec{Size: 1, PartSize: 1, PartCount: 1}); err == nil {
 		t.Error("BeginObject below a regular file succeeded")
 	}
-	o := newObject(t, "p/x.bin", 100, 10)
+	o := plugintest.NewObject("p/x.bin", 100, 10)
 	h := s.begin(t, o)
-	if _, err := s.PutPart(t.Context(), h, sdk.PartInfo{Number: 10, Size: 10, SHA256: o.info(0).SHA256}, bytes.NewReader(o.part(0))); !errors.Is(err, sdk.ErrSizeMismatch) {
+	if _, err := s.PutPart(t.Context(), h, sdk.PartInfo{Number: 10, Size: 10, SHA256: o.Info(0).SHA256}, bytes.NewReader(o.Part(0))); !errors.Is(err, sdk.ErrSizeMismatch) {
 		t.Errorf("PutPart beyond the last part = %v, want ErrSizeMismatch", err)
 	}
 }

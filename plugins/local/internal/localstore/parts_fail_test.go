@@ -14,6 +14,7 @@ import (
 	"testing/iotest"
 
 	"github.com/chunked-uploader/chunked-uploader/sdk"
+	"github.com/chunked-uploader/chunked-uploader/sdk/storagetest/plugintest"
 )
 
 // failure is a PutPart of part 1 that must fail and leave the part absent.
@@ -25,26 +26,10 @@ type failure struct {
 
 var errBoom = errors.New("boom")
 
-// cancelAfter cancels its context once n bytes were read.
-type cancelAfter struct {
-	r      io.Reader
-	n      int
-	cancel context.CancelFunc
-}
-
-func (c *cancelAfter) Read(p []byte) (int, error) {
-	if c.n <= 0 {
-		c.cancel()
-	}
-	m, err := c.r.Read(p[:min(len(p), max(c.n, 1))])
-	c.n -= m
-	return m, err
-}
-
 var failures = map[string]failure{
 	"wrong bytes": {
 		reader: func(o object, _ context.Context, _ context.CancelFunc) io.Reader {
-			b := bytes.Clone(o.part(1))
+			b := bytes.Clone(o.Part(1))
 			b[len(b)/2] ^= 1
 			return bytes.NewReader(b)
 		},
@@ -52,10 +37,10 @@ var failures = map[string]failure{
 	},
 	"wrong size": {
 		reader: func(o object, _ context.Context, _ context.CancelFunc) io.Reader {
-			return bytes.NewReader(o.part(1)[1:])
+			return bytes.NewReader(o.Part(1)[1:])
 		},
 		info: func(o object) sdk.PartInfo {
-			i := o.info(1)
+			i := o.Info(1)
 			i.Size--
 			return i
 		},
@@ -63,25 +48,25 @@ var failures = map[string]failure{
 	},
 	"too long": {
 		reader: func(o object, _ context.Context, _ context.CancelFunc) io.Reader {
-			return io.MultiReader(bytes.NewReader(o.part(1)), strings.NewReader("x"))
+			return io.MultiReader(bytes.NewReader(o.Part(1)), strings.NewReader("x"))
 		},
 		want: sdk.ErrSizeMismatch,
 	},
 	"cut stream": {
 		reader: func(o object, _ context.Context, _ context.CancelFunc) io.Reader {
-			return bytes.NewReader(o.part(1)[:len(o.part(1))/2])
+			return bytes.NewReader(o.Part(1)[:len(o.Part(1))/2])
 		},
 		want: sdk.ErrSizeMismatch,
 	},
 	"stream error": {
 		reader: func(o object, _ context.Context, _ context.CancelFunc) io.Reader {
-			return io.MultiReader(bytes.NewReader(o.part(1)[:5000]), iotest.ErrReader(errBoom))
+			return io.MultiReader(bytes.NewReader(o.Part(1)[:5000]), iotest.ErrReader(errBoom))
 		},
 		want: errBoom,
 	},
 	"cancelled": {
 		reader: func(o object, _ context.Context, cancel context.CancelFunc) io.Reader {
-			return &cancelAfter{r: bytes.NewReader(o.part(1)), n: 300_000, cancel: cancel}
+			return plugintest.CancelAfter(bytes.NewReader(o.Part(1)), 300_000, cancel)
 		},
 		want: context.Canceled,
 	},
@@ -96,25 +81,25 @@ func TestPartsFailedRewrite(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			s := newPartStore(t)
-			o := newObject(t, "dir/obj.bin", 3<<20, 1<<20)
+			o := plugintest.NewObject("dir/obj.bin", 3<<20, 1<<20)
 			h := s.begin(t, o)
 			receipts := s.putAll(t, h, o)
 			ctx, cancel := context.WithCancel(t.Context())
 			defer cancel()
-			info := o.info(1)
+			info := o.Info(1)
 			if f.info != nil {
 				info = f.info(o)
 			}
 			if r, err := s.PutPart(ctx, h, info, f.reader(o, ctx, cancel)); !errors.Is(err, f.want) {
 				t.Fatalf("PutPart = %x, %v; want an error wrapping %v", r, err, f.want)
 			}
-			if _, err := s.CommitObject(t.Context(), h, receipts, o.sum()); !errors.Is(err, sdk.ErrStaleReceipt) {
+			if _, err := s.CommitObject(t.Context(), h, receipts, o.SHA256()); !errors.Is(err, sdk.ErrStaleReceipt) {
 				t.Fatalf("CommitObject with the earlier receipt = %v, want ErrStaleReceipt", err)
 			}
-			s.invisible(t, o.key)
+			s.invisible(t, o.Key)
 
 			receipts[1] = s.put(t, h, o, 1)
-			obj, err := s.CommitObject(t.Context(), h, receipts, o.sum())
+			obj, err := s.CommitObject(t.Context(), h, receipts, o.SHA256())
 			if err != nil {
 				t.Fatalf("CommitObject after sending part 1 again: %v", err)
 			}
@@ -126,7 +111,7 @@ func TestPartsFailedRewrite(t *testing.T) {
 func TestPartsStaleAndMissing(t *testing.T) {
 	t.Parallel()
 	s := newPartStore(t)
-	o := newObject(t, "dir/obj.bin", 5<<20, 1<<20)
+	o := plugintest.NewObject("dir/obj.bin", 5<<20, 1<<20)
 	h := s.begin(t, o)
 	receipts := s.putAll(t, h, o)
 	resent := s.put(t, h, o, 3) // the same bytes again: a new receipt, the old one is stale
@@ -142,26 +127,26 @@ func TestPartsStaleAndMissing(t *testing.T) {
 		"none":            nil,
 	}
 	for name, rs := range tests {
-		if _, err := s.CommitObject(t.Context(), h, rs, o.sum()); !errors.Is(err, sdk.ErrStaleReceipt) {
+		if _, err := s.CommitObject(t.Context(), h, rs, o.SHA256()); !errors.Is(err, sdk.ErrStaleReceipt) {
 			t.Errorf("%s: CommitObject = %v, want ErrStaleReceipt", name, err)
 		}
-		s.invisible(t, o.key)
+		s.invisible(t, o.Key)
 	}
 	// An object with a part never sent cannot be committed either.
-	o2 := newObject(t, "dir/two.bin", 3<<20, 1<<20)
+	o2 := plugintest.NewObject("dir/two.bin", 3<<20, 1<<20)
 	h2 := s.begin(t, o2)
 	r2 := [][]byte{s.put(t, h2, o2, 0), s.put(t, h2, o2, 2), s.put(t, h2, o2, 2)}
-	if _, err := s.CommitObject(t.Context(), h2, r2, o2.sum()); !errors.Is(err, sdk.ErrStaleReceipt) {
+	if _, err := s.CommitObject(t.Context(), h2, r2, o2.SHA256()); !errors.Is(err, sdk.ErrStaleReceipt) {
 		t.Errorf("CommitObject with part 1 never sent = %v, want ErrStaleReceipt", err)
 	}
-	s.invisible(t, o2.key)
+	s.invisible(t, o2.Key)
 
 	// Both can still be aborted, which leaves nothing.
 	for _, a := range []struct {
-		key string
+		Key string
 		h   []byte
-	}{{o.key, h}, {o2.key, h2}} {
-		if err := s.AbortObject(t.Context(), a.key, a.h); err != nil {
+	}{{o.Key, h}, {o2.Key, h2}} {
+		if err := s.AbortObject(t.Context(), a.Key, a.h); err != nil {
 			t.Fatalf("AbortObject: %v", err)
 		}
 	}
@@ -169,13 +154,13 @@ func TestPartsStaleAndMissing(t *testing.T) {
 		t.Errorf("files after abort: %v, want none", got)
 	}
 	for _, hh := range [][]byte{h, h2} {
-		if _, err := s.PutPart(t.Context(), hh, o.info(0), bytes.NewReader(o.part(0))); !errors.Is(err, sdk.ErrNotFound) {
+		if _, err := s.PutPart(t.Context(), hh, o.Info(0), bytes.NewReader(o.Part(0))); !errors.Is(err, sdk.ErrNotFound) {
 			t.Errorf("PutPart after abort = %v, want ErrNotFound", err)
 		}
-		if _, err := s.CommitObject(t.Context(), hh, receipts, o.sum()); !errors.Is(err, sdk.ErrNotFound) {
+		if _, err := s.CommitObject(t.Context(), hh, receipts, o.SHA256()); !errors.Is(err, sdk.ErrNotFound) {
 			t.Errorf("CommitObject after abort = %v, want ErrNotFound", err)
 		}
-		if err := s.AbortObject(t.Context(), o.key, h); err != nil {
+		if err := s.AbortObject(t.Context(), o.Key, h); err != nil {
 			t.Errorf("second AbortObject: %v", err)
 		}
 	}
@@ -186,9 +171,9 @@ func TestPartsStaleAndMissing(t *testing.T) {
 func TestPartsSamePartConcurrently(t *testing.T) {
 	t.Parallel()
 	s := newPartStore(t)
-	a := newObject(t, "dir/obj.bin", 4<<20, 2<<20)
-	b := object{key: a.key, data: bytes.Clone(a.data), partSize: a.partSize}
-	_, _ = crand.Read(b.data[:b.partSize]) // part 0 differs
+	a := plugintest.NewObject("dir/obj.bin", 4<<20, 2<<20)
+	b := object{Key: a.Key, Data: bytes.Clone(a.Data), Spec: a.Spec}
+	_, _ = crand.Read(b.Data[:b.Spec.PartSize]) // part 0 differs
 	h := s.begin(t, a)
 	last := s.put(t, h, a, 1)
 	var ra, rb []byte
@@ -198,16 +183,16 @@ func TestPartsSamePartConcurrently(t *testing.T) {
 		wg.Go(func() { rb = s.put(t, h, b, 0) })
 		wg.Wait()
 	}
-	_, errA := s.CommitObject(t.Context(), h, [][]byte{ra, last}, a.sum())
+	_, errA := s.CommitObject(t.Context(), h, [][]byte{ra, last}, a.SHA256())
 	if errA == nil {
-		s.committed(t, sdk.Object{Key: a.key, Size: int64(len(a.data)), SHA256: a.sum(), Location: filepath.Join(s.root, a.key)}, a)
+		s.committed(t, sdk.Object{Key: a.Key, Size: int64(len(a.Data)), SHA256: a.SHA256(), Location: filepath.Join(s.root, a.Key)}, a)
 		return
 	}
 	if !errors.Is(errA, sdk.ErrStaleReceipt) {
 		t.Fatalf("CommitObject with one writer's receipt = %v, want success or ErrStaleReceipt", errA)
 	}
-	s.invisible(t, a.key)
-	obj, err := s.CommitObject(t.Context(), h, [][]byte{rb, last}, b.sum())
+	s.invisible(t, a.Key)
+	obj, err := s.CommitObject(t.Context(), h, [][]byte{rb, last}, b.SHA256())
 	if err != nil {
 		t.Fatalf("CommitObject with the other writer's receipt (the first was stale): %v", err)
 	}

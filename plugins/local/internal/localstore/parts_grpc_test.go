@@ -13,6 +13,8 @@ import (
 
 	"github.com/chunked-uploader/chunked-uploader/plugins/local/internal/localstore"
 	"github.com/chunked-uploader/chunked-uploader/sdk"
+	"github.com/chunked-uploader/chunked-uploader/sdk/pluginhost"
+	"github.com/chunked-uploader/chunked-uploader/sdk/storagetest/plugintest"
 )
 
 // remoteParts serves the store with sdk.Plugin over a real gRPC connection (go-plugin's
@@ -22,13 +24,13 @@ func remoteParts(t *testing.T, root string) sdk.PartStorage {
 	factory := func(ctx context.Context, cfg sdk.Config, log sdk.Logger) (sdk.Storage, error) {
 		return localstore.Open(ctx, cfg, log)
 	}
-	client, _ := plugin.TestPluginGRPCConn(t, false, plugin.PluginSet{sdk.PluginName: &sdk.Plugin{Name: "local", Factory: factory}})
+	client, _ := plugin.TestPluginGRPCConn(t, false, plugin.PluginSet{sdk.PluginName: &pluginhost.Plugin{Plugin: sdk.Plugin{Name: "local", Factory: factory}}})
 	t.Cleanup(func() { client.Close() })
 	raw, err := client.Dispense(sdk.PluginName)
 	if err != nil {
 		t.Fatal(err)
 	}
-	remote := raw.(sdk.Remote)
+	remote := raw.(pluginhost.Remote)
 	info, err := remote.Configure(t.Context(), sdk.Config{localstore.SettingPath: root})
 	if err != nil {
 		t.Fatalf("Configure: %v", err)
@@ -46,16 +48,16 @@ func TestPartsGRPC(t *testing.T) {
 	t.Parallel()
 	s := newPartStore(t)
 	remote := remoteParts(t, s.root)
-	o := newObject(t, "files/wire.bin", 5<<20+123, 1<<20)
-	h, err := remote.BeginObject(t.Context(), o.key, o.spec())
+	o := plugintest.NewObject("files/wire.bin", 5<<20+123, 1<<20)
+	h, err := remote.BeginObject(t.Context(), o.Key, o.Spec)
 	if err != nil {
 		t.Fatal(err)
 	}
-	receipts := make([][]byte, o.parts())
+	receipts := make([][]byte, o.Parts())
 	var wg sync.WaitGroup
-	for _, n := range rand.Perm(o.parts()) {
+	for _, n := range rand.Perm(o.Parts()) {
 		wg.Go(func() {
-			r, err := remote.PutPart(t.Context(), h, o.info(n), bytes.NewReader(o.part(n)))
+			r, err := remote.PutPart(t.Context(), h, o.Info(n), bytes.NewReader(o.Part(n)))
 			if err != nil {
 				t.Errorf("PutPart(%d): %v", n, err)
 			}
@@ -67,27 +69,27 @@ func TestPartsGRPC(t *testing.T) {
 		t.FailNow()
 	}
 
-	wrong := bytes.Clone(o.part(2))
+	wrong := bytes.Clone(o.Part(2))
 	wrong[0] ^= 1
-	if _, err := remote.PutPart(t.Context(), h, o.info(2), bytes.NewReader(wrong)); !errors.Is(err, sdk.ErrDigestMismatch) {
+	if _, err := remote.PutPart(t.Context(), h, o.Info(2), bytes.NewReader(wrong)); !errors.Is(err, sdk.ErrDigestMismatch) {
 		t.Fatalf("PutPart of wrong bytes = %v, want ErrDigestMismatch", err)
 	}
-	if _, err := remote.CommitObject(t.Context(), h, receipts, o.sum()); !errors.Is(err, sdk.ErrStaleReceipt) {
+	if _, err := remote.CommitObject(t.Context(), h, receipts, o.SHA256()); !errors.Is(err, sdk.ErrStaleReceipt) {
 		t.Fatalf("CommitObject after a failed rewrite of part 2 = %v, want ErrStaleReceipt", err)
 	}
-	s.invisible(t, o.key)
-	if receipts[2], err = remote.PutPart(t.Context(), h, o.info(2), bytes.NewReader(o.part(2))); err != nil {
+	s.invisible(t, o.Key)
+	if receipts[2], err = remote.PutPart(t.Context(), h, o.Info(2), bytes.NewReader(o.Part(2))); err != nil {
 		t.Fatal(err)
 	}
-	obj, err := remote.CommitObject(t.Context(), h, receipts, o.sum())
+	obj, err := remote.CommitObject(t.Context(), h, receipts, o.SHA256())
 	if err != nil {
 		t.Fatalf("CommitObject: %v", err)
 	}
 	s.committed(t, obj, o)
-	if got := s.files(t); !slices.Equal(got, []string{o.key}) {
-		t.Errorf("files: %v, want only %s", got, o.key)
+	if got := s.files(t); !slices.Equal(got, []string{o.Key}) {
+		t.Errorf("files: %v, want only %s", got, o.Key)
 	}
-	if _, err := remote.PutPart(t.Context(), h, o.info(0), bytes.NewReader(o.part(0))); !errors.Is(err, sdk.ErrNotFound) {
+	if _, err := remote.PutPart(t.Context(), h, o.Info(0), bytes.NewReader(o.Part(0))); !errors.Is(err, sdk.ErrNotFound) {
 		t.Errorf("PutPart after commit = %v, want ErrNotFound", err)
 	}
 }

@@ -6,13 +6,9 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"math/rand/v2"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
-	"sync"
-	"unicode/utf8"
 
 	"github.com/chunked-uploader/chunked-uploader/sdk"
 )
@@ -37,7 +33,7 @@ func (s *Store) Put(ctx context.Context, key string, r io.Reader, size int64) (s
 	if err != nil {
 		return sdk.Object{}, mapErr("create temporary file in", dir, err)
 	}
-	defer s.temps.done(tmp)
+	defer s.temps.Release(tmp)
 	committed := false
 	defer func() {
 		if !committed {
@@ -130,36 +126,6 @@ func (s *Store) mkdirAll(dir string) error {
 	return s.confined(dir)
 }
 
-// maxTempBase bounds the part of a file name copied into a temporary name, so that
-// ".<name>.<random>.tmp" stays within the usual 255-byte limit for any valid key.
-const maxTempBase = 200
-
-// writing is the set of temporary files this process is writing.
-type writing struct {
-	mu    sync.Mutex
-	names map[string]bool
-}
-
-// claim marks name as being written and reports whether it was free.
-func (w *writing) claim(name string) bool {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if w.names[name] {
-		return false
-	}
-	if w.names == nil {
-		w.names = map[string]bool{}
-	}
-	w.names[name] = true
-	return true
-}
-
-func (w *writing) done(name string) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	delete(w.names, name)
-}
-
 // createTemp creates the temporary file of a Put, never opening an existing file, and
 // claims its name. The first choice is "<prefix>.tmp": the host gives every upload a key of
 // its own, so a file of that name that this process is not writing is the remains of an
@@ -167,11 +133,7 @@ func (w *writing) done(name string) {
 // behind a retry. A second Put of the same key at the same time gets
 // "<prefix>.<random>.tmp". Mode 0666 before umask.
 func (s *Store) createTemp(dir, prefix string) (*os.File, string, error) {
-	for len(prefix) > maxTempBase {
-		_, n := utf8.DecodeLastRuneInString(prefix)
-		prefix = prefix[:len(prefix)-n]
-	}
-	if name := filepath.Join(dir, prefix+".tmp"); s.temps.claim(name) {
+	if name := filepath.Join(dir, sdk.TempName(prefix, ".tmp")); s.temps.Claim(name) {
 		f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o666)
 		if errors.Is(err, fs.ErrExist) {
 			s.log.Info("removing the temporary file of an interrupted attempt", "path", name)
@@ -182,21 +144,21 @@ func (s *Store) createTemp(dir, prefix string) (*os.File, string, error) {
 		if err == nil {
 			return f, name, nil
 		}
-		s.temps.done(name)
+		s.temps.Release(name)
 		if !errors.Is(err, fs.ErrExist) {
 			return nil, "", err
 		}
 	}
 	for range 100 {
-		name := filepath.Join(dir, prefix+"."+strconv.FormatUint(rand.Uint64(), 36)+".tmp")
-		if !s.temps.claim(name) {
+		name := filepath.Join(dir, sdk.RandomTempName(prefix, ".tmp"))
+		if !s.temps.Claim(name) {
 			continue
 		}
 		f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o666)
 		if err == nil {
 			return f, name, nil
 		}
-		s.temps.done(name)
+		s.temps.Release(name)
 		if !errors.Is(err, fs.ErrExist) {
 			return nil, "", err
 		}

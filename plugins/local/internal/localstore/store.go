@@ -29,7 +29,7 @@ const SettingPath = "LOCAL_STORAGE_PATH"
 type Store struct {
 	root  string
 	log   sdk.Logger
-	temps writing        // temporary files of Puts in flight, see createTemp
+	temps sdk.TempNames  // temporary files of Puts in flight, see createTemp
 	parts partfile.Locks // unfinished part-wise objects in use, see parts.go
 }
 
@@ -137,7 +137,7 @@ func (s *Store) probe() error {
 	if err != nil {
 		return mapErr("create probe file in", s.root, err)
 	}
-	defer s.temps.done(name)
+	defer s.temps.Release(name)
 	defer os.Remove(name)
 	if _, err := f.Write([]byte("ok\n")); err != nil {
 		f.Close()

@@ -3,7 +3,6 @@ package s3store
 import (
 	"fmt"
 	"net/url"
-	"slices"
 	"strings"
 	"unicode"
 
@@ -50,10 +49,8 @@ var settings = []string{
 
 // ParseConfig decodes and checks the plugin settings. Errors wrap sdk.ErrInvalidConfig.
 func ParseConfig(c sdk.Config) (Config, error) {
-	for _, k := range c.Keys() {
-		if strings.HasPrefix(k, "S3_") && !slices.Contains(settings, k) {
-			return Config{}, fmt.Errorf("%w: unknown setting %s (known: %s)", sdk.ErrInvalidConfig, k, strings.Join(settings, ", "))
-		}
+	if err := c.OnlyKnown("S3_", settings...); err != nil {
+		return Config{}, err
 	}
 	cfg := Config{
 		Endpoint:        strings.TrimSpace(c.Get("S3_ENDPOINT")),

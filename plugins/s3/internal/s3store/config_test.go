@@ -1,74 +1,53 @@
 package s3store
 
 import (
-	"errors"
 	"testing"
 
 	"github.com/chunked-uploader/chunked-uploader/sdk"
+	"github.com/chunked-uploader/chunked-uploader/sdk/storagetest/plugintest"
 )
 
 func TestParseConfig(t *testing.T) {
-	tests := map[string]struct {
-		in    sdk.Config
-		check func(t *testing.T, c Config)
-		bad   bool
-	}{
-		"Defaults": {in: sdk.Config{}, check: func(t *testing.T, c Config) {
+	tests := map[string]plugintest.ConfigCase[Config]{
+		"Defaults": {In: sdk.Config{}, Check: func(t *testing.T, c Config) {
 			if c.Bucket != "uploads" || c.Region != "us-east-1" || c.ForcePathStyle || c.PartSize != 16<<20 || c.Concurrency != 4 {
 				t.Errorf("defaults: %+v", c)
 			}
 		}},
-		"EndpointForcesPathStyle": {in: sdk.Config{"S3_ENDPOINT": "http://127.0.0.1:9000"}, check: func(t *testing.T, c Config) {
+		"EndpointForcesPathStyle": {In: sdk.Config{"S3_ENDPOINT": "http://127.0.0.1:9000"}, Check: func(t *testing.T, c Config) {
 			if !c.ForcePathStyle {
 				t.Error("path style not forced with an endpoint")
 			}
 		}},
-		"PathStyleOff": {in: sdk.Config{"S3_ENDPOINT": "https://s3.example.com", "S3_FORCE_PATH_STYLE": "false"}, check: func(t *testing.T, c Config) {
+		"PathStyleOff": {In: sdk.Config{"S3_ENDPOINT": "https://s3.example.com", "S3_FORCE_PATH_STYLE": "false"}, Check: func(t *testing.T, c Config) {
 			if c.ForcePathStyle {
 				t.Error("S3_FORCE_PATH_STYLE=false ignored")
 			}
 		}},
-		"Static": {in: sdk.Config{"AWS_ACCESS_KEY_ID": "a", "AWS_SECRET_ACCESS_KEY": "b", "AWS_SESSION_TOKEN": "c", "S3_PART_SIZE_MB": "64", "S3_CONCURRENCY": "8"},
-			check: func(t *testing.T, c Config) {
+		"Static": {In: sdk.Config{"AWS_ACCESS_KEY_ID": "a", "AWS_SECRET_ACCESS_KEY": "b", "AWS_SESSION_TOKEN": "c", "S3_PART_SIZE_MB": "64", "S3_CONCURRENCY": "8"},
+			Check: func(t *testing.T, c Config) {
 				if c.AccessKeyID != "a" || c.SecretAccessKey != "b" || c.SessionToken != "c" || c.PartSize != 64<<20 || c.Concurrency != 8 {
 					t.Errorf("parsed %+v", c)
 				}
 			}},
-		"BadEndpoint":       {in: sdk.Config{"S3_ENDPOINT": "127.0.0.1:9000"}, bad: true},
-		"BucketWithSlash":   {in: sdk.Config{"S3_BUCKET": "bucket/prefix"}, bad: true},
-		"BucketWithSpace":   {in: sdk.Config{"S3_BUCKET": "my bucket"}, bad: true},
-		"ShortBucket":       {in: sdk.Config{"S3_BUCKET": "ab"}, bad: true},
-		"LegacyBucket":      {in: sdk.Config{"S3_BUCKET": "Legacy_Bucket"}},
-		"PartTooSmall":      {in: sdk.Config{"S3_PART_SIZE_MB": "4"}, bad: true},
-		"PartTooLarge":      {in: sdk.Config{"S3_PART_SIZE_MB": "5121"}, bad: true},
-		"PartNotANumber":    {in: sdk.Config{"S3_PART_SIZE_MB": "16MB"}, bad: true},
-		"ZeroConcurrency":   {in: sdk.Config{"S3_CONCURRENCY": "0"}, bad: true},
-		"HugeConcurrency":   {in: sdk.Config{"S3_CONCURRENCY": "65"}, bad: true},
-		"BadPathStyle":      {in: sdk.Config{"S3_FORCE_PATH_STYLE": "maybe"}, bad: true},
-		"KeyWithoutSecret":  {in: sdk.Config{"AWS_ACCESS_KEY_ID": "a"}, bad: true},
-		"SecretWithoutKey":  {in: sdk.Config{"AWS_SECRET_ACCESS_KEY": "b"}, bad: true},
-		"TokenWithoutKeys":  {in: sdk.Config{"AWS_SESSION_TOKEN": "c"}, bad: true},
-		"UnknownS3Setting":  {in: sdk.Config{"S3_BUKET": "x"}, bad: true},
-		"OtherNamesIgnored": {in: sdk.Config{"AWS_DEFAULT_REGION": "eu-west-1"}},
+		"BadEndpoint":       {In: sdk.Config{"S3_ENDPOINT": "127.0.0.1:9000"}, Bad: true},
+		"BucketWithSlash":   {In: sdk.Config{"S3_BUCKET": "bucket/prefix"}, Bad: true},
+		"BucketWithSpace":   {In: sdk.Config{"S3_BUCKET": "my bucket"}, Bad: true},
+		"ShortBucket":       {In: sdk.Config{"S3_BUCKET": "ab"}, Bad: true},
+		"LegacyBucket":      {In: sdk.Config{"S3_BUCKET": "Legacy_Bucket"}},
+		"PartTooSmall":      {In: sdk.Config{"S3_PART_SIZE_MB": "4"}, Bad: true},
+		"PartTooLarge":      {In: sdk.Config{"S3_PART_SIZE_MB": "5121"}, Bad: true},
+		"PartNotANumber":    {In: sdk.Config{"S3_PART_SIZE_MB": "16MB"}, Bad: true},
+		"ZeroConcurrency":   {In: sdk.Config{"S3_CONCURRENCY": "0"}, Bad: true},
+		"HugeConcurrency":   {In: sdk.Config{"S3_CONCURRENCY": "65"}, Bad: true},
+		"BadPathStyle":      {In: sdk.Config{"S3_FORCE_PATH_STYLE": "maybe"}, Bad: true},
+		"KeyWithoutSecret":  {In: sdk.Config{"AWS_ACCESS_KEY_ID": "a"}, Bad: true},
+		"SecretWithoutKey":  {In: sdk.Config{"AWS_SECRET_ACCESS_KEY": "b"}, Bad: true},
+		"TokenWithoutKeys":  {In: sdk.Config{"AWS_SESSION_TOKEN": "c"}, Bad: true},
+		"UnknownS3Setting":  {In: sdk.Config{"S3_BUKET": "x"}, Bad: true},
+		"OtherNamesIgnored": {In: sdk.Config{"AWS_DEFAULT_REGION": "eu-west-1"}},
 	}
-	for name, tc := range tests {
-		t.Run(name, func(t *testing.T) {
-			c, err := ParseConfig(tc.in)
-			if tc.bad {
-				if !errors.Is(err, sdk.ErrInvalidConfig) {
-					t.Fatalf("got %+v, %v; want an error wrapping ErrInvalidConfig", c, err)
-				}
-				t.Logf("refused: %v", err)
-				return
-			}
-			if err != nil {
-				t.Fatalf("ParseConfig: %v", err)
-			}
-			if tc.check != nil {
-				tc.check(t, c)
-			}
-		})
-	}
+	plugintest.RunConfigCases(t, ParseConfig, tests)
 }
 
 func TestPartSize(t *testing.T) {

@@ -16,7 +16,7 @@ import (
 // message an operator can act on in front of the SDK's own text. Context errors and errors
 // that already wrap a sentinel are returned as they are.
 func (s *Store) mapError(err error) error {
-	if err == nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) || isSentinel(err) {
+	if err == nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) || sdk.IsWireError(err) {
 		return err
 	}
 	status := 0
@@ -67,21 +67,6 @@ func (s *Store) endpoint() string {
 		return s.cfg.Endpoint
 	}
 	return "AWS (" + s.cfg.Region + ")"
-}
-
-var sentinels = []error{
-	sdk.ErrNotFound, sdk.ErrInvalidKey, sdk.ErrInvalidConfig, sdk.ErrSizeMismatch, sdk.ErrDigestMismatch,
-	sdk.ErrUnavailable, sdk.ErrInsufficientStorage, sdk.ErrPermission, sdk.ErrNotSupported, sdk.ErrNotConfigured,
-	sdk.ErrStaleReceipt,
-}
-
-func isSentinel(err error) bool {
-	for _, s := range sentinels {
-		if errors.Is(err, s) {
-			return true
-		}
-	}
-	return false
 }
 
 // cleanupContext returns a context for cleaning up after a failed operation: it keeps the

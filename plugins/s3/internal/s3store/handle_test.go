@@ -12,6 +12,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/chunked-uploader/chunked-uploader/sdk"
+	"github.com/chunked-uploader/chunked-uploader/sdk/storagetest/plugintest"
 )
 
 func testHandle() *handle {
@@ -102,7 +103,7 @@ func FuzzHandle(f *testing.F) {
 // TestHoldbackReader: the last byte comes out only after the source reported io.EOF; a
 // source that fails instead never gets its last byte sent.
 func TestHoldbackReader(t *testing.T) {
-	data := pattern(100_000)
+	data := plugintest.Pattern(100_000)
 	errLate := errors.New("the bytes are not the part's")
 	cases := map[string]struct {
 		r    io.Reader

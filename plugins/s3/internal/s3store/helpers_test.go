@@ -17,6 +17,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/chunked-uploader/chunked-uploader/sdk"
+	"github.com/chunked-uploader/chunked-uploader/sdk/storagetest/plugintest"
 )
 
 // server describes the S3 server the tests use, from the TEST_S3_* variables that
@@ -25,24 +26,11 @@ type server struct {
 	endpoint, accessKey, secretKey, region string
 }
 
-// testServer returns the test server or fails the test: these tests need a real S3 server
-// and must not pass silently without one. Only under -short (a quick local loop, never CI)
-// do they skip instead.
+// testServer returns the test server or fails the test (plugintest.RequireEnv).
 func testServer(t testing.TB) server {
 	t.Helper()
-	s := server{
-		endpoint:  os.Getenv("TEST_S3_ENDPOINT"),
-		accessKey: os.Getenv("TEST_S3_ACCESS_KEY"),
-		secretKey: os.Getenv("TEST_S3_SECRET_KEY"),
-		region:    os.Getenv("TEST_S3_REGION"),
-	}
-	if s.endpoint == "" || s.accessKey == "" || s.secretKey == "" {
-		if testing.Short() {
-			t.Skip("no test server configured; skipped under -short only (without -short this fails)")
-		}
-		t.Fatal("TEST_S3_ENDPOINT, TEST_S3_ACCESS_KEY and TEST_S3_SECRET_KEY are not set: these tests need a real S3 server.\n" +
-			"Run `scripts/test-services.sh start` and `. /tmp/chunked-uploader-svc/env.sh` from the repository root first.")
-	}
+	env := plugintest.RequireEnv(t, "S3 server", "TEST_S3_ENDPOINT", "TEST_S3_ACCESS_KEY", "TEST_S3_SECRET_KEY")
+	s := server{endpoint: env[0], accessKey: env[1], secretKey: env[2], region: os.Getenv("TEST_S3_REGION")}
 	if s.region == "" {
 		s.region = "us-east-1"
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 
 	"github.com/chunked-uploader/chunked-uploader/sdk"
+	"github.com/chunked-uploader/chunked-uploader/sdk/storagetest/plugintest"
 )
 
 // BenchmarkCommitObject times the commit of an object of S3_BENCH_PARTS parts (default 40)
@@ -30,7 +31,7 @@ func BenchmarkCommitObject(b *testing.B) {
 	e := &partEnv{srv: testServer(b)}
 	e.bucket = e.srv.newBucket(b)
 	e.admin, e.st = e.srv.client(), openStore(b, e.srv.settings(e.bucket))
-	part := newBlockReader(int64(partMiB) << 20)
+	part := plugintest.NewBlockReader(int64(partMiB) << 20)
 	data := make([]byte, partMiB<<20)
 	if _, err := io.ReadFull(part, data); err != nil {
 		b.Fatal(err)

@@ -23,6 +23,7 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/chunked-uploader/chunked-uploader/sdk"
+	"github.com/chunked-uploader/chunked-uploader/sdk/pluginhost"
 )
 
 // Memory of the plugin process while it stores parts, on top of the 64 MiB a plugin is
@@ -176,13 +177,13 @@ func pluginBinary(t *testing.T) string {
 // startPlugin starts the plugin binary as the host's plugin manager does, configures it
 // with settings and returns its Remote and process id. The process is killed when the test
 // ends, if not before.
-func startPlugin(t *testing.T, settings sdk.Config) (sdk.Remote, int) {
+func startPlugin(t *testing.T, settings sdk.Config) (pluginhost.Remote, int) {
 	r, pid, _ := startPluginKill(t, settings)
 	return r, pid
 }
 
 // startPluginKill is startPlugin that also returns a function killing the process.
-func startPluginKill(t *testing.T, settings sdk.Config) (sdk.Remote, int, func()) {
+func startPluginKill(t *testing.T, settings sdk.Config) (pluginhost.Remote, int, func()) {
 	t.Helper()
 	sockDir, err := os.MkdirTemp("", "s3store-plugin-")
 	if err != nil {
@@ -193,7 +194,7 @@ func startPluginKill(t *testing.T, settings sdk.Config) (sdk.Remote, int, func()
 	cmd.Env = []string{plugin.EnvUnixSocketDir + "=" + sockDir}
 	client := plugin.NewClient(&plugin.ClientConfig{
 		HandshakeConfig:  sdk.Handshake,
-		Plugins:          sdk.PluginSet(),
+		Plugins:          pluginhost.PluginSet(),
 		Cmd:              cmd,
 		SkipHostEnv:      true,
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
@@ -209,7 +210,7 @@ func startPluginKill(t *testing.T, settings sdk.Config) (sdk.Remote, int, func()
 	if err != nil {
 		t.Fatalf("Dispense: %v", err)
 	}
-	r := raw.(sdk.Remote)
+	r := raw.(pluginhost.Remote)
 	info, err := r.Configure(t.Context(), settings)
 	if err != nil {
 		t.Fatalf("Configure: %v", err)

@@ -7,8 +7,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"io"
-	"math/rand/v2"
-	"sync"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -17,40 +15,12 @@ import (
 	"github.com/hashicorp/go-plugin"
 
 	"github.com/chunked-uploader/chunked-uploader/sdk"
+	"github.com/chunked-uploader/chunked-uploader/sdk/pluginhost"
+	"github.com/chunked-uploader/chunked-uploader/sdk/storagetest/plugintest"
 )
 
 // partObject is an object cut into parts, for the part-wise tests.
-type partObject struct {
-	key  string
-	data []byte
-	spec sdk.ObjectSpec
-}
-
-// newPartObject returns an object of size bytes in parts of partSize, with content of its
-// own (seeded by key).
-func newPartObject(key string, size, partSize int) partObject {
-	b := make([]byte, size)
-	seed := sha256.Sum256([]byte(key))
-	rand.NewChaCha8(seed).Read(b)
-	return partObject{key: key, data: b, spec: sdk.ObjectSpec{
-		Size: int64(size), PartSize: int64(partSize), PartCount: (size + partSize - 1) / partSize,
-	}}
-}
-
-func (o partObject) part(n int) []byte {
-	off := int64(n) * o.spec.PartSize
-	return o.data[off : off+o.spec.PartSizeOf(n)]
-}
-
-func (o partObject) info(n int) sdk.PartInfo {
-	sum := sha256.Sum256(o.part(n))
-	return sdk.PartInfo{Number: n, Size: int64(len(o.part(n))), SHA256: sum[:]}
-}
-
-func (o partObject) sum() []byte {
-	s := sha256.Sum256(o.data)
-	return s[:]
-}
+type partObject = plugintest.Object
 
 // partEnv is a store on a bucket of its own and an S3 client to look behind its back.
 type partEnv struct {
@@ -71,51 +41,28 @@ func newPartEnv(t *testing.T) *partEnv {
 func (e *partEnv) reopen(t *testing.T) *Store { return openStore(t, e.srv.settings(e.bucket)) }
 
 func (e *partEnv) begin(t *testing.T, ps sdk.PartStorage, o partObject) []byte {
-	t.Helper()
-	h, err := ps.BeginObject(t.Context(), o.key, o.spec)
-	if err != nil {
-		t.Fatalf("BeginObject(%q, %+v): %v", o.key, o.spec, err)
-	}
-	return h
+	return plugintest.Begin(t, ps, o)
 }
 
 func (e *partEnv) put(t *testing.T, ps sdk.PartStorage, h []byte, o partObject, n int) []byte {
-	t.Helper()
-	rc, err := ps.PutPart(t.Context(), h, o.info(n), bytes.NewReader(o.part(n)))
-	if err != nil {
-		t.Fatalf("PutPart %d of %q: %v", n, o.key, err)
-	}
-	return rc
+	return plugintest.Put(t, ps, h, o, n)
 }
 
 // putAll sends every part, in a random order and all at once, and returns the receipts in
 // part order.
 func (e *partEnv) putAll(t *testing.T, ps sdk.PartStorage, h []byte, o partObject) [][]byte {
-	t.Helper()
-	receipts := make([][]byte, o.spec.PartCount)
-	errs := make([]error, o.spec.PartCount)
-	var wg sync.WaitGroup
-	for _, n := range rand.Perm(o.spec.PartCount) {
-		wg.Go(func() {
-			receipts[n], errs[n] = ps.PutPart(t.Context(), h, o.info(n), bytes.NewReader(o.part(n)))
-		})
-	}
-	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
-		t.Fatalf("PutPart: %v", err)
-	}
-	return receipts
+	return plugintest.PutAll(t, ps, h, o, 0)
 }
 
 func (e *partEnv) commit(t *testing.T, ps sdk.PartStorage, h []byte, o partObject, receipts [][]byte) sdk.Object {
 	t.Helper()
-	obj, err := ps.CommitObject(t.Context(), h, receipts, o.sum())
+	obj, err := ps.CommitObject(t.Context(), h, receipts, o.SHA256())
 	if err != nil {
-		t.Fatalf("CommitObject(%q): %v", o.key, err)
+		t.Fatalf("CommitObject(%q): %v", o.Key, err)
 	}
-	if obj.Key != o.key || obj.Size != o.spec.Size || !bytes.Equal(obj.SHA256, o.sum()) || obj.Location != "s3://"+e.bucket+"/"+o.key {
+	if obj.Key != o.Key || obj.Size != o.Spec.Size || !bytes.Equal(obj.SHA256, o.SHA256()) || obj.Location != "s3://"+e.bucket+"/"+o.Key {
 		t.Errorf("CommitObject returned %+v, want key %q, size %d, sha256 %x, location s3://%s/%s",
-			obj, o.key, o.spec.Size, o.sum(), e.bucket, o.key)
+			obj, o.Key, o.Spec.Size, o.SHA256(), e.bucket, o.Key)
 	}
 	return obj
 }
@@ -123,18 +70,18 @@ func (e *partEnv) commit(t *testing.T, ps sdk.PartStorage, h []byte, o partObjec
 // checkStored reads the object back and checks its bytes, and that no upload is left.
 func (e *partEnv) checkStored(t *testing.T, o partObject) {
 	t.Helper()
-	out, err := e.admin.GetObject(t.Context(), &s3.GetObjectInput{Bucket: aws.String(e.bucket), Key: aws.String(o.key)})
+	out, err := e.admin.GetObject(t.Context(), &s3.GetObjectInput{Bucket: aws.String(e.bucket), Key: aws.String(o.Key)})
 	if err != nil {
-		t.Fatalf("GetObject(%q): %v", o.key, err)
+		t.Fatalf("GetObject(%q): %v", o.Key, err)
 	}
 	defer out.Body.Close()
 	h := sha256.New()
 	n, err := io.Copy(h, out.Body)
 	if err != nil {
-		t.Fatalf("reading %q back: %v", o.key, err)
+		t.Fatalf("reading %q back: %v", o.Key, err)
 	}
-	if n != o.spec.Size || !bytes.Equal(h.Sum(nil), o.sum()) {
-		t.Errorf("%q reads back as %d bytes with sha256 %x, want %d bytes with %x", o.key, n, h.Sum(nil), o.spec.Size, o.sum())
+	if n != o.Spec.Size || !bytes.Equal(h.Sum(nil), o.SHA256()) {
+		t.Errorf("%q reads back as %d bytes with sha256 %x, want %d bytes with %x", o.Key, n, h.Sum(nil), o.Spec.Size, o.SHA256())
 	}
 	e.checkNoUploads(t)
 }
@@ -180,12 +127,12 @@ func (e *partEnv) parts(t *testing.T, h []byte) []types.Part {
 
 // remote serves st through the sdk's gRPC plugin glue (go-plugin's in-process test
 // connection) and returns the configured Remote a host would use.
-func remote(t *testing.T, st *Store) sdk.Remote {
+func remote(t *testing.T, st *Store) pluginhost.Remote {
 	t.Helper()
-	ps := map[string]plugin.Plugin{sdk.PluginName: &sdk.Plugin{
+	ps := map[string]plugin.Plugin{sdk.PluginName: &pluginhost.Plugin{Plugin: sdk.Plugin{
 		Name:    "s3",
 		Factory: func(context.Context, sdk.Config, sdk.Logger) (sdk.Storage, error) { return st, nil },
-	}}
+	}}}
 	client, srv := plugin.TestPluginGRPCConn(t, false, ps)
 	t.Cleanup(func() {
 		srv.Stop()
@@ -195,7 +142,7 @@ func remote(t *testing.T, st *Store) sdk.Remote {
 	if err != nil {
 		t.Fatalf("Dispense: %v", err)
 	}
-	r := raw.(sdk.Remote)
+	r := raw.(pluginhost.Remote)
 	info, err := r.Configure(t.Context(), sdk.Config{})
 	if err != nil {
 		t.Fatalf("Configure: %v", err)
@@ -219,40 +166,40 @@ func TestParts(t *testing.T) {
 	for name, ps := range map[string]partStore{"Direct": e.st, "GRPC": remote(t, e.st)} {
 		t.Run(name, func(t *testing.T) {
 			t.Run("RandomConcurrent", func(t *testing.T) {
-				o := newPartObject(name+"/random.bin", 5*minPartSize+12345, minPartSize) // 6 parts
+				o := plugintest.NewObject(name+"/random.bin", 5*minPartSize+12345, minPartSize) // 6 parts
 				h := e.begin(t, ps, o)
 				e.commit(t, ps, h, o, e.putAll(t, ps, h, o))
 				e.checkStored(t, o)
-				st, err := ps.Stat(t.Context(), o.key)
-				if err != nil || st.Size != o.spec.Size || st.SHA256 != nil {
-					t.Errorf("Stat = %+v, %v; want size %d and no digest (none was declared)", st, err, o.spec.Size)
+				st, err := ps.Stat(t.Context(), o.Key)
+				if err != nil || st.Size != o.Spec.Size || st.SHA256 != nil {
+					t.Errorf("Stat = %+v, %v; want size %d and no digest (none was declared)", st, err, o.Spec.Size)
 				}
 			})
 			t.Run("OnePart", func(t *testing.T) {
-				o := newPartObject(name+"/small.bin", 1000, 50<<20)
+				o := plugintest.NewObject(name+"/small.bin", 1000, 50<<20)
 				h := e.begin(t, ps, o)
 				e.commit(t, ps, h, o, [][]byte{e.put(t, ps, h, o, 0)})
 				e.checkStored(t, o)
 			})
 			t.Run("DeclaredSHA256", func(t *testing.T) {
-				o := newPartObject(name+"/declared.bin", 2*minPartSize+1, minPartSize)
-				o.spec.SHA256 = o.sum()
+				o := plugintest.NewObject(name+"/declared.bin", 2*minPartSize+1, minPartSize)
+				o.Spec.SHA256 = o.SHA256()
 				h := e.begin(t, ps, o)
 				receipts := e.putAll(t, ps, h, o)
 				wrong := sha256.Sum256([]byte("not the object"))
 				if _, err := ps.CommitObject(t.Context(), h, receipts, wrong[:]); !errors.Is(err, sdk.ErrDigestMismatch) {
 					t.Errorf("CommitObject with a digest other than the declared one: got %v, want ErrDigestMismatch", err)
 				}
-				e.checkInvisible(t, o.key)
+				e.checkInvisible(t, o.Key)
 				e.commit(t, ps, h, o, receipts)
 				e.checkStored(t, o)
-				st, err := ps.Stat(t.Context(), o.key)
-				if err != nil || !bytes.Equal(st.SHA256, o.sum()) {
-					t.Errorf("Stat = %+v, %v; want the declared sha256 %x", st, err, o.sum())
+				st, err := ps.Stat(t.Context(), o.Key)
+				if err != nil || !bytes.Equal(st.SHA256, o.SHA256()) {
+					t.Errorf("Stat = %+v, %v; want the declared sha256 %x", st, err, o.SHA256())
 				}
 			})
 			t.Run("Resent", func(t *testing.T) {
-				o := newPartObject(name+"/resent.bin", 2*minPartSize+7, minPartSize)
+				o := plugintest.NewObject(name+"/resent.bin", 2*minPartSize+7, minPartSize)
 				h := e.begin(t, ps, o)
 				receipts := e.putAll(t, ps, h, o)
 				// The same bytes again: the same ETag and digest, so the earlier receipt
@@ -262,14 +209,14 @@ func TestParts(t *testing.T) {
 					t.Logf("receipt of the same bytes sent again differs: %x, %x", again, receipts[1])
 				}
 				// Other bytes for part 0 make its earlier receipt stale.
-				other := newPartObject(o.key, int(o.spec.Size), minPartSize)
-				copy(other.data, o.data)
-				other.data[10] ^= 1
+				other := plugintest.NewObject(o.Key, o.Spec.Size, minPartSize)
+				copy(other.Data, o.Data)
+				other.Data[10] ^= 1
 				fresh := e.put(t, ps, h, other, 0)
-				if _, err := ps.CommitObject(t.Context(), h, receipts, o.sum()); !errors.Is(err, sdk.ErrStaleReceipt) {
+				if _, err := ps.CommitObject(t.Context(), h, receipts, o.SHA256()); !errors.Is(err, sdk.ErrStaleReceipt) {
 					t.Errorf("CommitObject with the receipt of a replaced part: got %v, want ErrStaleReceipt", err)
 				}
-				e.checkInvisible(t, o.key)
+				e.checkInvisible(t, o.Key)
 				// Put the original back: commit with its new receipt works.
 				receipts[0] = e.put(t, ps, h, o, 0)
 				_ = fresh
@@ -287,21 +234,21 @@ func TestPartWrongBytes(t *testing.T) {
 	e := newPartEnv(t)
 	for name, ps := range map[string]sdk.PartStorage{"Direct": e.st, "GRPC": remote(t, e.st)} {
 		t.Run(name, func(t *testing.T) {
-			o := newPartObject(name+"/wrong.bin", minPartSize+100, minPartSize)
+			o := plugintest.NewObject(name+"/wrong.bin", minPartSize+100, minPartSize)
 			h := e.begin(t, ps, o)
 			receipts := e.putAll(t, ps, h, o)
-			bad := bytes.Clone(o.part(0))
+			bad := bytes.Clone(o.Part(0))
 			bad[len(bad)-1] ^= 0xff
-			if _, err := ps.PutPart(t.Context(), h, o.info(0), bytes.NewReader(bad)); !errors.Is(err, sdk.ErrDigestMismatch) {
+			if _, err := ps.PutPart(t.Context(), h, o.Info(0), bytes.NewReader(bad)); !errors.Is(err, sdk.ErrDigestMismatch) {
 				t.Fatalf("PutPart with wrong bytes: got %v, want ErrDigestMismatch", err)
 			}
 			if parts := e.parts(t, h); len(parts) != 2 || aws.ToInt64(parts[0].Size) != 0 {
 				t.Errorf("after the failed part S3 holds %d parts, the first of %d bytes; want it emptied", len(parts), aws.ToInt64(parts[0].Size))
 			}
-			if _, err := ps.CommitObject(t.Context(), h, receipts, o.sum()); !errors.Is(err, sdk.ErrStaleReceipt) {
+			if _, err := ps.CommitObject(t.Context(), h, receipts, o.SHA256()); !errors.Is(err, sdk.ErrStaleReceipt) {
 				t.Errorf("CommitObject with the receipt of the part before the failed one: got %v, want ErrStaleReceipt", err)
 			}
-			e.checkInvisible(t, o.key)
+			e.checkInvisible(t, o.Key)
 			receipts[0] = e.put(t, ps, h, o, 0)
 			e.commit(t, ps, h, o, receipts)
 			e.checkStored(t, o)
@@ -313,19 +260,19 @@ func TestPartWrongBytes(t *testing.T) {
 // that yield fewer or more bytes than declared, are refused and leave the part absent.
 func TestPartWrongSize(t *testing.T) {
 	e := newPartEnv(t)
-	o := newPartObject("size/object.bin", 2*minPartSize, minPartSize)
+	o := plugintest.NewObject("size/object.bin", 2*minPartSize, minPartSize)
 	h := e.begin(t, e.st, o)
 	receipts := e.putAll(t, e.st, h, o)
-	short := o.info(1)
+	short := o.Info(1)
 	short.Size--
 	cases := map[string]struct {
 		p sdk.PartInfo
 		r io.Reader
 	}{
-		"DeclaredShort": {short, bytes.NewReader(o.part(1)[:short.Size])},
-		"ReaderShort":   {o.info(1), bytes.NewReader(o.part(1)[:minPartSize-1])},
-		"ReaderLong":    {o.info(1), io.MultiReader(bytes.NewReader(o.part(1)), bytes.NewReader([]byte("x")))},
-		"NoSuchPart":    {sdk.PartInfo{Number: 2, Size: 1, SHA256: o.info(1).SHA256}, bytes.NewReader([]byte("x"))},
+		"DeclaredShort": {short, bytes.NewReader(o.Part(1)[:short.Size])},
+		"ReaderShort":   {o.Info(1), bytes.NewReader(o.Part(1)[:minPartSize-1])},
+		"ReaderLong":    {o.Info(1), io.MultiReader(bytes.NewReader(o.Part(1)), bytes.NewReader([]byte("x")))},
+		"NoSuchPart":    {sdk.PartInfo{Number: 2, Size: 1, SHA256: o.Info(1).SHA256}, bytes.NewReader([]byte("x"))},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -335,10 +282,10 @@ func TestPartWrongSize(t *testing.T) {
 			if name == "NoSuchPart" {
 				return // refused before touching S3
 			}
-			if _, err := e.st.CommitObject(t.Context(), h, receipts, o.sum()); !errors.Is(err, sdk.ErrStaleReceipt) {
+			if _, err := e.st.CommitObject(t.Context(), h, receipts, o.SHA256()); !errors.Is(err, sdk.ErrStaleReceipt) {
 				t.Errorf("CommitObject with the receipt from before: got %v, want ErrStaleReceipt", err)
 			}
-			e.checkInvisible(t, o.key)
+			e.checkInvisible(t, o.Key)
 			receipts[1] = e.put(t, e.st, h, o, 1)
 		})
 	}
@@ -350,13 +297,13 @@ func TestPartWrongSize(t *testing.T) {
 // with ErrStaleReceipt and leave nothing visible, and the object can still be committed.
 func TestPartCommitRefused(t *testing.T) {
 	e := newPartEnv(t)
-	o := newPartObject("refused/object.bin", 3*minPartSize, minPartSize)
+	o := plugintest.NewObject("refused/object.bin", 3*minPartSize, minPartSize)
 	h := e.begin(t, e.st, o)
 	r0, r1 := e.put(t, e.st, h, o, 0), e.put(t, e.st, h, o, 1) // part 2 not sent yet
-	other := newPartObject("refused/other.bin", 3*minPartSize, minPartSize)
+	other := plugintest.NewObject("refused/other.bin", 3*minPartSize, minPartSize)
 	oh := e.begin(t, e.st, other)
 	foreign := e.put(t, e.st, oh, other, 2)
-	forged := (&receipt{number: 2, etag: `"0123456789abcdef0123456789abcdef"`, sha256: o.info(2).SHA256}).encode()
+	forged := (&receipt{number: 2, etag: `"0123456789abcdef0123456789abcdef"`, sha256: o.Info(2).SHA256}).encode()
 	cases := map[string][][]byte{
 		"Missing":   {r0, r1},
 		"Nil":       {r0, r1, nil},
@@ -369,17 +316,17 @@ func TestPartCommitRefused(t *testing.T) {
 	}
 	for name, receipts := range cases {
 		t.Run(name, func(t *testing.T) {
-			if _, err := e.st.CommitObject(t.Context(), h, receipts, o.sum()); !errors.Is(err, sdk.ErrStaleReceipt) {
+			if _, err := e.st.CommitObject(t.Context(), h, receipts, o.SHA256()); !errors.Is(err, sdk.ErrStaleReceipt) {
 				t.Errorf("CommitObject: got %v, want ErrStaleReceipt", err)
 			}
-			e.checkInvisible(t, o.key)
+			e.checkInvisible(t, o.Key)
 		})
 	}
 	// The other upload is untouched by all of this.
 	if parts := e.parts(t, oh); len(parts) != 1 {
 		t.Errorf("the other upload has %d parts, want 1", len(parts))
 	}
-	if err := e.st.AbortObject(t.Context(), other.key, oh); err != nil {
+	if err := e.st.AbortObject(t.Context(), other.Key, oh); err != nil {
 		t.Fatalf("AbortObject: %v", err)
 	}
 	e.commit(t, e.st, h, o, [][]byte{r0, r1, e.put(t, e.st, h, o, 2)})
@@ -392,25 +339,25 @@ func TestPartAbort(t *testing.T) {
 	e := newPartEnv(t)
 	for name, ps := range map[string]sdk.PartStorage{"Direct": e.st, "GRPC": remote(t, e.st)} {
 		t.Run(name, func(t *testing.T) {
-			o := newPartObject(name+"/aborted.bin", minPartSize+1, minPartSize)
+			o := plugintest.NewObject(name+"/aborted.bin", minPartSize+1, minPartSize)
 			h := e.begin(t, ps, o)
 			receipts := e.putAll(t, ps, h, o)
-			if err := ps.AbortObject(t.Context(), o.key, h); err != nil {
+			if err := ps.AbortObject(t.Context(), o.Key, h); err != nil {
 				t.Fatalf("AbortObject: %v", err)
 			}
 			e.checkNoUploads(t)
-			e.checkInvisible(t, o.key)
-			if _, err := ps.PutPart(t.Context(), h, o.info(1), bytes.NewReader(o.part(1))); !errors.Is(err, sdk.ErrNotFound) {
+			e.checkInvisible(t, o.Key)
+			if _, err := ps.PutPart(t.Context(), h, o.Info(1), bytes.NewReader(o.Part(1))); !errors.Is(err, sdk.ErrNotFound) {
 				t.Errorf("PutPart after abort: got %v, want ErrNotFound", err)
 			}
-			if _, err := ps.CommitObject(t.Context(), h, receipts, o.sum()); !errors.Is(err, sdk.ErrNotFound) {
+			if _, err := ps.CommitObject(t.Context(), h, receipts, o.SHA256()); !errors.Is(err, sdk.ErrNotFound) {
 				t.Errorf("CommitObject after abort: got %v, want ErrNotFound", err)
 			}
-			if err := ps.AbortObject(t.Context(), o.key, h); err != nil {
+			if err := ps.AbortObject(t.Context(), o.Key, h); err != nil {
 				t.Errorf("AbortObject again: %v", err)
 			}
 			e.checkNoUploads(t)
-			e.checkInvisible(t, o.key)
+			e.checkInvisible(t, o.Key)
 		})
 	}
 }
@@ -427,7 +374,7 @@ func TestPartAbortKey(t *testing.T) {
 		}
 		return aws.ToString(out.UploadId)
 	}
-	o := newPartObject(key, minPartSize+1, minPartSize)
+	o := plugintest.NewObject(key, minPartSize+1, minPartSize)
 	h := e.begin(t, e.st, o)
 	e.put(t, e.st, h, o, 0)
 	create(key)
@@ -460,7 +407,7 @@ func TestPartAbortKey(t *testing.T) {
 	if err := e.st.AbortObject(t.Context(), key, nil); err != nil {
 		t.Errorf("AbortObject(%q, nil) with nothing to abort: %v", key, err)
 	}
-	if _, err := e.st.PutPart(t.Context(), h, o.info(1), bytes.NewReader(o.part(1))); !errors.Is(err, sdk.ErrNotFound) {
+	if _, err := e.st.PutPart(t.Context(), h, o.Info(1), bytes.NewReader(o.Part(1))); !errors.Is(err, sdk.ErrNotFound) {
 		t.Errorf("PutPart on an aborted handle: got %v, want ErrNotFound", err)
 	}
 
@@ -471,7 +418,7 @@ func TestPartAbortKey(t *testing.T) {
 	if n := keys(); n != 1 {
 		t.Errorf("%d uploads of %q after two BeginObject calls, want 1", n, key)
 	}
-	if _, err := e.st.PutPart(t.Context(), h1, o.info(0), bytes.NewReader(o.part(0))); !errors.Is(err, sdk.ErrNotFound) {
+	if _, err := e.st.PutPart(t.Context(), h1, o.Info(0), bytes.NewReader(o.Part(0))); !errors.Is(err, sdk.ErrNotFound) {
 		t.Errorf("PutPart on the handle of the earlier BeginObject: got %v, want ErrNotFound", err)
 	}
 	e.commit(t, e.st, h2, o, e.putAll(t, e.st, h2, o))
@@ -484,7 +431,7 @@ func TestPartAbortKey(t *testing.T) {
 // plugin restart, and committing an already committed handle returns the object again.
 func TestPartRestart(t *testing.T) {
 	e := newPartEnv(t)
-	o := newPartObject("restart/object.bin", 3*minPartSize+5, minPartSize)
+	o := plugintest.NewObject("restart/object.bin", 3*minPartSize+5, minPartSize)
 	h := e.begin(t, e.st, o)
 	receipts := [][]byte{e.put(t, e.st, h, o, 0), e.put(t, e.st, h, o, 1), nil, nil}
 	second := e.reopen(t)
@@ -494,7 +441,7 @@ func TestPartRestart(t *testing.T) {
 	e.checkStored(t, o)
 	e.commit(t, e.reopen(t), h, o, receipts)
 	// The handle of a committed object does not abort it.
-	if err := e.reopen(t).AbortObject(t.Context(), o.key, h); err != nil {
+	if err := e.reopen(t).AbortObject(t.Context(), o.Key, h); err != nil {
 		t.Errorf("AbortObject of a committed handle: %v", err)
 	}
 	e.checkStored(t, o)
@@ -505,12 +452,12 @@ func TestPartRestart(t *testing.T) {
 // rest and commits; a third commits again and gets the object.
 func TestPartPluginRestart(t *testing.T) {
 	e := newPartEnv(t)
-	o := newPartObject("process/object.bin", 3*minPartSize+5, minPartSize)
+	o := plugintest.NewObject("process/object.bin", 3*minPartSize+5, minPartSize)
 	first, _, kill := startPluginKill(t, e.srv.settings(e.bucket))
 	h := e.begin(t, first, o)
 	receipts := [][]byte{e.put(t, first, h, o, 0), e.put(t, first, h, o, 1), nil, nil}
 	kill()
-	if _, err := first.PutPart(t.Context(), h, o.info(2), bytes.NewReader(o.part(2))); err == nil {
+	if _, err := first.PutPart(t.Context(), h, o.Info(2), bytes.NewReader(o.Part(2))); err == nil {
 		t.Fatal("PutPart through a killed plugin succeeded")
 	}
 	second, _ := startPlugin(t, e.srv.settings(e.bucket))
@@ -525,16 +472,16 @@ func TestPartPluginRestart(t *testing.T) {
 // very handle made; an object put under the key otherwise is not taken for it.
 func TestPartCommitGone(t *testing.T) {
 	e := newPartEnv(t)
-	o := newPartObject("gone/object.bin", minPartSize+1, minPartSize)
+	o := plugintest.NewObject("gone/object.bin", minPartSize+1, minPartSize)
 	h := e.begin(t, e.st, o)
 	receipts := e.putAll(t, e.st, h, o)
-	if err := e.st.AbortObject(t.Context(), o.key, h); err != nil {
+	if err := e.st.AbortObject(t.Context(), o.Key, h); err != nil {
 		t.Fatalf("AbortObject: %v", err)
 	}
-	if _, err := e.st.Put(t.Context(), o.key, bytes.NewReader(o.data), o.spec.Size); err != nil {
+	if _, err := e.st.Put(t.Context(), o.Key, bytes.NewReader(o.Data), o.Spec.Size); err != nil {
 		t.Fatalf("Put: %v", err)
 	}
-	if _, err := e.st.CommitObject(t.Context(), h, receipts, o.sum()); !errors.Is(err, sdk.ErrNotFound) {
+	if _, err := e.st.CommitObject(t.Context(), h, receipts, o.SHA256()); !errors.Is(err, sdk.ErrNotFound) {
 		t.Errorf("CommitObject of an aborted handle over an object put otherwise: got %v, want ErrNotFound", err)
 	}
 }
@@ -543,13 +490,13 @@ func TestPartCommitGone(t *testing.T) {
 // or key, are refused with ErrNotFound by every call and reach nothing.
 func TestPartHostileHandles(t *testing.T) {
 	e := newPartEnv(t)
-	o := newPartObject("hostile/object.bin", minPartSize+1, minPartSize)
+	o := plugintest.NewObject("hostile/object.bin", minPartSize+1, minPartSize)
 	h := e.begin(t, e.st, o)
 	good, err := e.st.decodeHandle(h)
 	if err != nil {
 		t.Fatalf("decodeHandle of a handle BeginObject returned: %v", err)
 	}
-	victim := newPartObject("hostile/victim.bin", minPartSize+1, minPartSize)
+	victim := plugintest.NewObject("hostile/victim.bin", minPartSize+1, minPartSize)
 	vh := e.begin(t, e.st, victim)
 	vgood, _ := e.st.decodeHandle(vh)
 	otherBucket := e.srv.newBucket(t)
@@ -568,7 +515,7 @@ func TestPartHostileHandles(t *testing.T) {
 		"OtherBucket":   eh,
 		"EscapingKey":   mod(func(h *handle) { h.key = "../outside" }),
 		"AbsoluteKey":   mod(func(h *handle) { h.key = "/etc/passwd" }),
-		"OtherKey":      mod(func(h *handle) { h.key = victim.key }),              // our upload id, the victim's key
+		"OtherKey":      mod(func(h *handle) { h.key = victim.Key }),              // our upload id, the victim's key
 		"OtherUploadID": mod(func(h *handle) { h.uploadID = vgood.uploadID }),     // the victim's upload id, our key
 		"ControlChars":  mod(func(h *handle) { h.uploadID = "x\r\nHost: evil" }),  // header injection
 		"TooManyParts":  mod(func(h *handle) { h.spec.PartCount = maxParts + 1 }), // outside the limits
@@ -581,20 +528,20 @@ func TestPartHostileHandles(t *testing.T) {
 	}
 	for name, bad := range cases {
 		t.Run(name, func(t *testing.T) {
-			if _, err := e.st.PutPart(t.Context(), bad, o.info(0), bytes.NewReader(o.part(0))); !errors.Is(err, sdk.ErrNotFound) {
+			if _, err := e.st.PutPart(t.Context(), bad, o.Info(0), bytes.NewReader(o.Part(0))); !errors.Is(err, sdk.ErrNotFound) {
 				t.Errorf("PutPart: got %v, want ErrNotFound", err)
 			}
-			if _, err := e.st.CommitObject(t.Context(), bad, receipts, o.sum()); !errors.Is(err, sdk.ErrNotFound) {
+			if _, err := e.st.CommitObject(t.Context(), bad, receipts, o.SHA256()); !errors.Is(err, sdk.ErrNotFound) {
 				t.Errorf("CommitObject: got %v, want ErrNotFound", err)
 			}
-			if err := e.st.AbortObject(t.Context(), o.key, bad); err != nil && !errors.Is(err, sdk.ErrNotFound) {
+			if err := e.st.AbortObject(t.Context(), o.Key, bad); err != nil && !errors.Is(err, sdk.ErrNotFound) {
 				t.Errorf("AbortObject: got %v, want nil or ErrNotFound", err)
 			}
 		})
 	}
 	// A handle for one key cannot abort another key's upload.
-	if err := e.st.AbortObject(t.Context(), o.key, vh); !errors.Is(err, sdk.ErrNotFound) {
-		t.Errorf("AbortObject(%q) with the handle of %q: got %v, want ErrNotFound", o.key, victim.key, err)
+	if err := e.st.AbortObject(t.Context(), o.Key, vh); !errors.Is(err, sdk.ErrNotFound) {
+		t.Errorf("AbortObject(%q) with the handle of %q: got %v, want ErrNotFound", o.Key, victim.Key, err)
 	}
 	// Nothing was reached: both uploads are intact and commit, and the other bucket holds
 	// only its own upload.
@@ -635,17 +582,17 @@ func TestPartDeclined(t *testing.T) {
 // when there was one.
 func TestPartMetadata(t *testing.T) {
 	e := newPartEnv(t)
-	o := newPartObject("meta/object.bin", minPartSize+1, minPartSize)
-	o.spec.SHA256 = o.sum()
+	o := plugintest.NewObject("meta/object.bin", minPartSize+1, minPartSize)
+	o.Spec.SHA256 = o.SHA256()
 	h := e.begin(t, e.st, o)
 	e.commit(t, e.st, h, o, e.putAll(t, e.st, h, o))
-	head, err := e.admin.HeadObject(t.Context(), &s3.HeadObjectInput{Bucket: aws.String(e.bucket), Key: aws.String(o.key)})
+	head, err := e.admin.HeadObject(t.Context(), &s3.HeadObjectInput{Bucket: aws.String(e.bucket), Key: aws.String(o.Key)})
 	if err != nil {
 		t.Fatalf("HeadObject: %v", err)
 	}
 	hd, _ := e.st.decodeHandle(h)
-	if head.Metadata[metaSHA256] != hex.EncodeToString(o.sum()) || head.Metadata[metaObjectID] != hex.EncodeToString(hd.nonce) {
-		t.Errorf("metadata %v, want %s=%x and %s=%x", head.Metadata, metaSHA256, o.sum(), metaObjectID, hd.nonce)
+	if head.Metadata[metaSHA256] != hex.EncodeToString(o.SHA256()) || head.Metadata[metaObjectID] != hex.EncodeToString(hd.nonce) {
+		t.Errorf("metadata %v, want %s=%x and %s=%x", head.Metadata, metaSHA256, o.SHA256(), metaObjectID, hd.nonce)
 	}
 }
 
@@ -655,18 +602,18 @@ func TestPartMetadata(t *testing.T) {
 func TestPartsWithoutChecksums(t *testing.T) {
 	e := newPartEnv(t)
 	e.st.checksum = ""
-	o := newPartObject("plain/object.bin", 2*minPartSize+3, minPartSize)
+	o := plugintest.NewObject("plain/object.bin", 2*minPartSize+3, minPartSize)
 	h := e.begin(t, e.st, o)
 	if hd, _ := e.st.decodeHandle(h); hd.sha256Parts {
 		t.Fatal("the handle says the upload has the SHA-256 checksum algorithm")
 	}
 	receipts := e.putAll(t, e.st, h, o)
-	bad := bytes.Clone(o.part(1))
+	bad := bytes.Clone(o.Part(1))
 	bad[0] ^= 1
-	if _, err := e.st.PutPart(t.Context(), h, o.info(1), bytes.NewReader(bad)); !errors.Is(err, sdk.ErrDigestMismatch) {
+	if _, err := e.st.PutPart(t.Context(), h, o.Info(1), bytes.NewReader(bad)); !errors.Is(err, sdk.ErrDigestMismatch) {
 		t.Fatalf("PutPart with wrong bytes: got %v, want ErrDigestMismatch", err)
 	}
-	if _, err := e.st.CommitObject(t.Context(), h, receipts, o.sum()); !errors.Is(err, sdk.ErrStaleReceipt) {
+	if _, err := e.st.CommitObject(t.Context(), h, receipts, o.SHA256()); !errors.Is(err, sdk.ErrStaleReceipt) {
 		t.Errorf("CommitObject with the receipt from before the failed part: got %v, want ErrStaleReceipt", err)
 	}
 	receipts[1] = e.put(t, e.st, h, o, 1)

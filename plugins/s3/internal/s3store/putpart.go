@@ -220,30 +220,13 @@ func (b *holdbackReader) Read(p []byte) (int, error) {
 		b.err = err
 		return 0, err
 	}
-	if err := b.expectEOF(); err != nil {
+	if err := sdk.ExpectEOF(b.r); err != nil {
 		b.err = err
 		return 0, err
 	}
 	b.left = 0
 	p[0] = b.last[0]
 	return 1, nil
-}
-
-// expectEOF reads r until it reports its end, which must come without more bytes.
-func (b *holdbackReader) expectEOF() error {
-	var extra [1]byte
-	for range 100 {
-		n, err := b.r.Read(extra[:])
-		switch {
-		case n > 0:
-			return fmt.Errorf("%w: the part's stream has more than its size", sdk.ErrSizeMismatch)
-		case err == io.EOF:
-			return nil
-		case err != nil:
-			return err
-		}
-	}
-	return io.ErrNoProgress
 }
 
 // close stops the reader, waiting for a Read in progress, and returns its first error.

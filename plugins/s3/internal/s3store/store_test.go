@@ -15,6 +15,7 @@ import (
 
 	"github.com/chunked-uploader/chunked-uploader/sdk"
 	"github.com/chunked-uploader/chunked-uploader/sdk/storagetest"
+	"github.com/chunked-uploader/chunked-uploader/sdk/storagetest/plugintest"
 )
 
 func TestConformance(t *testing.T) {
@@ -69,7 +70,7 @@ func TestMultipart(t *testing.T) {
 	st := openStore(t, cfg)
 
 	const key = "multi/object.bin"
-	b := pattern(23<<20 + 123) // 5 parts: 4 x 5 MiB + 3 MiB
+	b := plugintest.Pattern(23<<20 + 123) // 5 parts: 4 x 5 MiB + 3 MiB
 	obj, err := st.Put(t.Context(), key, bytes.NewReader(b), int64(len(b)))
 	if err != nil {
 		t.Fatalf("Put: %v", err)
@@ -116,7 +117,7 @@ func TestMultipart(t *testing.T) {
 func TestMultipartFailure(t *testing.T) {
 	srv := testServer(t)
 	const size = 23<<20 + 123
-	b := pattern(size)
+	b := plugintest.Pattern(size)
 	errBoom := errors.New("reader failed on purpose")
 	tests := map[string]struct {
 		reader func(cancel context.CancelFunc) io.Reader
@@ -175,7 +176,7 @@ func TestMultipartFailure(t *testing.T) {
 func TestStatSHA256(t *testing.T) {
 	srv := testServer(t)
 	st := openStore(t, srv.settings(srv.newBucket(t)))
-	b := pattern(1000)
+	b := plugintest.Pattern(1000)
 	if _, err := st.Put(t.Context(), "small.bin", bytes.NewReader(b), int64(len(b))); err != nil {
 		t.Fatalf("Put: %v", err)
 	}
@@ -191,49 +192,30 @@ func TestStatSHA256(t *testing.T) {
 func TestHealth(t *testing.T) {
 	srv := testServer(t)
 	bucket := srv.newBucket(t)
-	tests := map[string]struct {
-		change func(sdk.Config)
-		want   error
-		text   string // part of the message
-	}{
-		"OK": {change: func(sdk.Config) {}},
+	tests := map[string]plugintest.HealthCase{
+		"OK": {Change: func(sdk.Config) {}},
 		"WrongSecret": {
-			change: func(c sdk.Config) { c["AWS_SECRET_ACCESS_KEY"] = "wrong-" + srv.secretKey },
-			want:   sdk.ErrPermission,
-			text:   "S3 rejected the credentials (SignatureDoesNotMatch)",
+			Change: func(c sdk.Config) { c["AWS_SECRET_ACCESS_KEY"] = "wrong-" + srv.secretKey },
+			Want:   sdk.ErrPermission,
+			Text:   "S3 rejected the credentials (SignatureDoesNotMatch)",
 		},
 		"UnknownAccessKey": {
-			change: func(c sdk.Config) { c["AWS_ACCESS_KEY_ID"] = "nosuchkey" },
-			want:   sdk.ErrPermission,
-			text:   "S3 rejected the credentials",
+			Change: func(c sdk.Config) { c["AWS_ACCESS_KEY_ID"] = "nosuchkey" },
+			Want:   sdk.ErrPermission,
+			Text:   "S3 rejected the credentials",
 		},
 		"MissingBucket": {
-			change: func(c sdk.Config) { c["S3_BUCKET"] = "cu-test-no-such-bucket" },
-			want:   sdk.ErrInvalidConfig,
-			text:   `bucket "cu-test-no-such-bucket" does not exist`,
+			Change: func(c sdk.Config) { c["S3_BUCKET"] = "cu-test-no-such-bucket" },
+			Want:   sdk.ErrInvalidConfig,
+			Text:   `bucket "cu-test-no-such-bucket" does not exist`,
 		},
 		"Unreachable": {
-			change: func(c sdk.Config) { c["S3_ENDPOINT"] = "http://127.0.0.1:1" },
-			want:   sdk.ErrUnavailable,
-			text:   "cannot reach S3 at http://127.0.0.1:1",
+			Change: func(c sdk.Config) { c["S3_ENDPOINT"] = "http://127.0.0.1:1" },
+			Want:   sdk.ErrUnavailable,
+			Text:   "cannot reach S3 at http://127.0.0.1:1",
 		},
 	}
-	for name, tc := range tests {
-		t.Run(name, func(t *testing.T) {
-			cfg := srv.settings(bucket)
-			tc.change(cfg)
-			err := openStore(t, cfg).Health(t.Context())
-			switch {
-			case tc.want == nil && err != nil:
-				t.Fatalf("Health: %v", err)
-			case tc.want != nil && !errors.Is(err, tc.want):
-				t.Fatalf("Health: got %v, want an error wrapping %v", err, tc.want)
-			case tc.want != nil && !strings.Contains(err.Error(), tc.text):
-				t.Errorf("Health: message %q does not say %q", err, tc.text)
-			}
-			t.Logf("Health: %v", err)
-		})
-	}
+	plugintest.RunHealthCases(t, srv.settings(bucket), func(t *testing.T, c sdk.Config) sdk.HealthChecker { return openStore(t, c) }, tests)
 	names, err := listNames(t.Context(), srv.client(), bucket)
 	if err != nil || len(names) != 0 {
 		t.Errorf("bucket holds %q after health checks (err %v), want nothing", names, err)
@@ -245,7 +227,7 @@ func TestHealth(t *testing.T) {
 func TestPutErrors(t *testing.T) {
 	srv := testServer(t)
 	bucket := srv.newBucket(t)
-	b := pattern(100)
+	b := plugintest.Pattern(100)
 	missing := srv.settings("cu-test-no-such-bucket")
 	st := openStore(t, missing)
 	if _, err := st.Put(t.Context(), "k", bytes.NewReader(b), int64(len(b))); !errors.Is(err, sdk.ErrInvalidConfig) {
@@ -263,17 +245,6 @@ func TestPutErrors(t *testing.T) {
 	if err := st.Delete(t.Context(), "k"); !errors.Is(err, sdk.ErrPermission) {
 		t.Errorf("Delete with a wrong secret: got %v, want an error wrapping ErrPermission", err)
 	}
-}
-
-// pattern returns n bytes that differ from part to part.
-func pattern(n int) []byte {
-	b := make([]byte, n)
-	seed := sha256.Sum256([]byte("pattern"))
-	for i := 0; i < n; i += len(seed) {
-		copy(b[i:], seed[:])
-		seed = sha256.Sum256(seed[:])
-	}
-	return b
 }
 
 type readFunc func([]byte) (int, error)

@@ -1,14 +1,12 @@
 package smbstore
 
 import (
-	"crypto/rand"
 	"crypto/sha256"
 	"io"
-	"sync"
-	"sync/atomic"
 	"testing"
 
 	"github.com/chunked-uploader/chunked-uploader/sdk"
+	"github.com/chunked-uploader/chunked-uploader/sdk/storagetest/plugintest"
 )
 
 // BenchmarkPut measures delivery throughput of a 1 GiB object. Run it with
@@ -20,7 +18,7 @@ func BenchmarkPut(b *testing.B) {
 	st := openStore(b, srv.settings(srv.newDir(b, srv.mount(b))))
 	b.SetBytes(size)
 	for b.Loop() {
-		if _, err := st.Put(b.Context(), "bench/object.bin", newBlockReader(size), size); err != nil {
+		if _, err := st.Put(b.Context(), "bench/object.bin", plugintest.NewBlockReader(size), size); err != nil {
 			b.Fatalf("Put: %v", err)
 		}
 	}
@@ -35,12 +33,12 @@ func BenchmarkPutParts(b *testing.B) {
 	srv := testServer(b)
 	st := openStore(b, srv.settings(srv.newDir(b, srv.mount(b))))
 	spec := sdk.ObjectSpec{Size: size, PartSize: partSize, PartCount: (size + partSize - 1) / partSize}
-	// Every part starts at a multiple of the repeated block: a blockReader of the same block
+	// Every part starts at a multiple of the repeated block: a BlockReader of the same block
 	// from 0 yields it.
-	block := newBlockReader(0).block
+	block := plugintest.NewBlockReader(0).Block
 	sum := func(n int64) []byte {
 		h := sha256.New()
-		_, _ = io.Copy(h, &blockReader{block: block, n: n})
+		_, _ = io.Copy(h, &plugintest.BlockReader{Block: block, N: n})
 		return h.Sum(nil)
 	}
 	full, last := sum(partSize), sum(spec.PartSizeOf(spec.PartCount-1))
@@ -50,54 +48,15 @@ func BenchmarkPutParts(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		receipts := make([][]byte, spec.PartCount)
-		var next atomic.Int64
-		var wg sync.WaitGroup
-		for range inFlight {
-			wg.Go(func() {
-				for n := int(next.Add(1) - 1); n < spec.PartCount; n = int(next.Add(1) - 1) {
-					p := sdk.PartInfo{Number: n, Size: spec.PartSizeOf(n), SHA256: full}
-					if n == spec.PartCount-1 {
-						p.SHA256 = last
-					}
-					r, err := st.PutPart(b.Context(), h, p, &blockReader{block: block, n: p.Size})
-					if err != nil {
-						b.Errorf("PutPart(%d): %v", n, err)
-						return
-					}
-					receipts[n] = r
-				}
-			})
-		}
-		wg.Wait()
-		if b.Failed() {
-			b.FailNow()
-		}
+		receipts := plugintest.PutParts(b, st, h, spec.PartCount, inFlight, func(n int) (sdk.PartInfo, io.Reader) {
+			p := sdk.PartInfo{Number: n, Size: spec.PartSizeOf(n), SHA256: full}
+			if n == spec.PartCount-1 {
+				p.SHA256 = last
+			}
+			return p, &plugintest.BlockReader{Block: block, N: p.Size}
+		})
 		if _, err := st.CommitObject(b.Context(), h, receipts, make([]byte, 32)); err != nil {
 			b.Fatalf("CommitObject: %v", err)
 		}
 	}
-}
-
-// blockReader yields n bytes by repeating a random 1 MiB block, cheaply.
-type blockReader struct {
-	block []byte
-	off   int64
-	n     int64
-}
-
-func newBlockReader(n int64) *blockReader {
-	b := make([]byte, 1<<20)
-	_, _ = rand.Read(b)
-	return &blockReader{block: b, n: n}
-}
-
-func (r *blockReader) Read(p []byte) (int, error) {
-	if r.off >= r.n {
-		return 0, io.EOF
-	}
-	p = p[:min(int64(len(p)), r.n-r.off)]
-	m := copy(p, r.block[r.off%int64(len(r.block)):])
-	r.off += int64(m)
-	return m, nil
 }

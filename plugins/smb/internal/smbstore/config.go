@@ -3,7 +3,6 @@ package smbstore
 import (
 	"fmt"
 	"net"
-	"slices"
 	"strconv"
 	"strings"
 
@@ -31,10 +30,8 @@ var settings = []string{
 
 // ParseConfig decodes and checks the plugin settings. Errors wrap sdk.ErrInvalidConfig.
 func ParseConfig(c sdk.Config) (Config, error) {
-	for _, k := range c.Keys() {
-		if strings.HasPrefix(k, "SMB_") && !slices.Contains(settings, k) {
-			return Config{}, fmt.Errorf("%w: unknown setting %s (known: %s)", sdk.ErrInvalidConfig, k, strings.Join(settings, ", "))
-		}
+	if err := c.OnlyKnown("SMB_", settings...); err != nil {
+		return Config{}, err
 	}
 	cfg := Config{
 		Host:     c.Default("SMB_HOST", "localhost"),

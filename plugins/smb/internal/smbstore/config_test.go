@@ -1,65 +1,30 @@
 package smbstore
 
 import (
-	"errors"
-	"strings"
 	"testing"
-	"unicode/utf8"
 
 	"github.com/chunked-uploader/chunked-uploader/sdk"
+	"github.com/chunked-uploader/chunked-uploader/sdk/storagetest/plugintest"
 )
 
 func TestParseConfig(t *testing.T) {
-	tests := map[string]struct {
-		in   sdk.Config
-		want Config
-		bad  bool
-	}{
-		"Defaults": {in: sdk.Config{"SMB_USER": "u"}, want: Config{Host: "localhost", Port: 445, User: "u", Share: "share"}},
+	tests := map[string]plugintest.ConfigCase[Config]{
+		"Defaults": {In: sdk.Config{"SMB_USER": "u"}, Want: Config{Host: "localhost", Port: 445, User: "u", Share: "share"}},
 		"All": {
-			in: sdk.Config{"SMB_HOST": "nas.lan", "SMB_PORT": "4445", "SMB_USER": "u", "SMB_PASS": " p ", "SMB_DOMAIN": "WORK",
+			In: sdk.Config{"SMB_HOST": "nas.lan", "SMB_PORT": "4445", "SMB_USER": "u", "SMB_PASS": " p ", "SMB_DOMAIN": "WORK",
 				"SMB_SHARE": "media", "SMB_PATH": `\uploads\2024\`},
-			want: Config{Host: "nas.lan", Port: 4445, User: "u", Password: " p ", Domain: "WORK", Share: "media", Path: "uploads/2024"},
+			Want: Config{Host: "nas.lan", Port: 4445, User: "u", Password: " p ", Domain: "WORK", Share: "media", Path: "uploads/2024"},
 		},
-		"PathTrimmed":        {in: sdk.Config{"SMB_USER": "u", "SMB_PATH": "//a/b//"}, want: Config{Host: "localhost", Port: 445, User: "u", Share: "share", Path: "a/b"}},
-		"EmptySegment":       {in: sdk.Config{"SMB_USER": "u", "SMB_PATH": "a//b"}, bad: true},
-		"MountPointIgnored":  {in: sdk.Config{"SMB_USER": "u", "SMB_MOUNT_POINT": "/mnt/nas"}, want: Config{Host: "localhost", Port: 445, User: "u", Share: "share"}},
-		"NoUser":             {in: sdk.Config{}, bad: true},
-		"BadPort":            {in: sdk.Config{"SMB_USER": "u", "SMB_PORT": "70000"}, bad: true},
-		"PortNotANumber":     {in: sdk.Config{"SMB_USER": "u", "SMB_PORT": "smb"}, bad: true},
-		"PathLeavesTheShare": {in: sdk.Config{"SMB_USER": "u", "SMB_PATH": "a/../../b"}, bad: true},
-		"ShareWithSlash":     {in: sdk.Config{"SMB_USER": "u", "SMB_SHARE": "a/b"}, bad: true},
-		"HostWithSlash":      {in: sdk.Config{"SMB_USER": "u", "SMB_HOST": `\\nas`}, bad: true},
-		"UnknownSetting":     {in: sdk.Config{"SMB_USER": "u", "SMB_PASSWORD": "p"}, bad: true},
+		"PathTrimmed":        {In: sdk.Config{"SMB_USER": "u", "SMB_PATH": "//a/b//"}, Want: Config{Host: "localhost", Port: 445, User: "u", Share: "share", Path: "a/b"}},
+		"EmptySegment":       {In: sdk.Config{"SMB_USER": "u", "SMB_PATH": "a//b"}, Bad: true},
+		"MountPointIgnored":  {In: sdk.Config{"SMB_USER": "u", "SMB_MOUNT_POINT": "/mnt/nas"}, Want: Config{Host: "localhost", Port: 445, User: "u", Share: "share"}},
+		"NoUser":             {In: sdk.Config{}, Bad: true},
+		"BadPort":            {In: sdk.Config{"SMB_USER": "u", "SMB_PORT": "70000"}, Bad: true},
+		"PortNotANumber":     {In: sdk.Config{"SMB_USER": "u", "SMB_PORT": "smb"}, Bad: true},
+		"PathLeavesTheShare": {In: sdk.Config{"SMB_USER": "u", "SMB_PATH": "a/../../b"}, Bad: true},
+		"ShareWithSlash":     {In: sdk.Config{"SMB_USER": "u", "SMB_SHARE": "a/b"}, Bad: true},
+		"HostWithSlash":      {In: sdk.Config{"SMB_USER": "u", "SMB_HOST": `\\nas`}, Bad: true},
+		"UnknownSetting":     {In: sdk.Config{"SMB_USER": "u", "SMB_PASSWORD": "p"}, Bad: true},
 	}
-	for name, tc := range tests {
-		t.Run(name, func(t *testing.T) {
-			c, err := ParseConfig(tc.in)
-			if tc.bad {
-				if !errors.Is(err, sdk.ErrInvalidConfig) {
-					t.Fatalf("got %+v, %v; want an error wrapping ErrInvalidConfig", c, err)
-				}
-				t.Logf("refused: %v", err)
-				return
-			}
-			if err != nil {
-				t.Fatalf("ParseConfig: %v", err)
-			}
-			if c != tc.want {
-				t.Errorf("got %+v, want %+v", c, tc.want)
-			}
-		})
-	}
-}
-
-func TestTempName(t *testing.T) {
-	for _, prefix := range []string{".x", "." + strings.Repeat("x", 255), "." + strings.Repeat("日", 85)} {
-		n := tempName(prefix, ".tmp")
-		if len(n) > sdk.MaxSegmentLength || !utf8.ValidString(n) || !strings.HasSuffix(n, ".tmp") || !strings.HasPrefix(n, ".") {
-			t.Errorf("tempName(%d-byte prefix) = %q (%d bytes)", len(prefix), n, len(n))
-		}
-		if n == tempName(prefix, ".tmp") {
-			t.Errorf("tempName is not random: %q twice", n)
-		}
-	}
+	plugintest.RunConfigCases(t, ParseConfig, tests)
 }

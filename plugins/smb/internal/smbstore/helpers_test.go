@@ -14,6 +14,7 @@ import (
 	"github.com/hirochachacha/go-smb2"
 
 	"github.com/chunked-uploader/chunked-uploader/sdk"
+	"github.com/chunked-uploader/chunked-uploader/sdk/storagetest/plugintest"
 )
 
 // server describes the SMB server the tests use, from the TEST_SMB_* variables that
@@ -22,24 +23,11 @@ type server struct {
 	addr, host, port, user, pass, share string
 }
 
-// testServer returns the test server or fails the test: these tests need a real SMB server
-// and must not pass silently without one. Only under -short (a quick local loop, never CI)
-// do they skip instead.
+// testServer returns the test server or fails the test (plugintest.RequireEnv).
 func testServer(t testing.TB) server {
 	t.Helper()
-	s := server{
-		addr:  os.Getenv("TEST_SMB_ADDR"),
-		user:  os.Getenv("TEST_SMB_USER"),
-		pass:  os.Getenv("TEST_SMB_PASS"),
-		share: os.Getenv("TEST_SMB_SHARE"),
-	}
-	if s.addr == "" || s.user == "" || s.share == "" {
-		if testing.Short() {
-			t.Skip("no test server configured; skipped under -short only (without -short this fails)")
-		}
-		t.Fatal("TEST_SMB_ADDR, TEST_SMB_USER, TEST_SMB_PASS and TEST_SMB_SHARE are not set: these tests need a real SMB server.\n" +
-			"Run `scripts/test-services.sh start` and `. /tmp/chunked-uploader-svc/env.sh` from the repository root first.")
-	}
+	env := plugintest.RequireEnv(t, "SMB server", "TEST_SMB_ADDR", "TEST_SMB_USER", "TEST_SMB_PASS", "TEST_SMB_SHARE")
+	s := server{addr: env[0], user: env[1], pass: env[2], share: env[3]}
 	var err error
 	if s.host, s.port, err = net.SplitHostPort(s.addr); err != nil {
 		t.Fatalf("TEST_SMB_ADDR=%q: %v", s.addr, err)

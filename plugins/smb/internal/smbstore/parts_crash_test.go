@@ -4,10 +4,8 @@ import (
 	"bytes"
 	"context"
 	crand "crypto/rand"
-	"encoding/binary"
 	"errors"
 	"fmt"
-	"hash/crc32"
 	"io"
 	"path"
 	"slices"
@@ -15,15 +13,16 @@ import (
 	"testing"
 
 	"github.com/chunked-uploader/chunked-uploader/sdk"
+	"github.com/chunked-uploader/chunked-uploader/sdk/storagetest/plugintest"
 )
 
 // A handle keeps working in a new Store, as after a plugin restart, and across a broken
 // connection.
 func TestPartsRestartAndReconnect(t *testing.T) {
 	e := newPartEnv(t)
-	o := newPartObject("files/restart.bin", 5<<20+1, 1<<20)
+	o := plugintest.NewObject("files/restart.bin", 5<<20+1, 1<<20)
 	h := e.begin(t, e.st, o)
-	receipts := make([][]byte, o.parts())
+	receipts := make([][]byte, o.Parts())
 	receipts[0] = putOne(t, e.st, h, o, 0)
 	receipts[4] = putOne(t, e.st, h, o, 4)
 
@@ -36,31 +35,31 @@ func TestPartsRestartAndReconnect(t *testing.T) {
 		receipts[n] = putOne(t, st2, h, o, n)
 	}
 	resent := putOne(t, st2, h, o, 0)
-	if _, err := st2.CommitObject(t.Context(), h, receipts, o.sum()); !errors.Is(err, sdk.ErrStaleReceipt) {
+	if _, err := st2.CommitObject(t.Context(), h, receipts, o.SHA256()); !errors.Is(err, sdk.ErrStaleReceipt) {
 		t.Errorf("CommitObject with a receipt the new process replaced = %v, want ErrStaleReceipt", err)
 	}
 	receipts[0] = resent
-	obj, err := st2.CommitObject(t.Context(), h, receipts, o.sum())
+	obj, err := st2.CommitObject(t.Context(), h, receipts, o.SHA256())
 	if err != nil {
 		t.Fatalf("CommitObject in the new process: %v", err)
 	}
 	e.committed(t, obj, o)
 
-	o2 := newPartObject("files/abort.bin", 2<<20, 1<<20)
+	o2 := plugintest.NewObject("files/abort.bin", 2<<20, 1<<20)
 	h2 := e.begin(t, st2, o2)
 	putOne(t, st2, h2, o2, 1)
-	if err := e.reopen(t).AbortObject(t.Context(), o2.key, h2); err != nil {
+	if err := e.reopen(t).AbortObject(t.Context(), o2.Key, h2); err != nil {
 		t.Fatal(err)
 	}
-	if got := e.files(t); !slices.Equal(got, []string{o.key}) {
-		t.Errorf("files: %v, want only %s", got, o.key)
+	if got := e.files(t); !slices.Equal(got, []string{o.Key}) {
+		t.Errorf("files: %v, want only %s", got, o.Key)
 	}
 }
 
 // A commit interrupted after the rename (the journal was left) is finished by a retry.
 func TestPartsInterruptedCommit(t *testing.T) {
 	e := newPartEnv(t)
-	o := newPartObject("d/obj.bin", 2<<20, 1<<20)
+	o := plugintest.NewObject("d/obj.bin", 2<<20, 1<<20)
 	h := e.begin(t, e.st, o)
 	receipts := putAll(t, e.st, h, o)
 	var data string
@@ -69,16 +68,16 @@ func TestPartsInterruptedCommit(t *testing.T) {
 			data = f
 		}
 	}
-	if err := e.fs.Rename(path.Join(e.dir, data), path.Join(e.dir, o.key)); err != nil {
+	if err := e.fs.Rename(path.Join(e.dir, data), path.Join(e.dir, o.Key)); err != nil {
 		t.Fatal(err)
 	}
-	obj, err := e.reopen(t).CommitObject(t.Context(), h, receipts, o.sum())
+	obj, err := e.reopen(t).CommitObject(t.Context(), h, receipts, o.SHA256())
 	if err != nil {
 		t.Fatalf("CommitObject after an interrupted commit: %v", err)
 	}
 	e.committed(t, obj, o)
-	if got := e.files(t); !slices.Equal(got, []string{o.key}) {
-		t.Errorf("files: %v, want only %s (the journal removed)", got, o.key)
+	if got := e.files(t); !slices.Equal(got, []string{o.Key}) {
+		t.Errorf("files: %v, want only %s (the journal removed)", got, o.Key)
 	}
 }
 
@@ -86,27 +85,27 @@ func TestPartsInterruptedCommit(t *testing.T) {
 // and only those.
 func TestPartsLeftovers(t *testing.T) {
 	e := newPartEnv(t)
-	lost := newPartObject("dir/obj[1].bin", 2<<20, 1<<20) // "[" is a pattern character of Glob
+	lost := plugintest.NewObject("dir/obj[1].bin", 2<<20, 1<<20) // "[" is a pattern character of Glob
 	h1 := e.begin(t, e.st, lost)
 	putOne(t, e.st, h1, lost, 0)
 	h2 := e.begin(t, e.st, lost)
-	if _, err := e.st.PutPart(t.Context(), h1, lost.info(1), bytes.NewReader(lost.part(1))); !errors.Is(err, sdk.ErrNotFound) {
+	if _, err := e.st.PutPart(t.Context(), h1, lost.Info(1), bytes.NewReader(lost.Part(1))); !errors.Is(err, sdk.ErrNotFound) {
 		t.Errorf("PutPart with the handle BeginObject replaced = %v, want ErrNotFound", err)
 	}
 	putOne(t, e.st, h2, lost, 1)
 
-	other := newPartObject("dir/obj[1].bin2", 2<<20, 1<<20)
+	other := plugintest.NewObject("dir/obj[1].bin2", 2<<20, 1<<20)
 	hOther := e.begin(t, e.st, other)
 	rOther := putAll(t, e.st, hOther, other)
-	alike := newPartObject("dir/obj_1_.bin", 10, 10) // what "?" in the pattern also matches
+	alike := plugintest.NewObject("dir/obj_1_.bin", 10, 10) // what "?" in the pattern also matches
 	hAlike := e.begin(t, e.st, alike)
-	if _, err := e.st.Put(t.Context(), lost.key, strings.NewReader("committed"), 9); err != nil {
+	if _, err := e.st.Put(t.Context(), lost.Key, strings.NewReader("committed"), 9); err != nil {
 		t.Fatal(err)
 	}
 	before := e.files(t)
 
 	st2 := e.reopen(t)
-	if err := st2.AbortObject(t.Context(), lost.key, nil); err != nil {
+	if err := st2.AbortObject(t.Context(), lost.Key, nil); err != nil {
 		t.Fatalf("AbortObject(key, nil): %v", err)
 	}
 	var want []string
@@ -121,15 +120,15 @@ func TestPartsLeftovers(t *testing.T) {
 	if err := st2.AbortObject(t.Context(), "nothing/here.bin", nil); err != nil {
 		t.Errorf("AbortObject(key, nil) with nothing there: %v", err)
 	}
-	obj, err := st2.CommitObject(t.Context(), hOther, rOther, other.sum())
+	obj, err := st2.CommitObject(t.Context(), hOther, rOther, other.SHA256())
 	if err != nil {
 		t.Fatalf("committing the neighbour: %v", err)
 	}
 	e.committed(t, obj, other)
-	if err := st2.AbortObject(t.Context(), alike.key, hAlike); err != nil {
+	if err := st2.AbortObject(t.Context(), alike.Key, hAlike); err != nil {
 		t.Fatal(err)
 	}
-	if got, err := e.fs.ReadFile(path.Join(e.dir, lost.key)); err != nil || string(got) != "committed" {
+	if got, err := e.fs.ReadFile(path.Join(e.dir, lost.Key)); err != nil || string(got) != "committed" {
 		t.Errorf("the object stored under the aborted key: %q, %v", got, err)
 	}
 }
@@ -141,12 +140,12 @@ func TestPartsLeftoversAtShareRoot(t *testing.T) {
 	st := openStore(t, srv.settings(""))
 	var rnd [6]byte
 	_, _ = crand.Read(rnd[:])
-	o := newPartObject(fmt.Sprintf("cu-test-%x.bin", rnd), 10, 10) // a unique top-level name
-	h, err := st.BeginObject(t.Context(), o.key, o.spec())
+	o := plugintest.NewObject(fmt.Sprintf("cu-test-%x.bin", rnd), 10, 10) // a unique top-level name
+	h, err := st.BeginObject(t.Context(), o.Key, o.Spec)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = st.AbortObject(context.Background(), o.key, h) })
+	t.Cleanup(func() { _ = st.AbortObject(context.Background(), o.Key, h) })
 	ours := func() []string {
 		infos, err := fs.ReadDir("")
 		if err != nil {
@@ -154,7 +153,7 @@ func TestPartsLeftoversAtShareRoot(t *testing.T) {
 		}
 		var names []string
 		for _, fi := range infos {
-			if strings.HasPrefix(fi.Name(), "."+o.key+".") {
+			if strings.HasPrefix(fi.Name(), "."+o.Key+".") {
 				names = append(names, fi.Name())
 			}
 		}
@@ -163,7 +162,7 @@ func TestPartsLeftoversAtShareRoot(t *testing.T) {
 	if names := ours(); len(names) != 2 {
 		t.Fatalf("files of the unfinished object at the share's root: %v; want 2", names)
 	}
-	if err := openStore(t, srv.settings("")).AbortObject(t.Context(), o.key, nil); err != nil {
+	if err := openStore(t, srv.settings("")).AbortObject(t.Context(), o.Key, nil); err != nil {
 		t.Fatalf("AbortObject(key, nil): %v", err)
 	}
 	if names := ours(); len(names) != 0 {
@@ -174,25 +173,25 @@ func TestPartsLeftoversAtShareRoot(t *testing.T) {
 // An abort cancels the parts of its handle being written, and leaves nothing.
 func TestPartsAbortCancelsWrites(t *testing.T) {
 	e := newPartEnv(t)
-	o := newPartObject("a/obj.bin", 4<<20, 2<<20)
+	o := plugintest.NewObject("a/obj.bin", 4<<20, 2<<20)
 	h := e.begin(t, e.st, o)
 	pr, pw := io.Pipe()
 	done := make(chan error, 1)
 	go func() {
-		_, err := e.st.PutPart(t.Context(), h, o.info(0), pr)
+		_, err := e.st.PutPart(t.Context(), h, o.Info(0), pr)
 		done <- err
 	}()
-	if _, err := pw.Write(o.part(0)[:1000]); err != nil {
+	if _, err := pw.Write(o.Part(0)[:1000]); err != nil {
 		t.Fatal(err)
 	}
 	go func() {
 		for {
-			if _, err := pw.Write(o.part(0)[1000:2000]); err != nil {
+			if _, err := pw.Write(o.Part(0)[1000:2000]); err != nil {
 				return
 			}
 		}
 	}()
-	if err := e.st.AbortObject(t.Context(), o.key, h); err != nil {
+	if err := e.st.AbortObject(t.Context(), o.Key, h); err != nil {
 		t.Fatalf("AbortObject: %v", err)
 	}
 	pw.CloseWithError(errBoom)
@@ -202,17 +201,6 @@ func TestPartsAbortCancelsWrites(t *testing.T) {
 	if got := e.files(t); len(got) != 0 {
 		t.Errorf("files after abort: %v", got)
 	}
-}
-
-// forgeHandle encodes a handle in partfile's format with any key: a hostile or broken host.
-func forgeHandle(key string, size, partSize int64, parts uint32) []byte {
-	b := []byte{1, 1, 2, 3, 4, 5, 6, 7, 8}
-	b = binary.BigEndian.AppendUint64(b, uint64(size))
-	b = binary.BigEndian.AppendUint64(b, uint64(partSize))
-	b = binary.BigEndian.AppendUint32(b, parts)
-	b = binary.BigEndian.AppendUint16(b, uint16(len(key)))
-	b = append(b, key...)
-	return binary.BigEndian.AppendUint32(b, crc32.Checksum(b, crc32.MakeTable(crc32.Castagnoli)))
 }
 
 // A handle that does not come from this store is refused with ErrNotFound, and nothing
@@ -231,32 +219,29 @@ func TestPartsHostileHandles(t *testing.T) {
 		}
 	}
 	st := openStore(t, srv.settings(path.Join(base, "root")))
-	o := newPartObject("dir/x", 10, 10)
-	good, err := st.BeginObject(t.Context(), o.key, o.spec())
+	o := plugintest.NewObject("dir/x", 10, 10)
+	good, err := st.BeginObject(t.Context(), o.Key, o.Spec)
 	if err != nil {
 		t.Fatal(err)
 	}
 	flipped := bytes.Clone(good)
 	flipped[3] ^= 0x40
 	handles := map[string][]byte{
-		"parent":         forgeHandle("../outside/x", 10, 10, 1),
-		"inner parent":   forgeHandle("dir/../../outside/x", 10, 10, 1),
-		"absolute":       forgeHandle("/"+outside+"/x", 10, 10, 1),
-		"backslash":      forgeHandle(`..\outside\x`, 10, 10, 1),
+		"parent":         plugintest.ForgeHandle("../outside/x", 10, 10, 1),
+		"inner parent":   plugintest.ForgeHandle("dir/../../outside/x", 10, 10, 1),
+		"absolute":       plugintest.ForgeHandle("/"+outside+"/x", 10, 10, 1),
+		"backslash":      plugintest.ForgeHandle(`..\outside\x`, 10, 10, 1),
 		"bit flipped":    flipped,
 		"truncated":      good[:len(good)-3],
-		"other dir":      forgeHandle("other/x", 10, 10, 1),
-		"another object": forgeHandle("dir/x", 10, 10, 1),
-		"resized":        forgeHandle("dir/x", 20, 10, 2), // with good's id below
+		"other dir":      plugintest.ForgeHandle("other/x", 10, 10, 1),
+		"another object": plugintest.ForgeHandle("dir/x", 10, 10, 1),
+		"resized":        plugintest.Resize(t, good, 20, 10, 2), // good's id and key
 	}
-	copy(handles["resized"][1:9], good[1:9])
-	resized := handles["resized"]
-	binary.BigEndian.PutUint32(resized[len(resized)-4:], crc32.Checksum(resized[:len(resized)-4], crc32.MakeTable(crc32.Castagnoli)))
 	for name, h := range handles {
-		if _, err := st.PutPart(t.Context(), h, o.info(0), bytes.NewReader(o.data)); !errors.Is(err, sdk.ErrNotFound) {
+		if _, err := st.PutPart(t.Context(), h, o.Info(0), bytes.NewReader(o.Data)); !errors.Is(err, sdk.ErrNotFound) {
 			t.Errorf("%s: PutPart = %v, want ErrNotFound", name, err)
 		}
-		if _, err := st.CommitObject(t.Context(), h, [][]byte{{1}}, o.sum()); !errors.Is(err, sdk.ErrNotFound) {
+		if _, err := st.CommitObject(t.Context(), h, [][]byte{{1}}, o.SHA256()); !errors.Is(err, sdk.ErrNotFound) {
 			t.Errorf("%s: CommitObject = %v, want ErrNotFound", name, err)
 		}
 		if err := st.AbortObject(t.Context(), "dir/x", h); err != nil && !errors.Is(err, sdk.ErrNotFound) {
@@ -275,11 +260,11 @@ func TestPartsHostileHandles(t *testing.T) {
 			t.Errorf("%s outside the store was changed: %q", fi.Name(), b)
 		}
 	}
-	obj, err := st.CommitObject(t.Context(), good, [][]byte{putOne(t, st, good, o, 0)}, o.sum())
+	obj, err := st.CommitObject(t.Context(), good, [][]byte{putOne(t, st, good, o, 0)}, o.SHA256())
 	if err != nil {
 		t.Fatalf("committing the real object: %v", err)
 	}
-	if got, err := fs.ReadFile(path.Join(base, "root", o.key)); err != nil || !bytes.Equal(got, o.data) || obj.Size != 10 {
+	if got, err := fs.ReadFile(path.Join(base, "root", o.Key)); err != nil || !bytes.Equal(got, o.Data) || obj.Size != 10 {
 		t.Errorf("the real object: %q, %v", got, err)
 	}
 }

@@ -2,15 +2,12 @@ package smbstore
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path"
 	"sync"
-	"unicode/utf8"
 
 	"github.com/hirochachacha/go-smb2"
 
@@ -40,12 +37,12 @@ func (st *Store) Put(ctx context.Context, key string, r io.Reader, size int64) (
 	// remains of an earlier attempt (the server or the plugin went away mid-Put) and is
 	// replaced, which leaves no junk behind a retry. A second Put of the same key at the
 	// same time gets a random name.
-	tmp := path.Join(dir, fixedTempName("."+base))
-	if !st.temps.claim(tmp) {
-		tmp = path.Join(dir, tempName("."+base, ".tmp"))
-		st.temps.claim(tmp)
+	tmp := path.Join(dir, sdk.TempName("."+base, ".tmp"))
+	if !st.temps.Claim(tmp) {
+		tmp = path.Join(dir, sdk.RandomTempName("."+base, ".tmp"))
+		st.temps.Claim(tmp)
 	}
-	defer st.temps.done(tmp)
+	defer st.temps.Release(tmp)
 	err := st.run(ctx, func(s *session, fs *smb2.Share) error {
 		if dir != "" {
 			if err := fs.MkdirAll(dir, 0o755); err != nil {
@@ -96,7 +93,7 @@ func (st *Store) commit(ctx context.Context, tmp, name string) error {
 			return err
 		}
 		dir, base := path.Split(name)
-		old := path.Join(dir, tempName("."+base, ".old"))
+		old := path.Join(dir, sdk.RandomTempName("."+base, ".old"))
 		err = st.do(ctx, func(fs *smb2.Share) error {
 			fi, err := fs.Lstat(name)
 			if err == nil && fi.IsDir() {
@@ -146,58 +143,6 @@ func (st *Store) removeTemp(ctx context.Context, tmp string) {
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		st.log.Warn("removing a temporary file failed", "path", tmp, "error", err)
 	}
-}
-
-// fixedTempName returns prefix + ".tmp", shortening prefix as tempName does.
-func fixedTempName(prefix string) string {
-	if maxLen := sdk.MaxSegmentLength - len(".tmp"); len(prefix) > maxLen {
-		prefix = prefix[:maxLen]
-		for !utf8.ValidString(prefix) {
-			prefix = prefix[:len(prefix)-1]
-		}
-	}
-	return prefix + ".tmp"
-}
-
-// writing is the set of temporary files this process is writing.
-type writing struct {
-	mu    sync.Mutex
-	names map[string]bool
-}
-
-// claim marks name as being written and reports whether it was free.
-func (w *writing) claim(name string) bool {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if w.names[name] {
-		return false
-	}
-	if w.names == nil {
-		w.names = map[string]bool{}
-	}
-	w.names[name] = true
-	return true
-}
-
-func (w *writing) done(name string) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	delete(w.names, name)
-}
-
-// tempName returns prefix + "." + 16 random hex digits + suffix, shortening prefix so that
-// the name fits the common 255-byte limit.
-func tempName(prefix, suffix string) string {
-	var rnd [8]byte
-	_, _ = rand.Read(rnd[:])
-	tail := "." + hex.EncodeToString(rnd[:]) + suffix
-	if maxLen := sdk.MaxSegmentLength - len(tail); len(prefix) > maxLen {
-		prefix = prefix[:maxLen]
-		for !utf8.ValidString(prefix) {
-			prefix = prefix[:len(prefix)-1]
-		}
-	}
-	return prefix + tail
 }
 
 // Writes to the file go out in chunks of writeChunk bytes (go-smb2's largest request, as

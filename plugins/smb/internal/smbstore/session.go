@@ -226,7 +226,7 @@ func isLogonFailure(code uint32) bool {
 // mapError wraps err with the sdk sentinel that matches it. Context errors and errors that
 // already wrap a sentinel are returned as they are.
 func (st *Store) mapError(err error) error {
-	if err == nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) || isSentinel(err) {
+	if err == nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) || sdk.IsWireError(err) {
 		return err
 	}
 	var ce *smb2.ContextError
@@ -245,21 +245,6 @@ func (st *Store) mapError(err error) error {
 		return fmt.Errorf("%w: %w", sdk.ErrInsufficientStorage, err)
 	}
 	return err
-}
-
-var sentinels = []error{
-	sdk.ErrNotFound, sdk.ErrInvalidKey, sdk.ErrInvalidConfig, sdk.ErrSizeMismatch, sdk.ErrDigestMismatch,
-	sdk.ErrUnavailable, sdk.ErrInsufficientStorage, sdk.ErrPermission, sdk.ErrNotSupported, sdk.ErrNotConfigured,
-	sdk.ErrStaleReceipt,
-}
-
-func isSentinel(err error) bool {
-	for _, s := range sentinels {
-		if errors.Is(err, s) {
-			return true
-		}
-	}
-	return false
 }
 
 // cleanupContext returns a context for cleaning up after a failure: it keeps the values of

@@ -19,7 +19,7 @@ import (
 type Store struct {
 	cfg   Config
 	log   sdk.Logger
-	temps writing        // temporary files of Puts in flight, see Put
+	temps sdk.TempNames  // temporary files of Puts in flight, see Put
 	parts partfile.Locks // unfinished part-wise objects in use, see parts.go
 
 	mu     sync.Mutex // guards the fields below; held while connecting
@@ -120,7 +120,7 @@ func (st *Store) Health(ctx context.Context) error {
 		return err
 	}
 	defer st.end()
-	probe := path.Join(st.cfg.Path, tempName(".chunked-uploader-health", ".tmp"))
+	probe := path.Join(st.cfg.Path, sdk.RandomTempName(".chunked-uploader-health", ".tmp"))
 	err := st.do(ctx, func(fs *smb2.Share) error {
 		if st.cfg.Path != "" {
 			if err := fs.MkdirAll(st.cfg.Path, 0o755); err != nil {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/chunked-uploader/chunked-uploader/sdk"
 	"github.com/chunked-uploader/chunked-uploader/sdk/storagetest"
+	"github.com/chunked-uploader/chunked-uploader/sdk/storagetest/plugintest"
 )
 
 func TestConformance(t *testing.T) {
@@ -52,7 +53,7 @@ func TestReconnect(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			dir := srv.newDir(t, fs)
 			st := openStore(t, srv.settings(dir))
-			b := pattern(3<<20 + 5)
+			b := plugintest.Pattern(3<<20 + 5)
 			if _, err := st.Put(t.Context(), "first.bin", bytes.NewReader(b), int64(len(b))); err != nil {
 				t.Fatalf("first Put: %v", err)
 			}
@@ -110,7 +111,7 @@ func TestClose(t *testing.T) {
 	fs := srv.mount(t)
 	dir := srv.newDir(t, fs)
 	st := openStore(t, srv.settings(dir))
-	b := pattern(4 << 20)
+	b := plugintest.Pattern(4 << 20)
 	pr, pw := io.Pipe()
 	errc := make(chan error, 1)
 	go func() {
@@ -147,52 +148,33 @@ func TestHealth(t *testing.T) {
 	srv := testServer(t)
 	fs := srv.mount(t)
 	dir := srv.newDir(t, fs)
-	tests := map[string]struct {
-		change func(sdk.Config)
-		want   error
-		text   string // part of the message
-	}{
-		"OK": {change: func(sdk.Config) {}},
-		"NestedPath": {change: func(c sdk.Config) {
+	tests := map[string]plugintest.HealthCase{
+		"OK": {Change: func(sdk.Config) {}},
+		"NestedPath": {Change: func(c sdk.Config) {
 			c["SMB_PATH"] = "/" + dir + "/deeper/still/"
 		}},
 		"WrongPassword": {
-			change: func(c sdk.Config) { c["SMB_PASS"] = "wrong-" + srv.pass },
-			want:   sdk.ErrPermission,
-			text:   "wrong user name or password",
+			Change: func(c sdk.Config) { c["SMB_PASS"] = "wrong-" + srv.pass },
+			Want:   sdk.ErrPermission,
+			Text:   "wrong user name or password",
 		},
 		"UnknownUser": {
-			change: func(c sdk.Config) { c["SMB_USER"] = "nosuchuser" },
-			want:   sdk.ErrPermission,
-			text:   "wrong user name or password",
+			Change: func(c sdk.Config) { c["SMB_USER"] = "nosuchuser" },
+			Want:   sdk.ErrPermission,
+			Text:   "wrong user name or password",
 		},
 		"UnknownShare": {
-			change: func(c sdk.Config) { c["SMB_SHARE"] = "nosuchshare" },
-			want:   sdk.ErrInvalidConfig,
-			text:   `share "nosuchshare" not found`,
+			Change: func(c sdk.Config) { c["SMB_SHARE"] = "nosuchshare" },
+			Want:   sdk.ErrInvalidConfig,
+			Text:   `share "nosuchshare" not found`,
 		},
 		"Unreachable": {
-			change: func(c sdk.Config) { c["SMB_HOST"], c["SMB_PORT"] = "127.0.0.1", "1" },
-			want:   sdk.ErrUnavailable,
-			text:   "cannot reach SMB server 127.0.0.1:1",
+			Change: func(c sdk.Config) { c["SMB_HOST"], c["SMB_PORT"] = "127.0.0.1", "1" },
+			Want:   sdk.ErrUnavailable,
+			Text:   "cannot reach SMB server 127.0.0.1:1",
 		},
 	}
-	for name, tc := range tests {
-		t.Run(name, func(t *testing.T) {
-			cfg := srv.settings(dir)
-			tc.change(cfg)
-			err := openStore(t, cfg).Health(t.Context())
-			switch {
-			case tc.want == nil && err != nil:
-				t.Fatalf("Health: %v", err)
-			case tc.want != nil && !errors.Is(err, tc.want):
-				t.Fatalf("Health: got %v, want an error wrapping %v", err, tc.want)
-			case tc.want != nil && !strings.Contains(err.Error(), tc.text):
-				t.Errorf("Health: message %q does not say %q", err, tc.text)
-			}
-			t.Logf("Health: %v", err)
-		})
-	}
+	plugintest.RunHealthCases(t, srv.settings(dir), func(t *testing.T, c sdk.Config) sdk.HealthChecker { return openStore(t, c) }, tests)
 	if names := walk(t, fs, dir); strings.Join(names, ",") != "deeper,deeper/still" {
 		t.Errorf("directory holds %q after health checks, want only the created directories", names)
 	}
@@ -206,7 +188,7 @@ func TestLongName(t *testing.T) {
 	dir := srv.newDir(t, fs)
 	st := openStore(t, srv.settings(dir))
 	key := "long/" + strings.Repeat("é", 100) + strings.Repeat("x", sdk.MaxSegmentLength-200)
-	for _, b := range [][]byte{pattern(1000), pattern(2000)} { // the second replaces the first
+	for _, b := range [][]byte{plugintest.Pattern(1000), plugintest.Pattern(2000)} { // the second replaces the first
 		if _, err := st.Put(t.Context(), key, bytes.NewReader(b), int64(len(b))); err != nil {
 			t.Fatalf("Put: %v", err)
 		}
@@ -236,15 +218,4 @@ func TestLocation(t *testing.T) {
 			}
 		})
 	}
-}
-
-// pattern returns n bytes that differ from block to block.
-func pattern(n int) []byte {
-	b := make([]byte, n)
-	seed := sha256.Sum256([]byte("pattern"))
-	for i := 0; i < n; i += len(seed) {
-		copy(b[i:], seed[:])
-		seed = sha256.Sum256(seed[:])
-	}
-	return b
 }

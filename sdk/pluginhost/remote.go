@@ -1,4 +1,4 @@
-package sdk
+package pluginhost
 
 import (
 	"bytes"
@@ -9,29 +9,54 @@ import (
 	"io"
 	"sync"
 
+	"github.com/hashicorp/go-plugin"
+	"google.golang.org/grpc"
+
 	storagev1 "github.com/chunked-uploader/chunked-uploader/proto/storage/v1"
+	"github.com/chunked-uploader/chunked-uploader/sdk"
 )
 
 // Remote is the host's view of a plugin: a Storage plus the calls only the host makes.
-// It is what dispensing PluginName from a go-plugin client returns.
+// It is what dispensing sdk.PluginName from a go-plugin client made with PluginSet
+// returns. Every error wraps the sentinel of sdk the plugin's error wrapped (see
+// sdk.FromStatus).
 type Remote interface {
-	Storage
-	HealthChecker
+	sdk.Storage
+	sdk.HealthChecker
 	// Configure sends the backend's settings; it must succeed before any other call.
 	// It returns what the plugin said of itself.
-	Configure(ctx context.Context, cfg Config) (PluginInfo, error)
-	// Validate asks the plugin to check cfg without using it (see WithValidator).
-	Validate(ctx context.Context, cfg Config) error
+	Configure(ctx context.Context, cfg sdk.Config) (PluginInfo, error)
+	// Validate asks the plugin to check cfg without using it (see sdk.WithValidator).
+	Validate(ctx context.Context, cfg sdk.Config) error
 	// PutChecked is Put that also refuses to let the object become visible unless the
 	// content's SHA-256 equals want (when want is not nil): on a mismatch the finish message
 	// is never sent, the plugin discards what it received, and the error wraps
-	// ErrDigestMismatch.
-	PutChecked(ctx context.Context, key string, r io.Reader, size int64, want []byte) (Object, error)
+	// sdk.ErrDigestMismatch.
+	PutChecked(ctx context.Context, key string, r io.Reader, size int64, want []byte) (sdk.Object, error)
 	// PartStorage is served by plugins whose PluginInfo.Parts is set; others answer every
-	// call with an error wrapping ErrNotSupported. PutPart reads exactly p.Size bytes from r
-	// and fails with ErrDigestMismatch, sending nothing the plugin could keep, when they do
+	// call with an error wrapping sdk.ErrNotSupported. PutPart reads exactly p.Size bytes from r
+	// and fails with sdk.ErrDigestMismatch, sending nothing the plugin could keep, when they do
 	// not hash to p.SHA256.
-	PartStorage
+	sdk.PartStorage
+}
+
+// Plugin is the go-plugin glue of the host side: dispensing it gives a Remote. Its
+// embedded sdk.Plugin serves, so that one Plugin value does both ends of an in-process
+// test connection (plugin.TestPluginGRPCConn); a host leaves it zero.
+type Plugin struct {
+	sdk.Plugin
+}
+
+var _ plugin.GRPCPlugin = (*Plugin)(nil)
+
+// GRPCClient implements plugin.GRPCPlugin.
+func (p *Plugin) GRPCClient(_ context.Context, _ *plugin.GRPCBroker, c *grpc.ClientConn) (interface{}, error) {
+	return NewRemote(storagev1.NewStorageServiceClient(c)), nil
+}
+
+// PluginSet is the plugin map for a host's plugin.ClientConfig.
+func PluginSet() plugin.PluginSet {
+	return plugin.PluginSet{sdk.PluginName: &Plugin{}}
 }
 
 // grpcClient implements Remote over a StorageService connection.
@@ -39,7 +64,7 @@ type grpcClient struct {
 	client storagev1.StorageServiceClient
 
 	mu    sync.Mutex
-	parts PartLimits // from the last Configure
+	parts sdk.PartLimits // from the last Configure
 }
 
 var _ Remote = (*grpcClient)(nil)
@@ -52,17 +77,17 @@ func NewRemote(c storagev1.StorageServiceClient) Remote { return &grpcClient{cli
 type PluginInfo struct {
 	Name string // the name it serves under
 	// Parts is set when the backend stores objects part-wise (PartStorage).
-	Parts *PartLimits
+	Parts *sdk.PartLimits
 }
 
-func (c *grpcClient) Configure(ctx context.Context, cfg Config) (PluginInfo, error) {
+func (c *grpcClient) Configure(ctx context.Context, cfg sdk.Config) (PluginInfo, error) {
 	resp, err := c.client.Configure(ctx, &storagev1.ConfigureRequest{Settings: cfg})
 	if err != nil {
-		return PluginInfo{}, fmt.Errorf("configure: %w", fromStatus(err))
+		return PluginInfo{}, fmt.Errorf("configure: %w", sdk.FromStatus(err))
 	}
 	info := PluginInfo{Name: resp.GetName()}
 	if p := resp.GetParts(); p != nil {
-		info.Parts = &PartLimits{MinPartSize: p.GetMinPartSize(), MaxParts: p.GetMaxParts()}
+		info.Parts = &sdk.PartLimits{MinPartSize: p.GetMinPartSize(), MaxParts: p.GetMaxParts()}
 		c.mu.Lock()
 		c.parts = *info.Parts
 		c.mu.Unlock()
@@ -70,32 +95,32 @@ func (c *grpcClient) Configure(ctx context.Context, cfg Config) (PluginInfo, err
 	return info, nil
 }
 
-func (c *grpcClient) Validate(ctx context.Context, cfg Config) error {
+func (c *grpcClient) Validate(ctx context.Context, cfg sdk.Config) error {
 	if _, err := c.client.Configure(ctx, &storagev1.ConfigureRequest{Settings: cfg, ValidateOnly: true}); err != nil {
-		return fmt.Errorf("validate settings: %w", fromStatus(err))
+		return fmt.Errorf("validate settings: %w", sdk.FromStatus(err))
 	}
 	return nil
 }
 
-// Put streams r to the plugin in chunks of at most CopyBufferSize bytes, followed by the
+// Put streams r to the plugin in chunks of at most sdk.CopyBufferSize bytes, followed by the
 // SHA-256 of what was sent. It reads exactly size bytes from r and fails with
-// ErrSizeMismatch if r is shorter or longer; the plugin commits only if it received the
+// sdk.ErrSizeMismatch if r is shorter or longer; the plugin commits only if it received the
 // same bytes.
-func (c *grpcClient) Put(ctx context.Context, key string, r io.Reader, size int64) (Object, error) {
+func (c *grpcClient) Put(ctx context.Context, key string, r io.Reader, size int64) (sdk.Object, error) {
 	return c.PutChecked(ctx, key, r, size, nil)
 }
 
 // PutChecked implements Remote.
-func (c *grpcClient) PutChecked(ctx context.Context, key string, r io.Reader, size int64, want []byte) (Object, error) {
+func (c *grpcClient) PutChecked(ctx context.Context, key string, r io.Reader, size int64, want []byte) (sdk.Object, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel() // aborts the stream on every early return
 	stream, err := c.client.Put(ctx)
 	if err != nil {
-		return Object{}, fmt.Errorf("put %s: %w", key, fromStatus(err))
+		return sdk.Object{}, fmt.Errorf("put %s: %w", key, sdk.FromStatus(err))
 	}
 	hdr := &storagev1.PutRequest{Msg: &storagev1.PutRequest_Header{Header: &storagev1.PutHeader{Key: key, Size: size}}}
 	if err := stream.Send(hdr); err != nil {
-		return Object{}, c.putError(key, stream, err)
+		return sdk.Object{}, c.putError(key, stream, err)
 	}
 	msg := &storagev1.PutRequest_Chunk{}
 	req := &storagev1.PutRequest{Msg: msg}
@@ -103,32 +128,32 @@ func (c *grpcClient) PutChecked(ctx context.Context, key string, r io.Reader, si
 	if err != nil {
 		var se *sendError
 		if errors.As(err, &se) {
-			return Object{}, c.putError(key, stream, se.err)
+			return sdk.Object{}, c.putError(key, stream, se.err)
 		}
 		abandon(stream)
-		return Object{}, fmt.Errorf("put %s: %w", key, err)
+		return sdk.Object{}, fmt.Errorf("put %s: %w", key, err)
 	}
 	if want != nil && !bytes.Equal(sum, want) {
 		abandon(stream)
-		return Object{}, fmt.Errorf("put %s: %w: content has sha256 %x, expected %x", key, ErrDigestMismatch, sum, want)
+		return sdk.Object{}, fmt.Errorf("put %s: %w: content has sha256 %x, expected %x", key, sdk.ErrDigestMismatch, sum, want)
 	}
 	// gRPC notices a cancelled ctx asynchronously, so chunks and the finish message may still
 	// go out after it. Without a finish the plugin never commits: check before sending it.
 	if err := ctx.Err(); err != nil {
-		return Object{}, fmt.Errorf("put %s: %w", key, err)
+		return sdk.Object{}, fmt.Errorf("put %s: %w", key, err)
 	}
 	fin := &storagev1.PutRequest{Msg: &storagev1.PutRequest_Finish{Finish: &storagev1.PutFinish{Sha256: sum}}}
 	if err := stream.Send(fin); err != nil {
-		return Object{}, c.putError(key, stream, err)
+		return sdk.Object{}, c.putError(key, stream, err)
 	}
 	resp, err := stream.CloseAndRecv()
 	if err != nil {
-		return Object{}, fmt.Errorf("put %s: %w", key, fromStatus(err))
+		return sdk.Object{}, fmt.Errorf("put %s: %w", key, sdk.FromStatus(err))
 	}
 	obj := objectFromProto(resp.GetObject())
 	if obj.Size != size || (obj.SHA256 != nil && !bytes.Equal(obj.SHA256, sum)) {
-		return Object{}, fmt.Errorf("put %s: %w: plugin reports %d bytes sha256 %x, sent %d bytes sha256 %x",
-			key, ErrDigestMismatch, obj.Size, obj.SHA256, size, sum)
+		return sdk.Object{}, fmt.Errorf("put %s: %w: plugin reports %d bytes sha256 %x, sent %d bytes sha256 %x",
+			key, sdk.ErrDigestMismatch, obj.Size, obj.SHA256, size, sum)
 	}
 	obj.SHA256 = sum
 	return obj, nil
@@ -149,12 +174,12 @@ func (c *grpcClient) putError(key string, stream storagev1.StorageService_PutCli
 			err = rerr
 		}
 	}
-	return fmt.Errorf("put %s: %w", key, fromStatus(err))
+	return fmt.Errorf("put %s: %w", key, sdk.FromStatus(err))
 }
 
 // sendBuffers holds the buffers of sendChunks: a host sends many parts one after another,
 // and a fresh MiB for each would be garbage the collector lets pile up.
-var sendBuffers = sync.Pool{New: func() any { b := make([]byte, CopyBufferSize); return &b }}
+var sendBuffers = sync.Pool{New: func() any { b := make([]byte, sdk.CopyBufferSize); return &b }}
 
 // sendError marks a failure to send, as opposed to a failure to read the content.
 type sendError struct{ err error }
@@ -162,7 +187,7 @@ type sendError struct{ err error }
 func (e *sendError) Error() string { return e.err.Error() }
 
 // sendChunks reads exactly size bytes from r and sends them as chunk messages of at most
-// CopyBufferSize bytes, returning their SHA-256; r must end there (else ErrSizeMismatch).
+// sdk.CopyBufferSize bytes, returning their SHA-256; r must end there (else sdk.ErrSizeMismatch).
 //
 // One buffer is reused for every message. grpc-go's Send encodes the message (copying the
 // bytes) before it returns; only stats handlers and tracing may read a message later, and
@@ -172,13 +197,13 @@ func sendChunks(send func([]byte) error, r io.Reader, size int64) ([]byte, error
 	h := sha256.New()
 	bp := sendBuffers.Get().(*[]byte)
 	defer sendBuffers.Put(bp)
-	buf := (*bp)[:min(size, CopyBufferSize)]
+	buf := (*bp)[:min(size, sdk.CopyBufferSize)]
 	var sent int64
 	for sent < size {
-		chunk := buf[:min(size-sent, CopyBufferSize)]
+		chunk := buf[:min(size-sent, sdk.CopyBufferSize)]
 		n, err := io.ReadFull(r, chunk)
 		if err == io.EOF || err == io.ErrUnexpectedEOF {
-			return nil, fmt.Errorf("%w: got %d bytes, expected %d", ErrSizeMismatch, sent+int64(n), size)
+			return nil, fmt.Errorf("%w: got %d bytes, expected %d", sdk.ErrSizeMismatch, sent+int64(n), size)
 		}
 		if err != nil {
 			return nil, fmt.Errorf("read after %d bytes: %w", sent+int64(n), err)
@@ -189,39 +214,37 @@ func sendChunks(send func([]byte) error, r io.Reader, size int64) ([]byte, error
 		}
 		sent += int64(n)
 	}
-	var one [1]byte
-	for {
-		m, err := r.Read(one[:])
-		if m > 0 {
-			return nil, fmt.Errorf("%w: more than the expected %d bytes", ErrSizeMismatch, size)
-		}
-		if errors.Is(err, io.EOF) {
-			return h.Sum(nil), nil
-		}
-		if err != nil {
-			return nil, fmt.Errorf("read after %d bytes: %w", sent, err)
-		}
+	if err := sdk.ExpectEOF(r); err != nil {
+		return nil, fmt.Errorf("read after %d bytes: %w", sent, err)
 	}
+	return h.Sum(nil), nil
 }
 
-func (c *grpcClient) Stat(ctx context.Context, key string) (Object, error) {
+func (c *grpcClient) Stat(ctx context.Context, key string) (sdk.Object, error) {
 	resp, err := c.client.Stat(ctx, &storagev1.StatRequest{Key: key})
 	if err != nil {
-		return Object{}, fmt.Errorf("stat %s: %w", key, fromStatus(err))
+		return sdk.Object{}, fmt.Errorf("stat %s: %w", key, sdk.FromStatus(err))
 	}
 	return objectFromProto(resp.GetObject()), nil
 }
 
 func (c *grpcClient) Delete(ctx context.Context, key string) error {
 	if _, err := c.client.Delete(ctx, &storagev1.DeleteRequest{Key: key}); err != nil {
-		return fmt.Errorf("delete %s: %w", key, fromStatus(err))
+		return fmt.Errorf("delete %s: %w", key, sdk.FromStatus(err))
 	}
 	return nil
 }
 
 func (c *grpcClient) Health(ctx context.Context) error {
 	if _, err := c.client.Health(ctx, &storagev1.HealthRequest{}); err != nil {
-		return fromStatus(err)
+		return sdk.FromStatus(err)
 	}
 	return nil
+}
+
+func objectFromProto(o *storagev1.Object) sdk.Object {
+	if o == nil {
+		return sdk.Object{}
+	}
+	return sdk.Object{Key: o.GetKey(), Size: o.GetSize(), SHA256: o.GetSha256(), Location: o.GetLocation()}
 }

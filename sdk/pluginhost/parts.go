@@ -1,4 +1,4 @@
-package sdk
+package pluginhost
 
 import (
 	"bytes"
@@ -8,21 +8,22 @@ import (
 	"io"
 
 	storagev1 "github.com/chunked-uploader/chunked-uploader/proto/storage/v1"
+	"github.com/chunked-uploader/chunked-uploader/sdk"
 )
 
 // PartLimits implements PartStorage: the limits the plugin announced when configured.
-func (c *grpcClient) PartLimits() PartLimits {
+func (c *grpcClient) PartLimits() sdk.PartLimits {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.parts
 }
 
-func (c *grpcClient) BeginObject(ctx context.Context, key string, spec ObjectSpec) ([]byte, error) {
+func (c *grpcClient) BeginObject(ctx context.Context, key string, spec sdk.ObjectSpec) ([]byte, error) {
 	resp, err := c.client.BeginObject(ctx, &storagev1.BeginObjectRequest{
 		Key: key, Size: spec.Size, PartSize: spec.PartSize, PartCount: int64(spec.PartCount), Sha256: spec.SHA256,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("begin object %s: %w", key, fromStatus(err))
+		return nil, fmt.Errorf("begin object %s: %w", key, sdk.FromStatus(err))
 	}
 	return resp.GetHandle(), nil
 }
@@ -31,12 +32,12 @@ func (c *grpcClient) BeginObject(ctx context.Context, key string, spec ObjectSpe
 // when they do not hash to p.SHA256, ends the stream without a finish message (the plugin
 // keeps nothing of it) and fails with an error wrapping ErrDigestMismatch: the sender's
 // copy is not what was acknowledged.
-func (c *grpcClient) PutPart(ctx context.Context, handle []byte, p PartInfo, r io.Reader) ([]byte, error) {
+func (c *grpcClient) PutPart(ctx context.Context, handle []byte, p sdk.PartInfo, r io.Reader) ([]byte, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel() // aborts the stream on every early return
 	stream, err := c.client.PutPart(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("put part %d: %w", p.Number, fromStatus(err))
+		return nil, fmt.Errorf("put part %d: %w", p.Number, sdk.FromStatus(err))
 	}
 	fail := func(err error) ([]byte, error) {
 		if errors.Is(err, io.EOF) {
@@ -44,7 +45,7 @@ func (c *grpcClient) PutPart(ctx context.Context, handle []byte, p PartInfo, r i
 				err = rerr
 			}
 		}
-		return nil, fmt.Errorf("put part %d: %w", p.Number, fromStatus(err))
+		return nil, fmt.Errorf("put part %d: %w", p.Number, sdk.FromStatus(err))
 	}
 	hdr := &storagev1.PutPartRequest{Msg: &storagev1.PutPartRequest_Header{Header: &storagev1.PutPartHeader{
 		Handle: handle, PartNumber: int64(p.Number), Size: p.Size, Sha256: p.SHA256,
@@ -65,7 +66,7 @@ func (c *grpcClient) PutPart(ctx context.Context, handle []byte, p PartInfo, r i
 	}
 	if !bytes.Equal(sum, p.SHA256) {
 		_, _ = stream.CloseAndRecv()
-		return nil, fmt.Errorf("put part %d: %w: the content read has sha256 %x, the part's is %x", p.Number, ErrDigestMismatch, sum, p.SHA256)
+		return nil, fmt.Errorf("put part %d: %w: the content read has sha256 %x, the part's is %x", p.Number, sdk.ErrDigestMismatch, sum, p.SHA256)
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("put part %d: %w", p.Number, err)
@@ -76,22 +77,22 @@ func (c *grpcClient) PutPart(ctx context.Context, handle []byte, p PartInfo, r i
 	}
 	resp, err := stream.CloseAndRecv()
 	if err != nil {
-		return nil, fmt.Errorf("put part %d: %w", p.Number, fromStatus(err))
+		return nil, fmt.Errorf("put part %d: %w", p.Number, sdk.FromStatus(err))
 	}
 	return resp.GetReceipt(), nil
 }
 
-func (c *grpcClient) CommitObject(ctx context.Context, handle []byte, receipts [][]byte, sha256 []byte) (Object, error) {
+func (c *grpcClient) CommitObject(ctx context.Context, handle []byte, receipts [][]byte, sha256 []byte) (sdk.Object, error) {
 	resp, err := c.client.CommitObject(ctx, &storagev1.CommitObjectRequest{Handle: handle, Receipts: receipts, Sha256: sha256})
 	if err != nil {
-		return Object{}, fmt.Errorf("commit object: %w", fromStatus(err))
+		return sdk.Object{}, fmt.Errorf("commit object: %w", sdk.FromStatus(err))
 	}
 	return objectFromProto(resp.GetObject()), nil
 }
 
 func (c *grpcClient) AbortObject(ctx context.Context, key string, handle []byte) error {
 	if _, err := c.client.AbortObject(ctx, &storagev1.AbortObjectRequest{Key: key, Handle: handle}); err != nil {
-		return fmt.Errorf("abort object %s: %w", key, fromStatus(err))
+		return fmt.Errorf("abort object %s: %w", key, sdk.FromStatus(err))
 	}
 	return nil
 }
