@@ -18,6 +18,7 @@ import (
 	"github.com/chunked-uploader/chunked-uploader/host/api"
 	"github.com/chunked-uploader/chunked-uploader/host/auth"
 	"github.com/chunked-uploader/chunked-uploader/host/config"
+	"github.com/chunked-uploader/chunked-uploader/host/memlimit"
 	"github.com/chunked-uploader/chunked-uploader/host/metrics"
 	"github.com/chunked-uploader/chunked-uploader/host/pluginmgr"
 	"github.com/chunked-uploader/chunked-uploader/host/sqlite"
@@ -118,12 +119,14 @@ func Run(ctx context.Context, cfg *config.Config, log hclog.Logger) error {
 	})
 	hooks.Start()
 	defer hooks.Close()
+	mem := memlimit.New()
 	svc := upload.New(db, stage, plugins, tokens, upload.Options{
 		ChunkSize: cfg.ChunkSize, TTL: cfg.UploadTTL, MaxUpload: cfg.MaxUpload, MaxParts: cfg.MaxParts,
 		CompleteWait: cfg.CompleteWait, MaxDeliveries: cfg.MaxConcurrentFinalizing,
 		PartDeliveries: cfg.PartDeliveries, PartDeliveriesPerUpload: cfg.PartDeliveriesPerUpload,
 		MaxPartWrites: cfg.MaxPartsInFlight, MaxPartWritesPerUpload: cfg.MaxPartsInFlightPerUpload,
-		CleanupInterval: cfg.CleanupInterval, Retention: cfg.Retention, StagingReserve: cfg.StagingReserve,
+		PartWritesChanged: mem.PartWrites,
+		CleanupInterval:   cfg.CleanupInterval, Retention: cfg.Retention, StagingReserve: cfg.StagingReserve,
 		Logger: log.Named("upload"), Notifier: hooks, Metrics: mets, NodeID: cfg.NodeID,
 	})
 	if err := svc.Start(ctx); err != nil {

@@ -59,6 +59,10 @@ type Options struct {
 	// upload; beyond them a part write is refused with too_many_requests.
 	MaxPartWrites          int
 	MaxPartWritesPerUpload int
+	// PartWritesChanged, if set, is called with the number of part writes in flight each
+	// time it changes (under a lock: it must be quick). The host sizes its memory limit
+	// by it (package memlimit).
+	PartWritesChanged func(inFlight int)
 	// Retention is how long records of complete and expired uploads are kept; 0 keeps them.
 	Retention time.Duration
 	// StagingReserve is the space (bytes) init leaves free on the staging disk.

@@ -64,6 +64,7 @@ func (s *Service) admit(ctx context.Context, id string, n int, interrupt func())
 			w.byPart[key] = me
 			w.perUpload[id]++
 			w.total++
+			s.partWritesChanged(w.total)
 			w.mu.Unlock()
 			return me, func() {
 				w.mu.Lock()
@@ -72,6 +73,7 @@ func (s *Service) admit(ctx context.Context, id string, n int, interrupt func())
 					delete(w.perUpload, id)
 				}
 				w.total--
+				s.partWritesChanged(w.total)
 				w.mu.Unlock()
 				close(me.done)
 			}, nil
@@ -91,5 +93,11 @@ func (s *Service) admit(ctx context.Context, id string, n int, interrupt func())
 		case <-time.After(time.Until(deadline)):
 			return nil, nil, host.Errorf(host.CodeTooManyRequests, "part %d is still being received by an earlier request; retry in a moment", n)
 		}
+	}
+}
+
+func (s *Service) partWritesChanged(n int) {
+	if s.opt.PartWritesChanged != nil {
+		s.opt.PartWritesChanged(n)
 	}
 }

@@ -1,7 +1,6 @@
 package pluginhost
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -28,10 +27,11 @@ func (c *grpcClient) BeginObject(ctx context.Context, key string, spec sdk.Objec
 	return resp.GetHandle(), nil
 }
 
-// PutPart streams exactly p.Size bytes of r to the plugin. It hashes them on the way and,
-// when they do not hash to p.SHA256, ends the stream without a finish message (the plugin
-// keeps nothing of it) and fails with an error wrapping ErrDigestMismatch: the sender's
-// copy is not what was acknowledged.
+// PutPart streams exactly p.Size bytes of r to the plugin. It does not hash them: by the
+// contract of PutPart the plugin checks them against p.SHA256 and refuses the part
+// (DATA_LOSS, ErrDigestMismatch here) when they differ, so a second SHA-256 pass in the
+// host would only say which side is wrong, which the host finds out by reading its copy
+// again (it checks its staged copies with cheaper means as it reads them).
 func (c *grpcClient) PutPart(ctx context.Context, handle []byte, p sdk.PartInfo, r io.Reader) ([]byte, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel() // aborts the stream on every early return
@@ -55,7 +55,7 @@ func (c *grpcClient) PutPart(ctx context.Context, handle []byte, p sdk.PartInfo,
 	}
 	msg := &storagev1.PutPartRequest_Chunk{}
 	req := &storagev1.PutPartRequest{Msg: msg}
-	sum, err := sendChunks(func(b []byte) error { msg.Chunk = b; return stream.Send(req) }, r, p.Size)
+	_, err = sendChunks(func(b []byte) error { msg.Chunk = b; return stream.Send(req) }, r, p.Size, nil)
 	if err != nil {
 		var se *sendError
 		if errors.As(err, &se) {
@@ -64,14 +64,10 @@ func (c *grpcClient) PutPart(ctx context.Context, handle []byte, p sdk.PartInfo,
 		_, _ = stream.CloseAndRecv()
 		return nil, fmt.Errorf("put part %d: %w", p.Number, err)
 	}
-	if !bytes.Equal(sum, p.SHA256) {
-		_, _ = stream.CloseAndRecv()
-		return nil, fmt.Errorf("put part %d: %w: the content read has sha256 %x, the part's is %x", p.Number, sdk.ErrDigestMismatch, sum, p.SHA256)
-	}
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("put part %d: %w", p.Number, err)
 	}
-	fin := &storagev1.PutPartRequest{Msg: &storagev1.PutPartRequest_Finish{Finish: &storagev1.PutFinish{Sha256: sum}}}
+	fin := &storagev1.PutPartRequest{Msg: &storagev1.PutPartRequest_Finish{Finish: &storagev1.PutFinish{Sha256: p.SHA256}}}
 	if err := stream.Send(fin); err != nil {
 		return fail(err)
 	}

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"sync"
 
@@ -124,7 +125,7 @@ func (c *grpcClient) PutChecked(ctx context.Context, key string, r io.Reader, si
 	}
 	msg := &storagev1.PutRequest_Chunk{}
 	req := &storagev1.PutRequest{Msg: msg}
-	sum, err := sendChunks(func(b []byte) error { msg.Chunk = b; return stream.Send(req) }, r, size)
+	sum, err := sendChunks(func(b []byte) error { msg.Chunk = b; return stream.Send(req) }, r, size, sha256.New())
 	if err != nil {
 		var se *sendError
 		if errors.As(err, &se) {
@@ -187,14 +188,14 @@ type sendError struct{ err error }
 func (e *sendError) Error() string { return e.err.Error() }
 
 // sendChunks reads exactly size bytes from r and sends them as chunk messages of at most
-// sdk.CopyBufferSize bytes, returning their SHA-256; r must end there (else sdk.ErrSizeMismatch).
+// sdk.CopyBufferSize bytes, returning their digest by h (nil: no digest, and none is
+// computed); r must end there (else sdk.ErrSizeMismatch).
 //
 // One buffer is reused for every message. grpc-go's Send encodes the message (copying the
 // bytes) before it returns; only stats handlers and tracing may read a message later, and
 // the connections this package makes have none. A fresh buffer per message would leave a
 // MiB of garbage per MiB delivered and let the host's heap grow to twice its size.
-func sendChunks(send func([]byte) error, r io.Reader, size int64) ([]byte, error) {
-	h := sha256.New()
+func sendChunks(send func([]byte) error, r io.Reader, size int64, h hash.Hash) ([]byte, error) {
 	bp := sendBuffers.Get().(*[]byte)
 	defer sendBuffers.Put(bp)
 	buf := (*bp)[:min(size, sdk.CopyBufferSize)]
@@ -208,7 +209,9 @@ func sendChunks(send func([]byte) error, r io.Reader, size int64) ([]byte, error
 		if err != nil {
 			return nil, fmt.Errorf("read after %d bytes: %w", sent+int64(n), err)
 		}
-		h.Write(chunk)
+		if h != nil {
+			h.Write(chunk)
+		}
 		if err := send(chunk); err != nil {
 			return nil, &sendError{err}
 		}
@@ -216,6 +219,9 @@ func sendChunks(send func([]byte) error, r io.Reader, size int64) ([]byte, error
 	}
 	if err := sdk.ExpectEOF(r); err != nil {
 		return nil, fmt.Errorf("read after %d bytes: %w", sent, err)
+	}
+	if h == nil {
+		return nil, nil
 	}
 	return h.Sum(nil), nil
 }
