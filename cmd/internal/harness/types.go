@@ -1,0 +1,41 @@
+package harness
+
+import "github.com/chunked-uploader/chunked-uploader/sdk/client"
+
+// The answers of the host's API, as the Go client reads them: one set of wire types on the
+// Go side.
+type (
+	InitResponse     = client.InitResponse
+	PartToken        = client.PartToken
+	PartResponse     = client.PartResponse
+	CompleteResponse = client.CompleteResponse
+	CancelResponse   = client.CancelResponse
+	HealthResponse   = client.HealthResponse
+)
+
+// Status is client.Status plus the fields of part-wise delivery that client.Status does not
+// have yet (delivery_mode, delivered_parts, delivery_error, and per part delivered and
+// message). Once sdk/client has them, Status becomes an alias of client.Status.
+type Status struct {
+	client.Status
+	DeliveryMode   string       `json:"delivery_mode"`
+	DeliveredParts int          `json:"delivered_parts"`
+	DeliveryError  *string      `json:"delivery_error"`
+	Parts          []PartStatus `json:"parts"`
+}
+
+// PartStatus is client.PartStatus plus delivered and message (see Status).
+type PartStatus struct {
+	client.PartStatus
+	Delivered bool   `json:"delivered"`
+	Message   string `json:"message"`
+}
+
+// Str is *p, or "" for nil: the Go client's optional strings (final_path, checksum_sha256,
+// finalization_error) are null until set.
+func Str(p *string) string {
+	if p == nil {
+		return ""
+	}
+	return *p
+}
