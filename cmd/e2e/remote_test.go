@@ -103,7 +103,7 @@ func newS3Client(endpoint, region, accessKey, secretKey string) *s3.Client {
 
 // s3Client is a client of the test's own for the S3 server host s delivers to.
 func s3Client(s *server) *s3.Client {
-	return newS3Client(s.env["S3_ENDPOINT"], s.env["S3_REGION"], s.env["AWS_ACCESS_KEY_ID"], s.env["AWS_SECRET_ACCESS_KEY"])
+	return newS3Client(s.Env["S3_ENDPOINT"], s.Env["S3_REGION"], s.Env["AWS_ACCESS_KEY_ID"], s.Env["AWS_SECRET_ACCESS_KEY"])
 }
 
 // newBucket creates a bucket with a unique name and removes it, with
@@ -207,15 +207,15 @@ func s3Backend(svc func(tb testing.TB) s3Service) backend {
 		},
 		checkFinalPath: func(tb testing.TB, s *server, finalPath, key string) {
 			tb.Helper()
-			if want := "s3://" + s.env["S3_BUCKET"] + "/" + key; finalPath != want {
+			if want := "s3://" + s.Env["S3_BUCKET"] + "/" + key; finalPath != want {
 				tb.Errorf("final_path = %q, want %q", finalPath, want)
 			}
 		},
 		objects: func(tb testing.TB, s *server) map[string]int64 {
 			tb.Helper()
-			objs, err := s3Objects(s3Client(s), s.env["S3_BUCKET"])
+			objs, err := s3Objects(s3Client(s), s.Env["S3_BUCKET"])
 			if err != nil {
-				tb.Fatalf("listing bucket %s: %v", s.env["S3_BUCKET"], err)
+				tb.Fatalf("listing bucket %s: %v", s.Env["S3_BUCKET"], err)
 			}
 			return objs
 		},
@@ -344,7 +344,7 @@ func mountSMB(addr, user, pass, share string) (*smbMount, error) {
 
 // smbServerMount mounts the share host s delivers to.
 func smbServerMount(s *server) (*smbMount, error) {
-	return mountSMB(net.JoinHostPort(s.env["SMB_HOST"], s.env["SMB_PORT"]), s.env["SMB_USER"], s.env["SMB_PASS"], s.env["SMB_SHARE"])
+	return mountSMB(net.JoinHostPort(s.Env["SMB_HOST"], s.Env["SMB_PORT"]), s.Env["SMB_USER"], s.Env["SMB_PASS"], s.Env["SMB_SHARE"])
 }
 
 // parseSMBURL splits smb://host[:port]/share/path into the server address
@@ -403,7 +403,7 @@ func smbBackend(svc func(tb testing.TB) smbService) backend {
 			if err != nil {
 				return nil, err
 			}
-			m, err := mountSMB(addr, s.env["SMB_USER"], s.env["SMB_PASS"], share)
+			m, err := mountSMB(addr, s.Env["SMB_USER"], s.Env["SMB_PASS"], share)
 			if err != nil {
 				return nil, err
 			}
@@ -418,11 +418,11 @@ func smbBackend(svc func(tb testing.TB) smbService) backend {
 		},
 		checkFinalPath: func(tb testing.TB, s *server, finalPath, key string) {
 			tb.Helper()
-			host := s.env["SMB_HOST"]
-			if s.env["SMB_PORT"] != "445" {
-				host += ":" + s.env["SMB_PORT"]
+			host := s.Env["SMB_HOST"]
+			if s.Env["SMB_PORT"] != "445" {
+				host += ":" + s.Env["SMB_PORT"]
 			}
-			if want := "smb://" + host + "/" + s.env["SMB_SHARE"] + "/" + s.env["SMB_PATH"] + "/" + key; finalPath != want {
+			if want := "smb://" + host + "/" + s.Env["SMB_SHARE"] + "/" + s.Env["SMB_PATH"] + "/" + key; finalPath != want {
 				tb.Errorf("final_path = %q, want %q", finalPath, want)
 			}
 		},
@@ -433,7 +433,7 @@ func smbBackend(svc func(tb testing.TB) smbService) backend {
 				tb.Fatal(err)
 			}
 			defer m.close()
-			files, err := smbFiles(m.Share, s.env["SMB_PATH"])
+			files, err := smbFiles(m.Share, s.Env["SMB_PATH"])
 			if err != nil {
 				tb.Fatal(err)
 			}

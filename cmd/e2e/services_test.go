@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/chunked-uploader/chunked-uploader/cmd/internal/harness"
 )
 
 // privateServices is an instance of scripts/test-services.sh of the test's
@@ -33,15 +35,15 @@ type privateServices struct {
 // ends.
 func startPrivateServices(tb testing.TB) *privateServices {
 	tb.Helper()
-	root, err := repoRoot()
+	root, err := harness.RepoRoot()
 	if err != nil {
 		tb.Fatal(err)
 	}
-	s3Port, err := freePort()
+	s3Port, err := harness.FreePort()
 	if err != nil {
 		tb.Fatal(err)
 	}
-	smbPort, err := freePort()
+	smbPort, err := harness.FreePort()
 	if err != nil {
 		tb.Fatal(err)
 	}

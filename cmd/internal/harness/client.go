@@ -290,7 +290,7 @@ func (h *Host) WaitComplete(tb testing.TB, id string, timeout time.Duration) Com
 	deadline := time.Now().Add(timeout)
 	for time.Now().Before(deadline) {
 		st := h.Status(tb, id)
-		switch st.Status.Status {
+		switch st.Status {
 		case "complete":
 			r := h.Complete(tb, id)
 			if r.Status != http.StatusOK {

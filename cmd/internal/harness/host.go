@@ -106,7 +106,7 @@ func New(tb testing.TB, envs ...map[string]string) *Host {
 				h.stopProc(tb, p)
 			}
 			for pid := range p.plugins {
-				killPlugin(pid)
+				KillPlugin(pid)
 			}
 		}
 		if tb.Failed() {
@@ -165,6 +165,9 @@ func (h *Host) Addr() string {
 	defer h.mu.Unlock()
 	return h.addr
 }
+
+// PID is the current process's pid.
+func (h *Host) PID() int { return h.Cur().PID() }
 
 // Staging is the host's TEMP_STORAGE_PATH.
 func (h *Host) Staging() string { return h.Env["TEMP_STORAGE_PATH"] }
@@ -344,7 +347,7 @@ func (h *Host) Kill(tb testing.TB) (orphan bool) {
 	for _, pid := range plugins {
 		if Alive(pid) {
 			orphan = true
-			killPlugin(pid)
+			KillPlugin(pid)
 			WaitGone(tb, pid, 10*time.Second)
 		}
 	}
@@ -353,7 +356,7 @@ func (h *Host) Kill(tb testing.TB) (orphan bool) {
 
 // notePlugins records the plugin processes of p (its children) and returns their pids.
 func (h *Host) notePlugins(p *Proc) []int {
-	pids := pluginChildren(p.PID())
+	pids := PluginChildren(p.PID())
 	h.mu.Lock()
 	for _, pid := range pids {
 		p.plugins[pid] = true

@@ -12,8 +12,8 @@ import (
 	"time"
 )
 
-// pluginChildren lists the children of pid (over all its threads) that are plugins.
-func pluginChildren(pid int) []int {
+// PluginChildren lists the children of pid (over all its threads) that are plugins.
+func PluginChildren(pid int) []int {
 	tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/children", pid))
 	var pids []int
 	seen := map[int]bool{}
@@ -76,8 +76,8 @@ func exiting(pid int) bool {
 	return err == nil && len(tasks) > 1
 }
 
-// killPlugin SIGKILLs pid if it is still a live plugin process (never anything else).
-func killPlugin(pid int) {
+// KillPlugin SIGKILLs pid if it is still a live plugin process (never anything else).
+func KillPlugin(pid int) {
 	if isPlugin(pid) && Alive(pid) {
 		_ = syscall.Kill(pid, syscall.SIGKILL)
 	}

@@ -17,16 +17,23 @@ type (
 // have yet (delivery_mode, delivered_parts, delivery_error, and per part delivered and
 // message). Once sdk/client has them, Status becomes an alias of client.Status.
 type Status struct {
-	client.Status
+	clientStatus
 	DeliveryMode   string       `json:"delivery_mode"`
 	DeliveredParts int          `json:"delivered_parts"`
 	DeliveryError  *string      `json:"delivery_error"`
 	Parts          []PartStatus `json:"parts"`
 }
 
+// The embedded fields are aliases so that their names (unexported) do not hide the fields
+// Status.Status and PartStatus.Status; encoding/json still promotes their fields.
+type (
+	clientStatus     = client.Status
+	clientPartStatus = client.PartStatus
+)
+
 // PartStatus is client.PartStatus plus delivered and message (see Status).
 type PartStatus struct {
-	client.PartStatus
+	clientPartStatus
 	Delivered bool   `json:"delivered"`
 	Message   string `json:"message"`
 }

@@ -137,13 +137,18 @@ func ParseTime(tb testing.TB, field, s string) time.Time {
 // RandomBytes returns n deterministic pseudo-random bytes.
 func RandomBytes(n int, seed uint64) []byte {
 	b := make([]byte, n)
+	r := rand.NewChaCha8(Seed(seed))
+	_, _ = r.Read(b)
+	return b
+}
+
+// Seed is the ChaCha8 seed of RandomBytes for seed, for streams of the same bytes.
+func Seed(seed uint64) [32]byte {
 	var s [32]byte
 	for i := range 8 {
 		s[i] = byte(seed >> (8 * i))
 	}
-	r := rand.NewChaCha8(s)
-	_, _ = r.Read(b)
-	return b
+	return s
 }
 
 // SHA256Hex is the hex SHA-256 of b.
