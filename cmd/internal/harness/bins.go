@@ -100,7 +100,7 @@ func Prepare(cfg Config) (dir string, cleanup func(), err error) {
 	cleanup = func() { os.RemoveAll(tmp) }
 	if given != "" {
 		for _, name := range names {
-			if err := copyExecutable(filepath.Join(given, name), filepath.Join(tmp, name)); err != nil {
+			if err := CopyExecutable(filepath.Join(given, name), filepath.Join(tmp, name)); err != nil {
 				cleanup()
 				return "", nil, err
 			}
@@ -160,7 +160,8 @@ func checkExecutable(path string) error {
 	return nil
 }
 
-func copyExecutable(from, to string) error {
+// CopyExecutable copies the executable file from to the new file to, mode 0755.
+func CopyExecutable(from, to string) error {
 	if err := checkExecutable(from); err != nil {
 		return err
 	}

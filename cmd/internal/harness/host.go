@@ -5,10 +5,10 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -48,32 +48,13 @@ type Host struct {
 	addr  string  // 127.0.0.1:port
 }
 
-// Proc is one host process.
+// Proc is one host process, with stdout and stderr in one log file.
 type Proc struct {
-	Cmd     *exec.Cmd
+	*Process
 	Port    int
 	LogPath string
-	// Exited is closed when the process has exited; WaitErr is valid after that.
-	Exited  chan struct{}
-	WaitErr error
 	plugins map[int]bool // plugin pids seen as its children
 }
-
-// PID is the process id.
-func (p *Proc) PID() int { return p.Cmd.Process.Pid }
-
-// Running reports whether the process has not exited yet.
-func (p *Proc) Running() bool {
-	select {
-	case <-p.Exited:
-		return false
-	default:
-		return true
-	}
-}
-
-// ExitCode is the process's exit status (-1 when killed by a signal).
-func (p *Proc) ExitCode() int { return p.Cmd.ProcessState.ExitCode() }
 
 // Log returns the last 64 KiB of the process's stdout and stderr.
 func (p *Proc) Log() string { return Tail(p.LogPath) }
@@ -213,34 +194,13 @@ func (h *Host) Launch(tb testing.TB) (*Proc, error) {
 	n := len(h.procs)
 	h.mu.Unlock()
 	logPath := filepath.Join(h.Dir, fmt.Sprintf("host-%d.log", n))
-	logFile, err := os.Create(logPath)
+	env := maps.Clone(h.Env)
+	env["SERVER_PORT"] = strconv.Itoa(port)
+	proc, err := startProcess(Bin(HostBinary), nil, h.Dir, env, logPath, logPath)
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(Bin(HostBinary))
-	cmd.Dir = h.Dir
-	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + h.Dir, "TMPDIR=" + os.TempDir()}
-	for k, v := range h.Env {
-		if k != "SERVER_PORT" {
-			cmd.Env = append(cmd.Env, k+"="+v)
-		}
-	}
-	cmd.Env = append(cmd.Env, "SERVER_PORT="+strconv.Itoa(port))
-	cmd.Stdout = logFile
-	cmd.Stderr = logFile
-	// Its own process group, so that a host that ignores SIGTERM can be killed with its
-	// plugin.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		logFile.Close()
-		return nil, err
-	}
-	p := &Proc{Cmd: cmd, Port: port, LogPath: logPath, Exited: make(chan struct{}), plugins: map[int]bool{}}
-	go func() {
-		p.WaitErr = cmd.Wait()
-		logFile.Close()
-		close(p.Exited)
-	}()
+	p := &Proc{Process: proc, Port: port, LogPath: logPath, plugins: map[int]bool{}}
 	h.mu.Lock()
 	h.procs = append(h.procs, p)
 	h.base = "http://127.0.0.1:" + strconv.Itoa(port)
@@ -263,7 +223,11 @@ func FreePort() (int, error) {
 func (h *Host) WaitHealthy(timeout time.Duration) error { return h.Cur().waitHealthy(timeout) }
 
 func (p *Proc) waitHealthy(timeout time.Duration) error {
-	return WaitHealthy(fmt.Sprintf("http://127.0.0.1:%d", p.Port), p.Exited, timeout)
+	err := WaitHealthy(p.Base, p.Exited, timeout)
+	if err != nil && !p.Running() {
+		err = fmt.Errorf("%w: %v", err, p.WaitErr)
+	}
+	return err
 }
 
 // WaitHealthy waits until GET base/health answers 200; it gives up early when exited (which
@@ -311,14 +275,7 @@ func (h *Host) stopProc(tb testing.TB, p *Proc) {
 		return
 	}
 	h.notePlugins(p)
-	_ = p.Cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.Exited:
-	case <-time.After(DrainTimeout):
-		tb.Errorf("host (pid %d) did not exit within %v of SIGTERM; killing its process group", p.PID(), DrainTimeout)
-		_ = syscall.Kill(-p.PID(), syscall.SIGKILL)
-		<-p.Exited
-	}
+	p.Terminate(tb, DrainTimeout)
 }
 
 // Restart stops the current process (SIGTERM) and starts a new one on the same data.
