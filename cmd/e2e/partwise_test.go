@@ -13,6 +13,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/chunked-uploader/chunked-uploader/cmd/e2e/internal/services"
 	"github.com/chunked-uploader/chunked-uploader/cmd/internal/harness"
 )
 
@@ -100,7 +101,7 @@ func loseUnfinished(tb testing.TB, s *server, key string) {
 		}
 	case "s3":
 		c, bucket := s3Client(s), s.Env["S3_BUCKET"]
-		ctx, cancel := context.WithTimeout(context.Background(), remoteTimeout)
+		ctx, cancel := context.WithTimeout(context.Background(), services.Timeout)
 		defer cancel()
 		out, err := c.ListMultipartUploads(ctx, &s3.ListMultipartUploadsInput{Bucket: aws.String(bucket), Prefix: aws.String(key)})
 		if err != nil {

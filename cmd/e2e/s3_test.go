@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -41,30 +40,4 @@ func TestS3Multipart(t *testing.T) {
 	}
 	t.Logf("ETag %s", etag)
 	checkObjects(t, s, map[string]int64{key: total})
-}
-
-// uploadParts sends every part of up, parallel at a time, and asserts 200s.
-func (s *server) uploadParts(tb testing.TB, up harness.InitResponse, parts [][]byte, parallel int) {
-	tb.Helper()
-	if len(parts) != up.TotalParts {
-		tb.Fatalf("%d parts to send, the upload has %d", len(parts), up.TotalParts)
-	}
-	sem := make(chan struct{}, parallel)
-	var wg sync.WaitGroup
-	for n, p := range parts {
-		wg.Go(func() {
-			sem <- struct{}{}
-			defer func() { <-sem }()
-			r, err := s.TryPutPart(up.FileID, n, up.Parts[n].Token, p)
-			if err != nil {
-				tb.Errorf("PUT part %d: %v", n, err)
-			} else if r.Status != 200 {
-				tb.Errorf("PUT part %d: got %v, want 200", n, r)
-			}
-		})
-	}
-	wg.Wait()
-	if tb.Failed() {
-		tb.FailNow()
-	}
 }

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chunked-uploader/chunked-uploader/cmd/e2e/internal/services"
 	"github.com/chunked-uploader/chunked-uploader/cmd/internal/harness"
 )
 
@@ -74,7 +75,7 @@ func testServerDown(t *testing.T, which, how string) {
 	var b backend
 	switch which {
 	case "s3":
-		b = s3Backend(func(testing.TB) s3Service { return svc.s3 })
+		b = s3Backend(func(testing.TB) services.S3 { return svc.s3 })
 		overrides["S3_CONCURRENCY"] = "1"
 	case "smb":
 		b = smbBackend(func(testing.TB) smbService { return svc.smb })

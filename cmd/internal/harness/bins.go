@@ -30,6 +30,9 @@ func PluginBuild(name string) Build {
 type Config struct {
 	// Plugins are the plugins of plugins/ the host needs ("local", "s3", "smb").
 	Plugins []string
+	// CLI adds the CLI (chunked-upload) to the binaries taken from CHUNKED_UPLOADER_BIN_DIR
+	// or built.
+	CLI bool
 	// Extra are binaries always built from source (such as the fault plugin, which never ships,
 	// or the CLI under test), into the plugin directory.
 	Extra []Build
@@ -76,6 +79,10 @@ func Prepare(cfg Config) (dir string, cleanup func(), err error) {
 	for _, p := range cfg.Plugins {
 		names = append(names, PluginPrefix+p)
 		builds = append(builds, PluginBuild(p))
+	}
+	if cfg.CLI {
+		names = append(names, CLIBinary)
+		builds = append(builds, Build{"cmd", "./chunked-upload", CLIBinary})
 	}
 	given := os.Getenv("CHUNKED_UPLOADER_BIN_DIR")
 	if given != "" {
