@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/chunked-uploader/chunked-uploader/cmd/e2e/internal/lb"
+	"github.com/chunked-uploader/chunked-uploader/cmd/internal/harness"
 )
 
 const (
@@ -63,7 +64,7 @@ func startHost(binDir, pluginDir, dir string, env, extra map[string]string) (*ho
 	if err != nil {
 		return nil, err
 	}
-	h.cmd = exec.Command(filepath.Join(binDir, lb.HostBinary))
+	h.cmd = exec.Command(filepath.Join(binDir, harness.HostBinary))
 	h.cmd.Dir = dir
 	h.cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + dir, "TMPDIR=" + os.TempDir(), "GOTRACEBACK=all"}
 	for k, v := range settings {

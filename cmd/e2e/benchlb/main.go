@@ -31,6 +31,7 @@ import (
 	"time"
 
 	"github.com/chunked-uploader/chunked-uploader/cmd/e2e/internal/lb"
+	"github.com/chunked-uploader/chunked-uploader/cmd/internal/harness"
 )
 
 const (
@@ -94,7 +95,7 @@ type results struct {
 }
 
 func run(binDir, dir string, size int64, rounds, parallel int) (*results, error) {
-	root, err := lb.RepoRoot()
+	root, err := harness.RepoRoot()
 	if err != nil {
 		return nil, err
 	}

@@ -25,25 +25,6 @@ const (
 	Nginx   = "nginx"
 )
 
-// RepoRoot finds the repository's root: the first parent of the working directory with
-// scripts/lb-config.sh.
-func RepoRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "scripts", "lb-config.sh")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("no parent of the working directory holds scripts/lb-config.sh")
-		}
-		dir = parent
-	}
-}
-
 // Executable finds the balancer's program on PATH or in /usr/sbin (where Debian installs
 // both), with what to install when it is missing.
 func Executable(kind string) (string, error) {
