@@ -3,6 +3,7 @@ package main
 import (
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/chunked-uploader/chunked-uploader/cmd/internal/harness"
 )
@@ -21,6 +22,7 @@ type server struct {
 func startServer(t *testing.T) *server {
 	t.Helper()
 	h := harness.New(t, map[string]string{"STORAGE_BACKEND": "local"})
+	h.StopTimeout = 10 * time.Second
 	uploads := filepath.Join(h.Dir, "uploads")
 	h.Env["LOCAL_STORAGE_PATH"] = uploads
 	h.Start(t)

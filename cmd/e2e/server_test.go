@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/chunked-uploader/chunked-uploader/cmd/internal/harness"
 )
@@ -82,6 +83,7 @@ type server struct {
 func startServer(tb testing.TB, b backend, overrides map[string]string) *server {
 	tb.Helper()
 	h := harness.New(tb)
+	h.StopTimeout = 10 * time.Second
 	h.Setenv(b.env(tb, h.Dir), overrides)
 	h.Start(tb)
 	return &server{Host: h, backend: b}

@@ -121,13 +121,7 @@ func TestCustomPlugin(t *testing.T) {
 	host := harness.Exec(t, filepath.Join(appDir, harness.HostBinary), nil, work, t.TempDir(), env)
 	host.WaitHealthy(t)
 
-	var health struct {
-		Status  string `json:"status"`
-		Storage struct {
-			BackendType string `json:"backend_type"`
-			Status      string `json:"status"`
-		} `json:"storage"`
-	}
+	var health harness.HealthResponse
 	call(t, http.MethodGet, host.Base+"/health", nil, nil, http.StatusOK, &health)
 	if health.Storage.BackendType != "memo" || health.Storage.Status != "healthy" {
 		t.Errorf("GET /health: storage %+v, want backend_type memo, healthy", health.Storage)

@@ -149,12 +149,8 @@ func TestCluster(t *testing.T) {
 	}
 }
 
-// delivered is an upload a client reported as delivered.
-type delivered struct {
-	FileID    string `json:"file_id"`
-	FinalPath string `json:"final_path"`
-	TotalSize int64  `json:"total_size"`
-}
+// delivered is an upload a client (the CLI's --json, the SDK) reported as delivered.
+type delivered = harness.Result
 
 // spreadCLI uploads six files through the balancer with the CLI, one after the other:
 // init goes round robin, so each node creates some of them, and every file arrives intact.
@@ -326,7 +322,7 @@ func (c *cluster) checkWrongNode(t *testing.T, a answer, what, own, other string
 
 // initOn creates uploads through the balancer until one lands on node want (round robin:
 // at most one per node), and cancels the others.
-func (c *cluster) initOn(t *testing.T, want, filename string, size int64) initResponse {
+func (c *cluster) initOn(t *testing.T, want, filename string, size int64) harness.InitResponse {
 	t.Helper()
 	for range 2 * len(nodeNames) {
 		up := initUpload(t, c.url(), filename, size)
@@ -338,7 +334,7 @@ func (c *cluster) initOn(t *testing.T, want, filename string, size int64) initRe
 		}
 	}
 	t.Fatalf("%d inits through %s, none on node %s", 2*len(nodeNames), c.kind, want)
-	return initResponse{}
+	return harness.InitResponse{}
 }
 
 // initsAvoid makes n inits through the balancer: every one must succeed on a node other
@@ -370,7 +366,7 @@ type slowPart struct {
 }
 
 // startSlowPart starts sending part n of up through base and writes its first half.
-func startSlowPart(base string, up initResponse, n int, data []byte) *slowPart {
+func startSlowPart(base string, up harness.InitResponse, n int, data []byte) *slowPart {
 	part := data[int64(n)*up.ChunkSize : min(int64(n+1)*up.ChunkSize, int64(len(data)))]
 	r, w := io.Pipe()
 	p := &slowPart{w: w, part: part, result: make(chan answer, 1), err: make(chan error, 1)}
@@ -498,7 +494,7 @@ func since(d time.Duration) string {
 // steadyUpload is an upload on a node that stays up: half its parts go before an event,
 // the rest after it; every part must succeed at the first attempt.
 type steadyUpload struct {
-	up   initResponse
+	up   harness.InitResponse
 	data []byte
 	path string // final_path once delivered
 }

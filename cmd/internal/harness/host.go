@@ -41,6 +41,9 @@ type Host struct {
 	Env map[string]string
 	// Client sends the requests of Do and its callers.
 	Client *http.Client
+	// StopTimeout is how long Stop and the cleanup wait for a process to exit after SIGTERM
+	// before they fail the test and kill its process group: DrainTimeout unless changed.
+	StopTimeout time.Duration
 
 	mu    sync.Mutex
 	procs []*Proc // every process started, the current one last
@@ -75,7 +78,7 @@ func New(tb testing.TB, envs ...map[string]string) *Host {
 		"SERVER_HOST":       "127.0.0.1",
 		"CHUNK_SIZE_MB":     "1",
 		"LOG_FORMAT":        "json",
-	}, Client: &http.Client{
+	}, StopTimeout: DrainTimeout, Client: &http.Client{
 		Timeout:   5 * time.Minute,
 		Transport: &http.Transport{MaxIdleConnsPerHost: 64, DisableCompression: true},
 	}}
@@ -262,7 +265,7 @@ func WaitHealthy(base string, exited <-chan struct{}, timeout time.Duration) err
 }
 
 // Stop sends SIGTERM to the current process and waits for it to exit (killing its process
-// group, and failing the test, after DrainTimeout); it returns the exit code.
+// group, and failing the test, after StopTimeout); it returns the exit code.
 func (h *Host) Stop(tb testing.TB) int {
 	tb.Helper()
 	p := h.Cur()
@@ -275,7 +278,7 @@ func (h *Host) stopProc(tb testing.TB, p *Proc) {
 		return
 	}
 	h.notePlugins(p)
-	p.Terminate(tb, DrainTimeout)
+	p.Terminate(tb, h.StopTimeout)
 }
 
 // Restart stops the current process (SIGTERM) and starts a new one on the same data.

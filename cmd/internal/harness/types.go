@@ -11,6 +11,8 @@ type (
 	CompleteResponse = client.CompleteResponse
 	CancelResponse   = client.CancelResponse
 	HealthResponse   = client.HealthResponse
+	// Result is what a client reports of a delivered file (the CLI's --json output).
+	Result = client.Result
 )
 
 // Status is client.Status plus the fields of part-wise delivery that client.Status does not
