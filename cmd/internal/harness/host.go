@@ -199,7 +199,7 @@ func (h *Host) Launch(tb testing.TB) (*Proc, error) {
 	logPath := filepath.Join(h.Dir, fmt.Sprintf("host-%d.log", n))
 	env := maps.Clone(h.Env)
 	env["SERVER_PORT"] = strconv.Itoa(port)
-	proc, err := startProcess(Bin(HostBinary), nil, h.Dir, env, logPath, logPath)
+	proc, err := StartProcess(Bin(HostBinary), nil, h.Dir, env, logPath, logPath)
 	if err != nil {
 		return nil, err
 	}

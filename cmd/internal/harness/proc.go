@@ -86,9 +86,18 @@ func KillPlugin(pid int) {
 // Children returns the pids of the processes whose parent is pid.
 func Children(tb testing.TB, pid int) []int {
 	tb.Helper()
-	entries, err := os.ReadDir("/proc")
+	pids, err := ChildPIDs(pid)
 	if err != nil {
 		tb.Fatal(err)
+	}
+	return pids
+}
+
+// ChildPIDs returns the pids of the processes whose parent is pid, from /proc.
+func ChildPIDs(pid int) ([]int, error) {
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil, err
 	}
 	var out []int
 	for _, e := range entries {
@@ -106,5 +115,5 @@ func Children(tb testing.TB, pid int) []int {
 			out = append(out, child)
 		}
 	}
-	return out
+	return out, nil
 }

@@ -24,11 +24,12 @@ type Process struct {
 	WaitErr error
 }
 
-// startProcess runs exe args in dir with only PATH, HOME=dir, TMPDIR and env in its
-// environment (nothing leaks in from the test's), in its own process group (so that a
+// StartProcess runs exe args in dir with only PATH, HOME=dir, TMPDIR and env in its
+// environment (nothing leaks in from the caller's), in its own process group (so that a
 // program that ignores SIGTERM can be killed with its children), with stdout and stderr
-// appended to the given files, which may be one.
-func startProcess(exe string, args []string, dir string, env map[string]string, stdoutPath, stderrPath string) (*Process, error) {
+// written to the given files, which may be one. It is for programs (benchmarks) as well as
+// tests: nothing stops the process for the caller.
+func StartProcess(exe string, args []string, dir string, env map[string]string, stdoutPath, stderrPath string) (*Process, error) {
 	cmd := exec.Command(exe, args...)
 	cmd.Dir = dir
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + dir, "TMPDIR=" + os.TempDir()}
@@ -70,13 +71,13 @@ func startProcess(exe string, args []string, dir string, env map[string]string, 
 	return p, nil
 }
 
-// Exec starts exe args in dir like a host (see startProcess) with stdout and stderr in
+// Exec starts exe args in dir like a host (see StartProcess) with stdout and stderr in
 // separate files in logDir. It is stopped at cleanup (SIGTERM, then its process group is
 // killed after DrainTimeout); its output is logged if the test failed.
 func Exec(tb testing.TB, exe string, args []string, dir, logDir string, env map[string]string) *Process {
 	tb.Helper()
 	stamp := strconv.FormatInt(time.Now().UnixNano(), 36)
-	p, err := startProcess(exe, args, dir, env,
+	p, err := StartProcess(exe, args, dir, env,
 		filepath.Join(logDir, "stdout-"+stamp+".log"), filepath.Join(logDir, "stderr-"+stamp+".log"))
 	if err != nil {
 		tb.Fatalf("start %s: %v", exe, err)
@@ -140,18 +141,26 @@ func (p *Process) WaitExit(tb testing.TB, timeout time.Duration) int {
 	return -1
 }
 
-// Terminate sends SIGTERM and waits up to timeout for the process to exit; after that it
-// fails the test and kills the process group.
-func (p *Process) Terminate(tb testing.TB, timeout time.Duration) {
+// Stop sends SIGTERM and waits up to timeout for the process to exit; after that it kills
+// the process group, waits for the process and reports that it had to.
+func (p *Process) Stop(timeout time.Duration) (killed bool) {
 	if !p.Running() {
-		return
+		return false
 	}
 	_ = p.Cmd.Process.Signal(syscall.SIGTERM)
 	select {
 	case <-p.Exited:
+		return false
 	case <-time.After(timeout):
-		tb.Errorf("pid %d did not exit within %v of SIGTERM; killing its process group", p.PID(), timeout)
 		_ = syscall.Kill(-p.PID(), syscall.SIGKILL)
 		<-p.Exited
+		return true
+	}
+}
+
+// Terminate is Stop that fails the test when the process had to be killed.
+func (p *Process) Terminate(tb testing.TB, timeout time.Duration) {
+	if p.Stop(timeout) {
+		tb.Errorf("pid %d did not exit within %v of SIGTERM; killed its process group", p.PID(), timeout)
 	}
 }
