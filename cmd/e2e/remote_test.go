@@ -16,6 +16,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/smithy-go"
 	"github.com/chunked-uploader/chunked-uploader/cmd/e2e/internal/services"
 	"github.com/hirochachacha/go-smb2"
 )
@@ -110,6 +111,10 @@ func s3Objects(c *s3.Client, bucket string) (map[string]int64, error) {
 	for _, u := range uploads.Uploads {
 		var size int64
 		parts, err := c.ListParts(ctx, &s3.ListPartsInput{Bucket: aws.String(bucket), Key: u.Key, UploadId: u.UploadId})
+		var apiErr smithy.APIError
+		if errors.As(err, &apiErr) && apiErr.ErrorCode() == "NoSuchUpload" {
+			continue // aborted or completed since it was listed: not held any more
+		}
 		if err != nil {
 			return nil, fmt.Errorf("ListParts %s: %w", aws.ToString(u.Key), err)
 		}
