@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chunked-uploader/chunked-uploader/cmd/internal/harness"
 	"github.com/chunked-uploader/chunked-uploader/sdk/client"
 )
 
@@ -27,10 +28,10 @@ type cliResult struct {
 // cliCmd prepares the CLI with the server's URL and API key in its environment (env entries
 // are added last, so they win) in an empty working directory.
 func (s *server) cliCmd(t *testing.T, ctx context.Context, env []string, args ...string) *exec.Cmd {
-	cmd := exec.CommandContext(ctx, cliBin, args...)
+	cmd := exec.CommandContext(ctx, harness.Bin(harness.CLIBinary), args...)
 	cmd.Dir = t.TempDir()
 	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + cmd.Dir,
-		"CHUNKED_UPLOADER_URL=" + s.base, "API_KEY=" + testAPIKey}, env...)
+		"CHUNKED_UPLOADER_URL=" + s.base, "API_KEY=" + harness.APIKey}, env...)
 	return cmd
 }
 

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chunked-uploader/chunked-uploader/cmd/internal/harness"
 	"github.com/chunked-uploader/chunked-uploader/sdk/client"
 )
 
@@ -100,7 +101,7 @@ func TestE2EExitCodes(t *testing.T) {
 	if err := json.Unmarshal([]byte(r.stdout), &res); err != nil {
 		t.Fatalf("upload: %v: %s%s", err, r.stdout, r.stderr)
 	}
-	c, err := client.New(s.base, testAPIKey)
+	c, err := client.New(s.base, harness.APIKey)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -140,7 +141,7 @@ func TestE2EExitCodes(t *testing.T) {
 		if r.code != tc.wantCode || !strings.Contains(r.stderr, tc.wantErr) {
 			t.Errorf("%s: exit %d (want %d), stderr %q (want %q)", name, r.code, tc.wantCode, r.stderr, tc.wantErr)
 		}
-		if strings.Contains(r.stdout+r.stderr, wrongKey) || strings.Contains(r.stdout+r.stderr, testAPIKey) {
+		if strings.Contains(r.stdout+r.stderr, wrongKey) || strings.Contains(r.stdout+r.stderr, harness.APIKey) {
 			t.Errorf("%s: the output shows an API key:\n%s%s", name, r.stdout, r.stderr)
 		}
 	}

@@ -2,15 +2,18 @@
 //
 // cmd/e2e is a module of its own, so that the clients its tests use to read
 // delivered objects back from the real servers (aws-sdk-go-v2, go-smb2) never
-// enter the module that builds the host binary. It imports nothing from the
-// repository: the tests talk to the built binaries over HTTP only.
+// enter the module that builds the host binary. From the repository it imports
+// only the black-box harness of module cmd (cmd/internal/harness, through a
+// replace directive) and the Go client's wire types it uses: the tests talk to
+// the built binaries over HTTP only. Its own cmd/e2e/internal/services reaches
+// the S3 test service directly.
 //
-// The tests build the host (cmd/chunked-uploader) and the local, s3 and smb
-// storage plugins (plugins/*) with CGO_ENABLED=0, or use the binaries in
-// CHUNKED_UPLOADER_BIN_DIR when that variable is set (the Makefile builds into
-// bin/). Each test starts its own host process on a free loopback port with a
-// fresh working directory and talks to it over HTTP only, checking the
-// behaviour written down in docs/api.md.
+// Through the harness, the tests build the host (cmd/chunked-uploader) and the
+// local, s3 and smb storage plugins (plugins/*) with CGO_ENABLED=0, or use the
+// binaries in CHUNKED_UPLOADER_BIN_DIR when that variable is set (the Makefile
+// builds into bin/). Each test starts its own host process on a free loopback
+// port with a fresh working directory and talks to it over HTTP only, checking
+// the behaviour written down in docs/api.md.
 //
 // The delivery tests run once per storage backend (local, s3, smb) with the
 // same assertions. The s3 and smb runs deliver to the shared test services of

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/chunked-uploader/chunked-uploader/cmd/internal/harness"
 )
 
 // TestErrors sends every refused request of docs/api.md to one host and then
@@ -20,12 +22,12 @@ func TestErrors(t *testing.T) {
 
 	// Upload a: parts of 1 MiB, 1 MiB and 0.5 MiB. Upload b: another upload.
 	const chunk, half = mib, mib / 2
-	dataA := randomBytes(2*chunk+half, 10)
-	partsA := partData(dataA, chunk)
-	a := s.initUpload(t, map[string]any{"filename": "err/a.bin", "total_size": len(dataA)})
-	b := s.initUpload(t, map[string]any{"filename": "err/b.bin", "total_size": chunk + 1})
-	exp := parseTime(t, "expires_at", a.ExpiresAt)
-	stagingBefore := regularFiles(t, s.staging())
+	dataA := harness.RandomBytes(2*chunk+half, 10)
+	partsA := harness.PartData(dataA, chunk)
+	a := s.InitUpload(t, map[string]any{"filename": "err/a.bin", "total_size": len(dataA)})
+	b := s.InitUpload(t, map[string]any{"filename": "err/b.bin", "total_size": chunk + 1})
+	exp := harness.ParseTime(t, "expires_at", a.ExpiresAt)
+	stagingBefore := harness.RegularFiles(t, s.Staging())
 	objectsBefore := localBackend.objects(t, s)
 	unknownID := "3f1c2a8e-9b7d-4c6e-8f00-000000000000"
 
@@ -46,8 +48,8 @@ func TestErrors(t *testing.T) {
 		}{
 			"missing": {map[string]string{}, "missing_api_key"},
 			"wrong":   {map[string]string{"X-API-Key": "wrong-key-0123456789abcdef"}, "invalid_api_key"},
-			"prefix":  {map[string]string{"X-API-Key": testAPIKey[:len(testAPIKey)-1]}, "invalid_api_key"},
-			"bearer":  {map[string]string{"Authorization": "Bearer " + testAPIKey}, "missing_api_key"},
+			"prefix":  {map[string]string{"X-API-Key": harness.APIKey[:len(harness.APIKey)-1]}, "invalid_api_key"},
+			"bearer":  {map[string]string{"Authorization": "Bearer " + harness.APIKey}, "missing_api_key"},
 		}
 		for rname, rt := range routes {
 			for kname, k := range keys {
@@ -56,8 +58,8 @@ func TestErrors(t *testing.T) {
 					if rt.body != nil {
 						hdr["Content-Type"] = "application/json"
 					}
-					r := s.do(t, rt.method, rt.path, bytes.NewReader(rt.body), hdr)
-					expectError(t, r, http.StatusUnauthorized, k.code)
+					r := s.Do(t, rt.method, rt.path, bytes.NewReader(rt.body), hdr)
+					harness.ExpectError(t, r, http.StatusUnauthorized, k.code)
 				})
 			}
 		}
@@ -119,9 +121,9 @@ func TestErrors(t *testing.T) {
 				if ct == "" {
 					ct = "application/json"
 				}
-				r := s.do(t, http.MethodPost, "/upload/init", strings.NewReader(tc.body),
-					map[string]string{"X-API-Key": testAPIKey, "Content-Type": ct})
-				expectError(t, r, tc.status, tc.code)
+				r := s.Do(t, http.MethodPost, "/upload/init", strings.NewReader(tc.body),
+					map[string]string{"X-API-Key": harness.APIKey, "Content-Type": ct})
+				harness.ExpectError(t, r, tc.status, tc.code)
 			})
 		}
 	})
@@ -145,10 +147,10 @@ func TestErrors(t *testing.T) {
 		}
 		for name, tc := range tests {
 			t.Run(name, func(t *testing.T) {
-				r := s.do(t, tc.method, tc.path, nil, map[string]string{"X-API-Key": testAPIKey})
-				expectError(t, r, tc.status, tc.code)
-				if tc.allow != "" && !strings.Contains(r.header.Get("Allow"), tc.allow) {
-					t.Errorf("Allow = %q, want it to list %s", r.header.Get("Allow"), tc.allow)
+				r := s.Do(t, tc.method, tc.path, nil, map[string]string{"X-API-Key": harness.APIKey})
+				harness.ExpectError(t, r, tc.status, tc.code)
+				if tc.allow != "" && !strings.Contains(r.Header.Get("Allow"), tc.allow) {
+					t.Errorf("Allow = %q, want it to list %s", r.Header.Get("Allow"), tc.allow)
 				}
 			})
 		}
@@ -169,14 +171,14 @@ func TestErrors(t *testing.T) {
 		}
 		for name, tc := range tests {
 			t.Run(name, func(t *testing.T) {
-				r := s.api(t, tc.method, tc.path, nil)
-				expectError(t, r, tc.status, tc.code)
+				r := s.API(t, tc.method, tc.path, nil)
+				harness.ExpectError(t, r, tc.status, tc.code)
 			})
 		}
 	})
 
 	t.Run("part token", func(t *testing.T) {
-		valid := partClaims(a.FileID, 0, chunk, exp)
+		valid := harness.PartClaims(a.FileID, 0, chunk, exp)
 		tests := map[string]struct {
 			authorization string // "" = no header
 			apiKey        bool   // also send the (management) API key
@@ -186,15 +188,15 @@ func TestErrors(t *testing.T) {
 			"no token":            {"", false, 401, "missing_token"},
 			"garbage token":       {"Bearer garbage", false, 401, "invalid_token"},
 			"three garbage parts": {"Bearer a.b.c", false, 401, "invalid_token"},
-			"other secret":        {"Bearer " + signToken("another-secret-0123456789abcdef-0123456789", "HS256", valid), false, 401, "invalid_token"},
-			"alg none":            {"Bearer " + signToken("", "none", valid), false, 401, "invalid_token"},
-			"alg HS512":           {"Bearer " + signToken(testJWTSecret, "HS512", valid), false, 401, "invalid_token"},
+			"other secret":        {"Bearer " + harness.SignToken("another-secret-0123456789abcdef-0123456789", "HS256", valid), false, 401, "invalid_token"},
+			"alg none":            {"Bearer " + harness.SignToken("", "none", valid), false, 401, "invalid_token"},
+			"alg HS512":           {"Bearer " + harness.SignToken(harness.JWTSecret, "HS512", valid), false, 401, "invalid_token"},
 			"tampered payload":    {"Bearer " + tamper(a.Parts[1].Token, a.Parts[0].Token), false, 401, "invalid_token"},
-			"expired":             {"Bearer " + forgeToken(a.FileID, 0, chunk, time.Now().Add(-time.Minute)), false, 401, "token_expired"},
+			"expired":             {"Bearer " + harness.ForgeToken(a.FileID, 0, chunk, time.Now().Add(-time.Minute)), false, 401, "token_expired"},
 			"token of upload b":   {"Bearer " + b.Parts[0].Token, false, 403, "token_mismatch"},
 			"token of part 1":     {"Bearer " + a.Parts[1].Token, false, 403, "token_mismatch"},
-			"forged for upload b": {"Bearer " + forgeToken(b.FileID, 0, chunk, exp), false, 403, "token_mismatch"},
-			"forged for part 2":   {"Bearer " + forgeToken(a.FileID, 2, half, exp), false, 403, "token_mismatch"},
+			"forged for upload b": {"Bearer " + harness.ForgeToken(b.FileID, 0, chunk, exp), false, 403, "token_mismatch"},
+			"forged for part 2":   {"Bearer " + harness.ForgeToken(a.FileID, 2, half, exp), false, 403, "token_mismatch"},
 			"api key, no token":   {"", true, 401, "missing_token"},
 		}
 		for name, tc := range tests {
@@ -204,10 +206,10 @@ func TestErrors(t *testing.T) {
 					hdr["Authorization"] = tc.authorization
 				}
 				if tc.apiKey {
-					hdr["X-API-Key"] = testAPIKey
+					hdr["X-API-Key"] = harness.APIKey
 				}
-				r := s.do(t, http.MethodPut, "/upload/"+a.FileID+"/part/0", bytes.NewReader(partsA[0]), hdr)
-				expectError(t, r, tc.status, tc.code)
+				r := s.Do(t, http.MethodPut, "/upload/"+a.FileID+"/part/0", bytes.NewReader(partsA[0]), hdr)
+				harness.ExpectError(t, r, tc.status, tc.code)
 			})
 		}
 	})
@@ -221,9 +223,9 @@ func TestErrors(t *testing.T) {
 			"abc":               {"abc", a.Parts[0].Token, map[string]int{"invalid_part_number": 400, "invalid_token": 401, "token_mismatch": 403}},
 			"-1":                {"-1", a.Parts[0].Token, map[string]int{"invalid_part_number": 400, "invalid_token": 401, "token_mismatch": 403}},
 			"1.5":               {"1.5", a.Parts[1].Token, map[string]int{"invalid_part_number": 400, "invalid_token": 401, "token_mismatch": 403}},
-			"3 (one past last)": {"3", forgeToken(a.FileID, 3, chunk, exp), map[string]int{"part_not_found": 404}},
-			"100":               {"100", forgeToken(a.FileID, 100, chunk, exp), map[string]int{"part_not_found": 404}},
-			"unknown upload":    {"0", forgeToken(unknownID, 0, chunk, exp), map[string]int{"upload_not_found": 404}},
+			"3 (one past last)": {"3", harness.ForgeToken(a.FileID, 3, chunk, exp), map[string]int{"part_not_found": 404}},
+			"100":               {"100", harness.ForgeToken(a.FileID, 100, chunk, exp), map[string]int{"part_not_found": 404}},
+			"unknown upload":    {"0", harness.ForgeToken(unknownID, 0, chunk, exp), map[string]int{"upload_not_found": 404}},
 		}
 		for name, tc := range tests {
 			t.Run(name, func(t *testing.T) {
@@ -231,9 +233,9 @@ func TestErrors(t *testing.T) {
 				if name == "unknown upload" {
 					id = unknownID
 				}
-				r := s.do(t, http.MethodPut, "/upload/"+id+"/part/"+tc.part, bytes.NewReader(partsA[0]), partHeaders(tc.token))
-				code := expectErrorOneOf(t, r, tc.want)
-				t.Logf("PUT /upload/<id>/part/%s: %d %s", tc.part, r.status, code)
+				r := s.Do(t, http.MethodPut, "/upload/"+id+"/part/"+tc.part, bytes.NewReader(partsA[0]), harness.PartHeaders(tc.token))
+				code := harness.ExpectErrorOneOf(t, r, tc.want)
+				t.Logf("PUT /upload/<id>/part/%s: %d %s", tc.part, r.Status, code)
 			})
 		}
 	})
@@ -265,16 +267,16 @@ func TestErrors(t *testing.T) {
 				body := make([]byte, tc.send)
 				copy(body, partsA[tc.part])
 				start := time.Now()
-				r := s.raw(t, rawRequest{
-					method:        http.MethodPut,
-					path:          fmt.Sprintf("/upload/%s/part/%d", a.FileID, tc.part),
-					header:        partHeaders(a.Parts[tc.part].Token),
-					contentLength: tc.contentLength,
-					body:          body,
-					closeWrite:    tc.closeWrite,
+				r := s.Raw(t, harness.RawRequest{
+					Method:        http.MethodPut,
+					Path:          fmt.Sprintf("/upload/%s/part/%d", a.FileID, tc.part),
+					Header:        harness.PartHeaders(a.Parts[tc.part].Token),
+					ContentLength: tc.contentLength,
+					Body:          body,
+					CloseWrite:    tc.closeWrite,
 				})
-				expectError(t, r, tc.status, tc.code)
-				t.Logf("answered %d in %v", r.status, time.Since(start).Round(time.Millisecond))
+				harness.ExpectError(t, r, tc.status, tc.code)
+				t.Logf("answered %d in %v", r.Status, time.Since(start).Round(time.Millisecond))
 			})
 		}
 	})
@@ -297,20 +299,20 @@ func TestErrors(t *testing.T) {
 				body := make([]byte, tc.size)
 				copy(body, partsA[tc.part])
 				r := s.putChunked(t, a.FileID, tc.part, a.Parts[tc.part].Token, body)
-				expectError(t, r, tc.status, tc.code)
+				harness.ExpectError(t, r, tc.status, tc.code)
 			})
 		}
 	})
 
 	// Nothing above changed anything.
-	for _, up := range []initResponse{a, b} {
-		st := s.status(t, up.FileID)
+	for _, up := range []harness.InitResponse{a, b} {
+		st := s.Status(t, up.FileID)
 		if st.Status != "pending" || st.UploadedParts != 0 || st.ProgressPercent != 0 {
 			t.Errorf("upload %s after the refused requests: %+v, want pending with 0 parts uploaded", up.FileID, st)
 		}
 		checkParts(t, st.Parts, make([]string, up.TotalParts))
 	}
-	if got := regularFiles(t, s.staging()); !maps.Equal(got, stagingBefore) {
+	if got := harness.RegularFiles(t, s.Staging()); !maps.Equal(got, stagingBefore) {
 		t.Errorf("TEMP_STORAGE_PATH after the refused requests: %v, before: %v", got, stagingBefore)
 	}
 	if got := localBackend.objects(t, s); !maps.Equal(got, objectsBefore) {
@@ -320,43 +322,43 @@ func TestErrors(t *testing.T) {
 	// forged with the right secret, and on a raw connection.
 	t.Run("resend", func(t *testing.T) {
 		r := s.putChunked(t, a.FileID, 0, a.Parts[0].Token, partsA[0])
-		if r.status != http.StatusOK {
+		if r.Status != http.StatusOK {
 			t.Errorf("part 0 chunked with the exact size: got %v, want 200", r)
 		}
-		r = s.putPart(t, a.FileID, 1, forgeToken(a.FileID, 1, chunk, exp), partsA[1], nil)
-		if r.status != http.StatusOK {
+		r = s.PutPart(t, a.FileID, 1, harness.ForgeToken(a.FileID, 1, chunk, exp), partsA[1], nil)
+		if r.Status != http.StatusOK {
 			t.Errorf("part 1 with a token forged with JWT_SECRET: got %v, want 200", r)
 		}
-		r = s.raw(t, rawRequest{
-			method:        http.MethodPut,
-			path:          fmt.Sprintf("/upload/%s/part/2", a.FileID),
-			header:        partHeaders(a.Parts[2].Token),
-			contentLength: half,
-			body:          partsA[2],
+		r = s.Raw(t, harness.RawRequest{
+			Method:        http.MethodPut,
+			Path:          fmt.Sprintf("/upload/%s/part/2", a.FileID),
+			Header:        harness.PartHeaders(a.Parts[2].Token),
+			ContentLength: half,
+			Body:          partsA[2],
 		})
-		if r.status != http.StatusOK {
+		if r.Status != http.StatusOK {
 			t.Errorf("part 2 on a raw connection: got %v, want 200", r)
 		}
-		st := s.status(t, a.FileID)
-		checkParts(t, st.Parts, []string{sha256Hex(partsA[0]), sha256Hex(partsA[1]), sha256Hex(partsA[2])})
-		c := s.completeAndWait(t, a.FileID, 30*time.Second)
-		if got := s.readObject(t, c.FinalPath); !bytes.Equal(got, dataA) {
-			t.Errorf("delivered %d bytes (sha256 %s), want %d (sha256 %s)", len(got), sha256Hex(got), len(dataA), sha256Hex(dataA))
+		st := s.Status(t, a.FileID)
+		checkParts(t, st.Parts, []string{harness.SHA256Hex(partsA[0]), harness.SHA256Hex(partsA[1]), harness.SHA256Hex(partsA[2])})
+		c := s.CompleteAndWait(t, a.FileID, 30*time.Second)
+		if got := s.readObject(t, harness.Str(c.FinalPath)); !bytes.Equal(got, dataA) {
+			t.Errorf("delivered %d bytes (sha256 %s), want %d (sha256 %s)", len(got), harness.SHA256Hex(got), len(dataA), harness.SHA256Hex(dataA))
 		}
 	})
 }
 
 // putChunked sends a part with Transfer-Encoding: chunked (no Content-Length).
-func (s *server) putChunked(tb testing.TB, id string, n int, token string, data []byte) response {
+func (s *server) putChunked(tb testing.TB, id string, n int, token string, data []byte) harness.Response {
 	tb.Helper()
-	req, err := http.NewRequest(http.MethodPut, fmt.Sprintf("%s/upload/%s/part/%d", s.base, id, n), chunkedBody{bytes.NewReader(data)})
+	req, err := http.NewRequest(http.MethodPut, fmt.Sprintf("%s/upload/%s/part/%d", s.URL(""), id, n), harness.ChunkedBody{Reader: bytes.NewReader(data)})
 	if err != nil {
 		tb.Fatal(err)
 	}
 	req.ContentLength = -1
 	req.Header.Set("Authorization", "Bearer "+token)
 	req.Header.Set("Content-Type", "application/octet-stream")
-	return s.send(tb, req)
+	return s.Send(tb, req)
 }
 
 // tamper returns the header and signature of sigFrom with the payload of
@@ -387,12 +389,12 @@ func TestInitLimits(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			s := startServer(t, localBackend, tc.env)
-			up := s.initUpload(t, map[string]any{"filename": "limit.bin", "total_size": tc.ok})
+			up := s.InitUpload(t, map[string]any{"filename": "limit.bin", "total_size": tc.ok})
 			if up.TotalParts != tc.parts {
 				t.Errorf("total_size %d: total_parts %d, want %d", tc.ok, up.TotalParts, tc.parts)
 			}
-			r := s.api(t, http.MethodPost, "/upload/init", map[string]any{"filename": "limit.bin", "total_size": tc.ok + 1})
-			expectError(t, r, tc.status, tc.code)
+			r := s.API(t, http.MethodPost, "/upload/init", map[string]any{"filename": "limit.bin", "total_size": tc.ok + 1})
+			harness.ExpectError(t, r, tc.status, tc.code)
 		})
 	}
 }
@@ -411,13 +413,13 @@ func TestInitContentTypes(t *testing.T) {
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
-			r := s.do(t, http.MethodPost, "/upload/init", strings.NewReader(`{"filename": "ct.bin", "total_size": 5}`),
-				map[string]string{"X-API-Key": testAPIKey, "Content-Type": tc.contentType})
-			if r.status != http.StatusOK {
+			r := s.Do(t, http.MethodPost, "/upload/init", strings.NewReader(`{"filename": "ct.bin", "total_size": 5}`),
+				map[string]string{"X-API-Key": harness.APIKey, "Content-Type": tc.contentType})
+			if r.Status != http.StatusOK {
 				t.Fatalf("got %v, want 200", r)
 			}
-			if up := decode[initResponse](t, r); up.FileID == "" || up.TotalParts != 1 {
-				t.Errorf("init = %s, want a file_id and 1 part", r.body)
+			if up := harness.Decode[harness.InitResponse](t, r); up.FileID == "" || up.TotalParts != 1 {
+				t.Errorf("init = %s, want a file_id and 1 part", r.Body)
 			}
 		})
 	}

@@ -7,6 +7,7 @@ require (
 	github.com/aws/aws-sdk-go-v2/credentials v1.21.0
 	github.com/aws/aws-sdk-go-v2/service/s3 v1.114.10
 	github.com/aws/smithy-go v1.28.9
+	github.com/chunked-uploader/chunked-uploader/cmd v0.0.0
 	github.com/hirochachacha/go-smb2 v1.1.0
 )
 
@@ -19,6 +20,15 @@ require (
 	github.com/aws/aws-sdk-go-v2/service/internal/checksum v1.11.13 // indirect
 	github.com/aws/aws-sdk-go-v2/service/internal/presigned-url v1.14.12 // indirect
 	github.com/aws/aws-sdk-go-v2/service/internal/s3shared v1.20.12 // indirect
+	github.com/chunked-uploader/chunked-uploader/sdk v0.0.0 // indirect
 	github.com/geoffgarside/ber v1.1.0 // indirect
 	golang.org/x/crypto v0.57.0 // indirect
 )
+
+replace github.com/chunked-uploader/chunked-uploader/cmd => ../
+
+replace github.com/chunked-uploader/chunked-uploader/host => ../../host
+
+replace github.com/chunked-uploader/chunked-uploader/sdk => ../../sdk
+
+replace github.com/chunked-uploader/chunked-uploader/proto => ../../proto

@@ -9,6 +9,8 @@ import (
 	"net/http"
 	"sync"
 	"testing"
+
+	"github.com/chunked-uploader/chunked-uploader/cmd/internal/harness"
 )
 
 // TestHostMemoryEightParts sends 8 parts of 50 MiB at once and checks DESIGN.md's target:
@@ -26,7 +28,7 @@ func TestHostMemoryEightParts(t *testing.T) {
 		maxHWM = 64 * mib
 	)
 	s := startServer(t, localBackend, map[string]string{"CHUNK_SIZE_MB": "50"})
-	up := s.initUpload(t, map[string]any{"filename": "big/eight.bin", "total_size": chunk * parts})
+	up := s.InitUpload(t, map[string]any{"filename": "big/eight.bin", "total_size": chunk * parts})
 	if up.TotalParts != parts {
 		t.Fatalf("init: total_parts %d, want %d", up.TotalParts, parts)
 	}
@@ -39,20 +41,20 @@ func TestHostMemoryEightParts(t *testing.T) {
 			h := sha256.New()
 			gen := io.TeeReader(generator(uint64(100+n), chunk), h)
 			body := &startTogether{r: gen, started: &started}
-			req, err := http.NewRequest(http.MethodPut, fmt.Sprintf("%s/upload/%s/part/%d", s.base, up.FileID, n), body)
+			req, err := http.NewRequest(http.MethodPut, fmt.Sprintf("%s/upload/%s/part/%d", s.URL(""), up.FileID, n), body)
 			if err != nil {
 				t.Error(err)
 				return
 			}
 			req.ContentLength = chunk
 			req.Header.Set("Authorization", "Bearer "+up.Parts[n].Token)
-			r, err := s.trySend(req)
+			r, err := s.TrySend(req)
 			if err != nil {
 				t.Errorf("part %d: %v", n, err)
 				return
 			}
-			var p partResponse
-			if r.status != http.StatusOK || json.Unmarshal(r.body, &p) != nil || p.ChecksumSHA256 != hex.EncodeToString(h.Sum(nil)) {
+			var p harness.PartResponse
+			if r.Status != http.StatusOK || json.Unmarshal(r.Body, &p) != nil || p.ChecksumSHA256 != hex.EncodeToString(h.Sum(nil)) {
 				t.Errorf("part %d: got %v, want 200 with checksum_sha256 %x", n, r, h.Sum(nil))
 			}
 		})
@@ -61,10 +63,10 @@ func TestHostMemoryEightParts(t *testing.T) {
 	if t.Failed() {
 		t.FailNow()
 	}
-	if got := s.status(t, up.FileID).UploadedParts; got != parts {
+	if got := s.Status(t, up.FileID).UploadedParts; got != parts {
 		t.Errorf("uploaded_parts = %d, want %d", got, parts)
 	}
-	hwm := procStatusKiB(t, s.pid(), "VmHWM") * 1024
+	hwm := procStatusKiB(t, s.PID(), "VmHWM") * 1024
 	t.Logf("host VmHWM with %d parts of %d MiB in flight: %.1f MiB", parts, chunk/mib, float64(hwm)/mib)
 	if hwm > maxHWM {
 		t.Errorf("host VmHWM = %.1f MiB with %d parts in flight, want at most %d MiB", float64(hwm)/mib, parts, maxHWM/mib)

@@ -16,6 +16,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/chunked-uploader/chunked-uploader/cmd/internal/harness"
 )
 
 // TestHostMemory uploads four 50 MiB parts, two at a time, and delivers the
@@ -40,8 +42,8 @@ func TestHostMemory(t *testing.T) {
 			parallel = 2
 		)
 		s := startServer(t, b, map[string]string{"CHUNK_SIZE_MB": "50"})
-		baseline := procStatusKiB(t, s.pid(), "VmHWM")
-		up := s.initUpload(t, map[string]any{"filename": "big/memory.bin", "total_size": total})
+		baseline := procStatusKiB(t, s.PID(), "VmHWM")
+		up := s.InitUpload(t, map[string]any{"filename": "big/memory.bin", "total_size": total})
 		if up.TotalParts != parts || up.ChunkSize != chunk {
 			t.Fatalf("init: total_parts %d, chunk_size %d; want %d and %d", up.TotalParts, up.ChunkSize, parts, chunk)
 		}
@@ -55,7 +57,7 @@ func TestHostMemory(t *testing.T) {
 				defer func() { <-sem }()
 				h := sha256.New()
 				body := io.TeeReader(generator(uint64(n), chunk), h)
-				req, err := http.NewRequest(http.MethodPut, fmt.Sprintf("%s/upload/%s/part/%d", s.base, up.FileID, n), io.NopCloser(body))
+				req, err := http.NewRequest(http.MethodPut, fmt.Sprintf("%s/upload/%s/part/%d", s.URL(""), up.FileID, n), io.NopCloser(body))
 				if err != nil {
 					t.Error(err)
 					return
@@ -63,18 +65,18 @@ func TestHostMemory(t *testing.T) {
 				req.ContentLength = chunk
 				req.Header.Set("Authorization", "Bearer "+up.Parts[n].Token)
 				req.Header.Set("Content-Type", "application/octet-stream")
-				r, err := s.trySend(req)
+				r, err := s.TrySend(req)
 				if err != nil {
 					t.Errorf("part %d: %v", n, err)
 					return
 				}
-				if r.status != http.StatusOK {
+				if r.Status != http.StatusOK {
 					t.Errorf("part %d: got %v, want 200", n, r)
 					return
 				}
-				var p partResponse
-				if err := json.Unmarshal(r.body, &p); err != nil || p.ChecksumSHA256 != hex.EncodeToString(h.Sum(nil)) {
-					t.Errorf("part %d: got %s, want checksum_sha256 %x", n, r.body, h.Sum(nil))
+				var p harness.PartResponse
+				if err := json.Unmarshal(r.Body, &p); err != nil || p.ChecksumSHA256 != hex.EncodeToString(h.Sum(nil)) {
+					t.Errorf("part %d: got %s, want checksum_sha256 %x", n, r.Body, h.Sum(nil))
 				}
 			})
 		}
@@ -83,10 +85,10 @@ func TestHostMemory(t *testing.T) {
 			t.FailNow()
 		}
 		uploaded := time.Since(start)
-		hwmUpload := procStatusKiB(t, s.pid(), "VmHWM")
+		hwmUpload := procStatusKiB(t, s.PID(), "VmHWM")
 
 		start = time.Now()
-		c := s.completeAndWait(t, up.FileID, 5*time.Minute)
+		c := s.CompleteAndWait(t, up.FileID, 5*time.Minute)
 		delivered := time.Since(start)
 
 		want := sha256.New()
@@ -96,10 +98,10 @@ func TestHostMemory(t *testing.T) {
 			}
 		}
 		wantSum := hex.EncodeToString(want.Sum(nil))
-		if c.ChecksumSHA256 != wantSum {
-			t.Errorf("complete checksum_sha256 = %s, want %s", c.ChecksumSHA256, wantSum)
+		if harness.Str(c.ChecksumSHA256) != wantSum {
+			t.Errorf("complete checksum_sha256 = %s, want %s", harness.Str(c.ChecksumSHA256), wantSum)
 		}
-		rc, err := b.open(t, s, c.FinalPath)
+		rc, err := b.open(t, s, harness.Str(c.FinalPath))
 		if err != nil {
 			t.Fatalf("opening the delivered object: %v", err)
 		}
@@ -110,10 +112,10 @@ func TestHostMemory(t *testing.T) {
 			t.Errorf("delivered object: %d bytes, sha256 %x, err %v; want %d bytes, sha256 %s", size, got.Sum(nil), err, total, wantSum)
 		}
 
-		hwm := procStatusKiB(t, s.pid(), "VmHWM")
+		hwm := procStatusKiB(t, s.PID(), "VmHWM")
 		t.Logf("host VmHWM: %.1f MiB (%.1f MiB after start, %.1f MiB after the parts); upload of 4x50 MiB took %v, delivery %v",
 			float64(hwm)/1024, float64(baseline)/1024, float64(hwmUpload)/1024, uploaded.Round(time.Millisecond), delivered.Round(time.Millisecond))
-		for _, pid := range childPIDs(s.pid()) {
+		for _, pid := range childPIDs(s.PID()) {
 			if v, err := readProcStatusKiB(pid, "VmHWM"); err == nil {
 				t.Logf("child %d (plugin) VmHWM: %.1f MiB (not counted)", pid, float64(v)/1024)
 			}
@@ -128,7 +130,7 @@ func TestHostMemory(t *testing.T) {
 // generator returns size deterministic pseudo-random bytes for seed, made
 // on the fly.
 func generator(seed uint64, size int64) io.Reader {
-	return io.LimitReader(rand.NewChaCha8(seedBytes(seed)), size)
+	return io.LimitReader(rand.NewChaCha8(harness.Seed(seed)), size)
 }
 
 // procStatusKiB reads a "kB" field of /proc/<pid>/status.

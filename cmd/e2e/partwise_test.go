@@ -13,6 +13,8 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/chunked-uploader/chunked-uploader/cmd/e2e/internal/services"
+	"github.com/chunked-uploader/chunked-uploader/cmd/internal/harness"
 )
 
 // partwiseChunkMB is the chunk size of the part-wise tests: S3's smallest part, so that
@@ -21,11 +23,11 @@ const partwiseChunkMB = 5
 
 // waitStatus polls the upload's status until cond holds (a wait for background work, not a
 // timing assertion: the bound only keeps a broken build from hanging).
-func waitStatus(tb testing.TB, s *server, id, what string, cond func(statusResponse) bool) statusResponse {
+func waitStatus(tb testing.TB, s *server, id, what string, cond func(harness.Status) bool) harness.Status {
 	tb.Helper()
 	deadline := time.Now().Add(2 * time.Minute)
 	for {
-		st := s.status(tb, id)
+		st := s.Status(tb, id)
 		if cond(st) {
 			return st
 		}
@@ -39,7 +41,7 @@ func waitStatus(tb testing.TB, s *server, id, what string, cond func(statusRespo
 // stagedPartFiles counts the staged part files (not temporaries) of upload id.
 func stagedPartFiles(tb testing.TB, s *server, id string) int {
 	n := 0
-	for name := range regularFiles(tb, s.staging()) {
+	for name := range harness.RegularFiles(tb, s.Staging()) {
 		if strings.HasPrefix(name, id+"/") && strings.HasSuffix(name, ".part") {
 			n++
 		}
@@ -71,7 +73,7 @@ func loseUnfinished(tb testing.TB, s *server, key string) {
 	removed := 0
 	switch s.backend.name {
 	case "local":
-		root := filepath.Join(s.env["LOCAL_STORAGE_PATH"], filepath.FromSlash(dir))
+		root := filepath.Join(s.Env["LOCAL_STORAGE_PATH"], filepath.FromSlash(dir))
 		entries, _ := os.ReadDir(root)
 		for _, e := range entries {
 			if hidden(e.Name()) {
@@ -87,7 +89,7 @@ func loseUnfinished(tb testing.TB, s *server, key string) {
 			tb.Fatal(err)
 		}
 		defer m.close()
-		root := path.Join(s.env["SMB_PATH"], dir)
+		root := path.Join(s.Env["SMB_PATH"], dir)
 		infos, _ := m.ReadDir(root)
 		for _, fi := range infos {
 			if hidden(fi.Name()) {
@@ -98,8 +100,8 @@ func loseUnfinished(tb testing.TB, s *server, key string) {
 			}
 		}
 	case "s3":
-		c, bucket := s3Client(s), s.env["S3_BUCKET"]
-		ctx, cancel := context.WithTimeout(context.Background(), remoteTimeout)
+		c, bucket := s3Client(s), s.Env["S3_BUCKET"]
+		ctx, cancel := context.WithTimeout(context.Background(), services.Timeout)
 		defer cancel()
 		out, err := c.ListMultipartUploads(ctx, &s3.ListMultipartUploadsInput{Bucket: aws.String(bucket), Prefix: aws.String(key)})
 		if err != nil {
@@ -125,14 +127,14 @@ func TestPartwiseBackgroundDelivery(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, b backend) {
 		s := startServer(t, b, map[string]string{"CHUNK_SIZE_MB": "5"})
 		chunk := partwiseChunkMB * mib
-		data := randomBytes(3*chunk+12345, 90)
-		parts := partData(data, chunk)
-		up := s.initUpload(t, map[string]any{"filename": "bg/file.bin", "total_size": len(data)})
+		data := harness.RandomBytes(3*chunk+12345, 90)
+		parts := harness.PartData(data, chunk)
+		up := s.InitUpload(t, map[string]any{"filename": "bg/file.bin", "total_size": len(data)})
 		key := "bg/" + up.FileID + "_file.bin"
 		for n := range 3 {
-			s.mustPutPart(t, up.FileID, n, up.Parts[n].Token, parts[n])
+			s.MustPutPart(t, up.FileID, n, up.Parts[n].Token, parts[n])
 		}
-		st := waitStatus(t, s, up.FileID, "three parts delivered", func(st statusResponse) bool {
+		st := waitStatus(t, s, up.FileID, "three parts delivered", func(st harness.Status) bool {
 			return st.DeliveredParts == 3 && stagedPartFiles(t, s, up.FileID) == 0
 		})
 		if st.DeliveryMode != "parts" || st.Status != "pending" || st.BytesDelivered != int64(3*chunk) {
@@ -150,20 +152,20 @@ func TestPartwiseBackgroundDelivery(t *testing.T) {
 		if len(unfinished(objs)) == 0 {
 			t.Fatalf("the backend holds no unfinished object while parts are delivered: %v", objs)
 		}
-		s.mustPutPart(t, up.FileID, 3, up.Parts[3].Token, parts[3])
+		s.MustPutPart(t, up.FileID, 3, up.Parts[3].Token, parts[3])
 		start := time.Now()
-		r := s.complete(t, up.FileID)
-		if r.status != http.StatusOK {
+		r := s.Complete(t, up.FileID)
+		if r.Status != http.StatusOK {
 			t.Fatalf("complete: %v", r)
 		}
-		c := decode[completeResponse](t, r)
+		c := harness.Decode[harness.CompleteResponse](t, r)
 		t.Logf("%s: complete answered 200 %v after the last part", b.name, time.Since(start).Round(time.Millisecond))
-		b.checkFinalPath(t, s, c.FinalPath, key)
-		if got := s.readObject(t, c.FinalPath); sha256Hex(got) != sha256Hex(data) || c.ChecksumSHA256 != sha256Hex(data) {
-			t.Fatalf("delivered %d bytes sha256 %s (complete says %s), want %s", len(got), sha256Hex(got), c.ChecksumSHA256, sha256Hex(data))
+		b.checkFinalPath(t, s, harness.Str(c.FinalPath), key)
+		if got := s.readObject(t, harness.Str(c.FinalPath)); harness.SHA256Hex(got) != harness.SHA256Hex(data) || harness.Str(c.ChecksumSHA256) != harness.SHA256Hex(data) {
+			t.Fatalf("delivered %d bytes sha256 %s (complete says %s), want %s", len(got), harness.SHA256Hex(got), harness.Str(c.ChecksumSHA256), harness.SHA256Hex(data))
 		}
 		checkObjects(t, s, map[string]int64{key: int64(len(data))})
-		if files := regularFiles(t, s.staging()); len(files) != 0 {
+		if files := harness.RegularFiles(t, s.Staging()); len(files) != 0 {
 			t.Errorf("staging after complete: %v", files)
 		}
 	})
@@ -177,17 +179,17 @@ func TestPartwiseLostObject(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, b backend) {
 		s := startServer(t, b, map[string]string{"CHUNK_SIZE_MB": "5"})
 		chunk := partwiseChunkMB * mib
-		data := randomBytes(3*chunk, 91)
-		parts := partData(data, chunk)
-		up := s.initUpload(t, map[string]any{"filename": "lost/file.bin", "total_size": len(data)})
+		data := harness.RandomBytes(3*chunk, 91)
+		parts := harness.PartData(data, chunk)
+		up := s.InitUpload(t, map[string]any{"filename": "lost/file.bin", "total_size": len(data)})
 		key := "lost/" + up.FileID + "_file.bin"
 		for n := range 2 {
-			s.mustPutPart(t, up.FileID, n, up.Parts[n].Token, parts[n])
+			s.MustPutPart(t, up.FileID, n, up.Parts[n].Token, parts[n])
 		}
-		waitStatus(t, s, up.FileID, "two parts delivered", func(st statusResponse) bool { return st.DeliveredParts == 2 })
+		waitStatus(t, s, up.FileID, "two parts delivered", func(st harness.Status) bool { return st.DeliveredParts == 2 })
 		loseUnfinished(t, s, key)
-		s.mustPutPart(t, up.FileID, 2, up.Parts[2].Token, parts[2])
-		st := waitStatus(t, s, up.FileID, "lost parts pending", func(st statusResponse) bool {
+		s.MustPutPart(t, up.FileID, 2, up.Parts[2].Token, parts[2])
+		st := waitStatus(t, s, up.FileID, "lost parts pending", func(st harness.Status) bool {
 			return st.UploadedParts == 1 && st.Parts[0].Status == "pending" && st.Parts[1].Status == "pending"
 		})
 		for n := range 2 {
@@ -195,17 +197,17 @@ func TestPartwiseLostObject(t *testing.T) {
 				t.Errorf("part %d is pending without a reason: %+v", n, st.Parts[n])
 			}
 		}
-		expectError(t, s.complete(t, up.FileID), http.StatusBadRequest, "parts_missing")
+		harness.ExpectError(t, s.Complete(t, up.FileID), http.StatusBadRequest, "parts_missing")
 		// Other bytes are refused: the file's digest already covers the parts as sent.
 		other := append([]byte(nil), parts[0]...)
 		other[0] ^= 0xff
-		expectError(t, s.putPart(t, up.FileID, 0, up.Parts[0].Token, other, nil), http.StatusConflict, "part_already_delivered")
+		harness.ExpectError(t, s.PutPart(t, up.FileID, 0, up.Parts[0].Token, other, nil), http.StatusConflict, "part_already_delivered")
 		for n := range 2 {
-			s.mustPutPart(t, up.FileID, n, up.Parts[n].Token, parts[n])
+			s.MustPutPart(t, up.FileID, n, up.Parts[n].Token, parts[n])
 		}
-		c := s.completeAndWait(t, up.FileID, time.Minute)
-		if got := s.readObject(t, c.FinalPath); sha256Hex(got) != sha256Hex(data) {
-			t.Fatalf("delivered sha256 %s, want %s", sha256Hex(got), sha256Hex(data))
+		c := s.CompleteAndWait(t, up.FileID, time.Minute)
+		if got := s.readObject(t, harness.Str(c.FinalPath)); harness.SHA256Hex(got) != harness.SHA256Hex(data) {
+			t.Fatalf("delivered sha256 %s, want %s", harness.SHA256Hex(got), harness.SHA256Hex(data))
 		}
 		checkObjects(t, s, map[string]int64{key: int64(len(data))})
 	})
@@ -218,14 +220,14 @@ func TestPartwiseCancelLeavesNothing(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, b backend) {
 		s := startServer(t, b, map[string]string{"CHUNK_SIZE_MB": "5"})
 		chunk := partwiseChunkMB * mib
-		data := randomBytes(3*chunk, 92)
-		parts := partData(data, chunk)
-		up := s.initUpload(t, map[string]any{"filename": "gone/file.bin", "total_size": len(data)})
+		data := harness.RandomBytes(3*chunk, 92)
+		parts := harness.PartData(data, chunk)
+		up := s.InitUpload(t, map[string]any{"filename": "gone/file.bin", "total_size": len(data)})
 		for n := range 2 {
-			s.mustPutPart(t, up.FileID, n, up.Parts[n].Token, parts[n])
+			s.MustPutPart(t, up.FileID, n, up.Parts[n].Token, parts[n])
 		}
-		waitStatus(t, s, up.FileID, "parts delivered", func(st statusResponse) bool { return st.DeliveredParts == 2 })
-		if r := s.api(t, http.MethodDelete, "/upload/"+up.FileID, nil); r.status != http.StatusOK {
+		waitStatus(t, s, up.FileID, "parts delivered", func(st harness.Status) bool { return st.DeliveredParts == 2 })
+		if r := s.API(t, http.MethodDelete, "/upload/"+up.FileID, nil); r.Status != http.StatusOK {
 			t.Fatalf("cancel: %v", r)
 		}
 		deadline := time.Now().Add(time.Minute)
@@ -235,7 +237,7 @@ func TestPartwiseCancelLeavesNothing(t *testing.T) {
 			}
 			time.Sleep(20 * time.Millisecond)
 		}
-		if files := regularFiles(t, s.staging()); len(files) != 0 {
+		if files := harness.RegularFiles(t, s.Staging()); len(files) != 0 {
 			t.Errorf("staging after cancel: %v", files)
 		}
 	})
@@ -249,50 +251,39 @@ func TestPartwiseHostKilled(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, b backend) {
 		s := startServer(t, b, map[string]string{"CHUNK_SIZE_MB": "5"})
 		chunk := partwiseChunkMB * mib
-		data := randomBytes(6*chunk+7, 93)
-		parts := partData(data, chunk)
-		up := s.initUpload(t, map[string]any{"filename": "kill/file.bin", "total_size": len(data)})
+		data := harness.RandomBytes(6*chunk+7, 93)
+		parts := harness.PartData(data, chunk)
+		up := s.InitUpload(t, map[string]any{"filename": "kill/file.bin", "total_size": len(data)})
 		key := "kill/" + up.FileID + "_file.bin"
 		for n := range 5 {
-			s.mustPutPart(t, up.FileID, n, up.Parts[n].Token, parts[n])
+			s.MustPutPart(t, up.FileID, n, up.Parts[n].Token, parts[n])
 		}
 		// Killed as soon as part of it reached the backend: some parts delivered, others not.
-		waitStatus(t, s, up.FileID, "a part delivered", func(st statusResponse) bool { return st.DeliveredParts >= 1 })
-		if err := s.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		waitStatus(t, s, up.FileID, "a part delivered", func(st harness.Status) bool { return st.DeliveredParts >= 1 })
+		if err := s.Cur().Cmd.Process.Signal(syscall.SIGKILL); err != nil {
 			t.Fatal(err)
 		}
-		<-s.exited
+		<-s.Cur().Exited
 		s2 := restartServer(t, s)
 		for n := 5; n < len(parts); n++ {
-			s2.mustPutPart(t, up.FileID, n, up.Parts[n].Token, parts[n])
+			s2.MustPutPart(t, up.FileID, n, up.Parts[n].Token, parts[n])
 		}
-		c := s2.completeAndWait(t, up.FileID, time.Minute)
-		if got := s2.readObject(t, c.FinalPath); sha256Hex(got) != sha256Hex(data) {
-			t.Fatalf("delivered sha256 %s, want %s", sha256Hex(got), sha256Hex(data))
+		c := s2.CompleteAndWait(t, up.FileID, time.Minute)
+		if got := s2.readObject(t, harness.Str(c.FinalPath)); harness.SHA256Hex(got) != harness.SHA256Hex(data) {
+			t.Fatalf("delivered sha256 %s, want %s", harness.SHA256Hex(got), harness.SHA256Hex(data))
 		}
 		checkObjects(t, s2, map[string]int64{key: int64(len(data))})
-		if files := regularFiles(t, s2.staging()); len(files) != 0 {
+		if files := harness.RegularFiles(t, s2.Staging()); len(files) != 0 {
 			t.Errorf("staging after complete: %v", files)
 		}
 	})
 }
 
-// restartServer starts a new host on the data of s (which has exited): the same
-// directory, database, staging and backend settings, on a new port.
+// restartServer starts a new host process on the data of s (whose process has
+// exited): the same directory, database, staging and backend settings, on a new
+// port.
 func restartServer(tb testing.TB, s *server) *server {
 	tb.Helper()
-	overrides := map[string]string{}
-	for k, v := range s.env {
-		if k != "SERVER_PORT" {
-			overrides[k] = v
-		}
-	}
-	b := s.backend
-	b.env = func(testing.TB, string) map[string]string { return nil }
-	s2, err := tryStart(tb, s.dir, b, overrides)
-	if err != nil {
-		tb.Fatalf("restarting the host: %v", err)
-	}
-	s2.backend = s.backend
-	return s2
+	s.Start(tb)
+	return s
 }

@@ -3,8 +3,6 @@ package e2e
 import (
 	"bufio"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -17,8 +15,9 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/smithy-go"
+	"github.com/chunked-uploader/chunked-uploader/cmd/e2e/internal/services"
 	"github.com/hirochachacha/go-smb2"
 )
 
@@ -33,142 +32,9 @@ import (
 // smallest S3 allows, so that files over 5 MiB go up in several parts.
 const s3PartSizeMB = 5
 
-// remoteTimeout bounds one call of the test's own S3 or SMB client.
-const remoteTimeout = 2 * time.Minute
-
-// skipOrFail fails the test because a test service is not configured, or
-// skips it under -short.
-func skipOrFail(tb testing.TB, vars string) {
-	tb.Helper()
-	if testing.Short() {
-		tb.Skipf("%s not set; skipped under -short only (without -short this fails)", vars)
-	}
-	tb.Fatalf("%s not set: this test needs the real test services.\n"+
-		"From the repository root: `bash scripts/test-services.sh start` and `eval \"$(bash scripts/test-services.sh env)\"`.", vars)
-}
-
-// cleanupReporter is how a cleanup reports a failure: as an error, unless the
-// test failed already (its server may be the reason, and down).
-func cleanupReporter(tb testing.TB) func(format string, args ...any) {
-	if tb.Failed() {
-		return tb.Logf
-	}
-	return tb.Errorf
-}
-
-// randomName returns prefix followed by 12 random hex digits.
-func randomName(prefix string) string {
-	var rnd [6]byte
-	_, _ = rand.Read(rnd[:])
-	return prefix + hex.EncodeToString(rnd[:])
-}
-
-// ---- S3 ----
-
-// s3Service is an S3 server and its credentials.
-type s3Service struct {
-	endpoint, accessKey, secretKey, region string
-}
-
-// sharedS3 is the S3 server of the TEST_S3_* variables.
-func sharedS3(tb testing.TB) s3Service {
-	tb.Helper()
-	svc := s3Service{
-		endpoint:  os.Getenv("TEST_S3_ENDPOINT"),
-		accessKey: os.Getenv("TEST_S3_ACCESS_KEY"),
-		secretKey: os.Getenv("TEST_S3_SECRET_KEY"),
-		region:    os.Getenv("TEST_S3_REGION"),
-	}
-	if svc.endpoint == "" || svc.accessKey == "" || svc.secretKey == "" {
-		skipOrFail(tb, "TEST_S3_ENDPOINT, TEST_S3_ACCESS_KEY and TEST_S3_SECRET_KEY are")
-	}
-	if svc.region == "" {
-		svc.region = "us-east-1"
-	}
-	return svc
-}
-
-func (svc s3Service) client() *s3.Client {
-	return newS3Client(svc.endpoint, svc.region, svc.accessKey, svc.secretKey)
-}
-
-func newS3Client(endpoint, region, accessKey, secretKey string) *s3.Client {
-	return s3.New(s3.Options{
-		Region:       region,
-		BaseEndpoint: aws.String(endpoint),
-		UsePathStyle: true,
-		Credentials:  credentials.NewStaticCredentialsProvider(accessKey, secretKey, ""),
-	})
-}
-
 // s3Client is a client of the test's own for the S3 server host s delivers to.
 func s3Client(s *server) *s3.Client {
-	return newS3Client(s.env["S3_ENDPOINT"], s.env["S3_REGION"], s.env["AWS_ACCESS_KEY_ID"], s.env["AWS_SECRET_ACCESS_KEY"])
-}
-
-// newBucket creates a bucket with a unique name and removes it, with
-// everything in it, when the test ends.
-func (svc s3Service) newBucket(tb testing.TB) string {
-	tb.Helper()
-	bucket := randomName("e2e-")
-	c := svc.client()
-	ctx, cancel := context.WithTimeout(context.Background(), remoteTimeout)
-	defer cancel()
-	if _, err := c.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(bucket)}); err != nil {
-		tb.Fatalf("CreateBucket %s on %s: %v", bucket, svc.endpoint, err)
-	}
-	tb.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), remoteTimeout)
-		defer cancel()
-		report := cleanupReporter(tb)
-		if err := emptyBucket(ctx, c, bucket); err != nil {
-			report("emptying bucket %s: %v", bucket, err)
-			return
-		}
-		if _, err := c.DeleteBucket(ctx, &s3.DeleteBucketInput{Bucket: aws.String(bucket)}); err != nil {
-			report("DeleteBucket %s: %v", bucket, err)
-		}
-	})
-	return bucket
-}
-
-// emptyBucket aborts every multipart upload and deletes every object of bucket.
-func emptyBucket(ctx context.Context, c *s3.Client, bucket string) error {
-	uploads, err := c.ListMultipartUploads(ctx, &s3.ListMultipartUploadsInput{Bucket: aws.String(bucket)})
-	if err != nil {
-		return err
-	}
-	for _, u := range uploads.Uploads {
-		if _, err := c.AbortMultipartUpload(ctx, &s3.AbortMultipartUploadInput{Bucket: aws.String(bucket), Key: u.Key, UploadId: u.UploadId}); err != nil {
-			return err
-		}
-	}
-	p := s3.NewListObjectsV2Paginator(c, &s3.ListObjectsV2Input{Bucket: aws.String(bucket)})
-	for p.HasMorePages() {
-		page, err := p.NextPage(ctx)
-		if err != nil {
-			return err
-		}
-		for _, o := range page.Contents {
-			if _, err := c.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String(bucket), Key: o.Key}); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
-}
-
-// parseS3URL splits s3://bucket/key.
-func parseS3URL(loc string) (bucket, key string, err error) {
-	rest, ok := strings.CutPrefix(loc, "s3://")
-	if !ok {
-		return "", "", fmt.Errorf("%q is not an s3:// URL", loc)
-	}
-	bucket, key, ok = strings.Cut(rest, "/")
-	if !ok || bucket == "" || key == "" {
-		return "", "", fmt.Errorf("%q is not s3://bucket/key", loc)
-	}
-	return bucket, key, nil
+	return services.NewS3Client(s.Env["S3_ENDPOINT"], s.Env["S3_REGION"], s.Env["AWS_ACCESS_KEY_ID"], s.Env["AWS_SECRET_ACCESS_KEY"])
 }
 
 // s3MultipartSuffix is what the test lists for a multipart upload in progress.
@@ -176,28 +42,28 @@ const s3MultipartSuffix = " (multipart upload in progress)"
 
 // s3Backend is the s3 backend against the server svc returns. Every host gets
 // a bucket of its own.
-func s3Backend(svc func(tb testing.TB) s3Service) backend {
+func s3Backend(svc func(tb testing.TB) services.S3) backend {
 	return backend{
 		name: "s3",
 		env: func(tb testing.TB, dir string) map[string]string {
 			srv := svc(tb)
 			return map[string]string{
 				"STORAGE_BACKEND":       "s3",
-				"S3_ENDPOINT":           srv.endpoint,
-				"S3_BUCKET":             srv.newBucket(tb),
-				"S3_REGION":             srv.region,
+				"S3_ENDPOINT":           srv.Endpoint,
+				"S3_BUCKET":             srv.NewBucket(tb, "e2e-"),
+				"S3_REGION":             srv.Region,
 				"S3_FORCE_PATH_STYLE":   "true",
 				"S3_PART_SIZE_MB":       fmt.Sprint(s3PartSizeMB),
-				"AWS_ACCESS_KEY_ID":     srv.accessKey,
-				"AWS_SECRET_ACCESS_KEY": srv.secretKey,
+				"AWS_ACCESS_KEY_ID":     srv.AccessKey,
+				"AWS_SECRET_ACCESS_KEY": srv.SecretKey,
 			}
 		},
 		open: func(tb testing.TB, s *server, finalPath string) (io.ReadCloser, error) {
-			bucket, key, err := parseS3URL(finalPath)
+			bucket, key, err := services.ParseS3URL(finalPath)
 			if err != nil {
 				return nil, err
 			}
-			ctx, cancel := context.WithTimeout(context.Background(), remoteTimeout)
+			ctx, cancel := context.WithTimeout(context.Background(), services.Timeout)
 			out, err := s3Client(s).GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(bucket), Key: aws.String(key)})
 			if err != nil {
 				cancel()
@@ -207,15 +73,15 @@ func s3Backend(svc func(tb testing.TB) s3Service) backend {
 		},
 		checkFinalPath: func(tb testing.TB, s *server, finalPath, key string) {
 			tb.Helper()
-			if want := "s3://" + s.env["S3_BUCKET"] + "/" + key; finalPath != want {
+			if want := "s3://" + s.Env["S3_BUCKET"] + "/" + key; finalPath != want {
 				tb.Errorf("final_path = %q, want %q", finalPath, want)
 			}
 		},
 		objects: func(tb testing.TB, s *server) map[string]int64 {
 			tb.Helper()
-			objs, err := s3Objects(s3Client(s), s.env["S3_BUCKET"])
+			objs, err := s3Objects(s3Client(s), s.Env["S3_BUCKET"])
 			if err != nil {
-				tb.Fatalf("listing bucket %s: %v", s.env["S3_BUCKET"], err)
+				tb.Fatalf("listing bucket %s: %v", s.Env["S3_BUCKET"], err)
 			}
 			return objs
 		},
@@ -225,7 +91,7 @@ func s3Backend(svc func(tb testing.TB) s3Service) backend {
 // s3Objects lists the objects of bucket (key → size) and its multipart
 // uploads in progress (key + s3MultipartSuffix → size of the parts so far).
 func s3Objects(c *s3.Client, bucket string) (map[string]int64, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), remoteTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), services.Timeout)
 	defer cancel()
 	objs := map[string]int64{}
 	p := s3.NewListObjectsV2Paginator(c, &s3.ListObjectsV2Input{Bucket: aws.String(bucket)})
@@ -245,6 +111,10 @@ func s3Objects(c *s3.Client, bucket string) (map[string]int64, error) {
 	for _, u := range uploads.Uploads {
 		var size int64
 		parts, err := c.ListParts(ctx, &s3.ListPartsInput{Bucket: aws.String(bucket), Key: u.Key, UploadId: u.UploadId})
+		var apiErr smithy.APIError
+		if errors.As(err, &apiErr) && apiErr.ErrorCode() == "NoSuchUpload" {
+			continue // aborted or completed since it was listed: not held any more
+		}
 		if err != nil {
 			return nil, fmt.Errorf("ListParts %s: %w", aws.ToString(u.Key), err)
 		}
@@ -259,11 +129,11 @@ func s3Objects(c *s3.Client, bucket string) (map[string]int64, error) {
 // s3ETag returns the ETag of the object at final_path, without its quotes.
 func s3ETag(tb testing.TB, s *server, finalPath string) string {
 	tb.Helper()
-	bucket, key, err := parseS3URL(finalPath)
+	bucket, key, err := services.ParseS3URL(finalPath)
 	if err != nil {
 		tb.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), remoteTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), services.Timeout)
 	defer cancel()
 	out, err := s3Client(s).HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(bucket), Key: aws.String(key)})
 	if err != nil {
@@ -295,7 +165,7 @@ func sharedSMB(tb testing.TB) smbService {
 	addr := os.Getenv("TEST_SMB_ADDR")
 	svc := smbService{user: os.Getenv("TEST_SMB_USER"), pass: os.Getenv("TEST_SMB_PASS"), share: os.Getenv("TEST_SMB_SHARE")}
 	if addr == "" || svc.user == "" || svc.share == "" {
-		skipOrFail(tb, "TEST_SMB_ADDR, TEST_SMB_USER, TEST_SMB_PASS and TEST_SMB_SHARE are")
+		services.SkipOrFail(tb, "TEST_SMB_ADDR, TEST_SMB_USER, TEST_SMB_PASS and TEST_SMB_SHARE are")
 	}
 	var err error
 	if svc.host, svc.port, err = net.SplitHostPort(addr); err != nil {
@@ -344,7 +214,7 @@ func mountSMB(addr, user, pass, share string) (*smbMount, error) {
 
 // smbServerMount mounts the share host s delivers to.
 func smbServerMount(s *server) (*smbMount, error) {
-	return mountSMB(net.JoinHostPort(s.env["SMB_HOST"], s.env["SMB_PORT"]), s.env["SMB_USER"], s.env["SMB_PASS"], s.env["SMB_SHARE"])
+	return mountSMB(net.JoinHostPort(s.Env["SMB_HOST"], s.Env["SMB_PORT"]), s.Env["SMB_USER"], s.Env["SMB_PASS"], s.Env["SMB_SHARE"])
 }
 
 // parseSMBURL splits smb://host[:port]/share/path into the server address
@@ -375,9 +245,9 @@ func smbBackend(svc func(tb testing.TB) smbService) backend {
 		name: "smb",
 		env: func(tb testing.TB, dir string) map[string]string {
 			srv := svc(tb)
-			root := randomName("e2e-")
+			root := services.RandomName("e2e-")
 			tb.Cleanup(func() {
-				report := cleanupReporter(tb)
+				report := services.CleanupReporter(tb)
 				m, err := mountSMB(srv.addr(), srv.user, srv.pass, srv.share)
 				if err != nil {
 					report("removing %s from the share: %v", root, err)
@@ -403,7 +273,7 @@ func smbBackend(svc func(tb testing.TB) smbService) backend {
 			if err != nil {
 				return nil, err
 			}
-			m, err := mountSMB(addr, s.env["SMB_USER"], s.env["SMB_PASS"], share)
+			m, err := mountSMB(addr, s.Env["SMB_USER"], s.Env["SMB_PASS"], share)
 			if err != nil {
 				return nil, err
 			}
@@ -418,11 +288,11 @@ func smbBackend(svc func(tb testing.TB) smbService) backend {
 		},
 		checkFinalPath: func(tb testing.TB, s *server, finalPath, key string) {
 			tb.Helper()
-			host := s.env["SMB_HOST"]
-			if s.env["SMB_PORT"] != "445" {
-				host += ":" + s.env["SMB_PORT"]
+			host := s.Env["SMB_HOST"]
+			if s.Env["SMB_PORT"] != "445" {
+				host += ":" + s.Env["SMB_PORT"]
 			}
-			if want := "smb://" + host + "/" + s.env["SMB_SHARE"] + "/" + s.env["SMB_PATH"] + "/" + key; finalPath != want {
+			if want := "smb://" + host + "/" + s.Env["SMB_SHARE"] + "/" + s.Env["SMB_PATH"] + "/" + key; finalPath != want {
 				tb.Errorf("final_path = %q, want %q", finalPath, want)
 			}
 		},
@@ -433,7 +303,7 @@ func smbBackend(svc func(tb testing.TB) smbService) backend {
 				tb.Fatal(err)
 			}
 			defer m.close()
-			files, err := smbFiles(m.Share, s.env["SMB_PATH"])
+			files, err := smbFiles(m.Share, s.Env["SMB_PATH"])
 			if err != nil {
 				tb.Fatal(err)
 			}
@@ -472,6 +342,6 @@ func smbFiles(fs *smb2.Share, dir string) (map[string]int64, error) {
 
 // The backends of the shared test services.
 var (
-	s3SharedBackend  = s3Backend(sharedS3)
+	s3SharedBackend  = s3Backend(services.SharedS3)
 	smbSharedBackend = smbBackend(sharedSMB)
 )

@@ -4,9 +4,10 @@ import (
 	"bytes"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/chunked-uploader/chunked-uploader/cmd/internal/harness"
 )
 
 // TestS3Multipart delivers a 23 MiB file, sent in 1 MiB parts, to S3 with
@@ -17,52 +18,26 @@ func TestS3Multipart(t *testing.T) {
 	b := s3SharedBackend
 	s := startServer(t, b, nil)
 	const total = 23 * mib
-	data := randomBytes(total, 30)
-	whole := sha256Hex(data)
-	up := s.initUpload(t, map[string]any{"filename": "multi/big.bin", "total_size": total, "checksum_sha256": whole})
-	s.uploadParts(t, up, partData(data, mib), 4)
+	data := harness.RandomBytes(total, 30)
+	whole := harness.SHA256Hex(data)
+	up := s.InitUpload(t, map[string]any{"filename": "multi/big.bin", "total_size": total, "checksum_sha256": whole})
+	s.UploadParts(t, up, harness.PartData(data, mib), 4)
 
-	c := s.completeAndWait(t, up.FileID, 2*time.Minute)
+	c := s.CompleteAndWait(t, up.FileID, 2*time.Minute)
 	key := "multi/" + up.FileID + "_big.bin"
-	b.checkFinalPath(t, s, c.FinalPath, key)
-	if c.ChecksumSHA256 != whole {
-		t.Errorf("complete checksum_sha256 = %s, want %s", c.ChecksumSHA256, whole)
+	b.checkFinalPath(t, s, harness.Str(c.FinalPath), key)
+	if harness.Str(c.ChecksumSHA256) != whole {
+		t.Errorf("complete checksum_sha256 = %s, want %s", harness.Str(c.ChecksumSHA256), whole)
 	}
-	if got := s.readObject(t, c.FinalPath); !bytes.Equal(got, data) {
-		t.Errorf("delivered object: %d bytes, sha256 %s; want %d bytes, sha256 %s", len(got), sha256Hex(got), total, whole)
+	if got := s.readObject(t, harness.Str(c.FinalPath)); !bytes.Equal(got, data) {
+		t.Errorf("delivered object: %d bytes, sha256 %s; want %d bytes, sha256 %s", len(got), harness.SHA256Hex(got), total, whole)
 	}
 	wantParts := (total + s3PartSizeMB*mib - 1) / (s3PartSizeMB * mib)
-	etag := s3ETag(t, s, c.FinalPath)
+	etag := s3ETag(t, s, harness.Str(c.FinalPath))
 	_, n, _ := strings.Cut(etag, "-")
 	if got, err := strconv.Atoi(n); err != nil || got != wantParts {
 		t.Errorf("ETag %q: want a multipart ETag ending in -%d (%d MiB in %d MiB parts)", etag, wantParts, total/mib, s3PartSizeMB)
 	}
 	t.Logf("ETag %s", etag)
 	checkObjects(t, s, map[string]int64{key: total})
-}
-
-// uploadParts sends every part of up, parallel at a time, and asserts 200s.
-func (s *server) uploadParts(tb testing.TB, up initResponse, parts [][]byte, parallel int) {
-	tb.Helper()
-	if len(parts) != up.TotalParts {
-		tb.Fatalf("%d parts to send, the upload has %d", len(parts), up.TotalParts)
-	}
-	sem := make(chan struct{}, parallel)
-	var wg sync.WaitGroup
-	for n, p := range parts {
-		wg.Go(func() {
-			sem <- struct{}{}
-			defer func() { <-sem }()
-			r, err := s.tryPutPart(up.FileID, n, up.Parts[n].Token, p)
-			if err != nil {
-				tb.Errorf("PUT part %d: %v", n, err)
-			} else if r.status != 200 {
-				tb.Errorf("PUT part %d: got %v, want 200", n, r)
-			}
-		})
-	}
-	wg.Wait()
-	if tb.Failed() {
-		tb.FailNow()
-	}
 }

@@ -14,6 +14,9 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/chunked-uploader/chunked-uploader/cmd/e2e/internal/services"
+	"github.com/chunked-uploader/chunked-uploader/cmd/internal/harness"
 )
 
 // strictLeftovers makes leftovers of an interrupted delivery that are still
@@ -72,7 +75,7 @@ func testServerDown(t *testing.T, which, how string) {
 	var b backend
 	switch which {
 	case "s3":
-		b = s3Backend(func(testing.TB) s3Service { return svc.s3 })
+		b = s3Backend(func(testing.TB) services.S3 { return svc.s3 })
 		overrides["S3_CONCURRENCY"] = "1"
 	case "smb":
 		b = smbBackend(func(testing.TB) smbService { return svc.smb })
@@ -80,11 +83,11 @@ func testServerDown(t *testing.T, which, how string) {
 	s := startServer(t, b, overrides)
 
 	whole := generatedSum(seed, total, chunk)
-	up := s.initUpload(t, map[string]any{"filename": "down/big.bin", "total_size": total, "checksum_sha256": whole})
+	up := s.InitUpload(t, map[string]any{"filename": "down/big.bin", "total_size": total, "checksum_sha256": whole})
 	s.uploadGenerated(t, up, seed, total, chunk, 4)
 	id := up.FileID
 	key := "down/" + id + "_big.bin"
-	staged := regularFiles(t, s.staging())
+	staged := harness.RegularFiles(t, s.Staging())
 	if len(staged) == 0 {
 		t.Fatal("nothing in TEMP_STORAGE_PATH after all parts were uploaded")
 	}
@@ -92,21 +95,21 @@ func testServerDown(t *testing.T, which, how string) {
 	// complete waits for the delivery (up to COMPLETE_WAIT_SECONDS): call it
 	// in the background and watch the status.
 	type result struct {
-		r   response
+		r   harness.Response
 		err error
 		at  time.Time
 	}
 	completed := make(chan result, 1)
 	go func() {
-		req, _ := http.NewRequest(http.MethodPost, s.base+"/upload/"+id+"/complete", nil)
-		req.Header.Set("X-API-Key", testAPIKey)
-		r, err := s.trySend(req)
+		req, _ := http.NewRequest(http.MethodPost, s.URL("")+"/upload/"+id+"/complete", nil)
+		req.Header.Set("X-API-Key", harness.APIKey)
+		r, err := s.TrySend(req)
 		completed <- result{r, err, time.Now()}
 	}()
-	var st statusResponse
+	var st harness.Status
 	deadline := time.Now().Add(time.Minute)
 	for {
-		st = s.status(t, id)
+		st = s.Status(t, id)
 		if st.Status == "finalizing" && st.Phase == "finalizing" && st.BytesDelivered > 0 {
 			break
 		}
@@ -122,7 +125,7 @@ func testServerDown(t *testing.T, which, how string) {
 	var partial map[string]int64
 	for !hasData(partial) {
 		partial = b.objects(t, s)
-		if st := s.status(t, id); st.Status != "finalizing" || time.Now().After(deadline) {
+		if st := s.Status(t, id); st.Status != "finalizing" || time.Now().After(deadline) {
 			t.Fatalf("waiting for part of the file on the server (it holds %v): status %+v", partial, st)
 		}
 	}
@@ -132,7 +135,7 @@ func testServerDown(t *testing.T, which, how string) {
 		svc.freeze(t, which)
 	}
 	downAt := time.Now()
-	after := s.status(t, id)
+	after := s.Status(t, id)
 	t.Logf("%s server down (%s) holding %v; bytes_delivered %d of %d (%d a moment later, status %s)",
 		which, how, partial, st.BytesDelivered, total, after.BytesDelivered, after.Status)
 	if after.Status == "complete" {
@@ -142,7 +145,7 @@ func testServerDown(t *testing.T, which, how string) {
 	// The upload fails, with a reason, and keeps its parts.
 	deadline = downAt.Add(failTimeout)
 	for {
-		st = s.status(t, id)
+		st = s.Status(t, id)
 		if st.Status != "finalizing" {
 			break
 		}
@@ -152,37 +155,37 @@ func testServerDown(t *testing.T, which, how string) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	failedAfter := time.Since(downAt)
-	if st.Status != "failed" || st.Phase != "failed" || strings.TrimSpace(st.FinalizationError) == "" ||
-		st.FinalPath != "" || st.UploadedParts != up.TotalParts {
+	if st.Status != "failed" || st.Phase != "failed" || strings.TrimSpace(harness.Str(st.FinalizationError)) == "" ||
+		harness.Str(st.FinalPath) != "" || st.UploadedParts != up.TotalParts {
 		t.Fatalf("status after the server went down = %+v, want failed/failed with a finalization_error, no final_path and all parts uploaded", st)
 	}
 	t.Logf("status failed %v after the server went down: finalization_error %q",
-		failedAfter.Round(10*time.Millisecond), st.FinalizationError)
+		failedAfter.Round(10*time.Millisecond), harness.Str(st.FinalizationError))
 	if how == "hang" && failedAfter < stall-time.Second {
 		t.Logf("note: failed before the stall timeout of %v", stall)
 	}
-	if strings.Contains(st.FinalizationError, s.staging()) || strings.Contains(st.FinalizationError, s.dir) {
-		t.Errorf("finalization_error names a local path: %q", st.FinalizationError)
+	if strings.Contains(harness.Str(st.FinalizationError), s.Staging()) || strings.Contains(harness.Str(st.FinalizationError), s.Dir) {
+		t.Errorf("finalization_error names a local path: %q", harness.Str(st.FinalizationError))
 	}
 	select {
 	case res := <-completed:
 		if res.err != nil {
 			t.Fatalf("complete: %v", res.err)
 		}
-		if res.r.status == http.StatusAccepted {
+		if res.r.Status == http.StatusAccepted {
 			t.Logf("complete answered 202 (the delivery outlasted COMPLETE_WAIT_SECONDS)")
 		} else {
-			code := expectErrorOneOf(t, res.r, map[string]int{"delivery_failed": 502, "backend_unavailable": 503})
-			t.Logf("complete answered %d %s %v after the server went down: %s", res.r.status, code,
-				res.at.Sub(downAt).Round(time.Millisecond), bytes.TrimSpace(res.r.body))
+			code := harness.ExpectErrorOneOf(t, res.r, map[string]int{"delivery_failed": 502, "backend_unavailable": 503})
+			t.Logf("complete answered %d %s %v after the server went down: %s", res.r.Status, code,
+				res.at.Sub(downAt).Round(time.Millisecond), bytes.TrimSpace(res.r.Body))
 		}
 	case <-time.After(time.Minute):
 		t.Fatal("complete did not answer within a minute of the upload becoming failed")
 	}
-	if got := regularFiles(t, s.staging()); st.DeliveryMode == "parts" {
+	if got := harness.RegularFiles(t, s.Staging()); st.DeliveryMode == "parts" {
 		// Part-wise: a part is either still staged or held by the backend (and then no
 		// longer needs its staged copy), never neither.
-		full := s.status(t, id)
+		full := s.Status(t, id)
 		for name, size := range staged {
 			if _, ok := got[name]; ok {
 				continue
@@ -202,11 +205,11 @@ func testServerDown(t *testing.T, which, how string) {
 	}
 	if how == "crash" {
 		// (A hung server would make this wait for PLUGIN_HEALTH_TIMEOUT.)
-		r := s.do(t, http.MethodGet, "/health", nil, nil)
-		if r.status != http.StatusServiceUnavailable {
+		r := s.Do(t, http.MethodGet, "/health", nil, nil)
+		if r.Status != http.StatusServiceUnavailable {
 			t.Errorf("GET /health with the %s server down: got %v, want 503", which, r)
 		} else {
-			t.Logf("GET /health with the server down: %s", bytes.TrimSpace(r.body))
+			t.Logf("GET /health with the server down: %s", bytes.TrimSpace(r.Body))
 		}
 	}
 
@@ -227,13 +230,13 @@ func testServerDown(t *testing.T, which, how string) {
 
 	// Retry: the same upload is delivered whole.
 	start := time.Now()
-	c := s.completeAndWait(t, id, 5*time.Minute)
+	c := s.CompleteAndWait(t, id, 5*time.Minute)
 	t.Logf("the second complete took %v", time.Since(start).Round(10*time.Millisecond))
-	b.checkFinalPath(t, s, c.FinalPath, key)
-	if c.ChecksumSHA256 != whole {
-		t.Errorf("complete checksum_sha256 = %s, want %s", c.ChecksumSHA256, whole)
+	b.checkFinalPath(t, s, harness.Str(c.FinalPath), key)
+	if harness.Str(c.ChecksumSHA256) != whole {
+		t.Errorf("complete checksum_sha256 = %s, want %s", harness.Str(c.ChecksumSHA256), whole)
 	}
-	if size, sum := s.objectSum(t, c.FinalPath); size != total || sum != whole {
+	if size, sum := s.objectSum(t, harness.Str(c.FinalPath)); size != total || sum != whole {
 		t.Errorf("delivered object: %d bytes, sha256 %s; want %d bytes, sha256 %s", size, sum, total, whole)
 	}
 	left = b.objects(t, s)
@@ -270,7 +273,7 @@ func generatedSum(seed uint64, total, chunk int64) string {
 
 // uploadGenerated sends every part of a generated file, parallel at a time,
 // without holding the file in memory, and asserts 200s.
-func (s *server) uploadGenerated(tb testing.TB, up initResponse, seed uint64, total, chunk int64, parallel int) {
+func (s *server) uploadGenerated(tb testing.TB, up harness.InitResponse, seed uint64, total, chunk int64, parallel int) {
 	tb.Helper()
 	sem := make(chan struct{}, parallel)
 	var wg sync.WaitGroup
@@ -279,7 +282,7 @@ func (s *server) uploadGenerated(tb testing.TB, up initResponse, seed uint64, to
 			sem <- struct{}{}
 			defer func() { <-sem }()
 			body, size := generatedPart(seed, n, total, chunk)
-			req, err := http.NewRequest(http.MethodPut, fmt.Sprintf("%s/upload/%s/part/%d", s.base, up.FileID, n), io.NopCloser(body))
+			req, err := http.NewRequest(http.MethodPut, fmt.Sprintf("%s/upload/%s/part/%d", s.URL(""), up.FileID, n), io.NopCloser(body))
 			if err != nil {
 				tb.Error(err)
 				return
@@ -287,9 +290,9 @@ func (s *server) uploadGenerated(tb testing.TB, up initResponse, seed uint64, to
 			req.ContentLength = size
 			req.Header.Set("Authorization", "Bearer "+up.Parts[n].Token)
 			req.Header.Set("Content-Type", "application/octet-stream")
-			if r, err := s.trySend(req); err != nil {
+			if r, err := s.TrySend(req); err != nil {
 				tb.Errorf("PUT part %d: %v", n, err)
-			} else if r.status != http.StatusOK {
+			} else if r.Status != http.StatusOK {
 				tb.Errorf("PUT part %d: got %v, want 200", n, r)
 			}
 		})
@@ -331,10 +334,10 @@ func hasData(objs map[string]int64) bool {
 func waitHealth(tb testing.TB, s *server, timeout time.Duration) {
 	tb.Helper()
 	deadline := time.Now().Add(timeout)
-	var last response
+	var last harness.Response
 	for time.Now().Before(deadline) {
-		last = s.do(tb, http.MethodGet, "/health", nil, nil)
-		if last.status == http.StatusOK {
+		last = s.Do(tb, http.MethodGet, "/health", nil, nil)
+		if last.Status == http.StatusOK {
 			return
 		}
 		time.Sleep(200 * time.Millisecond)

@@ -14,6 +14,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/chunked-uploader/chunked-uploader/cmd/e2e/internal/services"
+	"github.com/chunked-uploader/chunked-uploader/cmd/internal/harness"
 )
 
 // privateServices is an instance of scripts/test-services.sh of the test's
@@ -25,7 +28,7 @@ type privateServices struct {
 	script string
 	state  string   // SVC_STATE
 	env    []string // the script's environment
-	s3     s3Service
+	s3     services.S3
 	smb    smbService
 }
 
@@ -33,15 +36,15 @@ type privateServices struct {
 // ends.
 func startPrivateServices(tb testing.TB) *privateServices {
 	tb.Helper()
-	root, err := repoRoot()
+	root, err := harness.RepoRoot()
 	if err != nil {
 		tb.Fatal(err)
 	}
-	s3Port, err := freePort()
+	s3Port, err := harness.FreePort()
 	if err != nil {
 		tb.Fatal(err)
 	}
-	smbPort, err := freePort()
+	smbPort, err := harness.FreePort()
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -84,15 +87,15 @@ func startPrivateServices(tb testing.TB) *privateServices {
 		tb.Fatal(err)
 	}
 	vars := parseExports(out)
-	p.s3 = s3Service{endpoint: vars["TEST_S3_ENDPOINT"], accessKey: vars["TEST_S3_ACCESS_KEY"], secretKey: vars["TEST_S3_SECRET_KEY"], region: vars["TEST_S3_REGION"]}
+	p.s3 = services.S3{Endpoint: vars["TEST_S3_ENDPOINT"], AccessKey: vars["TEST_S3_ACCESS_KEY"], SecretKey: vars["TEST_S3_SECRET_KEY"], Region: vars["TEST_S3_REGION"]}
 	p.smb = smbService{user: vars["TEST_SMB_USER"], pass: vars["TEST_SMB_PASS"], share: vars["TEST_SMB_SHARE"]}
-	if p.smb.host, p.smb.port, err = net.SplitHostPort(vars["TEST_SMB_ADDR"]); err != nil || p.s3.endpoint == "" {
+	if p.smb.host, p.smb.port, err = net.SplitHostPort(vars["TEST_SMB_ADDR"]); err != nil || p.s3.Endpoint == "" {
 		tb.Fatalf("test-services.sh env printed %q: want TEST_SMB_ADDR and TEST_S3_ENDPOINT", out)
 	}
-	if p.s3.region == "" {
-		p.s3.region = "us-east-1"
+	if p.s3.Region == "" {
+		p.s3.Region = "us-east-1"
 	}
-	tb.Logf("private test services in %s: S3 %s, SMB %s", p.state, p.s3.endpoint, p.smb.addr())
+	tb.Logf("private test services in %s: S3 %s, SMB %s", p.state, p.s3.Endpoint, p.smb.addr())
 	return p
 }
 
@@ -152,7 +155,7 @@ func (p *privateServices) pid(tb testing.TB, which string) (pid, target int) {
 
 func (p *privateServices) addr(which string) string {
 	if which == "s3" {
-		return strings.TrimPrefix(p.s3.endpoint, "http://")
+		return strings.TrimPrefix(p.s3.Endpoint, "http://")
 	}
 	return p.smb.addr()
 }

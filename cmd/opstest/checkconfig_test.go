@@ -9,6 +9,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/chunked-uploader/chunked-uploader/cmd/internal/harness"
 )
 
 var (
@@ -22,7 +24,7 @@ var (
 // CHUNKED_UPLOADER_BIN_DIR when it has them, else built.
 func allPlugins(tb testing.TB) string {
 	tb.Helper()
-	bins := binDir(tb)
+	bins := harness.BinDir()
 	allPluginsOnce.Do(func() {
 		allPluginsDir, allPluginsErr = os.MkdirTemp("", "opstest-plugins-")
 		if allPluginsErr != nil {
@@ -30,18 +32,18 @@ func allPlugins(tb testing.TB) string {
 		}
 		root := repoRoot(tb)
 		for _, name := range []string{"s3", "smb"} {
-			dst := filepath.Join(allPluginsDir, pluginPrefix+name)
-			if src := filepath.Join(bins, pluginPrefix+name); fileExists(src) {
-				allPluginsErr = copyExec(src, dst)
+			dst := filepath.Join(allPluginsDir, harness.PluginPrefix+name)
+			if src := filepath.Join(bins, harness.PluginPrefix+name); fileExists(src) {
+				allPluginsErr = harness.CopyExecutable(src, dst)
 			} else {
-				allPluginsErr = goBuild(filepath.Join(root, "plugins", name), dst, ".", nil)
+				allPluginsErr = harness.GoBuild(filepath.Join(root, "plugins", name), dst, ".", nil)
 			}
 			if allPluginsErr != nil {
 				return
 			}
 		}
-		for _, name := range []string{hostBinary, pluginPrefix + "local"} {
-			if allPluginsErr = copyExec(filepath.Join(bins, name), filepath.Join(allPluginsDir, name)); allPluginsErr != nil {
+		for _, name := range []string{harness.HostBinary, harness.PluginPrefix + "local"} {
+			if allPluginsErr = harness.CopyExecutable(filepath.Join(bins, name), filepath.Join(allPluginsDir, name)); allPluginsErr != nil {
 				return
 			}
 		}
@@ -57,23 +59,15 @@ func fileExists(path string) bool {
 	return err == nil
 }
 
-func copyExec(src, dst string) error {
-	b, err := os.ReadFile(src)
-	if err != nil {
-		return err
-	}
-	return os.WriteFile(dst, b, 0o755)
-}
-
 // runHost runs the host from dir with env (and args) until it exits, at most a minute, and
 // returns its exit status and stdout and stderr.
 func runHost(t *testing.T, pluginDir string, env map[string]string, args ...string) (int, string, string) {
 	t.Helper()
 	work := t.TempDir()
 	env["PLUGIN_DIR"] = pluginDir
-	p := start(t, filepath.Join(pluginDir, hostBinary), args, work, t.TempDir(), env)
-	code := p.waitExit(t, time.Minute)
-	return code, p.stdout(), p.stderr()
+	p := harness.Exec(t, filepath.Join(pluginDir, harness.HostBinary), args, work, t.TempDir(), env)
+	code := p.WaitExit(t, time.Minute)
+	return code, p.Stdout(), p.Stderr()
 }
 
 // namingLine returns the first line of out that names setting, or "".

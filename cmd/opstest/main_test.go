@@ -4,41 +4,22 @@
 // protocol version check.
 //
 // The host and the local plugin are built from this repository, or taken from
-// CHUNKED_UPLOADER_BIN_DIR when it is set (the Makefile sets it to bin/). shellcheck,
+// CHUNKED_UPLOADER_BIN_DIR when it is set (the Makefile sets it to bin/), by the harness. shellcheck,
 // systemd-analyze (Debian package systemd) and python3 are needed: a test that lacks one is
 // skipped, and fails instead when CI is set.
 package opstest
 
 import (
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sync"
 	"testing"
-)
 
-const (
-	hostBinary   = "chunked-uploader"
-	pluginPrefix = "chunked-uploader-plugin-"
-
-	testAPIKey    = "opstest-api-key-0123456789abcdef"
-	testJWTSecret = "opstest-jwt-secret-0123456789abcdef-0123456789abcdef"
-)
-
-var (
-	// buildDir holds binaries this test binary built; removed by TestMain.
-	buildDir  string
-	binOnce   sync.Once
-	binDirVal string
-	binErr    error
+	"github.com/chunked-uploader/chunked-uploader/cmd/internal/harness"
 )
 
 func TestMain(m *testing.M) {
-	code := m.Run()
-	if buildDir != "" {
-		os.RemoveAll(buildDir)
-	}
+	code := harness.Run(m, harness.Config{Plugins: []string{"local"}})
 	if allPluginsDir != "" {
 		os.RemoveAll(allPluginsDir)
 	}
@@ -48,58 +29,11 @@ func TestMain(m *testing.M) {
 // repoRoot is the repository's top directory.
 func repoRoot(tb testing.TB) string {
 	tb.Helper()
-	root, err := filepath.Abs(filepath.Join("..", ".."))
+	root, err := harness.RepoRoot()
 	if err != nil {
 		tb.Fatal(err)
 	}
 	return root
-}
-
-// binDir returns a directory holding the host and the local plugin: CHUNKED_UPLOADER_BIN_DIR,
-// or binaries built once for this test run.
-func binDir(tb testing.TB) string {
-	tb.Helper()
-	binOnce.Do(func() {
-		if dir := os.Getenv("CHUNKED_UPLOADER_BIN_DIR"); dir != "" {
-			binDirVal, binErr = filepath.Abs(dir)
-			return
-		}
-		root := repoRoot(tb)
-		buildDir, binErr = os.MkdirTemp("", "opstest-bin-")
-		if binErr != nil {
-			return
-		}
-		builds := []struct{ moduleDir, pkg, out string }{
-			{filepath.Join(root, "cmd"), "./chunked-uploader", hostBinary},
-			{filepath.Join(root, "plugins", "local"), ".", pluginPrefix + "local"},
-		}
-		for _, b := range builds {
-			if binErr = goBuild(b.moduleDir, filepath.Join(buildDir, b.out), b.pkg, nil); binErr != nil {
-				return
-			}
-		}
-		binDirVal = buildDir
-	})
-	if binErr != nil {
-		tb.Fatalf("binaries under test: %v", binErr)
-	}
-	for _, name := range []string{hostBinary, pluginPrefix + "local"} {
-		if fi, err := os.Stat(filepath.Join(binDirVal, name)); err != nil || fi.Mode().Perm()&0o111 == 0 {
-			tb.Fatalf("%s is not an executable file (CHUNKED_UPLOADER_BIN_DIR=%q; run make build)", filepath.Join(binDirVal, name), os.Getenv("CHUNKED_UPLOADER_BIN_DIR"))
-		}
-	}
-	return binDirVal
-}
-
-// goBuild runs go build -trimpath -o out pkg in dir with CGO_ENABLED=0 and the extra env.
-func goBuild(dir, out, pkg string, env []string) error {
-	cmd := exec.Command("go", "build", "-trimpath", "-o", out, pkg)
-	cmd.Dir = dir
-	cmd.Env = append(append(os.Environ(), "CGO_ENABLED=0"), env...)
-	if b, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("go build -o %s %s (in %s): %v\n%s", filepath.Base(out), pkg, dir, err, b)
-	}
-	return nil
 }
 
 // requireTool returns the path of the program name. When it is missing the test is skipped,

@@ -11,13 +11,15 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/chunked-uploader/chunked-uploader/cmd/internal/harness"
 )
 
 // TestPluginFilesWritableByOthers: a PLUGIN_DIR or a plugin binary that its group or others
 // may write is refused at start and by --check-config, with exit status 2 and a message
 // that names it and says how to fix it.
 func TestPluginFilesWritableByOthers(t *testing.T) {
-	bins := binDir(t)
+	bins := harness.BinDir()
 	for _, c := range []struct {
 		name           string
 		dirMode, bMode fs.FileMode
@@ -31,16 +33,16 @@ func TestPluginFilesWritableByOthers(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
 			dir := filepath.Join(t.TempDir(), "plugins")
-			copyFile(t, filepath.Join(bins, pluginPrefix+"local"), filepath.Join(dir, pluginPrefix+"local"), 0o755)
-			chmod(t, filepath.Join(dir, pluginPrefix+"local"), c.bMode)
+			copyFile(t, filepath.Join(bins, harness.PluginPrefix+"local"), filepath.Join(dir, harness.PluginPrefix+"local"), 0o755)
+			chmod(t, filepath.Join(dir, harness.PluginPrefix+"local"), c.bMode)
 			chmod(t, dir, c.dirMode)
 			for _, args := range [][]string{nil, {"-check-config"}} {
 				work := t.TempDir()
 				env := hostEnv(t, work)
 				env["PLUGIN_DIR"] = dir
-				p := start(t, filepath.Join(bins, hostBinary), args, work, t.TempDir(), env)
-				code := p.waitExit(t, time.Minute)
-				stderr := p.stderr()
+				p := harness.Exec(t, filepath.Join(bins, harness.HostBinary), args, work, t.TempDir(), env)
+				code := p.WaitExit(t, time.Minute)
+				stderr := p.Stderr()
 				if code != 2 || !strings.Contains(stderr, c.want) || !strings.Contains(stderr, "chmod go-w") {
 					t.Errorf("%v: exit %d, stderr:\n%s\nwant exit 2 and a message with %q and chmod go-w", args, code, stderr, c.want)
 				} else {
@@ -65,8 +67,8 @@ func chmod(t *testing.T, path string, mode fs.FileMode) {
 // the other program, which leaves a marker file. The host must refuse, and the other
 // program never run.
 func TestPinnedPluginNoSwapWindow(t *testing.T) {
-	bins := binDir(t)
-	genuine, err := os.ReadFile(filepath.Join(bins, pluginPrefix+"local"))
+	bins := harness.BinDir()
+	genuine, err := os.ReadFile(filepath.Join(bins, harness.PluginPrefix+"local"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -79,7 +81,7 @@ func TestPinnedPluginNoSwapWindow(t *testing.T) {
 	if err := syscall.Mkfifo(fifo, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	link := filepath.Join(dir, pluginPrefix+"local")
+	link := filepath.Join(dir, harness.PluginPrefix+"local")
 	if err := os.Symlink(fifo, link); err != nil {
 		t.Fatal(err)
 	}
@@ -127,11 +129,11 @@ func TestPinnedPluginNoSwapWindow(t *testing.T) {
 	env := hostEnv(t, work)
 	env["PLUGIN_DIR"] = dir
 	env["PLUGIN_SHA256"] = hex.EncodeToString(sum[:])
-	p := start(t, filepath.Join(bins, hostBinary), nil, work, t.TempDir(), env)
-	code := p.waitExit(t, time.Minute)
+	p := harness.Exec(t, filepath.Join(bins, harness.HostBinary), nil, work, t.TempDir(), env)
+	code := p.WaitExit(t, time.Minute)
 	close(stopWriter)
 	t.Logf("writer: %s", <-swapped)
-	t.Logf("exit %d, stderr:\n%s", code, p.stderr())
+	t.Logf("exit %d, stderr:\n%s", code, p.Stderr())
 	if _, err := os.Stat(marker); err == nil {
 		t.Errorf("the host ran the program the link pointed to after its check (it created %s)", marker)
 	} else if !errors.Is(err, fs.ErrNotExist) {
@@ -147,9 +149,9 @@ func TestPinnedPluginNoSwapWindow(t *testing.T) {
 func TestDatabaseFileMode(t *testing.T) {
 	work := t.TempDir()
 	env := hostEnv(t, work)
-	p := start(t, filepath.Join(binDir(t), hostBinary), nil, work, t.TempDir(), env)
-	p.waitHealthy(t)
-	upload(t, p.base, "mode.bin", []byte("database file mode\n"))
+	p := harness.Exec(t, filepath.Join(harness.BinDir(), harness.HostBinary), nil, work, t.TempDir(), env)
+	p.WaitHealthy(t)
+	upload(t, p.Base, "mode.bin", []byte("database file mode\n"))
 	db := env["DATABASE_PATH"]
 	for _, f := range []string{db, db + "-wal", db + "-shm"} {
 		fi, err := os.Stat(f)

@@ -15,6 +15,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/chunked-uploader/chunked-uploader/cmd/internal/harness"
 )
 
 // readmeBlock returns the Go code between <!-- opstest:NAME --> and <!-- /opstest:NAME --> in
@@ -79,7 +81,7 @@ var moduleEnv = []string{"GOWORK=off", "GOFLAGS=-mod=mod"}
 // through Configure (MEMO_ROOT), a file of 3.5 parts is uploaded and delivered under
 // MEMO_ROOT, and the plugin process has none of the host's secrets in its environment.
 func TestCustomPlugin(t *testing.T) {
-	bins := binDir(t)
+	bins := harness.BinDir()
 	mod := pluginModule(t, map[string]string{
 		"main.go":      readmeBlock(t, "main.go"),
 		"main_test.go": readmeBlock(t, "main_test.go"),
@@ -102,10 +104,10 @@ func TestCustomPlugin(t *testing.T) {
 	if err := os.MkdirAll(appDir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if err := goBuild(mod, filepath.Join(appDir, pluginPrefix+"memo"), ".", moduleEnv); err != nil {
+	if err := harness.GoBuild(mod, filepath.Join(appDir, harness.PluginPrefix+"memo"), ".", moduleEnv); err != nil {
 		t.Fatal(err)
 	}
-	copyFile(t, filepath.Join(bins, hostBinary), filepath.Join(appDir, hostBinary), 0o755)
+	copyFile(t, filepath.Join(bins, harness.HostBinary), filepath.Join(appDir, harness.HostBinary), 0o755)
 
 	work := t.TempDir()
 	memoRoot := filepath.Join(work, "memo-root")
@@ -115,31 +117,25 @@ func TestCustomPlugin(t *testing.T) {
 	env["STORAGE_BACKEND"] = "memo"
 	env["MEMO_ROOT"] = memoRoot
 	env["OPSTEST_HOST_ONLY"] = "host-environment-marker"
-	writeFile(t, filepath.Join(work, ".env"), "JWT_SECRET="+testJWTSecret+"\nWEBHOOK_SECRET=opstest-webhook-secret-value\n", 0o600)
-	host := start(t, filepath.Join(appDir, hostBinary), nil, work, t.TempDir(), env)
-	host.waitHealthy(t)
+	writeFile(t, filepath.Join(work, ".env"), "JWT_SECRET="+harness.JWTSecret+"\nWEBHOOK_SECRET=opstest-webhook-secret-value\n", 0o600)
+	host := harness.Exec(t, filepath.Join(appDir, harness.HostBinary), nil, work, t.TempDir(), env)
+	host.WaitHealthy(t)
 
-	var health struct {
-		Status  string `json:"status"`
-		Storage struct {
-			BackendType string `json:"backend_type"`
-			Status      string `json:"status"`
-		} `json:"storage"`
-	}
-	call(t, http.MethodGet, host.base+"/health", nil, nil, http.StatusOK, &health)
+	var health harness.HealthResponse
+	call(t, http.MethodGet, host.Base+"/health", nil, nil, http.StatusOK, &health)
 	if health.Storage.BackendType != "memo" || health.Storage.Status != "healthy" {
 		t.Errorf("GET /health: storage %+v, want backend_type memo, healthy", health.Storage)
 	}
 
 	// The plugin's environment: go-plugin's variables, none of the host's secrets or other settings.
 	var plugins []int
-	for _, pid := range children(t, host.pid()) {
-		if exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid)); err == nil && filepath.Base(exe) == pluginPrefix+"memo" {
+	for _, pid := range harness.Children(t, host.PID()) {
+		if exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid)); err == nil && filepath.Base(exe) == harness.PluginPrefix+"memo" {
 			plugins = append(plugins, pid)
 		}
 	}
 	if len(plugins) != 1 {
-		t.Fatalf("found %d plugin processes (%v) under the host (pid %d), want 1", len(plugins), plugins, host.pid())
+		t.Fatalf("found %d plugin processes (%v) under the host (pid %d), want 1", len(plugins), plugins, host.PID())
 	}
 	penv := environ(t, plugins[0])
 	joined := strings.Join(penv, "\n")
@@ -147,7 +143,7 @@ func TestCustomPlugin(t *testing.T) {
 		t.Errorf("plugin environment lacks the handshake cookie; read the wrong process? %q", penv)
 	}
 	for _, secret := range []string{"API_KEY", "JWT_SECRET", "WEBHOOK_SECRET", "MEMO_ROOT", "OPSTEST_HOST_ONLY",
-		testAPIKey, testJWTSecret, "opstest-webhook-secret-value", "host-environment-marker"} {
+		harness.APIKey, harness.JWTSecret, "opstest-webhook-secret-value", "host-environment-marker"} {
 		if strings.Contains(joined, secret) {
 			t.Errorf("the plugin's environment contains %q:\n%s", secret, joined)
 		}
@@ -159,10 +155,10 @@ func TestCustomPlugin(t *testing.T) {
 	for i := range data {
 		data[i] = byte(rng.Uint32())
 	}
-	c := upload(t, host.base, "reports/q3.bin", data)
+	c := upload(t, host.Base, "reports/q3.bin", data)
 	want := filepath.Join(memoRoot, "reports", c.FileID+"_q3.bin")
-	if c.FinalPath != want {
-		t.Errorf("final_path = %q, want %q", c.FinalPath, want)
+	if harness.Str(c.FinalPath) != want {
+		t.Errorf("final_path = %q, want %q", harness.Str(c.FinalPath), want)
 	}
 	if c.StorageBackend != "memo" {
 		t.Errorf("storage_backend = %q, want memo", c.StorageBackend)
@@ -198,9 +194,9 @@ func refusal(t *testing.T, env map[string]string) string {
 			env[k] = v
 		}
 	}
-	p := start(t, filepath.Join(binDir(t), hostBinary), nil, work, t.TempDir(), env)
-	code := p.waitExit(t, time.Minute)
-	stderr := p.stderr()
+	p := harness.Exec(t, filepath.Join(harness.BinDir(), harness.HostBinary), nil, work, t.TempDir(), env)
+	code := p.WaitExit(t, time.Minute)
+	stderr := p.Stderr()
 	t.Logf("exit status %d, stderr:\n%s", code, stderr)
 	if code == 0 {
 		t.Errorf("the host exited with status 0, want a failure")
@@ -211,8 +207,8 @@ func refusal(t *testing.T, env map[string]string) string {
 // TestPluginSHA256 pins the local plugin: the host starts it when PLUGIN_SHA256 matches and
 // refuses a tampered copy with an error naming PLUGIN_SHA256.
 func TestPluginSHA256(t *testing.T) {
-	bins := binDir(t)
-	orig, err := os.ReadFile(filepath.Join(bins, pluginPrefix+"local"))
+	bins := harness.BinDir()
+	orig, err := os.ReadFile(filepath.Join(bins, harness.PluginPrefix+"local"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -221,23 +217,23 @@ func TestPluginSHA256(t *testing.T) {
 
 	t.Run("Match", func(t *testing.T) {
 		dir := t.TempDir()
-		copyFile(t, filepath.Join(bins, pluginPrefix+"local"), filepath.Join(dir, pluginPrefix+"local"), 0o755)
+		copyFile(t, filepath.Join(bins, harness.PluginPrefix+"local"), filepath.Join(dir, harness.PluginPrefix+"local"), 0o755)
 		work := t.TempDir()
 		env := hostEnv(t, work)
 		env["PLUGIN_DIR"] = dir
 		env["PLUGIN_SHA256"] = strings.ToUpper(digest) // as some tools print it
-		p := start(t, filepath.Join(bins, hostBinary), nil, work, t.TempDir(), env)
-		p.waitHealthy(t)
-		c := upload(t, p.base, "pinned.bin", []byte("pinned plugin\n"))
-		if b, err := os.ReadFile(c.FinalPath); err != nil || string(b) != "pinned plugin\n" {
-			t.Errorf("delivered file %s: %q, %v", c.FinalPath, b, err)
+		p := harness.Exec(t, filepath.Join(bins, harness.HostBinary), nil, work, t.TempDir(), env)
+		p.WaitHealthy(t)
+		c := upload(t, p.Base, "pinned.bin", []byte("pinned plugin\n"))
+		if b, err := os.ReadFile(harness.Str(c.FinalPath)); err != nil || string(b) != "pinned plugin\n" {
+			t.Errorf("delivered file %s: %q, %v", harness.Str(c.FinalPath), b, err)
 		}
 	})
 
 	t.Run("Tampered", func(t *testing.T) {
 		dir := t.TempDir()
 		// Still a working executable, but not the pinned one.
-		if err := os.WriteFile(filepath.Join(dir, pluginPrefix+"local"), append(slices.Clone(orig), 0), 0o755); err != nil {
+		if err := os.WriteFile(filepath.Join(dir, harness.PluginPrefix+"local"), append(slices.Clone(orig), 0), 0o755); err != nil {
 			t.Fatal(err)
 		}
 		stderr := refusal(t, map[string]string{"PLUGIN_DIR": dir, "PLUGIN_SHA256": digest})
@@ -276,7 +272,7 @@ func main() {
 func TestProtocolVersionMismatch(t *testing.T) {
 	mod := pluginModule(t, map[string]string{"future/main.go": v2Plugin})
 	dir := t.TempDir()
-	if err := goBuild(mod, filepath.Join(dir, pluginPrefix+"future"), "./future", moduleEnv); err != nil {
+	if err := harness.GoBuild(mod, filepath.Join(dir, harness.PluginPrefix+"future"), "./future", moduleEnv); err != nil {
 		t.Fatal(err)
 	}
 	stderr := refusal(t, map[string]string{"PLUGIN_DIR": dir, "STORAGE_BACKEND": "future"})

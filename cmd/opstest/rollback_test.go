@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/chunked-uploader/chunked-uploader/cmd/internal/harness"
 )
 
 const (
@@ -122,8 +124,8 @@ func newRollbackInstall(t *testing.T, userBefore bool) *rollbackInstall {
 		os.RemoveAll(base)
 	})
 	env := strings.Join([]string{
-		"API_KEY=" + testAPIKey,
-		"JWT_SECRET=" + testJWTSecret,
+		"API_KEY=" + harness.APIKey,
+		"JWT_SECRET=" + harness.JWTSecret,
 		"STORAGE_BACKEND=local",
 		"LOCAL_STORAGE_PATH=" + inst.data + "/uploads",
 		"TEMP_STORAGE_PATH=" + inst.data + "/staging",

@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/chunked-uploader/chunked-uploader/cmd/internal/harness"
 )
 
 // TestShellcheck: every shell script of the repository passes shellcheck.
@@ -49,7 +51,7 @@ func installDir(t *testing.T, parent, script, dotenv string, plugins ...string) 
 	dir := filepath.Join(parent, "install")
 	copyFile(t, filepath.Join(repoRoot(t), script), filepath.Join(dir, script), 0o755)
 	copyFile(t, filepath.Join(repoRoot(t), "scripts", "dotenv.sh"), filepath.Join(dir, "scripts", "dotenv.sh"), 0o644)
-	for _, name := range append([]string{hostBinary}, prefixed(plugins)...) {
+	for _, name := range append([]string{harness.HostBinary}, prefixed(plugins)...) {
 		writeFile(t, filepath.Join(dir, "bin", name), "#!/bin/sh\nexit 0\n", 0o755)
 	}
 	if dotenv != "" {
@@ -61,7 +63,7 @@ func installDir(t *testing.T, parent, script, dotenv string, plugins ...string) 
 func prefixed(plugins []string) []string {
 	var out []string
 	for _, p := range plugins {
-		out = append(out, pluginPrefix+p)
+		out = append(out, harness.PluginPrefix+p)
 	}
 	return out
 }
@@ -143,8 +145,8 @@ func TestDeployLinuxPrint(t *testing.T) {
 	srv := fmt.Sprintf("/srv/opstest-%d", time.Now().UnixNano())
 	base := strings.Join([]string{
 		"# a comment",
-		"API_KEY=" + testAPIKey,
-		`JWT_SECRET="` + testJWTSecret + `"`,
+		"API_KEY=" + harness.APIKey,
+		`JWT_SECRET="` + harness.JWTSecret + `"`,
 		"export STORAGE_BACKEND=local",
 		"LOCAL_STORAGE_PATH=" + srv + "/uploads",
 		"TEMP_STORAGE_PATH='" + srv + "/staging'",
@@ -163,7 +165,7 @@ func TestDeployLinuxPrint(t *testing.T) {
 			"User":                    "chunked-uploader",
 			"Group":                   "chunked-uploader",
 			"WorkingDirectory":        dir,
-			"ExecStart":               filepath.Join(dir, "bin", hostBinary),
+			"ExecStart":               filepath.Join(dir, "bin", harness.HostBinary),
 			"NoNewPrivileges":         "yes",
 			"ProtectSystem":           "strict",
 			"ReadWritePaths":          srv + "/uploads " + srv + "/staging " + srv + "/db",
@@ -190,7 +192,7 @@ func TestDeployLinuxPrint(t *testing.T) {
 				t.Errorf("%s=%s, want %s=%s", k, got, k, v)
 			}
 		}
-		for _, bad := range []string{testAPIKey, testJWTSecret, "User=root", "append:", ".log"} {
+		for _, bad := range []string{harness.APIKey, harness.JWTSecret, "User=root", "append:", ".log"} {
 			if strings.Contains(unit, bad) {
 				t.Errorf("the unit contains %q", bad)
 			}
@@ -301,13 +303,13 @@ func TestDeployLinuxPrint(t *testing.T) {
 func TestDeployMacPrint(t *testing.T) {
 	const script = "deploy-mac.sh"
 	python := requireTool(t, "python3", "python3")
-	dotenv := "API_KEY=" + testAPIKey + "\nJWT_SECRET=" + testJWTSecret + "\nSERVER_PORT=3000\n"
+	dotenv := "API_KEY=" + harness.APIKey + "\nJWT_SECRET=" + harness.JWTSecret + "\nSERVER_PORT=3000\n"
 	dir := installDir(t, filepath.Join(t.TempDir(), "Chunked Uploader & <Co>"), script, dotenv, "local")
 	plist, stderr, code := runScript(t, dir, script, "--print")
 	if code != 0 {
 		t.Fatalf("--print: exit %d\n%s", code, stderr)
 	}
-	for _, secret := range []string{testAPIKey, testJWTSecret, "API_KEY", "JWT_SECRET"} {
+	for _, secret := range []string{harness.APIKey, harness.JWTSecret, "API_KEY", "JWT_SECRET"} {
 		if strings.Contains(plist, secret) {
 			t.Errorf("the plist contains %q", secret)
 		}
@@ -357,13 +359,13 @@ func TestDeployMacPrint(t *testing.T) {
 // relative paths resolved against the install directory, and exec it, so that SIGTERM reaches
 // the host directly and it shuts down cleanly.
 func TestRunMode(t *testing.T) {
-	bins := binDir(t)
+	bins := harness.BinDir()
 	for _, script := range []string{"deploy-linux.sh", "deploy-mac.sh"} {
 		t.Run(script, func(t *testing.T) {
 			port := freePort(t)
 			dotenv := strings.Join([]string{
-				"API_KEY=" + testAPIKey,
-				"JWT_SECRET=" + testJWTSecret,
+				"API_KEY=" + harness.APIKey,
+				"JWT_SECRET=" + harness.JWTSecret,
 				"LOCAL_STORAGE_PATH=./uploads",
 				"TEMP_STORAGE_PATH=./staging",
 				"DATABASE_PATH=./data/uploads.db",
@@ -380,29 +382,29 @@ func TestRunMode(t *testing.T) {
 			if err := os.MkdirAll(filepath.Join(dir, "bin"), 0o755); err != nil {
 				t.Fatal(err)
 			}
-			for _, name := range []string{hostBinary, pluginPrefix + "local"} {
+			for _, name := range []string{harness.HostBinary, harness.PluginPrefix + "local"} {
 				copyFile(t, filepath.Join(bins, name), filepath.Join(dir, "bin", name), 0o755)
 			}
 
-			p := start(t, filepath.Join(dir, script), []string{"--run"}, t.TempDir(), t.TempDir(), nil)
-			p.base = fmt.Sprintf("http://127.0.0.1:%d", port)
-			p.waitHealthy(t)
-			exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", p.pid()))
-			if err != nil || exe != filepath.Join(dir, "bin", hostBinary) {
+			p := harness.Exec(t, filepath.Join(dir, script), []string{"--run"}, t.TempDir(), t.TempDir(), nil)
+			p.Base = fmt.Sprintf("http://127.0.0.1:%d", port)
+			p.WaitHealthy(t)
+			exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", p.PID()))
+			if err != nil || exe != filepath.Join(dir, "bin", harness.HostBinary) {
 				t.Errorf("the started process runs %q (%v), want the host itself (the script must exec it)", exe, err)
 			}
-			c := upload(t, p.base, "run-mode.txt", []byte("run mode\n"))
-			if want := filepath.Join(dir, "uploads", "files", c.FileID+"_run-mode.txt"); c.FinalPath != want {
-				t.Errorf("final_path = %q, want %q (LOCAL_STORAGE_PATH relative to the install directory)", c.FinalPath, want)
+			c := upload(t, p.Base, "run-mode.txt", []byte("run mode\n"))
+			if want := filepath.Join(dir, "uploads", "files", c.FileID+"_run-mode.txt"); harness.Str(c.FinalPath) != want {
+				t.Errorf("final_path = %q, want %q (LOCAL_STORAGE_PATH relative to the install directory)", harness.Str(c.FinalPath), want)
 			}
 			if _, err := os.Stat(filepath.Join(dir, "data", "uploads.db")); err != nil {
 				t.Errorf("database not where DATABASE_PATH=./data/uploads.db says: %v", err)
 			}
-			if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+			if err := p.Cmd.Process.Signal(syscall.SIGTERM); err != nil {
 				t.Fatal(err)
 			}
-			if code := p.waitExit(t, 45*time.Second); code != 0 {
-				t.Errorf("exit status %d after SIGTERM, want 0\nstderr:\n%s", code, p.stderr())
+			if code := p.WaitExit(t, 45*time.Second); code != 0 {
+				t.Errorf("exit status %d after SIGTERM, want 0\nstderr:\n%s", code, p.Stderr())
 			}
 		})
 	}

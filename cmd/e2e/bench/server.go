@@ -5,24 +5,22 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
+
+	"github.com/chunked-uploader/chunked-uploader/cmd/internal/harness"
 )
 
 // server is a running host process.
 type server struct {
-	cmd  *exec.Cmd
-	url  string
-	key  string
-	dir  string
-	logf *os.File
+	*harness.Process
+	url string
+	key string
+	dir string
 }
 
 const benchKey = "bench-api-key-0123456789"
@@ -32,14 +30,11 @@ func startServer(bin, dir string, extra map[string]string) (*server, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	port, err := harness.FreePort()
 	if err != nil {
 		return nil, err
 	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
 	env := map[string]string{
-		"PATH": os.Getenv("PATH"), "HOME": os.Getenv("HOME"),
 		"API_KEY": benchKey, "JWT_SECRET": "bench-jwt-secret-0123456789-0123456789",
 		"PLUGIN_DIR": bin, "STORAGE_BACKEND": "local",
 		"LOCAL_STORAGE_PATH": filepath.Join(dir, "uploads"), "TEMP_STORAGE_PATH": filepath.Join(dir, "staging"),
@@ -49,67 +44,34 @@ func startServer(bin, dir string, extra map[string]string) (*server, error) {
 	for k, v := range extra {
 		env[k] = v
 	}
-	logf, err := os.Create(filepath.Join(dir, "server.log"))
+	logPath := filepath.Join(dir, "server.log")
+	p, err := harness.StartProcess(filepath.Join(bin, harness.HostBinary), nil, dir, env, logPath, logPath)
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(filepath.Join(bin, "chunked-uploader"))
-	cmd.Dir = dir
-	for k, v := range env {
-		cmd.Env = append(cmd.Env, k+"="+v)
+	s := &server{Process: p, url: p.Base, key: benchKey, dir: dir}
+	if err := harness.WaitHealthy(s.url, p.Exited, 30*time.Second); err != nil {
+		s.stop()
+		return nil, fmt.Errorf("server did not become healthy: %v:\n%s", err, p.Stdout())
 	}
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		return nil, err
-	}
-	s := &server{cmd: cmd, url: fmt.Sprintf("http://127.0.0.1:%d", port), key: benchKey, dir: dir, logf: logf}
-	for i := 0; i < 300; i++ {
-		if resp, err := http.Get(s.url + "/health"); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return s, nil
-			}
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	s.stop()
-	log, _ := os.ReadFile(logf.Name())
-	return nil, fmt.Errorf("server did not become healthy:\n%s", log)
+	return s, nil
 }
 
+// stop sends SIGTERM and kills the host's process group (with its plugin) after 20 s.
 func (s *server) stop() {
-	if s == nil || s.cmd.Process == nil {
+	if s == nil || s.Process == nil {
 		return
 	}
-	s.cmd.Process.Signal(syscall.SIGTERM)
-	done := make(chan struct{})
-	go func() { s.cmd.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(20 * time.Second):
-		s.cmd.Process.Kill()
-	}
-	s.logf.Close()
+	s.Stop(20 * time.Second)
 }
 
 // peakRSS returns VmHWM (bytes) of the host and of its plugin child.
 func (s *server) peakRSS() (hostRSS, pluginRSS int64) {
-	pid := s.cmd.Process.Pid
+	pid := s.PID()
 	hostRSS = vmHWM(pid)
-	entries, _ := os.ReadDir("/proc")
-	for _, e := range entries {
-		p, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p))
-		if err != nil {
-			continue
-		}
-		f := strings.Fields(string(stat[bytes.LastIndexByte(stat, ')')+1:]))
-		if len(f) > 1 && f[1] == strconv.Itoa(pid) {
-			pluginRSS = max(pluginRSS, vmHWM(p))
-		}
+	children, _ := harness.ChildPIDs(pid)
+	for _, p := range children {
+		pluginRSS = max(pluginRSS, vmHWM(p))
 	}
 	return hostRSS, pluginRSS
 }
@@ -128,14 +90,8 @@ func vmHWM(pid int) int64 {
 	return 0
 }
 
-type initResp struct {
-	FileID     string `json:"file_id"`
-	TotalParts int    `json:"total_parts"`
-	ChunkSize  int64  `json:"chunk_size"`
-	Parts      []struct {
-		Token string `json:"token"`
-	} `json:"parts"`
-}
+// initResp is the answer to POST /upload/init.
+type initResp = harness.InitResponse
 
 func (s *server) do(method, path string, body io.Reader, size int64, hdr map[string]string, out any) error {
 	req, err := http.NewRequest(method, s.url+path, body)

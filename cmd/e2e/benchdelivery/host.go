@@ -8,14 +8,13 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/chunked-uploader/chunked-uploader/cmd/e2e/internal/lb"
+	"github.com/chunked-uploader/chunked-uploader/cmd/internal/harness"
 )
 
 const (
@@ -26,12 +25,11 @@ const (
 // host is a running chunked-uploader process (with its plugin child), in a directory of
 // its own: staging, database and log.
 type host struct {
-	cmd     *exec.Cmd
+	*harness.Process
 	url     string
 	dir     string
 	staging string
 	logPath string
-	done    chan struct{}
 }
 
 // startHost starts the host in binDir with the plugins of pluginDir, data in dir, and
@@ -46,78 +44,37 @@ func startHost(binDir, pluginDir, dir string, env, extra map[string]string) (*ho
 		return nil, err
 	}
 	h := &host{url: fmt.Sprintf("http://127.0.0.1:%d", ports[0]), dir: dir, staging: filepath.Join(dir, "staging"),
-		logPath: filepath.Join(dir, "host.log"), done: make(chan struct{})}
+		logPath: filepath.Join(dir, "host.log")}
 	settings := map[string]string{
 		"API_KEY": apiKey, "JWT_SECRET": jwtSecret, "PLUGIN_DIR": pluginDir,
 		"TEMP_STORAGE_PATH": h.staging, "DATABASE_PATH": filepath.Join(dir, "uploads.db"),
 		"SERVER_HOST": "127.0.0.1", "SERVER_PORT": strconv.Itoa(ports[0]),
 		"CHUNK_SIZE_MB": strconv.Itoa(chunkMiB), "STAGING_RESERVE_MB": "0",
-		"LOG_FORMAT": "json", "LOG_LEVEL": "info",
+		"LOG_FORMAT": "json", "LOG_LEVEL": "info", "GOTRACEBACK": "all",
 	}
 	for _, m := range []map[string]string{env, extra} {
 		for k, v := range m {
 			settings[k] = v
 		}
 	}
-	logf, err := os.Create(h.logPath)
-	if err != nil {
-		return nil, err
-	}
-	h.cmd = exec.Command(filepath.Join(binDir, lb.HostBinary))
-	h.cmd.Dir = dir
-	h.cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + dir, "TMPDIR=" + os.TempDir(), "GOTRACEBACK=all"}
-	for k, v := range settings {
-		h.cmd.Env = append(h.cmd.Env, k+"="+v)
-	}
-	h.cmd.Stdout, h.cmd.Stderr = logf, logf
 	// A process group of its own, so that stop can take the plugin down with it if need be.
-	h.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := h.cmd.Start(); err != nil {
-		logf.Close()
+	if h.Process, err = harness.StartProcess(filepath.Join(binDir, harness.HostBinary), nil, dir, settings, h.logPath, h.logPath); err != nil {
 		return nil, fmt.Errorf("start host: %w", err)
 	}
-	go func() {
-		h.cmd.Wait()
-		logf.Close()
-		close(h.done)
-	}()
-	deadline := time.Now().Add(time.Minute)
-	for time.Now().Before(deadline) {
-		select {
-		case <-h.done:
-			return nil, fmt.Errorf("host exited before it was healthy:\n%s", h.logTail())
-		default:
-		}
-		if resp, err := http.Get(h.url + "/health"); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return h, nil
-			}
-		}
-		time.Sleep(100 * time.Millisecond)
+	if err := harness.WaitHealthy(h.url, h.Exited, time.Minute); err != nil {
+		h.stop()
+		return nil, fmt.Errorf("host: %v:\n%s", err, h.logTail())
 	}
-	h.stop()
-	return nil, fmt.Errorf("host not healthy within a minute:\n%s", h.logTail())
+	return h, nil
 }
 
 // stop sends SIGTERM to the host (which stops its plugin), and kills the whole process
 // group if it has not exited after a minute.
 func (h *host) stop() {
-	if h == nil || h.cmd.Process == nil {
+	if h == nil || h.Process == nil {
 		return
 	}
-	select {
-	case <-h.done:
-		return
-	default:
-	}
-	_ = h.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-h.done:
-	case <-time.After(time.Minute):
-		_ = syscall.Kill(-h.cmd.Process.Pid, syscall.SIGKILL)
-		<-h.done
-	}
+	h.Stop(time.Minute)
 }
 
 func (h *host) logTail() string {
@@ -137,7 +94,7 @@ type procStats struct {
 // stats returns those of the host and of its plugin (the child process with the most CPU
 // time, should the plugin have been restarted). Call it before stop.
 func (h *host) stats() (hostStats, pluginStats procStats) {
-	pid := h.cmd.Process.Pid
+	pid := h.PID()
 	hostStats = readProcStats(pid)
 	entries, _ := os.ReadDir("/proc")
 	for _, e := range entries {
@@ -230,15 +187,7 @@ func (h *host) call(ctx context.Context, method, path string, hdr map[string]str
 
 var keyHeader = map[string]string{"X-API-Key": apiKey}
 
-type initAnswer struct {
-	FileID     string `json:"file_id"`
-	TotalParts int    `json:"total_parts"`
-	ChunkSize  int64  `json:"chunk_size"`
-	Parts      []struct {
-		Part  int    `json:"part"`
-		Token string `json:"token"`
-	} `json:"parts"`
-}
+type initAnswer = harness.InitResponse
 
 func (h *host) init(ctx context.Context, name string, size int64, sha string) (*initAnswer, error) {
 	req := map[string]any{"filename": name, "total_size": size}
@@ -257,15 +206,8 @@ func (h *host) init(ctx context.Context, name string, size int64, sha string) (*
 	return &a, nil
 }
 
-// status is the part of GET /upload/{id}/status the benchmark reads.
-type status struct {
-	Status         string  `json:"status"`
-	DeliveryMode   string  `json:"delivery_mode"`
-	DeliveredParts int     `json:"delivered_parts"`
-	BytesDelivered int64   `json:"bytes_delivered"`
-	DeliveryError  *string `json:"delivery_error"`
-	FinalPath      *string `json:"final_path"`
-}
+// status is the answer to GET /upload/{id}/status.
+type status = harness.Status
 
 func (h *host) status(ctx context.Context, id string) (*status, error) {
 	var s status

@@ -52,7 +52,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/chunked-uploader/chunked-uploader/cmd/e2e/internal/lb"
+	"github.com/chunked-uploader/chunked-uploader/cmd/internal/harness"
 )
 
 const chunkMiB = 50
@@ -115,7 +115,7 @@ type bench struct {
 
 func (b *bench) run(ctx context.Context) error {
 	var err error
-	if b.root, err = lb.RepoRoot(); err != nil {
+	if b.root, err = harness.RepoRoot(); err != nil {
 		return err
 	}
 	if err := os.RemoveAll(b.work); err != nil {

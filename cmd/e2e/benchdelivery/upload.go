@@ -10,6 +10,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/chunked-uploader/chunked-uploader/cmd/internal/harness"
 )
 
 // limiter paces the reads of every part stream of one upload to rate bytes per second in
@@ -272,10 +274,7 @@ func send(ctx context.Context, h *host, data []byte, o sendOptions) (*sendResult
 
 	end := last
 	if o.complete {
-		var ans struct {
-			Status    string  `json:"status"`
-			FinalPath *string `json:"final_path"`
-		}
+		var ans harness.CompleteResponse
 		code, err := h.call(ctx, http.MethodPost, "/upload/"+up.FileID+"/complete", keyHeader, nil, 0, &ans, http.StatusOK, http.StatusAccepted)
 		end = time.Now()
 		if err != nil {

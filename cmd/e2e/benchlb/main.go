@@ -31,6 +31,7 @@ import (
 	"time"
 
 	"github.com/chunked-uploader/chunked-uploader/cmd/e2e/internal/lb"
+	"github.com/chunked-uploader/chunked-uploader/cmd/internal/harness"
 )
 
 const (
@@ -94,7 +95,7 @@ type results struct {
 }
 
 func run(binDir, dir string, size int64, rounds, parallel int) (*results, error) {
-	root, err := lb.RepoRoot()
+	root, err := harness.RepoRoot()
 	if err != nil {
 		return nil, err
 	}
@@ -188,12 +189,7 @@ func (w *way) cpu() time.Duration {
 func upload(c *http.Client, base string, chunk []byte, size int64, parallel int) (time.Duration, error) {
 	start := time.Now()
 	body, _ := json.Marshal(map[string]any{"filename": "bench.bin", "total_size": size})
-	var up struct {
-		FileID string `json:"file_id"`
-		Parts  []struct {
-			Token string `json:"token"`
-		} `json:"parts"`
-	}
+	var up harness.InitResponse
 	if err := call(c, http.MethodPost, base+"/upload/init", map[string]string{"X-API-Key": apiKey, "Content-Type": "application/json"},
 		body, http.StatusOK, &up); err != nil {
 		return 0, err

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/chunked-uploader/chunked-uploader/cmd/internal/harness"
 )
 
 const (
@@ -86,18 +88,8 @@ func mustSend(tb testing.TB, method, url string, header map[string]string, body 
 	return a
 }
 
-type initResponse struct {
-	FileID     string `json:"file_id"`
-	TotalParts int    `json:"total_parts"`
-	ChunkSize  int64  `json:"chunk_size"`
-	Parts      []struct {
-		Part  int    `json:"part"`
-		Token string `json:"token"`
-	} `json:"parts"`
-}
-
 // initUpload creates an upload through base and asserts 200.
-func initUpload(tb testing.TB, base, filename string, size int64) initResponse {
+func initUpload(tb testing.TB, base, filename string, size int64) harness.InitResponse {
 	tb.Helper()
 	body, _ := json.Marshal(map[string]any{"filename": filename, "total_size": size})
 	h := key()
@@ -106,7 +98,7 @@ func initUpload(tb testing.TB, base, filename string, size int64) initResponse {
 	if a.status != http.StatusOK {
 		tb.Fatalf("POST %s/upload/init: %v, want 200", base, a)
 	}
-	var up initResponse
+	var up harness.InitResponse
 	if err := json.Unmarshal(a.body, &up); err != nil || up.FileID == "" || len(up.Parts) != up.TotalParts {
 		tb.Fatalf("init answer %v: %v", a, err)
 	}
@@ -132,14 +124,14 @@ func owner(tb testing.TB, id string) string {
 }
 
 // putPart sends part n of up (data is the whole file).
-func putPart(base string, up initResponse, n int, data []byte) (answer, error) {
+func putPart(base string, up harness.InitResponse, n int, data []byte) (answer, error) {
 	part := data[int64(n)*up.ChunkSize : min(int64(n+1)*up.ChunkSize, int64(len(data)))]
 	return send(http.MethodPut, base+"/upload/"+up.FileID+"/part/"+strconv.Itoa(n), bearer(up.Parts[n].Token),
 		bytes.NewReader(part), int64(len(part)))
 }
 
 // mustPutPart is putPart asserting 200 "uploaded".
-func mustPutPart(tb testing.TB, base string, up initResponse, n int, data []byte) {
+func mustPutPart(tb testing.TB, base string, up harness.InitResponse, n int, data []byte) {
 	tb.Helper()
 	a, err := putPart(base, up, n, data)
 	if err != nil {

@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"github.com/chunked-uploader/chunked-uploader/cmd/e2e/internal/lb"
+	"github.com/chunked-uploader/chunked-uploader/cmd/e2e/internal/services"
+	"github.com/chunked-uploader/chunked-uploader/cmd/internal/harness"
 )
 
 // Settings of the test cluster.
@@ -37,7 +39,7 @@ var nodeNames = []string{"a", "b", "c"}
 // cluster is three nodes delivering to one bucket, behind one balancer.
 type cluster struct {
 	kind   string
-	s3     s3Service
+	s3     services.S3
 	bucket string
 	nodes  map[string]*lb.Node
 	lb     *lb.Balancer
@@ -47,16 +49,16 @@ func (c *cluster) url() string { return c.lb.URL() }
 
 // startCluster starts nodes a, b and c and the balancer kind in front of them; all stop
 // when the test ends (their logs are printed if it failed).
-func startCluster(t *testing.T, kind string, svc s3Service) *cluster {
+func startCluster(t *testing.T, kind string, svc services.S3) *cluster {
 	t.Helper()
-	c := &cluster{kind: kind, s3: svc, bucket: svc.newBucket(t), nodes: map[string]*lb.Node{}}
+	c := &cluster{kind: kind, s3: svc, bucket: svc.NewBucket(t, "cluster-"), nodes: map[string]*lb.Node{}}
 	ports, err := lb.FreePorts(len(nodeNames) + 1)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var order []*lb.Node
 	for i, name := range nodeNames {
-		env := svc.nodeEnv(c.bucket)
+		env := nodeEnv(svc, c.bucket)
 		env["API_KEY"] = testAPIKey
 		env["JWT_SECRET"] = testJWTSecret
 		env["CHUNK_SIZE_MB"] = "1"
@@ -65,7 +67,7 @@ func startCluster(t *testing.T, kind string, svc s3Service) *cluster {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			t.Fatal(err)
 		}
-		n, err := lb.NewNode(binDir, name, dir, ports[i], env)
+		n, err := lb.NewNode(harness.BinDir(), name, dir, ports[i], env)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -113,7 +115,7 @@ func TestCluster(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts 2 × 3 nodes and 2 balancers; skipped under -short only (without -short it needs haproxy, nginx, node and S3, and fails without them)")
 	}
-	svc := sharedS3(t)
+	svc := services.SharedS3(t)
 	nodeJS := nodeExecutable(t)
 	sdk := sdkEntry(t)
 	for _, kind := range []string{lb.HAProxy, lb.Nginx} {
@@ -147,12 +149,8 @@ func TestCluster(t *testing.T) {
 	}
 }
 
-// delivered is an upload a client reported as delivered.
-type delivered struct {
-	FileID    string `json:"file_id"`
-	FinalPath string `json:"final_path"`
-	TotalSize int64  `json:"total_size"`
-}
+// delivered is an upload a client (the CLI's --json, the SDK) reported as delivered.
+type delivered = harness.Result
 
 // spreadCLI uploads six files through the balancer with the CLI, one after the other:
 // init goes round robin, so each node creates some of them, and every file arrives intact.
@@ -166,7 +164,7 @@ func (c *cluster) spreadCLI(t *testing.T) []delivered {
 		if err := os.WriteFile(path, data, 0o644); err != nil {
 			t.Fatal(err)
 		}
-		cmd := exec.Command(filepath.Join(binDir, cliBinary), "--json", "--quiet", "upload", path, "--path", "cli/"+c.kind)
+		cmd := exec.Command(harness.Bin(harness.CLIBinary), "--json", "--quiet", "upload", path, "--path", "cli/"+c.kind)
 		cmd.Dir = dir
 		cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + dir, "CHUNKED_UPLOADER_URL=" + c.url(), "API_KEY=" + testAPIKey}
 		var stdout, stderr bytes.Buffer
@@ -181,7 +179,7 @@ func (c *cluster) spreadCLI(t *testing.T) []delivered {
 		if d.TotalSize != int64(len(data)) {
 			t.Errorf("CLI upload %s: total_size %d, want %d", d.FileID, d.TotalSize, len(data))
 		}
-		c.s3.checkDelivered(t, c.bucket, d.FileID, d.FinalPath, data)
+		checkDelivered(t, c.s3, c.bucket, d.FileID, d.FinalPath, data)
 		owners[owner(t, d.FileID)]++
 		out = append(out, d)
 	}
@@ -242,7 +240,7 @@ func (c *cluster) spreadSDK(t *testing.T, nodeJS, sdk string) {
 			t.Errorf("SDK upload of %s through %s failed: %s", r.File, c.kind, r.Error)
 			continue
 		}
-		c.s3.checkDelivered(t, c.bucket, r.FileID, r.FinalPath, files[r.File])
+		checkDelivered(t, c.s3, c.bucket, r.FileID, r.FinalPath, files[r.File])
 		owners[owner(t, r.FileID)]++
 		n++
 	}
@@ -324,7 +322,7 @@ func (c *cluster) checkWrongNode(t *testing.T, a answer, what, own, other string
 
 // initOn creates uploads through the balancer until one lands on node want (round robin:
 // at most one per node), and cancels the others.
-func (c *cluster) initOn(t *testing.T, want, filename string, size int64) initResponse {
+func (c *cluster) initOn(t *testing.T, want, filename string, size int64) harness.InitResponse {
 	t.Helper()
 	for range 2 * len(nodeNames) {
 		up := initUpload(t, c.url(), filename, size)
@@ -336,7 +334,7 @@ func (c *cluster) initOn(t *testing.T, want, filename string, size int64) initRe
 		}
 	}
 	t.Fatalf("%d inits through %s, none on node %s", 2*len(nodeNames), c.kind, want)
-	return initResponse{}
+	return harness.InitResponse{}
 }
 
 // initsAvoid makes n inits through the balancer: every one must succeed on a node other
@@ -368,7 +366,7 @@ type slowPart struct {
 }
 
 // startSlowPart starts sending part n of up through base and writes its first half.
-func startSlowPart(base string, up initResponse, n int, data []byte) *slowPart {
+func startSlowPart(base string, up harness.InitResponse, n int, data []byte) *slowPart {
 	part := data[int64(n)*up.ChunkSize : min(int64(n+1)*up.ChunkSize, int64(len(data)))]
 	r, w := io.Pipe()
 	p := &slowPart{w: w, part: part, result: make(chan answer, 1), err: make(chan error, 1)}
@@ -496,7 +494,7 @@ func since(d time.Duration) string {
 // steadyUpload is an upload on a node that stays up: half its parts go before an event,
 // the rest after it; every part must succeed at the first attempt.
 type steadyUpload struct {
-	up   initResponse
+	up   harness.InitResponse
 	data []byte
 	path string // final_path once delivered
 }
@@ -578,7 +576,7 @@ func (c *cluster) killNode(t *testing.T) {
 		if s.path == "" {
 			t.Fatalf("the upload on node %s did not complete while b was down", name)
 		}
-		c.s3.checkDelivered(t, c.bucket, s.up.FileID, s.path, s.data)
+		checkDelivered(t, c.s3, c.bucket, s.up.FileID, s.path, s.data)
 	}
 
 	restarted := time.Now()
@@ -591,7 +589,7 @@ func (c *cluster) killNode(t *testing.T) {
 	}
 	mustPutPart(t, c.url(), ub, 2, data)
 	mustPutPart(t, c.url(), ub, 3, data)
-	c.s3.checkDelivered(t, c.bucket, ub.FileID, complete(t, c.url(), ub.FileID), data)
+	checkDelivered(t, c.s3, c.bucket, ub.FileID, complete(t, c.url(), ub.FileID), data)
 	t.Logf("%s, SIGKILL of node b: first 503 for its upload after %v, b marked DOWN after %v; inits while down %v (%v each); "+
 		"b restarted and its upload routed again %v after the start", c.kind, toFirst503.Round(time.Millisecond),
 		since(markedDown()), owners, initTook.Round(time.Millisecond), backUp.Round(time.Millisecond))
@@ -659,7 +657,7 @@ func (c *cluster) termNode(t *testing.T) {
 	}
 	mustPutPart(t, c.url(), uc, 2, data)
 	mustPutPart(t, c.url(), uc, 3, data)
-	c.s3.checkDelivered(t, c.bucket, uc.FileID, complete(t, c.url(), uc.FileID), data)
+	checkDelivered(t, c.s3, c.bucket, uc.FileID, complete(t, c.url(), uc.FileID), data)
 	t.Logf("%s, SIGTERM of node c: marked DOWN after %v, exited after %v; inits while draining %v, once stopped %v; "+
 		"routed again %v after the restart", c.kind, since(markedDown()), stopped.Round(time.Millisecond),
 		during, after, backUp.Round(time.Millisecond))

@@ -8,6 +8,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/chunked-uploader/chunked-uploader/cmd/internal/harness"
 )
 
 // TestAttack is the bounded attack of issue 10 (loopback only, under 60 s): 500
@@ -23,19 +25,19 @@ func TestAttack(t *testing.T) {
 		idle      = 3 * time.Second
 	)
 	s := startServer(t, "local", map[string]string{"CHUNK_SIZE_MB": "1", "BODY_IDLE_TIMEOUT": idle.String()})
-	host := s.cur()
-	victim := s.initUpload(t, map[string]any{"filename": "attack/victim.bin", "total_size": 2 * mib})
+	host := s.Cur()
+	victim := s.InitUpload(t, map[string]any{"filename": "attack/victim.bin", "total_size": 2 * mib})
 
 	var closed atomic.Int64 // attacking connections the server closed
 	var wg sync.WaitGroup
-	conns := make(chan *rawConn, anonymous+parts)
-	watch := func(c *rawConn) {
+	conns := make(chan *harness.RawConn, anonymous+parts)
+	watch := func(c *harness.RawConn) {
 		defer wg.Done()
 		// A closed connection reads an answer or EOF; one still open blocks until the end.
-		_ = c.conn.SetReadDeadline(time.Now().Add(40 * time.Second))
+		_ = c.Conn.SetReadDeadline(time.Now().Add(40 * time.Second))
 		buf := make([]byte, 512)
 		for {
-			if _, err := c.conn.Read(buf); err != nil {
+			if _, err := c.Conn.Read(buf); err != nil {
 				closed.Add(1)
 				return
 			}
@@ -46,16 +48,16 @@ func TestAttack(t *testing.T) {
 		// Declared bodies never sent, to routes that do not read them.
 		path := []string{"/health", "/no/such/route", "/upload/init"}[i%3]
 		method := map[string]string{"/health": http.MethodGet, "/no/such/route": http.MethodGet, "/upload/init": http.MethodPost}[path]
-		c := s.openRaw(t, method, path, map[string]string{"X-API-Key": "wrong-key"}, 100)
+		c := s.OpenRaw(t, method, path, map[string]string{"X-API-Key": "wrong-key"}, 100)
 		conns <- c
 		wg.Add(1)
 		go watch(c)
 	}
-	var trickling []*rawConn
+	var trickling []*harness.RawConn
 	for i := range parts {
-		c := s.openPart(t, victim.FileID, 0, victim.Parts[0].Token, mib)
+		c := s.OpenPart(t, victim.FileID, 0, victim.Parts[0].Token, mib)
 		conns <- c
-		if err := c.write(make([]byte, 4096)); err != nil {
+		if err := c.Write(make([]byte, 4096)); err != nil {
 			t.Fatalf("PUT %d: %v", i, err)
 		}
 		if i%2 == 1 {
@@ -74,8 +76,8 @@ func TestAttack(t *testing.T) {
 				return
 			case <-tick.C:
 				for _, c := range trickling {
-					_ = c.conn.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
-					_, _ = c.conn.Write([]byte{0})
+					_ = c.Conn.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
+					_, _ = c.Conn.Write([]byte{0})
 				}
 			}
 		}
@@ -90,10 +92,10 @@ func TestAttack(t *testing.T) {
 	go func() {
 		defer close(sampled)
 		for {
-			if kib := rssKiB(host.pid()); int64(kib) > maxRSS.Load() {
+			if kib := rssKiB(host.PID()); int64(kib) > maxRSS.Load() {
 				maxRSS.Store(int64(kib))
 			}
-			if n := dirBytes(s.staging()); n > maxStaged.Load() {
+			if n := dirBytes(s.Staging()); n > maxStaged.Load() {
 				maxStaged.Store(n)
 			}
 			select {
@@ -108,7 +110,7 @@ func TestAttack(t *testing.T) {
 	var slowest time.Duration
 	for range 5 {
 		r, d := timedHealth(t, s)
-		if r.status != http.StatusOK {
+		if r.Status != http.StatusOK {
 			t.Errorf("/health during the attack: %v", r)
 		}
 		slowest = max(slowest, d)
@@ -119,12 +121,12 @@ func TestAttack(t *testing.T) {
 	}
 
 	// A normal upload of 20 MiB completes with the right bytes.
-	data := randomBytes(20*mib, 77)
-	up := s.initUpload(t, map[string]any{"filename": "attack/normal.bin", "total_size": len(data)})
-	s.uploadParts(t, up, partData(data, mib), 4)
-	c := s.completeAndWait(t, up.FileID, 30*time.Second)
-	if sum, n := fileSHA256(c.FinalPath); sum != sha256Hex(data) || n != int64(len(data)) {
-		t.Errorf("the normal upload delivered %d bytes sha256 %s, want %d bytes %s", n, sum, len(data), sha256Hex(data))
+	data := harness.RandomBytes(20*mib, 77)
+	up := s.InitUpload(t, map[string]any{"filename": "attack/normal.bin", "total_size": len(data)})
+	s.UploadParts(t, up, harness.PartData(data, mib), 4)
+	c := s.CompleteAndWait(t, up.FileID, 30*time.Second)
+	if sum, n := harness.FileSHA256(harness.Str(c.FinalPath)); sum != harness.SHA256Hex(data) || n != int64(len(data)) {
+		t.Errorf("the normal upload delivered %d bytes sha256 %s, want %d bytes %s", n, sum, len(data), harness.SHA256Hex(data))
 	}
 
 	// Every stalled connection is closed within the idle timeout (plus the time to open
@@ -145,7 +147,7 @@ func TestAttack(t *testing.T) {
 	<-sampled
 	close(conns)
 	for c := range conns {
-		c.close()
+		c.Close()
 	}
 	wg.Wait()
 
@@ -158,7 +160,7 @@ func TestAttack(t *testing.T) {
 	if limit := int64(22 * mib); maxStaged.Load() > limit {
 		t.Errorf("staging held %d bytes, more than the %d reserved", maxStaged.Load(), limit)
 	}
-	if st := s.status(t, victim.FileID); st.UploadedParts != 0 {
+	if st := s.Status(t, victim.FileID); st.UploadedParts != 0 {
 		t.Errorf("the attacked part was stored: %+v", st)
 	}
 }

@@ -2,6 +2,7 @@ package reliability
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
@@ -11,6 +12,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/chunked-uploader/chunked-uploader/cmd/internal/harness"
 )
 
 // TestConcurrentPartPuts sends one part ten times at once, five times with the source
@@ -21,21 +24,21 @@ func TestConcurrentPartPuts(t *testing.T) {
 	t.Parallel()
 	s := startServer(t, "local", nil)
 	const chunk = mib
-	data := randomBytes(4*chunk, 13)
-	parts := partData(data, chunk)
-	up := s.initUpload(t, map[string]any{"filename": "race/p.bin", "total_size": len(data)})
+	data := harness.RandomBytes(4*chunk, 13)
+	parts := harness.PartData(data, chunk)
+	up := s.InitUpload(t, map[string]any{"filename": "race/p.bin", "total_size": len(data)})
 	for _, n := range []int{0, 1, 3} {
-		s.mustPutPart(t, up.FileID, n, up.Parts[n].Token, parts[n])
+		s.MustPutPart(t, up.FileID, n, up.Parts[n].Token, parts[n])
 	}
 	const target = 2
-	versions := map[string][]byte{sha256Hex(parts[target]): parts[target]}
+	versions := map[string][]byte{harness.SHA256Hex(parts[target]): parts[target]}
 	sends := make([][]byte, 10)
 	for i := range sends {
 		if i%2 == 0 {
 			sends[i] = parts[target]
 		} else {
-			sends[i] = randomBytes(chunk, uint64(100+i))
-			versions[sha256Hex(sends[i])] = sends[i]
+			sends[i] = harness.RandomBytes(chunk, uint64(100+i))
+			versions[harness.SHA256Hex(sends[i])] = sends[i]
 		}
 	}
 	var sum string
@@ -45,7 +48,7 @@ func TestConcurrentPartPuts(t *testing.T) {
 		for i, b := range sends {
 			wg.Go(func() {
 				<-start
-				r, err := s.tryPutPart(up.FileID, target, up.Parts[target].Token, b)
+				r, err := s.TryPutPart(up.FileID, target, up.Parts[target].Token, b)
 				if err != nil {
 					t.Errorf("round %d send %d: %v", round, i, err)
 					return
@@ -53,25 +56,25 @@ func TestConcurrentPartPuts(t *testing.T) {
 				// A send lands (200), is taken over by a newer one while its body was still
 				// arriving (409 part_superseded), or, once the part-wise delivery put the
 				// part in the file's digest, differs from it (409 part_already_delivered).
-				if r.status == http.StatusConflict && (bytes.Contains(r.body, []byte(`"part_superseded"`)) ||
-					bytes.Contains(r.body, []byte(`"part_already_delivered"`))) {
+				if r.Status == http.StatusConflict && (bytes.Contains(r.Body, []byte(`"part_superseded"`)) ||
+					bytes.Contains(r.Body, []byte(`"part_already_delivered"`))) {
 					return
 				}
-				if r.status != http.StatusOK {
+				if r.Status != http.StatusOK {
 					t.Errorf("round %d send %d: got %v, want 200 or 409 part_superseded/part_already_delivered", round, i, r)
 					return
 				}
-				var p partResponse
-				if err := jsonUnmarshal(r.body, &p); err != nil || p.ChecksumSHA256 != sha256Hex(b) {
-					t.Errorf("round %d send %d: answer %v, want checksum %s", round, i, r, sha256Hex(b))
+				var p harness.PartResponse
+				if err := json.Unmarshal(r.Body, &p); err != nil || p.ChecksumSHA256 != harness.SHA256Hex(b) {
+					t.Errorf("round %d send %d: answer %v, want checksum %s", round, i, r, harness.SHA256Hex(b))
 				}
 			})
 		}
 		close(start)
 		wg.Wait()
-		st := s.status(t, up.FileID)
-		sum = st.Parts[target].ChecksumSHA256
-		staged, _ := fileSHA256(filepath.Join(s.staging(), up.FileID, partName(target)))
+		st := s.Status(t, up.FileID)
+		sum = harness.Str(st.Parts[target].ChecksumSHA256)
+		staged, _ := harness.FileSHA256(filepath.Join(s.Staging(), up.FileID, partName(target)))
 		if staged == "" && st.Parts[target].Delivered {
 			staged = sum // delivered and removed from staging
 		}
@@ -80,24 +83,24 @@ func TestConcurrentPartPuts(t *testing.T) {
 				round, target, st.Parts[target], staged)
 		}
 		// Every part is staged, or held by the backend (part-wise delivery removes it then).
-		names := s.stagedFiles(t, up.FileID)
+		names := s.StagedFiles(t, up.FileID)
 		for n, p := range st.Parts {
 			if !slices.Contains(names, partName(n)) && !p.Delivered {
 				t.Errorf("round %d: part %d is neither staged (%v) nor delivered", round, n, names)
 			}
 		}
-		t.Logf("round %d: the part is the %s version", round, map[bool]string{true: "source", false: "other"}[sum == sha256Hex(parts[target])])
+		t.Logf("round %d: the part is the %s version", round, map[bool]string{true: "source", false: "other"}[sum == harness.SHA256Hex(parts[target])])
 	}
 	want := bytes.Clone(data)
 	copy(want[target*chunk:], versions[sum])
-	c := s.completeAndWait(t, up.FileID, time.Minute)
-	got, err := os.ReadFile(c.FinalPath)
+	c := s.CompleteAndWait(t, up.FileID, time.Minute)
+	got, err := os.ReadFile(harness.Str(c.FinalPath))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !bytes.Equal(got, want) {
 		t.Errorf("delivered %d bytes, sha256 %s; want the source with part %d replaced by the version %s (sha256 %s)",
-			len(got), sha256Hex(got), target, sum, sha256Hex(want))
+			len(got), harness.SHA256Hex(got), target, sum, harness.SHA256Hex(want))
 	}
 }
 
@@ -111,9 +114,9 @@ func TestConcurrentCompletes(t *testing.T) {
 
 	t.Run("ten completes", func(t *testing.T) {
 		const total = 96 * mib
-		data := randomBytes(total, 14)
-		up := s.initUpload(t, map[string]any{"filename": "race/c.bin", "total_size": total})
-		s.uploadParts(t, up, partData(data, 4*mib), 4)
+		data := harness.RandomBytes(total, 14)
+		up := s.InitUpload(t, map[string]any{"filename": "race/c.bin", "total_size": total})
+		s.UploadParts(t, up, harness.PartData(data, 4*mib), 4)
 		key := "race/" + up.FileID + "_c.bin"
 
 		stopPoll := make(chan struct{})
@@ -125,75 +128,75 @@ func TestConcurrentCompletes(t *testing.T) {
 		for i := range codes {
 			wg.Go(func() {
 				<-start
-				r, err := s.tryAPI(http.MethodPost, "/upload/"+up.FileID+"/complete", nil)
+				r, err := s.TryAPI(http.MethodPost, "/upload/"+up.FileID+"/complete", nil)
 				if err != nil {
 					t.Errorf("complete %d: %v", i, err)
 					return
 				}
-				codes[i] = r.status
-				if r.status != http.StatusOK && r.status != http.StatusAccepted {
+				codes[i] = r.Status
+				if r.Status != http.StatusOK && r.Status != http.StatusAccepted {
 					t.Errorf("complete %d: got %v, want 200 or 202", i, r)
 				}
 			})
 		}
 		close(start)
 		wg.Wait()
-		c := s.waitComplete(t, up.FileID, time.Minute)
+		c := s.WaitComplete(t, up.FileID, time.Minute)
 		close(stopPoll)
 		samples := <-pollDone
 		t.Logf("answers %v; bytes_delivered while finalizing: %d samples, %v", codes, len(samples), summarize(samples))
 		if n := s.puts(t, key); n != 1 {
 			t.Errorf("the plugin received %d Puts of %s, want exactly 1", n, key)
 		}
-		if sum, n := fileSHA256(c.FinalPath); sum != sha256Hex(data) || n != total {
-			t.Errorf("delivered %d bytes, sha256 %s; want %d, %s", n, sum, total, sha256Hex(data))
+		if sum, n := harness.FileSHA256(harness.Str(c.FinalPath)); sum != harness.SHA256Hex(data) || n != total {
+			t.Errorf("delivered %d bytes, sha256 %s; want %d, %s", n, sum, total, harness.SHA256Hex(data))
 		}
-		if st := s.status(t, up.FileID); st.Status != "complete" || st.BytesDelivered != total {
+		if st := s.Status(t, up.FileID); st.Status != "complete" || st.BytesDelivered != total {
 			t.Errorf("final status %+v, want complete with bytes_delivered %d", st, total)
 		}
 	})
 
 	t.Run("held in finalizing", func(t *testing.T) {
 		const total = 8 * mib
-		data := randomBytes(total, 15)
-		parts := partData(data, 4*mib)
-		up := s.initUpload(t, map[string]any{"filename": "race/h.bin", "total_size": total})
-		s.uploadParts(t, up, parts, 2)
+		data := harness.RandomBytes(total, 15)
+		parts := harness.PartData(data, 4*mib)
+		up := s.InitUpload(t, map[string]any{"filename": "race/h.bin", "total_size": total})
+		s.UploadParts(t, up, parts, 2)
 		key := "race/" + up.FileID + "_h.bin"
 		s.fault(t, "hang-put", true)
 		stopPoll := make(chan struct{})
 		pollDone := make(chan []int64)
 		go func() { pollDone <- pollDelivered(t, s, up.FileID, total, stopPoll) }()
-		completed := s.completeAsync(up.FileID)
-		if !waitFor(30*time.Second, func() bool { return s.puts(t, key) == 1 }) {
+		completed := s.CompleteAsync(up.FileID)
+		if !harness.WaitFor(30*time.Second, func() bool { return s.puts(t, key) == 1 }) {
 			t.Fatal("the delivery did not reach the plugin")
 		}
-		if st := s.status(t, up.FileID); st.Status != "finalizing" || st.Phase != "finalizing" {
+		if st := s.Status(t, up.FileID); st.Status != "finalizing" || st.Phase != "finalizing" {
 			t.Fatalf("status %+v, want finalizing", st)
 		}
-		r, err := s.tryPutPart(up.FileID, 0, up.Parts[0].Token, parts[0])
+		r, err := s.TryPutPart(up.FileID, 0, up.Parts[0].Token, parts[0])
 		if err != nil {
 			t.Fatal(err)
 		}
-		expectError(t, r, http.StatusConflict, "upload_finalizing")
-		expectError(t, s.api(t, http.MethodDelete, "/upload/"+up.FileID, nil), http.StatusConflict, "upload_finalizing")
+		harness.ExpectError(t, r, http.StatusConflict, "upload_finalizing")
+		harness.ExpectError(t, s.API(t, http.MethodDelete, "/upload/"+up.FileID, nil), http.StatusConflict, "upload_finalizing")
 		res := <-completed // the stall timeout (4 s) ends the delivery
-		if res.err != nil {
-			t.Fatal(res.err)
+		if res.Err != nil {
+			t.Fatal(res.Err)
 		}
-		expectErrorOneOf(t, res.r, map[string]int{"backend_unavailable": 503, "delivery_failed": 502})
+		harness.ExpectErrorOneOf(t, res.R, map[string]int{"backend_unavailable": 503, "delivery_failed": 502})
 		close(stopPoll)
 		samples := <-pollDone
 		t.Logf("bytes_delivered while held: %d samples, %v", len(samples), summarize(samples))
 		s.fault(t, "hang-put", false)
 		// The part refused while finalizing was not changed.
-		st := s.status(t, up.FileID)
-		if st.Status != "failed" || st.Parts[0].ChecksumSHA256 != sha256Hex(parts[0]) {
+		st := s.Status(t, up.FileID)
+		if st.Status != "failed" || harness.Str(st.Parts[0].ChecksumSHA256) != harness.SHA256Hex(parts[0]) {
 			t.Errorf("status after the stalled delivery: %+v", st)
 		}
-		c := s.completeAndWait(t, up.FileID, time.Minute)
-		if sum, _ := fileSHA256(c.FinalPath); sum != sha256Hex(data) {
-			t.Errorf("delivered sha256 %s, want %s", sum, sha256Hex(data))
+		c := s.CompleteAndWait(t, up.FileID, time.Minute)
+		if sum, _ := harness.FileSHA256(harness.Str(c.FinalPath)); sum != harness.SHA256Hex(data) {
+			t.Errorf("delivered sha256 %s, want %s", sum, harness.SHA256Hex(data))
 		}
 		if n := s.puts(t, key); n != 2 {
 			t.Errorf("the plugin received %d Puts of %s, want 2", n, key)
@@ -214,7 +217,7 @@ func pollDelivered(t *testing.T, s *server, id string, total int64, stop <-chan 
 			return seen
 		default:
 		}
-		st, err := s.tryStatus(id)
+		st, err := s.TryStatus(id)
 		if err != nil {
 			t.Errorf("status while delivering: %v", err)
 			return seen

@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/chunked-uploader/chunked-uploader/cmd/internal/harness"
 )
 
 // healthBound is how long a GET /health may take in these tests at most: far above the
@@ -19,11 +21,11 @@ const healthBound = 15 * time.Second
 
 // timedHealth sends GET /health with a client deadline of healthBound and returns the
 // answer and how long it took; it fails the test if there is no answer in time.
-func timedHealth(tb testing.TB, s *server) (response, time.Duration) {
+func timedHealth(tb testing.TB, s *server) (harness.Response, time.Duration) {
 	tb.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), healthBound)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.url("/health"), nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.URL("/health"), nil)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -37,7 +39,7 @@ func timedHealth(tb testing.TB, s *server) (response, time.Duration) {
 	if err != nil {
 		tb.Fatalf("GET /health: reading the answer: %v", err)
 	}
-	return response{status: resp.StatusCode, header: resp.Header, body: body}, time.Since(start)
+	return harness.Response{Status: resp.StatusCode, Header: resp.Header, Body: body}, time.Since(start)
 }
 
 // freeze stops the process pid with SIGSTOP; at cleanup it is killed, so that a host that
@@ -47,7 +49,7 @@ func freeze(tb testing.TB, pid int) time.Time {
 	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
 		tb.Fatalf("SIGSTOP %d: %v", pid, err)
 	}
-	tb.Cleanup(func() { killIfAlive(pid) })
+	tb.Cleanup(func() { harness.KillPlugin(pid) })
 	return time.Now()
 }
 
@@ -61,7 +63,7 @@ func watchFrozen(tb testing.TB, s *server, pid int, frozen time.Time, backend st
 	var latencies []time.Duration
 	deadline := frozen.Add(60 * time.Second)
 	for {
-		if gone == 0 && !alive(pid) {
+		if gone == 0 && !harness.Alive(pid) {
 			gone = time.Since(frozen)
 		}
 		r, took := timedHealth(tb, s)
@@ -69,12 +71,12 @@ func watchFrozen(tb testing.TB, s *server, pid int, frozen time.Time, backend st
 			latencies = append(latencies, took)
 			checkHealth(tb, r, http.StatusServiceUnavailable, backend)
 		}
-		if gone != 0 && r.status == http.StatusOK {
+		if gone != 0 && r.Status == http.StatusOK {
 			checkHealth(tb, r, http.StatusOK, backend)
 			return gone, latencies
 		}
 		if time.Now().After(deadline) {
-			tb.Fatalf("60 s after SIGSTOP: plugin %d alive %v, last /health %v", pid, alive(pid), r)
+			tb.Fatalf("60 s after SIGSTOP: plugin %d alive %v, last /health %v", pid, harness.Alive(pid), r)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
@@ -106,21 +108,21 @@ func TestFrozenPlugin(t *testing.T) {
 	t.Run("idle local plugin", func(t *testing.T) {
 		t.Parallel()
 		s := startServer(t, "local", settings)
-		checkHealth(t, s.health(t), http.StatusOK, "local")
-		pid := s.pluginPID(t)
+		checkHealth(t, s.Health(t), http.StatusOK, "local")
+		pid := s.PluginPID(t)
 		frozen := freeze(t, pid)
 		gone, latencies := watchFrozen(t, s, pid, frozen, "local")
 		t.Logf("local plugin %d: killed %v after SIGSTOP; %d GET /health while frozen, slowest %v (all: %v)",
 			pid, gone.Round(time.Millisecond), len(latencies), maxOf(latencies).Round(time.Millisecond), roundAll(latencies))
-		if next := s.pluginPID(t); next == pid {
+		if next := s.PluginPID(t); next == pid {
 			t.Fatalf("plugin pid %d unchanged", pid)
 		}
-		data := randomBytes(6*mib, 11)
-		up := s.initUpload(t, map[string]any{"filename": "frozen/after.bin", "total_size": len(data)})
-		s.uploadParts(t, up, partData(data, 4*mib), 2)
-		c := s.completeAndWait(t, up.FileID, time.Minute)
-		if sum, n := fileSHA256(c.FinalPath); sum != sha256Hex(data) || n != int64(len(data)) {
-			t.Errorf("delivered after the restart: %d bytes, sha256 %s; want %d, %s", n, sum, len(data), sha256Hex(data))
+		data := harness.RandomBytes(6*mib, 11)
+		up := s.InitUpload(t, map[string]any{"filename": "frozen/after.bin", "total_size": len(data)})
+		s.UploadParts(t, up, harness.PartData(data, 4*mib), 2)
+		c := s.CompleteAndWait(t, up.FileID, time.Minute)
+		if sum, n := harness.FileSHA256(harness.Str(c.FinalPath)); sum != harness.SHA256Hex(data) || n != int64(len(data)) {
+			t.Errorf("delivered after the restart: %d bytes, sha256 %s; want %d, %s", n, sum, len(data), harness.SHA256Hex(data))
 		}
 	})
 
@@ -128,24 +130,24 @@ func TestFrozenPlugin(t *testing.T) {
 		t.Parallel()
 		s := startServer(t, "fault", settings)
 		const total = 16 * mib
-		data := randomBytes(total, 12)
-		whole := sha256Hex(data)
-		up := s.initUpload(t, map[string]any{"filename": "frozen/big.bin", "total_size": total})
-		s.uploadParts(t, up, partData(data, 4*mib), 4)
+		data := harness.RandomBytes(total, 12)
+		whole := harness.SHA256Hex(data)
+		up := s.InitUpload(t, map[string]any{"filename": "frozen/big.bin", "total_size": total})
+		s.UploadParts(t, up, harness.PartData(data, 4*mib), 4)
 		key := "frozen/" + up.FileID + "_big.bin"
 		final := filepath.Join(s.objectRoot(), filepath.FromSlash(key))
 
 		// slow-put: the plugin takes about 3 MiB/s, so the delivery is in progress for
 		// seconds when the plugin freezes.
 		s.fault(t, "slow-put", true)
-		completed := s.completeAsync(up.FileID)
-		if !waitFor(30*time.Second, func() bool {
-			st := s.status(t, up.FileID)
+		completed := s.CompleteAsync(up.FileID)
+		if !harness.WaitFor(30*time.Second, func() bool {
+			st := s.Status(t, up.FileID)
 			return st.Status == "finalizing" && s.puts(t, key) == 1
 		}) {
-			t.Fatalf("the delivery did not start within 30 s: %+v", s.status(t, up.FileID))
+			t.Fatalf("the delivery did not start within 30 s: %+v", s.Status(t, up.FileID))
 		}
-		pid := s.pluginPID(t)
+		pid := s.PluginPID(t)
 		frozen := freeze(t, pid)
 		gone, latencies := watchFrozen(t, s, pid, frozen, "fault")
 		t.Logf("fault plugin %d frozen mid-delivery: killed %v after SIGSTOP; %d GET /health while frozen, slowest %v (all: %v)",
@@ -153,36 +155,36 @@ func TestFrozenPlugin(t *testing.T) {
 
 		select {
 		case res := <-completed:
-			if res.err != nil {
-				t.Fatalf("complete: %v", res.err)
+			if res.Err != nil {
+				t.Fatalf("complete: %v", res.Err)
 			}
-			if res.r.status == http.StatusAccepted {
-				t.Logf("complete answered 202 after %v", res.took.Round(time.Millisecond))
+			if res.R.Status == http.StatusAccepted {
+				t.Logf("complete answered 202 after %v", res.Took.Round(time.Millisecond))
 			} else {
-				code := expectErrorOneOf(t, res.r, map[string]int{"backend_unavailable": 503, "delivery_failed": 502})
-				t.Logf("complete answered %s %v after SIGSTOP: %s", code, res.at.Sub(frozen).Round(time.Millisecond), res.r)
+				code := harness.ExpectErrorOneOf(t, res.R, map[string]int{"backend_unavailable": 503, "delivery_failed": 502})
+				t.Logf("complete answered %s %v after SIGSTOP: %s", code, res.At.Sub(frozen).Round(time.Millisecond), res.R)
 			}
 		case <-time.After(60 * time.Second):
 			t.Fatal("complete did not answer within 60 s of SIGSTOP")
 		}
-		var st statusResponse
-		if !waitFor(30*time.Second, func() bool {
-			st = s.status(t, up.FileID)
+		var st harness.Status
+		if !harness.WaitFor(30*time.Second, func() bool {
+			st = s.Status(t, up.FileID)
 			return st.Status != "finalizing"
 		}) {
 			t.Fatalf("the upload is still finalizing 30 s after its plugin was killed: %+v", st)
 		}
-		if st.Status != "failed" || strings.TrimSpace(st.FinalizationError) == "" || st.UploadedParts != up.TotalParts {
+		if st.Status != "failed" || strings.TrimSpace(harness.Str(st.FinalizationError)) == "" || st.UploadedParts != up.TotalParts {
 			t.Fatalf("status after the frozen delivery = %+v, want failed (retryable) with a finalization_error and every part kept", st)
 		}
-		t.Logf("finalization_error: %q", st.FinalizationError)
+		t.Logf("finalization_error: %q", harness.Str(st.FinalizationError))
 
 		s.fault(t, "slow-put", false)
-		c := s.completeAndWait(t, up.FileID, time.Minute)
-		if c.FinalPath != final || c.ChecksumSHA256 != whole {
+		c := s.CompleteAndWait(t, up.FileID, time.Minute)
+		if harness.Str(c.FinalPath) != final || harness.Str(c.ChecksumSHA256) != whole {
 			t.Errorf("complete = %+v, want final_path %s, checksum %s", c, final, whole)
 		}
-		if sum, n := fileSHA256(final); sum != whole || n != total {
+		if sum, n := harness.FileSHA256(final); sum != whole || n != total {
 			t.Errorf("delivered file: %d bytes, sha256 %s; want %d bytes, %s", n, sum, total, whole)
 		}
 		if n := s.puts(t, key); n != 2 {

@@ -11,13 +11,15 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/chunked-uploader/chunked-uploader/cmd/internal/harness"
 )
 
 // probes counts the backend health probes the fault plugin received (FAULT_HEALTH_LOG must
 // be set).
 func (s *server) probes(tb testing.TB) int {
 	tb.Helper()
-	b, err := os.ReadFile(s.env["FAULT_HEALTH_LOG"])
+	b, err := os.ReadFile(s.Env["FAULT_HEALTH_LOG"])
 	if errors.Is(err, fs.ErrNotExist) {
 		return 0
 	}
@@ -34,19 +36,19 @@ func (s *server) probes(tb testing.TB) int {
 func TestHealthProbesShared(t *testing.T) {
 	t.Parallel()
 	s := newServer(t, "fault", map[string]string{"HEALTH_CACHE_TTL": "1m", "FAULT_HEALTH_LOG": filepath.Join(t.TempDir(), "probes")})
-	p, err := s.launch(t)
+	p, err := s.Launch(t)
 	if err != nil {
 		t.Fatal(err)
 	}
 	// Wait for the listener, not for /health: no probe before the burst.
-	if !waitFor(30*time.Second, func() bool {
-		c, err := net.Dial("tcp", s.hostAddr())
+	if !harness.WaitFor(30*time.Second, func() bool {
+		c, err := net.Dial("tcp", s.Addr())
 		if err == nil {
 			c.Close()
 		}
-		return err == nil || !p.running()
-	}) || !p.running() {
-		t.Fatalf("the host did not listen within 30 s:\n%s", tail(p.logPath))
+		return err == nil || !p.Running()
+	}) || !p.Running() {
+		t.Fatalf("the host did not listen within 30 s:\n%s", harness.Tail(p.LogPath))
 	}
 	const calls = 100
 	var wg sync.WaitGroup
@@ -55,12 +57,12 @@ func TestHealthProbesShared(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			r, err := s.tryDo(http.MethodGet, "/health", nil, nil)
+			r, err := s.TryDo(http.MethodGet, "/health", nil, nil)
 			if err != nil {
 				t.Error(err)
 				return
 			}
-			statuses <- r.status
+			statuses <- r.Status
 		}()
 	}
 	wg.Wait()
@@ -94,21 +96,21 @@ func TestSlowHealthProbeKeepsPlugin(t *testing.T) {
 		"CHUNK_SIZE_MB":           "4",
 	})
 	const total = 16 * mib
-	data := randomBytes(total, 13)
-	whole := sha256Hex(data)
-	up := s.initUpload(t, map[string]any{"filename": "slowhealth/a.bin", "total_size": total})
-	s.uploadParts(t, up, partData(data, 4*mib), 4)
+	data := harness.RandomBytes(total, 13)
+	whole := harness.SHA256Hex(data)
+	up := s.InitUpload(t, map[string]any{"filename": "slowhealth/a.bin", "total_size": total})
+	s.UploadParts(t, up, harness.PartData(data, 4*mib), 4)
 	key := "slowhealth/" + up.FileID + "_a.bin"
-	pid := s.pluginPID(t)
+	pid := s.PluginPID(t)
 
 	s.fault(t, "slow-put", true)
 	s.fault(t, "hang-health", true)
-	completed := s.completeAsync(up.FileID)
-	if !waitFor(30*time.Second, func() bool { return s.puts(t, key) == 1 }) {
-		t.Fatalf("the delivery did not start within 30 s: %+v", s.status(t, up.FileID))
+	completed := s.CompleteAsync(up.FileID)
+	if !harness.WaitFor(30*time.Second, func() bool { return s.puts(t, key) == 1 }) {
+		t.Fatalf("the delivery did not start within 30 s: %+v", s.Status(t, up.FileID))
 	}
 	var latencies []time.Duration
-	var res timedResponse
+	var res harness.TimedResponse
 	func() {
 		for {
 			select {
@@ -128,25 +130,25 @@ func TestSlowHealthProbeKeepsPlugin(t *testing.T) {
 	if len(latencies) < 2 {
 		t.Errorf("only %d GET /health during the delivery: the test did not overlap them", len(latencies))
 	}
-	if res.err != nil {
-		t.Fatal(res.err)
+	if res.Err != nil {
+		t.Fatal(res.Err)
 	}
-	if res.r.status != http.StatusOK {
-		t.Fatalf("complete while /health probes hung: %v, want 200", res.r)
+	if res.R.Status != http.StatusOK {
+		t.Fatalf("complete while /health probes hung: %v, want 200", res.R)
 	}
-	c := decode[completeResponse](t, res.r)
-	if sum, n := fileSHA256(c.FinalPath); sum != whole || n != total {
+	c := harness.Decode[harness.CompleteResponse](t, res.R)
+	if sum, n := harness.FileSHA256(harness.Str(c.FinalPath)); sum != whole || n != total {
 		t.Errorf("delivered %d bytes, sha256 %s; want %d, %s", n, sum, total, whole)
 	}
-	if now := s.pluginPID(t); now != pid {
+	if now := s.PluginPID(t); now != pid {
 		t.Errorf("plugin %d was replaced by %d while its health probe hung", pid, now)
 	}
 	if n := s.puts(t, key); n != 1 {
 		t.Errorf("the plugin received %d Puts, want 1", n)
 	}
 	s.fault(t, "hang-health", false)
-	checkHealth(t, s.waitHealth(t, http.StatusOK, 15*time.Second), http.StatusOK, "fault")
-	if now := s.pluginPID(t); now != pid {
+	checkHealth(t, s.WaitHealth(t, http.StatusOK, 15*time.Second), http.StatusOK, "fault")
+	if now := s.PluginPID(t); now != pid {
 		t.Errorf("plugin %d was replaced by %d", pid, now)
 	}
 }

@@ -14,6 +14,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/chunked-uploader/chunked-uploader/cmd/internal/harness"
 )
 
 // rawHead is a request line and headers, with Host and Connection: close. contentLength
@@ -48,10 +50,10 @@ func chunk(b []byte) []byte {
 // exchange connects to the host, runs write on the connection in the background (write
 // errors are expected: the server may answer and close before it read everything) and
 // reads the answer. It returns the answer and how long it took to arrive.
-func (s *server) exchange(write func(w io.Writer) error) (response, time.Duration, error) {
-	conn, err := net.DialTimeout("tcp", s.hostAddr(), 5*time.Second)
+func (s *server) exchange(write func(w io.Writer) error) (harness.Response, time.Duration, error) {
+	conn, err := net.DialTimeout("tcp", s.Addr(), 5*time.Second)
 	if err != nil {
-		return response{}, 0, err
+		return harness.Response{}, 0, err
 	}
 	defer conn.Close()
 	start := time.Now()
@@ -62,18 +64,18 @@ func (s *server) exchange(write func(w io.Writer) error) (response, time.Duratio
 	_ = conn.SetReadDeadline(time.Now().Add(20 * time.Second))
 	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
 	if err != nil {
-		return response{}, time.Since(start), err
+		return harness.Response{}, time.Since(start), err
 	}
 	took := time.Since(start)
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(resp.Body)
-	return response{status: resp.StatusCode, header: resp.Header, body: body}, took, nil
+	return harness.Response{Status: resp.StatusCode, Header: resp.Header, Body: body}, took, nil
 }
 
 // hostileCase is one refused request.
 type hostileCase struct {
 	name string
-	send func(t *testing.T) (response, time.Duration)
+	send func(t *testing.T) (harness.Response, time.Duration)
 	// want are the accepted error codes with their status; plain, when set instead, is
 	// the only thing checked (Go's own plain-text answers).
 	want   map[string]int
@@ -86,9 +88,9 @@ func one(code string, status int) map[string]int { return map[string]int{code: s
 // uploadCounts reads chunked_uploader_uploads{status} from /metrics.
 func uploadCounts(tb testing.TB, s *server) map[string]float64 {
 	tb.Helper()
-	r := s.do(tb, http.MethodGet, "/metrics", nil, nil)
+	r := s.Do(tb, http.MethodGet, "/metrics", nil, nil)
 	out := map[string]float64{}
-	for _, line := range strings.Split(string(r.body), "\n") {
+	for _, line := range strings.Split(string(r.Body), "\n") {
 		rest, ok := strings.CutPrefix(line, `chunked_uploader_uploads{status="`)
 		if !ok {
 			continue
@@ -110,40 +112,40 @@ func TestHostileInput(t *testing.T) {
 	t.Parallel()
 	s := startServer(t, "local", nil)
 	const chunkSize = mib
-	a := s.initUpload(t, map[string]any{"filename": "hostile/a.bin", "total_size": 2*chunkSize + chunkSize/2})
-	b := s.initUpload(t, map[string]any{"filename": "hostile/b.bin", "total_size": chunkSize + 1})
+	a := s.InitUpload(t, map[string]any{"filename": "hostile/a.bin", "total_size": 2*chunkSize + chunkSize/2})
+	b := s.InitUpload(t, map[string]any{"filename": "hostile/b.bin", "total_size": chunkSize + 1})
 	exp, err := time.Parse(time.RFC3339, a.ExpiresAt)
 	if err != nil {
 		t.Fatal(err)
 	}
 	countsBefore := uploadCounts(t, s)
-	stagingBefore := regularFiles(t, s.staging())
-	objectsBefore := regularFiles(t, s.objectRoot())
-	outside := regularFiles(t, filepath.Dir(s.objectRoot()))
+	stagingBefore := harness.RegularFiles(t, s.Staging())
+	objectsBefore := harness.RegularFiles(t, s.objectRoot())
+	outside := harness.RegularFiles(t, filepath.Dir(s.objectRoot()))
 
-	apiHdr := map[string]string{"X-API-Key": testAPIKey, "Content-Type": "application/json"}
-	initBody := func(body string) func(t *testing.T) (response, time.Duration) {
-		return func(t *testing.T) (response, time.Duration) {
+	apiHdr := map[string]string{"X-API-Key": harness.APIKey, "Content-Type": "application/json"}
+	initBody := func(body string) func(t *testing.T) (harness.Response, time.Duration) {
+		return func(t *testing.T) (harness.Response, time.Duration) {
 			start := time.Now()
-			r := s.do(t, http.MethodPost, "/upload/init", strings.NewReader(body), apiHdr)
+			r := s.Do(t, http.MethodPost, "/upload/init", strings.NewReader(body), apiHdr)
 			return r, time.Since(start)
 		}
 	}
-	named := func(name string) func(t *testing.T) (response, time.Duration) {
+	named := func(name string) func(t *testing.T) (harness.Response, time.Duration) {
 		body, _ := json.Marshal(map[string]any{"filename": name, "total_size": 10})
 		return initBody(string(body))
 	}
-	withHeader := func(method, path string, hdr map[string]string, body string) func(t *testing.T) (response, time.Duration) {
-		return func(t *testing.T) (response, time.Duration) {
+	withHeader := func(method, path string, hdr map[string]string, body string) func(t *testing.T) (harness.Response, time.Duration) {
+		return func(t *testing.T) (harness.Response, time.Duration) {
 			start := time.Now()
-			r := s.do(t, method, path, strings.NewReader(body), hdr)
+			r := s.Do(t, method, path, strings.NewReader(body), hdr)
 			return r, time.Since(start)
 		}
 	}
-	raw := func(method, path string, hdr map[string]string) func(t *testing.T) (response, time.Duration) {
-		return func(t *testing.T) (response, time.Duration) {
+	raw := func(method, path string, hdr map[string]string) func(t *testing.T) (harness.Response, time.Duration) {
+		return func(t *testing.T) (harness.Response, time.Duration) {
 			r, took, err := s.exchange(func(w io.Writer) error {
-				_, err := io.WriteString(w, rawHead(s.hostAddr(), method, path, hdr, 0, false))
+				_, err := io.WriteString(w, rawHead(s.Addr(), method, path, hdr, 0, false))
 				return err
 			})
 			if err != nil {
@@ -153,14 +155,14 @@ func TestHostileInput(t *testing.T) {
 		}
 	}
 	partPath := "/upload/" + a.FileID + "/part/0"
-	withToken := func(tok string) func(t *testing.T) (response, time.Duration) {
-		return withHeader(http.MethodPut, partPath, partHeaders(tok), strings.Repeat("x", chunkSize))
+	withToken := func(tok string) func(t *testing.T) (harness.Response, time.Duration) {
+		return withHeader(http.MethodPut, partPath, harness.PartHeaders(tok), strings.Repeat("x", chunkSize))
 	}
-	chunkedPart := func(size int) func(t *testing.T) (response, time.Duration) {
-		return func(t *testing.T) (response, time.Duration) {
-			body := randomBytes(size, 99)
+	chunkedPart := func(size int) func(t *testing.T) (harness.Response, time.Duration) {
+		return func(t *testing.T) (harness.Response, time.Duration) {
+			body := harness.RandomBytes(size, 99)
 			r, took, err := s.exchange(func(w io.Writer) error {
-				if _, err := io.WriteString(w, rawHead(s.hostAddr(), http.MethodPut, partPath, partHeaders(a.Parts[0].Token), -1, true)); err != nil {
+				if _, err := io.WriteString(w, rawHead(s.Addr(), http.MethodPut, partPath, harness.PartHeaders(a.Parts[0].Token), -1, true)); err != nil {
 					return err
 				}
 				for off := 0; off < len(body); off += 256 << 10 {
@@ -179,8 +181,8 @@ func TestHostileInput(t *testing.T) {
 	}
 	// hugeBody sends 10 MiB of JSON slowly (64 KiB at once, then 1 MiB/s): an answer
 	// within 2 s means the server did not wait for it.
-	hugeBody := func(chunked bool) func(t *testing.T) (response, time.Duration) {
-		return func(t *testing.T) (response, time.Duration) {
+	hugeBody := func(chunked bool) func(t *testing.T) (harness.Response, time.Duration) {
+		return func(t *testing.T) (harness.Response, time.Duration) {
 			const size = 10 * mib
 			body := append([]byte(`{"filename": "huge.bin", "total_size": 10, "pad": "`), bytes.Repeat([]byte("a"), size)...)
 			body = append(body, `"}`...)
@@ -189,7 +191,7 @@ func TestHostileInput(t *testing.T) {
 				cl = -1
 			}
 			r, took, err := s.exchange(func(w io.Writer) error {
-				if _, err := io.WriteString(w, rawHead(s.hostAddr(), http.MethodPost, "/upload/init", apiHdr, cl, chunked)); err != nil {
+				if _, err := io.WriteString(w, rawHead(s.Addr(), http.MethodPost, "/upload/init", apiHdr, cl, chunked)); err != nil {
 					return err
 				}
 				for off, piece := 0, 64<<10; off < len(body); off += piece {
@@ -216,14 +218,14 @@ func TestHostileInput(t *testing.T) {
 			return r, took
 		}
 	}
-	other := signToken("another-secret-0123456789abcdef-0123456789", "HS256", partClaims(a.FileID, 0, chunkSize, exp))
-	none := signToken("", "none", partClaims(a.FileID, 0, chunkSize, exp))
-	hs512 := signToken(testJWTSecret, "HS512", partClaims(a.FileID, 0, chunkSize, exp))
-	expired := signToken(testJWTSecret, "HS256", partClaims(a.FileID, 0, chunkSize, time.Now().Add(-time.Hour)))
-	wrongSize := signToken(testJWTSecret, "HS256", partClaims(a.FileID, 0, chunkSize+1, exp))
-	noExp := signToken(testJWTSecret, "HS256", map[string]any{"upload_id": a.FileID, "part_number": 0, "expected_size": chunkSize})
+	other := harness.SignToken("another-secret-0123456789abcdef-0123456789", "HS256", harness.PartClaims(a.FileID, 0, chunkSize, exp))
+	none := harness.SignToken("", "none", harness.PartClaims(a.FileID, 0, chunkSize, exp))
+	hs512 := harness.SignToken(harness.JWTSecret, "HS512", harness.PartClaims(a.FileID, 0, chunkSize, exp))
+	expired := harness.SignToken(harness.JWTSecret, "HS256", harness.PartClaims(a.FileID, 0, chunkSize, time.Now().Add(-time.Hour)))
+	wrongSize := harness.SignToken(harness.JWTSecret, "HS256", harness.PartClaims(a.FileID, 0, chunkSize+1, exp))
+	noExp := harness.SignToken(harness.JWTSecret, "HS256", map[string]any{"upload_id": a.FileID, "part_number": 0, "expected_size": chunkSize})
 	junk := strings.Repeat("j", 200<<10)
-	manyHeaders := map[string]string{"X-API-Key": testAPIKey}
+	manyHeaders := map[string]string{"X-API-Key": harness.APIKey}
 	for i := range 2000 {
 		manyHeaders[fmt.Sprintf("X-Many-%04d", i)] = strings.Repeat("m", 40)
 	}
@@ -235,17 +237,17 @@ func TestHostileInput(t *testing.T) {
 	cases := []hostileCase{
 		// Headers.
 		{name: "init with a 200 KiB header", send: withHeader(http.MethodPost, "/upload/init",
-			map[string]string{"X-API-Key": testAPIKey, "Content-Type": "application/json", "X-Junk": junk}, `{"filename": "h.bin", "total_size": 10}`),
+			map[string]string{"X-API-Key": harness.APIKey, "Content-Type": "application/json", "X-Junk": junk}, `{"filename": "h.bin", "total_size": 10}`),
 			want: one("headers_too_large", 431)},
 		{name: "part with a 200 KiB header", send: withHeader(http.MethodPut, partPath,
 			map[string]string{"Authorization": "Bearer " + a.Parts[0].Token, "X-Junk": junk}, strings.Repeat("x", chunkSize)),
 			want: one("headers_too_large", 431)},
 		{name: "status with a 200 KiB header", send: withHeader(http.MethodGet, "/upload/"+a.FileID+"/status",
-			map[string]string{"X-API-Key": testAPIKey, "X-Junk": junk}, ""), want: one("headers_too_large", 431)},
+			map[string]string{"X-API-Key": harness.APIKey, "X-Junk": junk}, ""), want: one("headers_too_large", 431)},
 		{name: "init with 2000 headers", send: withHeader(http.MethodPost, "/upload/init", manyHeaders, `{"filename": "h.bin", "total_size": 10}`),
 			want: one("headers_too_large", 431)},
 		{name: "init with a 1.5 MiB header", send: raw(http.MethodPost, "/upload/init",
-			map[string]string{"X-API-Key": testAPIKey, "X-Junk": strings.Repeat("j", 3*mib/2)}), plain: 431},
+			map[string]string{"X-API-Key": harness.APIKey, "X-Junk": strings.Repeat("j", 3*mib/2)}), plain: 431},
 		// Part bodies without a length.
 		{name: "chunked part too short", send: chunkedPart(1000), want: one("part_size_mismatch", 400)},
 		{name: "chunked part empty", send: chunkedPart(0), want: one("part_size_mismatch", 400)},
@@ -281,21 +283,21 @@ func TestHostileInput(t *testing.T) {
 		{name: "filename trailing dot", send: named("x.bin."), want: one("invalid_filename", 400)},
 		{name: "filename a number", send: initBody(`{"filename": 12, "total_size": 10}`), want: one("invalid_request", 400)},
 		// Encoded separators and traversal in the URL path.
-		{name: "GET /upload/%2e%2e/status", send: raw(http.MethodGet, "/upload/%2e%2e/status", map[string]string{"X-API-Key": testAPIKey}),
+		{name: "GET /upload/%2e%2e/status", send: raw(http.MethodGet, "/upload/%2e%2e/status", map[string]string{"X-API-Key": harness.APIKey}),
 			want: map[string]int{"route_not_found": 404, "upload_not_found": 404}},
-		{name: "GET /upload/a%2Fb/status", send: raw(http.MethodGet, "/upload/a%2Fb/status", map[string]string{"X-API-Key": testAPIKey}),
+		{name: "GET /upload/a%2Fb/status", send: raw(http.MethodGet, "/upload/a%2Fb/status", map[string]string{"X-API-Key": harness.APIKey}),
 			want: map[string]int{"route_not_found": 404, "upload_not_found": 404}},
-		{name: "GET /upload/..%2F..%2Fetc/status", send: raw(http.MethodGet, "/upload/..%2F..%2Fetc/status", map[string]string{"X-API-Key": testAPIKey}),
+		{name: "GET /upload/..%2F..%2Fetc/status", send: raw(http.MethodGet, "/upload/..%2F..%2Fetc/status", map[string]string{"X-API-Key": harness.APIKey}),
 			want: map[string]int{"route_not_found": 404, "upload_not_found": 404}},
-		{name: "GET /upload/../status", send: raw(http.MethodGet, "/upload/../status", map[string]string{"X-API-Key": testAPIKey}),
+		{name: "GET /upload/../status", send: raw(http.MethodGet, "/upload/../status", map[string]string{"X-API-Key": harness.APIKey}),
 			want: map[string]int{"route_not_found": 404, "upload_not_found": 404}},
-		{name: "GET /upload/a%00b/status", send: raw(http.MethodGet, "/upload/a%00b/status", map[string]string{"X-API-Key": testAPIKey}),
+		{name: "GET /upload/a%00b/status", send: raw(http.MethodGet, "/upload/a%00b/status", map[string]string{"X-API-Key": harness.APIKey}),
 			want: map[string]int{"route_not_found": 404, "upload_not_found": 404}},
-		{name: "DELETE /upload/%2e%2e", send: raw(http.MethodDelete, "/upload/%2e%2e", map[string]string{"X-API-Key": testAPIKey}),
+		{name: "DELETE /upload/%2e%2e", send: raw(http.MethodDelete, "/upload/%2e%2e", map[string]string{"X-API-Key": harness.APIKey}),
 			want: map[string]int{"route_not_found": 404, "upload_not_found": 404}},
-		{name: "POST /upload/%2e%2e/complete", send: raw(http.MethodPost, "/upload/%2e%2e/complete", map[string]string{"X-API-Key": testAPIKey}),
+		{name: "POST /upload/%2e%2e/complete", send: raw(http.MethodPost, "/upload/%2e%2e/complete", map[string]string{"X-API-Key": harness.APIKey}),
 			want: map[string]int{"route_not_found": 404, "upload_not_found": 404}},
-		{name: "PUT /upload/a%2Fb/part/0", send: raw(http.MethodPut, "/upload/a%2Fb/part/0", partHeaders(a.Parts[0].Token)),
+		{name: "PUT /upload/a%2Fb/part/0", send: raw(http.MethodPut, "/upload/a%2Fb/part/0", harness.PartHeaders(a.Parts[0].Token)),
 			want: map[string]int{"route_not_found": 404, "token_mismatch": 403}},
 		// Bodies.
 		{name: "10 MiB JSON body", send: hugeBody(false), want: one("request_too_large", 413), within: 2 * time.Second},
@@ -328,12 +330,12 @@ func TestHostileInput(t *testing.T) {
 				t.Errorf("answered after %v, want within %v", took.Round(time.Millisecond), within)
 			}
 			if tc.plain != 0 {
-				if r.status != tc.plain {
+				if r.Status != tc.plain {
 					t.Errorf("got %v, want %d", r, tc.plain)
 				}
 				return
 			}
-			expectErrorOneOf(t, r, tc.want)
+			harness.ExpectErrorOneOf(t, r, tc.want)
 			if tc.within != 0 {
 				t.Logf("answered in %v: %v", took.Round(time.Millisecond), r)
 			}
@@ -344,41 +346,41 @@ func TestHostileInput(t *testing.T) {
 	if got := uploadCounts(t, s); !maps.Equal(got, countsBefore) {
 		t.Errorf("upload records by status after the refused requests: %v, before %v", got, countsBefore)
 	}
-	if got := regularFiles(t, s.staging()); !maps.Equal(got, stagingBefore) {
+	if got := harness.RegularFiles(t, s.Staging()); !maps.Equal(got, stagingBefore) {
 		t.Errorf("staging after the refused requests: %v, before %v", got, stagingBefore)
 	}
-	if got := regularFiles(t, s.objectRoot()); !maps.Equal(got, objectsBefore) {
+	if got := harness.RegularFiles(t, s.objectRoot()); !maps.Equal(got, objectsBefore) {
 		t.Errorf("delivered files after the refused requests: %v, before %v", got, objectsBefore)
 	}
-	for _, up := range []initResponse{a, b} {
-		st := s.status(t, up.FileID)
+	for _, up := range []harness.InitResponse{a, b} {
+		st := s.Status(t, up.FileID)
 		for _, p := range st.Parts {
-			if st.Status != "pending" || st.UploadedParts != 0 || p.Status != "pending" || p.ChecksumSHA256 != "" {
+			if st.Status != "pending" || st.UploadedParts != 0 || p.Status != "pending" || harness.Str(p.ChecksumSHA256) != "" {
 				t.Errorf("upload %s after the refused requests: %+v", up.FileID, st)
 				break
 			}
 		}
 	}
-	if r := s.health(t); r.status != http.StatusOK {
+	if r := s.Health(t); r.Status != http.StatusOK {
 		t.Errorf("GET /health after the hostile requests: %v", r)
 	}
 
 	// The legal look-alikes.
 	t.Run("accepted", func(t *testing.T) {
-		deliver := func(t *testing.T, filename string, data []byte) (initResponse, completeResponse) {
+		deliver := func(t *testing.T, filename string, data []byte) (harness.InitResponse, harness.CompleteResponse) {
 			t.Helper()
-			up := s.initUpload(t, map[string]any{"filename": filename, "total_size": len(data)})
-			for n, p := range partData(data, chunkSize) {
-				s.mustPutPart(t, up.FileID, n, up.Parts[n].Token, p)
+			up := s.InitUpload(t, map[string]any{"filename": filename, "total_size": len(data)})
+			for n, p := range harness.PartData(data, chunkSize) {
+				s.MustPutPart(t, up.FileID, n, up.Parts[n].Token, p)
 			}
-			c := s.completeAndWait(t, up.FileID, time.Minute)
+			c := s.CompleteAndWait(t, up.FileID, time.Minute)
 			dir, name := "files", filename
 			if i := strings.LastIndexByte(filename, '/'); i >= 0 {
 				dir, name = filename[:i], filename[i+1:]
 			}
 			want := filepath.Join(s.objectRoot(), filepath.FromSlash(dir), up.FileID+"_"+name)
-			if c.FinalPath != want {
-				t.Errorf("final_path %q, want the literal name %q", c.FinalPath, want)
+			if harness.Str(c.FinalPath) != want {
+				t.Errorf("final_path %q, want the literal name %q", harness.Str(c.FinalPath), want)
 			}
 			got, err := os.ReadFile(want)
 			if err != nil || !bytes.Equal(got, data) {
@@ -388,7 +390,7 @@ func TestHostileInput(t *testing.T) {
 		}
 		t.Run("unicode", func(t *testing.T) {
 			up, _ := deliver(t, "données/日本語/файл 🎬.bin", []byte("unicode"))
-			if st := s.status(t, up.FileID); st.Filename != "файл 🎬.bin" || st.Path != "données/日本語" {
+			if st := s.Status(t, up.FileID); st.Filename != "файл 🎬.bin" || st.Path != "données/日本語" {
 				t.Errorf("status filename %q path %q", st.Filename, st.Path)
 			}
 		})
@@ -400,9 +402,9 @@ func TestHostileInput(t *testing.T) {
 			deliver(t, name, []byte("long"))
 		})
 		t.Run("chunked exact part", func(t *testing.T) {
-			data := randomBytes(chunkSize, 98)
+			data := harness.RandomBytes(chunkSize, 98)
 			r, _, err := s.exchange(func(w io.Writer) error {
-				if _, err := io.WriteString(w, rawHead(s.hostAddr(), http.MethodPut, "/upload/"+b.FileID+"/part/0", partHeaders(b.Parts[0].Token), -1, true)); err != nil {
+				if _, err := io.WriteString(w, rawHead(s.Addr(), http.MethodPut, "/upload/"+b.FileID+"/part/0", harness.PartHeaders(b.Parts[0].Token), -1, true)); err != nil {
 					return err
 				}
 				for off := 0; off < len(data); off += 100_000 {
@@ -413,28 +415,28 @@ func TestHostileInput(t *testing.T) {
 				_, err := w.Write(chunk(nil))
 				return err
 			})
-			if err != nil || r.status != http.StatusOK {
+			if err != nil || r.Status != http.StatusOK {
 				t.Fatalf("chunked part of the exact size: %v %v, want 200", r, err)
 			}
-			if p := decode[partResponse](t, r); p.ChecksumSHA256 != sha256Hex(data) {
-				t.Errorf("checksum %s, want %s", p.ChecksumSHA256, sha256Hex(data))
+			if p := harness.Decode[harness.PartResponse](t, r); p.ChecksumSHA256 != harness.SHA256Hex(data) {
+				t.Errorf("checksum %s, want %s", p.ChecksumSHA256, harness.SHA256Hex(data))
 			}
 		})
 		t.Run("total_size -0", func(t *testing.T) {
-			r := s.do(t, http.MethodPost, "/upload/init", strings.NewReader(`{"filename": "zero.bin", "total_size": -0}`), apiHdr)
-			if r.status == http.StatusOK {
-				up := decode[initResponse](t, r)
+			r := s.Do(t, http.MethodPost, "/upload/init", strings.NewReader(`{"filename": "zero.bin", "total_size": -0}`), apiHdr)
+			if r.Status == http.StatusOK {
+				up := harness.Decode[harness.InitResponse](t, r)
 				if up.TotalParts != 0 {
 					t.Errorf("-0 accepted as %d parts, want 0", up.TotalParts)
 				}
 				t.Logf("total_size -0 is taken as 0: %v", r)
 				return
 			}
-			expectErrorOneOf(t, r, map[string]int{"invalid_request": 400, "invalid_size": 400})
+			harness.ExpectErrorOneOf(t, r, map[string]int{"invalid_request": 400, "invalid_size": 400})
 		})
 	})
 	// Nothing was written outside the backend's root.
-	after := regularFiles(t, filepath.Dir(s.objectRoot()))
+	after := harness.RegularFiles(t, filepath.Dir(s.objectRoot()))
 	for name := range after {
 		if _, ok := outside[name]; !ok && !strings.HasPrefix(name, filepath.Base(s.objectRoot())+"/") &&
 			!strings.HasPrefix(name, "staging/") && !strings.HasPrefix(name, "uploads.db") && !strings.HasPrefix(name, "host-") {

@@ -11,6 +11,8 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/chunked-uploader/chunked-uploader/cmd/internal/harness"
 )
 
 func randomUUID() string {
@@ -29,21 +31,21 @@ func randomUUID() string {
 func TestSweeper(t *testing.T) {
 	t.Parallel()
 	s := startServer(t, "local", map[string]string{"CLEANUP_INTERVAL": "1s"})
-	data := randomBytes(2*mib, 6)
-	parts := partData(data, mib)
-	up := s.initUpload(t, map[string]any{"filename": "sweep/a.bin", "total_size": len(data)})
-	s.mustPutPart(t, up.FileID, 0, up.Parts[0].Token, parts[0])
+	data := harness.RandomBytes(2*mib, 6)
+	parts := harness.PartData(data, mib)
+	up := s.InitUpload(t, map[string]any{"filename": "sweep/a.bin", "total_size": len(data)})
+	s.MustPutPart(t, up.FileID, 0, up.Parts[0].Token, parts[0])
 
 	// An orphan: a staging directory of no upload, created while the host runs.
-	orphan := filepath.Join(s.staging(), randomUUID())
+	orphan := filepath.Join(s.Staging(), randomUUID())
 	if err := os.MkdirAll(orphan, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(orphan, "000000.part"), randomBytes(1000, 7), 0o600); err != nil {
+	if err := os.WriteFile(filepath.Join(orphan, "000000.part"), harness.RandomBytes(1000, 7), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	created := time.Now()
-	if !waitFor(5*time.Second, func() bool {
+	if !harness.WaitFor(5*time.Second, func() bool {
 		_, err := os.Stat(orphan)
 		return errors.Is(err, fs.ErrNotExist)
 	}) {
@@ -57,33 +59,33 @@ func TestSweeper(t *testing.T) {
 	}
 
 	// A temporary left by a crash, created while the host is stopped, goes at start.
-	if code := s.stop(t); code != 0 {
+	if code := s.Stop(t); code != 0 {
 		t.Errorf("exit code %d after SIGTERM", code)
 	}
-	tmp := filepath.Join(s.staging(), up.FileID, ".000001.xyz.tmp")
-	if err := os.WriteFile(tmp, randomBytes(5000, 8), 0o600); err != nil {
+	tmp := filepath.Join(s.Staging(), up.FileID, ".000001.xyz.tmp")
+	if err := os.WriteFile(tmp, harness.RandomBytes(5000, 8), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	s.start(t)
+	s.Start(t)
 	if _, err := os.Stat(tmp); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("temporary %s still there once the host answers /health (err %v)", tmp, err)
 	}
 	if got := s.keptParts(t, up.FileID); !slices.Equal(got, []string{"000000.part"}) {
 		t.Errorf("staged or delivered parts of the pending upload after the restart: %v, want [000000.part]", got)
 	}
-	st := s.status(t, up.FileID)
-	if st.Status != "pending" || st.UploadedParts != 1 || st.Parts[0].ChecksumSHA256 != sha256Hex(parts[0]) {
+	st := s.Status(t, up.FileID)
+	if st.Status != "pending" || st.UploadedParts != 1 || harness.Str(st.Parts[0].ChecksumSHA256) != harness.SHA256Hex(parts[0]) {
 		t.Errorf("status after the restart: %+v", st)
 	}
-	s.mustPutPart(t, up.FileID, 1, up.Parts[1].Token, parts[1])
-	c := s.completeAndWait(t, up.FileID, time.Minute)
-	if sum, _ := fileSHA256(c.FinalPath); sum != sha256Hex(data) {
-		t.Errorf("delivered sha256 %s, want %s", sum, sha256Hex(data))
+	s.MustPutPart(t, up.FileID, 1, up.Parts[1].Token, parts[1])
+	c := s.CompleteAndWait(t, up.FileID, time.Minute)
+	if sum, _ := harness.FileSHA256(harness.Str(c.FinalPath)); sum != harness.SHA256Hex(data) {
+		t.Errorf("delivered sha256 %s, want %s", sum, harness.SHA256Hex(data))
 	}
 	// A delivered upload's staging is gone, and the sweeper does not bring anything back.
 	s.waitUnstaged(t, up.FileID)
 	time.Sleep(1500 * time.Millisecond)
-	if got := s.stagedFiles(t, up.FileID); got != nil {
+	if got := s.StagedFiles(t, up.FileID); got != nil {
 		t.Errorf("staging after delivery and sweeps: %v", got)
 	}
 }
@@ -93,45 +95,45 @@ func TestSweeper(t *testing.T) {
 func TestCancelDuringPart(t *testing.T) {
 	t.Parallel()
 	s := startServer(t, "local", nil)
-	data := randomBytes(2*mib, 9)
-	parts := partData(data, mib)
-	up := s.initUpload(t, map[string]any{"filename": "cancel/a.bin", "total_size": len(data)})
-	s.mustPutPart(t, up.FileID, 1, up.Parts[1].Token, parts[1])
+	data := harness.RandomBytes(2*mib, 9)
+	parts := harness.PartData(data, mib)
+	up := s.InitUpload(t, map[string]any{"filename": "cancel/a.bin", "total_size": len(data)})
+	s.MustPutPart(t, up.FileID, 1, up.Parts[1].Token, parts[1])
 
-	c := s.openPart(t, up.FileID, 0, up.Parts[0].Token, mib)
-	defer c.close()
-	if err := c.write(parts[0][:mib/4]); err != nil {
+	c := s.OpenPart(t, up.FileID, 0, up.Parts[0].Token, mib)
+	defer c.Close()
+	if err := c.Write(parts[0][:mib/4]); err != nil {
 		t.Fatal(err)
 	}
-	if !waitFor(10*time.Second, func() bool {
-		m, _ := filepath.Glob(filepath.Join(s.staging(), up.FileID, ".000000.*.tmp"))
+	if !harness.WaitFor(10*time.Second, func() bool {
+		m, _ := filepath.Glob(filepath.Join(s.Staging(), up.FileID, ".000000.*.tmp"))
 		return len(m) == 1
 	}) {
-		t.Fatalf("part 0 is not being written: %v", s.stagedFiles(t, up.FileID))
+		t.Fatalf("part 0 is not being written: %v", s.StagedFiles(t, up.FileID))
 	}
 	start := time.Now()
-	r := s.api(t, http.MethodDelete, "/upload/"+up.FileID, nil)
-	if r.status != http.StatusOK {
+	r := s.API(t, http.MethodDelete, "/upload/"+up.FileID, nil)
+	if r.Status != http.StatusOK {
 		t.Fatalf("DELETE during a part upload: got %v, want 200", r)
 	}
 	t.Logf("DELETE answered in %v with a part in flight", time.Since(start).Round(time.Millisecond))
 
-	if err := c.writeSlowly(parts[0][mib/4:], 4, 400*time.Millisecond); err != nil {
+	if err := c.WriteSlowly(parts[0][mib/4:], 4, 400*time.Millisecond); err != nil {
 		t.Logf("the rest of the part could not be sent (%v); reading the answer", err)
 	}
-	pr, err := c.response(20 * time.Second)
+	pr, err := c.Response(20 * time.Second)
 	if err != nil {
 		t.Fatalf("no answer to the part whose upload was cancelled: %v", err)
 	}
-	expectErrorOneOf(t, pr, map[string]int{"upload_not_found": 404})
+	harness.ExpectErrorOneOf(t, pr, map[string]int{"upload_not_found": 404})
 	t.Logf("the part in flight got %v", pr)
 
-	if !waitFor(2*time.Second, func() bool { return s.stagedFiles(t, up.FileID) == nil }) {
-		t.Errorf("TEMP_STORAGE_PATH/%s still holds %v after the cancel", up.FileID, s.stagedFiles(t, up.FileID))
+	if !harness.WaitFor(2*time.Second, func() bool { return s.StagedFiles(t, up.FileID) == nil }) {
+		t.Errorf("TEMP_STORAGE_PATH/%s still holds %v after the cancel", up.FileID, s.StagedFiles(t, up.FileID))
 	}
-	expectError(t, s.api(t, http.MethodGet, "/upload/"+up.FileID+"/status", nil), 404, "upload_not_found")
+	harness.ExpectError(t, s.API(t, http.MethodGet, "/upload/"+up.FileID+"/status", nil), 404, "upload_not_found")
 	// Nothing was delivered.
-	if objs := regularFiles(t, s.objectRoot()); len(objs) != 0 {
+	if objs := harness.RegularFiles(t, s.objectRoot()); len(objs) != 0 {
 		t.Errorf("the backend holds %v", objs)
 	}
 }

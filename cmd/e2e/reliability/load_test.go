@@ -11,12 +11,15 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/chunked-uploader/chunked-uploader/cmd/internal/harness"
 )
 
 // loadReport is what TestLoad writes to $RELIABILITY_REPORT.
@@ -67,10 +70,10 @@ func TestLoad(t *testing.T) {
 			errs = append(errs, "")
 		}
 	}
-	send := func(method, path string, body []byte, hdr map[string]string) (response, time.Duration, error) {
-		req, err := http.NewRequestWithContext(ctx, method, s.url(path), bytes.NewReader(body))
+	send := func(method, path string, body []byte, hdr map[string]string) (harness.Response, time.Duration, error) {
+		req, err := http.NewRequestWithContext(ctx, method, s.URL(path), bytes.NewReader(body))
 		if err != nil {
-			return response{}, 0, err
+			return harness.Response{}, 0, err
 		}
 		if body == nil {
 			req.Body = nil
@@ -81,13 +84,13 @@ func TestLoad(t *testing.T) {
 		start := time.Now()
 		resp, err := client.Do(req)
 		if err != nil {
-			return response{}, 0, err
+			return harness.Response{}, 0, err
 		}
 		defer resp.Body.Close()
 		b, err := io.ReadAll(resp.Body)
-		return response{status: resp.StatusCode, header: resp.Header, body: b}, time.Since(start), err
+		return harness.Response{Status: resp.StatusCode, Header: resp.Header, Body: b}, time.Since(start), err
 	}
-	apiHdr := map[string]string{"X-API-Key": testAPIKey, "Content-Type": "application/json"}
+	apiHdr := map[string]string{"X-API-Key": harness.APIKey, "Content-Type": "application/json"}
 
 	// The data is made before the clock starts, so that the client's work does not count.
 	data := make([][][]byte, uploads)
@@ -96,7 +99,7 @@ func TestLoad(t *testing.T) {
 		whole := sha256.New()
 		data[u] = make([][]byte, parts)
 		for n := range parts {
-			data[u][n] = randomBytes(chunk, uint64(1000*u+n))
+			data[u][n] = harness.RandomBytes(chunk, uint64(1000*u+n))
 			whole.Write(data[u][n])
 		}
 		sums[u] = hex.EncodeToString(whole.Sum(nil))
@@ -109,12 +112,12 @@ func TestLoad(t *testing.T) {
 		wg.Go(func() {
 			body := fmt.Appendf(nil, `{"filename": "load/%03d.bin", "total_size": %d}`, u, parts*chunk)
 			r, _, err := send(http.MethodPost, "/upload/init", body, apiHdr)
-			if err != nil || r.status != http.StatusOK {
+			if err != nil || r.Status != http.StatusOK {
 				fail("upload %d: init: %v %v", u, r, err)
 				return
 			}
-			var up initResponse
-			if err := json.Unmarshal(r.body, &up); err != nil || len(up.Parts) != parts {
+			var up harness.InitResponse
+			if err := json.Unmarshal(r.Body, &up); err != nil || len(up.Parts) != parts {
 				fail("upload %d: init answer %v", u, r)
 				return
 			}
@@ -122,8 +125,8 @@ func TestLoad(t *testing.T) {
 			ok := true
 			for n := range parts {
 				pw.Go(func() {
-					r, took, err := send(http.MethodPut, fmt.Sprintf("/upload/%s/part/%d", up.FileID, n), data[u][n], partHeaders(up.Parts[n].Token))
-					if err != nil || r.status != http.StatusOK {
+					r, took, err := send(http.MethodPut, fmt.Sprintf("/upload/%s/part/%d", up.FileID, n), data[u][n], harness.PartHeaders(up.Parts[n].Token))
+					if err != nil || r.Status != http.StatusOK {
 						fail("upload %d part %d: %v %v", u, n, r, err)
 						mu.Lock()
 						ok = false
@@ -140,14 +143,14 @@ func TestLoad(t *testing.T) {
 				return
 			}
 			r, took, err := send(http.MethodPost, "/upload/"+up.FileID+"/complete", nil, apiHdr)
-			if err != nil || (r.status != http.StatusOK && r.status != http.StatusAccepted) {
+			if err != nil || (r.Status != http.StatusOK && r.Status != http.StatusAccepted) {
 				fail("upload %d: complete: %v %v", u, r, err)
 				return
 			}
-			for r.status == http.StatusAccepted && ctx.Err() == nil {
+			for r.Status == http.StatusAccepted && ctx.Err() == nil {
 				time.Sleep(100 * time.Millisecond)
 				r, _, err = send(http.MethodPost, "/upload/"+up.FileID+"/complete", nil, apiHdr)
-				if err != nil || (r.status != http.StatusOK && r.status != http.StatusAccepted) {
+				if err != nil || (r.Status != http.StatusOK && r.Status != http.StatusAccepted) {
 					fail("upload %d: complete again: %v %v", u, r, err)
 					return
 				}
@@ -155,12 +158,12 @@ func TestLoad(t *testing.T) {
 			mu.Lock()
 			completeLat = append(completeLat, took)
 			mu.Unlock()
-			var c completeResponse
-			if err := json.Unmarshal(r.body, &c); err != nil || c.Status != "complete" {
+			var c harness.CompleteResponse
+			if err := json.Unmarshal(r.Body, &c); err != nil || c.Status != "complete" {
 				fail("upload %d: complete answer %v", u, r)
 				return
 			}
-			results[u] = delivered{c.FinalPath, sums[u]}
+			results[u] = delivered{harness.Str(c.FinalPath), sums[u]}
 		})
 	}
 	wg.Wait()
@@ -178,7 +181,7 @@ func TestLoad(t *testing.T) {
 		if d.path == "" {
 			continue
 		}
-		if sum, _ := fileSHA256(d.path); sum != d.sum {
+		if sum, _ := harness.FileSHA256(d.path); sum != d.sum {
 			t.Errorf("upload %d: delivered sha256 %s, want %s", u, sum, d.sum)
 			continue
 		}
@@ -197,7 +200,7 @@ func TestLoad(t *testing.T) {
 		PartLatencyMS:     percentiles(partLat),
 		CompleteLatencyMS: percentiles(completeLat),
 		PartsRejected:     rejected,
-		CPUs:              runtimeCPUs(),
+		CPUs:              runtime.NumCPU(),
 	}
 	t.Logf("%d/%d uploads of %d x %d MiB complete in %v: %.1f uploads/s, %.1f MiB/s; part latency ms %v; complete latency ms %v; errors %d",
 		completed, uploads, parts, chunk/mib, elapsed.Round(time.Millisecond), rep.UploadsPerSecond, rep.MiBPerSecond,
@@ -233,11 +236,11 @@ func percentiles(d []time.Duration) map[string]float64 {
 // metricSum adds up every sample of a metric family in GET /metrics.
 func metricSum(tb testing.TB, s *server, name string) float64 {
 	tb.Helper()
-	r := s.do(tb, http.MethodGet, "/metrics", nil, nil)
-	if r.status != http.StatusOK {
+	r := s.Do(tb, http.MethodGet, "/metrics", nil, nil)
+	if r.Status != http.StatusOK {
 		tb.Fatalf("GET /metrics: %v", r)
 	}
-	return metricSumIn(r.body, name)
+	return metricSumIn(r.Body, name)
 }
 
 func metricSumIn(body []byte, name string) float64 {

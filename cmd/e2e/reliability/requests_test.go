@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/chunked-uploader/chunked-uploader/cmd/internal/harness"
 )
 
 // TestFilenamesThatMisleadOrBreakShares: init refuses names with bidirectional controls,
@@ -36,25 +38,25 @@ func TestFilenamesThatMisleadOrBreakShares(t *testing.T) {
 		"leading space file name": " q1.pdf",
 	}
 	for name, filename := range refused {
-		r := s.api(t, http.MethodPost, "/upload/init", map[string]any{"filename": filename, "total_size": 10})
-		if r.status != http.StatusBadRequest {
+		r := s.API(t, http.MethodPost, "/upload/init", map[string]any{"filename": filename, "total_size": 10})
+		if r.Status != http.StatusBadRequest {
 			t.Errorf("%s (%q): %v, want 400 invalid_filename", name, filename, r)
 			continue
 		}
-		expectError(t, r, http.StatusBadRequest, "invalid_filename")
+		harness.ExpectError(t, r, http.StatusBadRequest, "invalid_filename")
 	}
 	for _, filename := range []string{"COM10.txt", "console.log", "nullable/conf.d/a.txt", "photos/🎉 party.jpg", "❤️.txt", "مستند.pdf"} {
-		data := randomBytes(10, 70)
-		up := s.initUpload(t, map[string]any{"filename": filename, "total_size": len(data)})
-		s.mustPutPart(t, up.FileID, 0, up.Parts[0].Token, data)
-		c := s.completeAndWait(t, up.FileID, time.Minute)
+		data := harness.RandomBytes(10, 70)
+		up := s.InitUpload(t, map[string]any{"filename": filename, "total_size": len(data)})
+		s.MustPutPart(t, up.FileID, 0, up.Parts[0].Token, data)
+		c := s.CompleteAndWait(t, up.FileID, time.Minute)
 		dir, name := filepath.Split(filename)
 		if dir == "" {
 			dir = "files/"
 		}
 		want := filepath.Join(s.objectRoot(), dir, up.FileID+"_"+name)
-		if sum, _ := fileSHA256(want); sum != sha256Hex(data) {
-			t.Errorf("%q: not delivered at %s (final_path %s)", filename, want, c.FinalPath)
+		if sum, _ := harness.FileSHA256(want); sum != harness.SHA256Hex(data) {
+			t.Errorf("%q: not delivered at %s (final_path %s)", filename, want, harness.Str(c.FinalPath))
 		}
 	}
 }
@@ -66,9 +68,9 @@ func TestFilenamesThatMisleadOrBreakShares(t *testing.T) {
 func TestRequestWithLengthAndChunkedCloses(t *testing.T) {
 	t.Parallel()
 	s := startServer(t, "local", nil)
-	addr := s.hostAddr()
+	addr := s.Addr()
 	body := []byte(`{"filename": "te/a.bin", "total_size": 10}`)
-	apiHdr := map[string]string{"X-API-Key": testAPIKey, "Content-Type": "application/json"}
+	apiHdr := map[string]string{"X-API-Key": harness.APIKey, "Content-Type": "application/json"}
 	tests := map[string]struct {
 		head   string
 		body   []byte
@@ -87,7 +89,7 @@ func TestRequestWithLengthAndChunkedCloses(t *testing.T) {
 				t.Fatal(err)
 			}
 			r, err := c.answer(10 * time.Second)
-			if err != nil || r.status != http.StatusOK {
+			if err != nil || r.Status != http.StatusOK {
 				t.Fatalf("got %v %v, want 200", r, err)
 			}
 			wait := 5 * time.Second // a closing server closes right after the answer
@@ -101,8 +103,8 @@ func TestRequestWithLengthAndChunkedCloses(t *testing.T) {
 			if closed != tc.closed {
 				t.Fatalf("connection closed after the answer: %v, want %v", closed, tc.closed)
 			}
-			if tc.closed && r.header.Get("Connection") != "close" {
-				t.Errorf("answer without Connection: close: %v", r.header)
+			if tc.closed && r.Header.Get("Connection") != "close" {
+				t.Errorf("answer without Connection: close: %v", r.Header)
 			}
 		})
 	}
@@ -119,30 +121,30 @@ func TestAnswerHeadersAndRequestIDs(t *testing.T) {
 		{http.MethodGet, "/health"}, {http.MethodGet, "/nope"}, {http.MethodDelete, "/health"},
 		{http.MethodPost, "/upload/init"}, {http.MethodPut, "/upload/x/part/0"}, {http.MethodGet, "/metrics"},
 	} {
-		r := s.do(t, c.method, c.path, nil, nil)
-		if got := r.header.Get("X-Content-Type-Options"); got != "nosniff" {
-			t.Errorf("%s %s (%d): X-Content-Type-Options %q, want nosniff", c.method, c.path, r.status, got)
+		r := s.Do(t, c.method, c.path, nil, nil)
+		if got := r.Header.Get("X-Content-Type-Options"); got != "nosniff" {
+			t.Errorf("%s %s (%d): X-Content-Type-Options %q, want nosniff", c.method, c.path, r.Status, got)
 		}
 	}
 
 	safe := "client-req_42.a"
-	r := s.do(t, http.MethodGet, "/nope", nil, map[string]string{"X-Request-Id": safe})
-	if got := r.header.Get("X-Request-Id"); got != safe {
+	r := s.Do(t, http.MethodGet, "/nope", nil, map[string]string{"X-Request-Id": safe})
+	if got := r.Header.Get("X-Request-Id"); got != safe {
 		t.Errorf("safe X-Request-Id %q answered as %q, want it echoed", safe, got)
 	}
 	for _, bad := range []string{"<script>alert(1)</script>", `x" level=error msg="forged`, "a b", strings.Repeat("z", 65), "ünïcode"} {
-		r := s.do(t, http.MethodGet, "/nope", nil, map[string]string{"X-Request-Id": bad})
-		got := r.header.Get("X-Request-Id")
+		r := s.Do(t, http.MethodGet, "/nope", nil, map[string]string{"X-Request-Id": bad})
+		got := r.Header.Get("X-Request-Id")
 		if got == bad || got == "" || strings.ContainsAny(got, `<>" `) {
 			t.Errorf("X-Request-Id %q answered as %q, want a fresh id", bad, got)
 		}
 		var e struct{ Code string }
-		if err := json.Unmarshal(r.body, &e); err != nil || e.Code != "route_not_found" {
+		if err := json.Unmarshal(r.Body, &e); err != nil || e.Code != "route_not_found" {
 			t.Errorf("X-Request-Id %q: answer %v", bad, r)
 		}
 	}
 	time.Sleep(200 * time.Millisecond) // the log is written as requests end
-	logs := s.logs()
+	logs := s.Logs()
 	if !strings.Contains(logs, safe) {
 		t.Errorf("the safe request id is not in the log")
 	}

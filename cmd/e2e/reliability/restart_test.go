@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/chunked-uploader/chunked-uploader/cmd/internal/harness"
 )
 
 // hostKills counts the host processes the tests SIGKILLed.
@@ -29,25 +31,25 @@ func TestHostKilledMidPart(t *testing.T) {
 	t.Parallel()
 	s := startServer(t, "local", nil)
 	const chunk = mib
-	data := randomBytes(4*chunk, 3)
-	parts := partData(data, chunk)
-	up := s.initUpload(t, map[string]any{"filename": "crash/part.bin", "total_size": len(data)})
+	data := harness.RandomBytes(4*chunk, 3)
+	parts := harness.PartData(data, chunk)
+	up := s.InitUpload(t, map[string]any{"filename": "crash/part.bin", "total_size": len(data)})
 	acked := map[int]string{}
 	for _, n := range []int{0, 1, 3} {
-		acked[n] = s.mustPutPart(t, up.FileID, n, up.Parts[n].Token, parts[n]).ChecksumSHA256
+		acked[n] = s.MustPutPart(t, up.FileID, n, up.Parts[n].Token, parts[n]).ChecksumSHA256
 	}
 
-	c := s.openPart(t, up.FileID, 2, up.Parts[2].Token, chunk)
-	defer c.close()
-	if err := c.write(parts[2][:chunk/2]); err != nil {
+	c := s.OpenPart(t, up.FileID, 2, up.Parts[2].Token, chunk)
+	defer c.Close()
+	if err := c.Write(parts[2][:chunk/2]); err != nil {
 		t.Fatal(err)
 	}
 	// Wait until the host is writing the part to its temporary file (staging writes
 	// whole 1 MiB blocks, so half a part may not be on disk yet), and a little more for
 	// it to take the half sent.
-	dir := filepath.Join(s.staging(), up.FileID)
+	dir := filepath.Join(s.Staging(), up.FileID)
 	var tmp string
-	if !waitFor(10*time.Second, func() bool {
+	if !harness.WaitFor(10*time.Second, func() bool {
 		m, _ := filepath.Glob(filepath.Join(dir, ".000002.*.tmp"))
 		if len(m) == 1 {
 			tmp = m[0]
@@ -55,31 +57,31 @@ func TestHostKilledMidPart(t *testing.T) {
 		}
 		return false
 	}) {
-		t.Fatalf("no temporary file of part 2 in %s: %v", dir, s.stagedFiles(t, up.FileID))
+		t.Fatalf("no temporary file of part 2 in %s: %v", dir, s.StagedFiles(t, up.FileID))
 	}
 	time.Sleep(200 * time.Millisecond)
-	orphan := s.kill(t)
+	orphan := s.Kill(t)
 	hostKills.Add(1)
 	t.Logf("host killed with part 2 half sent (temporary %s); its plugin outlived it: %v", filepath.Base(tmp), orphan)
 	if _, err := os.Stat(tmp); err != nil {
 		t.Fatalf("the temporary file should still be there after the crash: %v", err)
 	}
 
-	s.start(t)
-	st := s.status(t, up.FileID)
+	s.Start(t)
+	st := s.Status(t, up.FileID)
 	if st.Status != "pending" || st.UploadedParts != 3 || len(st.Parts) != 4 {
 		t.Fatalf("status after the restart = %+v, want pending with 3 of 4 parts", st)
 	}
 	for _, p := range st.Parts {
 		want, ok := acked[p.Part]
 		switch {
-		case ok && (p.Status != "uploaded" || p.ChecksumSHA256 != want):
+		case ok && (p.Status != "uploaded" || harness.Str(p.ChecksumSHA256) != want):
 			t.Errorf("part %d after the restart: %+v, want uploaded with checksum %s", p.Part, p, want)
-		case !ok && (p.Status != "pending" || p.ChecksumSHA256 != ""):
+		case !ok && (p.Status != "pending" || harness.Str(p.ChecksumSHA256) != ""):
 			t.Errorf("part %d after the restart: %+v, want pending without checksum", p.Part, p)
 		}
 	}
-	staged := s.stagedFiles(t, up.FileID)
+	staged := s.StagedFiles(t, up.FileID)
 	if kept, want := s.keptParts(t, up.FileID), []string{"000000.part", "000001.part", "000003.part"}; !slices.Equal(kept, want) {
 		t.Errorf("TEMP_STORAGE_PATH/<id> after the restart holds %v (staged or delivered: %v), want only %v", staged, kept, want)
 	}
@@ -93,15 +95,15 @@ func TestHostKilledMidPart(t *testing.T) {
 		if !slices.Contains(staged, partName(n)) {
 			continue // delivered: the backend holds it, checked with the whole file below
 		}
-		if sum, _ := fileSHA256(filepath.Join(dir, partName(n))); sum != want {
+		if sum, _ := harness.FileSHA256(filepath.Join(dir, partName(n))); sum != want {
 			t.Errorf("staged part %d has sha256 %s, want %s", n, sum, want)
 		}
 	}
 
-	s.mustPutPart(t, up.FileID, 2, up.Parts[2].Token, parts[2])
-	done := s.completeAndWait(t, up.FileID, time.Minute)
-	if sum, n := fileSHA256(done.FinalPath); sum != sha256Hex(data) || n != int64(len(data)) {
-		t.Errorf("delivered file: %d bytes, sha256 %s; want %d bytes, %s", n, sum, len(data), sha256Hex(data))
+	s.MustPutPart(t, up.FileID, 2, up.Parts[2].Token, parts[2])
+	done := s.CompleteAndWait(t, up.FileID, time.Minute)
+	if sum, n := harness.FileSHA256(harness.Str(done.FinalPath)); sum != harness.SHA256Hex(data) || n != int64(len(data)) {
+		t.Errorf("delivered file: %d bytes, sha256 %s; want %d bytes, %s", n, sum, len(data), harness.SHA256Hex(data))
 	}
 }
 
@@ -115,35 +117,35 @@ func TestHostKilledMidDelivery(t *testing.T) {
 	t.Parallel()
 	s := startServer(t, "fault", map[string]string{"CHUNK_SIZE_MB": "4", "COMPLETE_WAIT_SECONDS": "0"})
 	const total = 32 * mib
-	data := randomBytes(total, 4)
-	whole := sha256Hex(data)
-	up := s.initUpload(t, map[string]any{"filename": "crash/delivery.bin", "total_size": total})
-	s.uploadParts(t, up, partData(data, 4*mib), 4)
+	data := harness.RandomBytes(total, 4)
+	whole := harness.SHA256Hex(data)
+	up := s.InitUpload(t, map[string]any{"filename": "crash/delivery.bin", "total_size": total})
+	s.UploadParts(t, up, harness.PartData(data, 4*mib), 4)
 	key := "crash/" + up.FileID + "_delivery.bin"
 	final := filepath.Join(s.objectRoot(), filepath.FromSlash(key))
 
 	s.fault(t, "hang-put", true)
-	r := s.complete(t, up.FileID)
-	if r.status != http.StatusAccepted {
+	r := s.Complete(t, up.FileID)
+	if r.Status != http.StatusAccepted {
 		t.Fatalf("complete with COMPLETE_WAIT_SECONDS=0: got %v, want 202", r)
 	}
-	if !waitFor(30*time.Second, func() bool { return s.puts(t, key) == 1 }) {
+	if !harness.WaitFor(30*time.Second, func() bool { return s.puts(t, key) == 1 }) {
 		t.Fatal("the delivery did not reach the plugin within 30 s")
 	}
-	if st := s.status(t, up.FileID); st.Status != "finalizing" {
+	if st := s.Status(t, up.FileID); st.Status != "finalizing" {
 		t.Fatalf("status before the crash = %+v, want finalizing", st)
 	}
-	orphan := s.kill(t)
+	orphan := s.Kill(t)
 	hostKills.Add(1)
 	t.Logf("host killed mid-delivery; its (hung) plugin outlived it: %v", orphan)
 	s.fault(t, "hang-put", false)
 
 	watch := watchFinal(final, total, whole)
 	start := time.Now()
-	s.start(t)
-	var st statusResponse
-	ok := waitFor(time.Minute, func() bool {
-		st = s.status(t, up.FileID)
+	s.Start(t)
+	var st harness.Status
+	ok := harness.WaitFor(time.Minute, func() bool {
+		st = s.Status(t, up.FileID)
 		return st.Status == "complete" || st.Status == "failed"
 	})
 	if !ok {
@@ -151,15 +153,15 @@ func TestHostKilledMidDelivery(t *testing.T) {
 	}
 	t.Logf("after the restart the upload became %s in %v without another complete call", st.Status, time.Since(start).Round(time.Millisecond))
 	if st.Status == "failed" {
-		if strings.TrimSpace(st.FinalizationError) == "" {
+		if strings.TrimSpace(harness.Str(st.FinalizationError)) == "" {
 			t.Errorf("failed without a finalization_error: %+v", st)
 		}
-		s.completeAndWait(t, up.FileID, time.Minute)
+		s.CompleteAndWait(t, up.FileID, time.Minute)
 	}
-	c := s.waitComplete(t, up.FileID, time.Minute)
+	c := s.WaitComplete(t, up.FileID, time.Minute)
 	watch.finish(t)
-	if sum, n := fileSHA256(final); c.FinalPath != final || sum != whole || n != total {
-		t.Errorf("delivered %s: %d bytes, sha256 %s; want %s, %d bytes, %s", c.FinalPath, n, sum, final, total, whole)
+	if sum, n := harness.FileSHA256(final); harness.Str(c.FinalPath) != final || sum != whole || n != total {
+		t.Errorf("delivered %s: %d bytes, sha256 %s; want %s, %d bytes, %s", harness.Str(c.FinalPath), n, sum, final, total, whole)
 	}
 	if n := s.puts(t, key); n != 2 {
 		t.Errorf("the plugin received %d Puts of %s, want 2 (the hung one, the resumed one)", n, key)
@@ -174,34 +176,34 @@ func TestHostKilledMidDelivery(t *testing.T) {
 func TestGracefulShutdown(t *testing.T) {
 	t.Parallel()
 	s := startServer(t, "local", nil)
-	data := randomBytes(2*mib, 5)
-	parts := partData(data, mib)
-	up := s.initUpload(t, map[string]any{"filename": "term/a.bin", "total_size": len(data)})
-	s.mustPutPart(t, up.FileID, 0, up.Parts[0].Token, parts[0])
-	plugin := s.pluginPID(t)
-	host := s.cur()
+	data := harness.RandomBytes(2*mib, 5)
+	parts := harness.PartData(data, mib)
+	up := s.InitUpload(t, map[string]any{"filename": "term/a.bin", "total_size": len(data)})
+	s.MustPutPart(t, up.FileID, 0, up.Parts[0].Token, parts[0])
+	plugin := s.PluginPID(t)
+	host := s.Cur()
 
-	c := s.openPart(t, up.FileID, 1, up.Parts[1].Token, mib)
-	defer c.close()
-	if err := c.write(parts[1][:mib/8]); err != nil {
+	c := s.OpenPart(t, up.FileID, 1, up.Parts[1].Token, mib)
+	defer c.Close()
+	if err := c.Write(parts[1][:mib/8]); err != nil {
 		t.Fatal(err)
 	}
 	// SIGTERM only once the host is reading the part (its temporary file exists): a
 	// connection still in the listener's accept queue is reset when the listener closes.
-	if !waitFor(10*time.Second, func() bool {
-		m, _ := filepath.Glob(filepath.Join(s.staging(), up.FileID, ".000001.*.tmp"))
+	if !harness.WaitFor(10*time.Second, func() bool {
+		m, _ := filepath.Glob(filepath.Join(s.Staging(), up.FileID, ".000001.*.tmp"))
 		return len(m) == 1
 	}) {
-		t.Fatalf("part 1 is not being written: %v", s.stagedFiles(t, up.FileID))
+		t.Fatalf("part 1 is not being written: %v", s.StagedFiles(t, up.FileID))
 	}
-	addr := s.hostAddr()
+	addr := s.Addr()
 	termAt := time.Now()
-	if err := host.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+	if err := host.Cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
 	// New connections are refused while the part is still in flight.
 	var refusedAfter time.Duration
-	if !waitFor(3*time.Second, func() bool {
+	if !harness.WaitFor(3*time.Second, func() bool {
 		conn, err := net.DialTimeout("tcp", addr, time.Second)
 		if err != nil {
 			refusedAfter = time.Since(termAt)
@@ -212,47 +214,47 @@ func TestGracefulShutdown(t *testing.T) {
 	}) {
 		t.Errorf("the host still accepts connections 3 s after SIGTERM")
 	}
-	if !host.running() {
-		r, err := c.response(time.Second)
-		t.Fatalf("the host exited (%v) with a part in flight; the part got %v (%v)", host.waitErr, r, err)
+	if !host.Running() {
+		r, err := c.Response(time.Second)
+		t.Fatalf("the host exited (%v) with a part in flight; the part got %v (%v)", host.WaitErr, r, err)
 	}
 	t.Logf("new connections refused %v after SIGTERM", refusedAfter.Round(time.Millisecond))
 	// The rest of the part, over about 2 s.
-	if err := c.writeSlowly(parts[1][mib/8:], 14, 2*time.Second); err != nil {
+	if err := c.WriteSlowly(parts[1][mib/8:], 14, 2*time.Second); err != nil {
 		t.Fatalf("sending the rest of the part after SIGTERM: %v", err)
 	}
-	r, err := c.response(20 * time.Second)
+	r, err := c.Response(20 * time.Second)
 	if err != nil {
 		t.Fatalf("no answer to the part in flight: %v", err)
 	}
-	if r.status != http.StatusOK {
+	if r.Status != http.StatusOK {
 		t.Fatalf("part in flight during shutdown: got %v, want 200", r)
 	}
-	p := decode[partResponse](t, r)
-	if p.ChecksumSHA256 != sha256Hex(parts[1]) || p.UploadedParts != 2 {
-		t.Errorf("part answer %+v, want checksum %s and 2 parts uploaded", p, sha256Hex(parts[1]))
+	p := harness.Decode[harness.PartResponse](t, r)
+	if p.ChecksumSHA256 != harness.SHA256Hex(parts[1]) || p.UploadedParts != 2 {
+		t.Errorf("part answer %+v, want checksum %s and 2 parts uploaded", p, harness.SHA256Hex(parts[1]))
 	}
 	select {
-	case <-host.exited:
-	case <-time.After(drainTimeout):
-		t.Fatalf("the host did not exit within %v of SIGTERM", drainTimeout)
+	case <-host.Exited:
+	case <-time.After(harness.DrainTimeout):
+		t.Fatalf("the host did not exit within %v of SIGTERM", harness.DrainTimeout)
 	}
-	t.Logf("host exited %v after SIGTERM with %v", time.Since(termAt).Round(time.Millisecond), host.waitErr)
-	if code := host.exitCode(); code != 0 {
+	t.Logf("host exited %v after SIGTERM with %v", time.Since(termAt).Round(time.Millisecond), host.WaitErr)
+	if code := host.ExitCode(); code != 0 {
 		t.Errorf("exit code %d after SIGTERM, want 0", code)
 	}
-	if !waitFor(5*time.Second, func() bool { return !alive(plugin) }) {
+	if !harness.WaitFor(5*time.Second, func() bool { return !harness.Alive(plugin) }) {
 		t.Errorf("plugin %d still runs after the host exited", plugin)
 	}
 
-	s.start(t)
-	st := s.status(t, up.FileID)
-	if st.UploadedParts != 2 || st.Parts[1].Status != "uploaded" || st.Parts[1].ChecksumSHA256 != sha256Hex(parts[1]) {
+	s.Start(t)
+	st := s.Status(t, up.FileID)
+	if st.UploadedParts != 2 || st.Parts[1].Status != "uploaded" || harness.Str(st.Parts[1].ChecksumSHA256) != harness.SHA256Hex(parts[1]) {
 		t.Errorf("after the restart: %+v, want part 1 uploaded with its checksum", st)
 	}
-	done := s.completeAndWait(t, up.FileID, time.Minute)
-	if sum, _ := fileSHA256(done.FinalPath); sum != sha256Hex(data) {
-		t.Errorf("delivered sha256 %s, want %s", sum, sha256Hex(data))
+	done := s.CompleteAndWait(t, up.FileID, time.Minute)
+	if sum, _ := harness.FileSHA256(harness.Str(done.FinalPath)); sum != harness.SHA256Hex(data) {
+		t.Errorf("delivered sha256 %s, want %s", sum, harness.SHA256Hex(data))
 	}
 }
 
@@ -265,16 +267,16 @@ func TestPluginExitsWithHost(t *testing.T) {
 		t.Run(backend, func(t *testing.T) {
 			t.Parallel()
 			s := startServer(t, backend, nil)
-			plugin := s.pluginPID(t)
-			host := s.cur()
-			if err := host.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+			plugin := s.PluginPID(t)
+			host := s.Cur()
+			if err := host.Cmd.Process.Signal(syscall.SIGKILL); err != nil {
 				t.Fatal(err)
 			}
-			<-host.exited
-			if !waitFor(10*time.Second, func() bool { return !alive(plugin) }) {
+			<-host.Exited
+			if !harness.WaitFor(10*time.Second, func() bool { return !harness.Alive(plugin) }) {
 				t.Errorf("the %s plugin (pid %d) still runs 10 s after its host was killed", backend, plugin)
 			}
-			killIfAlive(plugin)
+			harness.KillPlugin(plugin)
 		})
 	}
 }
@@ -287,43 +289,43 @@ func TestShutdownDuringDelivery(t *testing.T) {
 	t.Parallel()
 	s := startServer(t, "fault", map[string]string{"CHUNK_SIZE_MB": "4", "COMPLETE_WAIT_SECONDS": "0"})
 	const total = 16 * mib
-	data := randomBytes(total, 16)
-	up := s.initUpload(t, map[string]any{"filename": "term/delivery.bin", "total_size": total})
-	s.uploadParts(t, up, partData(data, 4*mib), 4)
+	data := harness.RandomBytes(total, 16)
+	up := s.InitUpload(t, map[string]any{"filename": "term/delivery.bin", "total_size": total})
+	s.UploadParts(t, up, harness.PartData(data, 4*mib), 4)
 	key := "term/" + up.FileID + "_delivery.bin"
 	s.fault(t, "hang-put", true)
-	if r := s.complete(t, up.FileID); r.status != http.StatusAccepted {
+	if r := s.Complete(t, up.FileID); r.Status != http.StatusAccepted {
 		t.Fatalf("complete: got %v, want 202", r)
 	}
-	if !waitFor(30*time.Second, func() bool { return s.puts(t, key) == 1 }) {
+	if !harness.WaitFor(30*time.Second, func() bool { return s.puts(t, key) == 1 }) {
 		t.Fatal("the delivery did not reach the plugin within 30 s")
 	}
-	plugin := s.pluginPID(t)
+	plugin := s.PluginPID(t)
 	start := time.Now()
-	code := s.stop(t)
+	code := s.Stop(t)
 	t.Logf("host exited %v after SIGTERM (code %d) with a delivery held by the plugin", time.Since(start).Round(time.Millisecond), code)
 	if code != 0 {
 		t.Errorf("exit code %d, want 0", code)
 	}
-	if !waitFor(5*time.Second, func() bool { return !alive(plugin) }) {
+	if !harness.WaitFor(5*time.Second, func() bool { return !harness.Alive(plugin) }) {
 		t.Errorf("the hung plugin %d still runs after the host exited", plugin)
 	}
 	s.fault(t, "hang-put", false)
-	s.start(t)
-	var st statusResponse
-	if !waitFor(time.Minute, func() bool {
-		st = s.status(t, up.FileID)
+	s.Start(t)
+	var st harness.Status
+	if !harness.WaitFor(time.Minute, func() bool {
+		st = s.Status(t, up.FileID)
 		return st.Status == "complete" || st.Status == "failed"
 	}) {
 		t.Fatalf("upload still %q a minute after the restart", st.Status)
 	}
 	if st.Status != "complete" {
-		t.Errorf("after the restart the upload became %s (%q), want the delivery resumed to complete", st.Status, st.FinalizationError)
-		s.completeAndWait(t, up.FileID, time.Minute)
+		t.Errorf("after the restart the upload became %s (%q), want the delivery resumed to complete", st.Status, harness.Str(st.FinalizationError))
+		s.CompleteAndWait(t, up.FileID, time.Minute)
 	}
-	c := s.waitComplete(t, up.FileID, time.Minute)
-	if sum, n := fileSHA256(c.FinalPath); sum != sha256Hex(data) || n != total {
-		t.Errorf("delivered %d bytes, sha256 %s; want %d, %s", n, sum, total, sha256Hex(data))
+	c := s.WaitComplete(t, up.FileID, time.Minute)
+	if sum, n := harness.FileSHA256(harness.Str(c.FinalPath)); sum != harness.SHA256Hex(data) || n != total {
+		t.Errorf("delivered %d bytes, sha256 %s; want %d, %s", n, sum, total, harness.SHA256Hex(data))
 	}
 }
 
@@ -335,8 +337,8 @@ func TestNoTemporariesLeftAfterShutdown(t *testing.T) {
 	tmp := t.TempDir()
 	s := startServer(t, "local", map[string]string{"TMPDIR": tmp})
 	killPlugin(t, s)
-	s.waitHealth(t, http.StatusOK, 15*time.Second) // restarts the plugin
-	if code := s.stop(t); code != 0 {
+	s.WaitHealth(t, http.StatusOK, 15*time.Second) // restarts the plugin
+	if code := s.Stop(t); code != 0 {
 		t.Errorf("exit code %d after SIGTERM", code)
 	}
 	time.Sleep(500 * time.Millisecond)

@@ -15,6 +15,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/chunked-uploader/chunked-uploader/cmd/internal/harness"
 )
 
 // keepAliveHead is a request line and headers without Connection: close: the client asks
@@ -41,21 +43,21 @@ func dialHeld(tb testing.TB, addr string) *heldConn {
 }
 
 // answer reads one response within timeout.
-func (h *heldConn) answer(timeout time.Duration) (response, error) {
+func (h *heldConn) answer(timeout time.Duration) (harness.Response, error) {
 	_ = h.conn.SetReadDeadline(time.Now().Add(timeout))
 	resp, err := http.ReadResponse(h.br, nil)
 	if err != nil {
-		return response{}, err
+		return harness.Response{}, err
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(resp.Body)
 	if err != nil {
-		return response{}, err
+		return harness.Response{}, err
 	}
 	if resp.Close { // ReadResponse moves Connection: close here
 		resp.Header.Set("Connection", "close")
 	}
-	return response{status: resp.StatusCode, header: resp.Header, body: body}, nil
+	return harness.Response{Status: resp.StatusCode, Header: resp.Header, Body: body}, nil
 }
 
 // closedWithin reports whether the server closes the connection (EOF or reset) within
@@ -83,7 +85,7 @@ func (h *heldConn) closedWithin(timeout time.Duration) (bool, error) {
 func TestUnreadBodyClosesConnection(t *testing.T) {
 	t.Parallel()
 	s := startServer(t, "local", nil)
-	addr := s.hostAddr()
+	addr := s.Addr()
 	tests := []struct {
 		name    string
 		method  string
@@ -120,11 +122,11 @@ func TestUnreadBodyClosesConnection(t *testing.T) {
 			if err != nil {
 				t.Fatalf("no answer within 10 s while the declared body is not sent: %v", err)
 			}
-			if r.status != tc.status {
+			if r.Status != tc.status {
 				t.Errorf("got %v, want %d", r, tc.status)
 			}
-			if r.header.Get("Connection") != "close" {
-				t.Errorf("answer without Connection: close: %v", r.header)
+			if r.Header.Get("Connection") != "close" {
+				t.Errorf("answer without Connection: close: %v", r.Header)
 			}
 			closed, err := c.closedWithin(10 * time.Second)
 			if err != nil || !closed {
@@ -150,11 +152,11 @@ func TestHeldConnectionsDoNotStarveHealth(t *testing.T) {
 		t.Fatal("this test needs prlimit (util-linux) to lower the host's open-file limit")
 	}
 	s := startServer(t, "local", map[string]string{"MAX_CONNECTIONS": "200"})
-	pid := s.cur().pid()
+	pid := s.Cur().PID()
 	if out, err := exec.Command("prlimit", "--pid", strconv.Itoa(pid), "--nofile=400:400").CombinedOutput(); err != nil {
 		t.Fatalf("prlimit --pid %d --nofile=400:400: %v\n%s", pid, err, out)
 	}
-	addr := s.hostAddr()
+	addr := s.Addr()
 	rssBefore := rssKiB(pid)
 
 	const each = 150
@@ -179,7 +181,7 @@ func TestHeldConnectionsDoNotStarveHealth(t *testing.T) {
 		conns = append(conns, c)
 		wg.Go(func() {
 			io.WriteString(c.conn, keepAliveHead(addr, http.MethodGet, "/health", nil, -1, false))
-			if r, err := c.answer(30 * time.Second); err != nil || r.status != 200 {
+			if r, err := c.answer(30 * time.Second); err != nil || r.Status != 200 {
 				fail("idle connection's request: %v %v", r, err)
 			}
 		})
@@ -204,7 +206,7 @@ func TestHeldConnectionsDoNotStarveHealth(t *testing.T) {
 	var took []time.Duration
 	for i := range 20 {
 		start := time.Now()
-		resp, err := client.Get(s.url("/health"))
+		resp, err := client.Get(s.URL("/health"))
 		if err != nil {
 			t.Fatalf("GET /health %d with 450 connections held: %v", i, err)
 		}
@@ -217,7 +219,7 @@ func TestHeldConnectionsDoNotStarveHealth(t *testing.T) {
 	}
 	slices.Sort(took)
 	for i, c := range unread {
-		if r, err := c.answer(10 * time.Second); err != nil || r.status != 200 {
+		if r, err := c.answer(10 * time.Second); err != nil || r.Status != 200 {
 			t.Errorf("unread-body request %d: %v %v, want 200 (and the connection closed)", i, r, err)
 			break
 		}
@@ -231,8 +233,8 @@ func TestHeldConnectionsDoNotStarveHealth(t *testing.T) {
 	t.Logf("/health with 450 connections held (host: 400 open files, MAX_CONNECTIONS=200): p50 %v, max %v over %d requests; "+
 		"%d of the 450 still open at the end; host RSS %d KiB before, %d KiB while held",
 		took[len(took)/2].Round(time.Millisecond), took[len(took)-1].Round(time.Millisecond), len(took), open, rssBefore, rssHeld)
-	if strings.Contains(s.logs(), "too many open files") {
-		t.Errorf("the host ran out of file descriptors:\n%s", tail(s.cur().logPath))
+	if strings.Contains(s.Logs(), "too many open files") {
+		t.Errorf("the host ran out of file descriptors:\n%s", harness.Tail(s.Cur().LogPath))
 	}
 }
 

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/chunked-uploader/chunked-uploader/cmd/internal/harness"
 )
 
 // TestWebhookTargetsRefusedAtInit: by default init refuses webhook_url targets that are
@@ -45,15 +47,15 @@ func TestWebhookTargetsRefusedAtInit(t *testing.T) {
 		"https://user:pw@127.0.0.1/x?token=1":               "loopback",
 	}
 	for target, why := range refused {
-		r := s.api(t, http.MethodPost, "/upload/init", map[string]any{"filename": "a.bin", "total_size": 1, "webhook_url": target})
-		expectError(t, r, http.StatusBadRequest, "invalid_webhook_url")
-		if !strings.Contains(string(r.body), why) {
-			t.Errorf("webhook_url %s: %s, want the message to say %q", target, r.body, why)
+		r := s.API(t, http.MethodPost, "/upload/init", map[string]any{"filename": "a.bin", "total_size": 1, "webhook_url": target})
+		harness.ExpectError(t, r, http.StatusBadRequest, "invalid_webhook_url")
+		if !strings.Contains(string(r.Body), why) {
+			t.Errorf("webhook_url %s: %s, want the message to say %q", target, r.Body, why)
 		}
 	}
 	for _, target := range []string{"https://example.com/hook?token=x", "http://93.184.215.14:8080/hook", "https://[2606:4700::1111]/h"} {
-		r := s.api(t, http.MethodPost, "/upload/init", map[string]any{"filename": "a.bin", "total_size": 1, "webhook_url": target})
-		if r.status != http.StatusOK {
+		r := s.API(t, http.MethodPost, "/upload/init", map[string]any{"filename": "a.bin", "total_size": 1, "webhook_url": target})
+		if r.Status != http.StatusOK {
 			t.Errorf("public webhook_url %s: %v, want 200", target, r)
 		}
 	}
@@ -63,13 +65,13 @@ func TestWebhookTargetsRefusedAtInit(t *testing.T) {
 
 	allowing := startServer(t, "local", map[string]string{"WEBHOOK_ALLOWED_HOSTS": "127.0.0.1, 10.0.0.0/8"})
 	for _, target := range []string{"http://127.0.0.1:9/hook", "http://10.1.2.3/hook"} {
-		r := allowing.api(t, http.MethodPost, "/upload/init", map[string]any{"filename": "a.bin", "total_size": 1, "webhook_url": target})
-		if r.status != http.StatusOK {
+		r := allowing.API(t, http.MethodPost, "/upload/init", map[string]any{"filename": "a.bin", "total_size": 1, "webhook_url": target})
+		if r.Status != http.StatusOK {
 			t.Errorf("webhook_url %s with WEBHOOK_ALLOWED_HOSTS=127.0.0.1,10.0.0.0/8: %v, want 200", target, r)
 		}
 	}
-	r := allowing.api(t, http.MethodPost, "/upload/init", map[string]any{"filename": "a.bin", "total_size": 1, "webhook_url": "http://127.0.0.2/"})
-	expectError(t, r, http.StatusBadRequest, "invalid_webhook_url")
+	r := allowing.API(t, http.MethodPost, "/upload/init", map[string]any{"filename": "a.bin", "total_size": 1, "webhook_url": "http://127.0.0.2/"})
+	harness.ExpectError(t, r, http.StatusBadRequest, "invalid_webhook_url")
 }
 
 // TestWebhookRefusedAtConnect: the address is checked again when the webhook is sent. An
@@ -81,37 +83,37 @@ func TestWebhookRefusedAtConnect(t *testing.T) {
 	t.Parallel()
 	rc := newReceiver(t, 0) // down while the first host runs
 	s := startServer(t, "local", map[string]string{"WEBHOOK_ALLOWED_HOSTS": "127.0.0.1", "WEBHOOK_BACKOFF": "200ms"})
-	data := randomBytes(1000, 41)
-	up := s.initUpload(t, map[string]any{"filename": "ssrf/a.bin", "total_size": len(data), "webhook_url": rc.url()})
-	s.mustPutPart(t, up.FileID, 0, up.Parts[0].Token, data)
-	s.completeAndWait(t, up.FileID, time.Minute)
-	if !waitFor(30*time.Second, func() bool { return strings.Contains(s.logs(), "webhook attempt failed") }) {
+	data := harness.RandomBytes(1000, 41)
+	up := s.InitUpload(t, map[string]any{"filename": "ssrf/a.bin", "total_size": len(data), "webhook_url": rc.url()})
+	s.MustPutPart(t, up.FileID, 0, up.Parts[0].Token, data)
+	s.CompleteAndWait(t, up.FileID, time.Minute)
+	if !harness.WaitFor(30*time.Second, func() bool { return strings.Contains(s.Logs(), "webhook attempt failed") }) {
 		t.Fatal("no webhook attempt within 30 s")
 	}
-	s.stop(t)
+	s.Stop(t)
 
 	rc.start(t)
-	delete(s.env, "WEBHOOK_ALLOWED_HOSTS")
-	s.env["WEBHOOK_MAX_ATTEMPTS"] = "4"
-	s.start(t)
-	if !waitFor(30*time.Second, func() bool { return strings.Contains(s.logs(), "webhook given up") }) {
+	delete(s.Env, "WEBHOOK_ALLOWED_HOSTS")
+	s.Env["WEBHOOK_MAX_ATTEMPTS"] = "4"
+	s.Start(t)
+	if !harness.WaitFor(30*time.Second, func() bool { return strings.Contains(s.Logs(), "webhook given up") }) {
 		t.Fatalf("the event was not given up within 30 s; receiver got %d requests", len(rc.requests()))
 	}
 	if n := len(rc.requests()); n != 0 {
 		t.Fatalf("the loopback receiver got %d requests from a host that does not allow it", n)
 	}
-	if !strings.Contains(s.logs(), "127.0.0.1 is a loopback address") {
-		t.Errorf("the log does not say why the webhook was refused:\n%s", tail(s.cur().logPath))
+	if !strings.Contains(s.Logs(), "127.0.0.1 is a loopback address") {
+		t.Errorf("the log does not say why the webhook was refused:\n%s", harness.Tail(s.Cur().LogPath))
 	}
-	m := s.do(t, http.MethodGet, "/metrics", nil, nil)
-	delivered := metricSumIn(m.body, `chunked_uploader_webhook_attempts_total{result="delivered"}`)
-	failed := metricSumIn(m.body, `chunked_uploader_webhook_attempts_total{result="failed"}`)
-	givenUp := metricSumIn(m.body, `chunked_uploader_webhook_attempts_total{result="given_up"}`)
+	m := s.Do(t, http.MethodGet, "/metrics", nil, nil)
+	delivered := metricSumIn(m.Body, `chunked_uploader_webhook_attempts_total{result="delivered"}`)
+	failed := metricSumIn(m.Body, `chunked_uploader_webhook_attempts_total{result="failed"}`)
+	givenUp := metricSumIn(m.Body, `chunked_uploader_webhook_attempts_total{result="given_up"}`)
 	// The first host made one or two attempts (receiver down), the second the rest of 4.
 	if delivered != 0 || failed < 1 || givenUp != 1 {
 		t.Errorf("/metrics: webhook attempts delivered %v, failed %v, given_up %v; want 0, at least 1, 1 (refusals count as failures)", delivered, failed, givenUp)
 	}
-	for _, line := range strings.Split(string(m.body), "\n") {
+	for _, line := range strings.Split(string(m.Body), "\n") {
 		if strings.HasPrefix(line, "chunked_uploader_webhook") && (strings.Contains(line, "127.0.0.1") || strings.Contains(line, "refused")) {
 			t.Errorf("/metrics tells about the refused receiver: %s", line)
 		}
@@ -127,19 +129,19 @@ func TestWebhookURLRedactedInLogs(t *testing.T) {
 	s := startServer(t, "local", map[string]string{"WEBHOOK_ALLOWED_HOSTS": "127.0.0.1", "WEBHOOK_BACKOFF": "200ms",
 		"WEBHOOK_MAX_ATTEMPTS": "2", "LOG_LEVEL": "debug"})
 	secretURL := fmt.Sprintf("http://hookuser:hookpass-s3cret@%s/hook?token=query-s3cret&sig=abc", rc.addr)
-	up := s.initUpload(t, map[string]any{"filename": "ssrf/b.bin", "total_size": 10, "webhook_url": secretURL})
-	s.mustPutPart(t, up.FileID, 0, up.Parts[0].Token, randomBytes(10, 42))
-	s.completeAndWait(t, up.FileID, time.Minute)
-	if !waitFor(30*time.Second, func() bool { return strings.Contains(s.logs(), "webhook given up") }) {
+	up := s.InitUpload(t, map[string]any{"filename": "ssrf/b.bin", "total_size": 10, "webhook_url": secretURL})
+	s.MustPutPart(t, up.FileID, 0, up.Parts[0].Token, harness.RandomBytes(10, 42))
+	s.CompleteAndWait(t, up.FileID, time.Minute)
+	if !harness.WaitFor(30*time.Second, func() bool { return strings.Contains(s.Logs(), "webhook given up") }) {
 		t.Fatal("the webhook was not given up within 30 s")
 	}
-	logs := s.logs()
+	logs := s.Logs()
 	for _, secret := range []string{"s3cret", "hookuser", "sig=abc"} {
 		if strings.Contains(logs, secret) {
-			t.Errorf("the log holds %q of the webhook URL:\n%s", secret, tail(s.cur().logPath))
+			t.Errorf("the log holds %q of the webhook URL:\n%s", secret, harness.Tail(s.Cur().LogPath))
 		}
 	}
 	if !strings.Contains(logs, "http://"+rc.addr+"/hook?[redacted]") {
-		t.Errorf("the log does not name the receiver:\n%s", tail(s.cur().logPath))
+		t.Errorf("the log does not name the receiver:\n%s", harness.Tail(s.Cur().LogPath))
 	}
 }

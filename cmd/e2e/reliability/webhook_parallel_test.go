@@ -6,6 +6,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/chunked-uploader/chunked-uploader/cmd/internal/harness"
 )
 
 // holdingReceiver is a webhook endpoint that holds every request until released.
@@ -73,9 +75,9 @@ func TestWebhookSlowReceiverDoesNotDelayOthers(t *testing.T) {
 
 	var slowIDs []string
 	for i := range 3 {
-		up := s.initUpload(t, map[string]any{"filename": "hooks/slow.bin", "total_size": 10, "webhook_url": "http://" + slow.addr + "/slow"})
-		s.mustPutPart(t, up.FileID, 0, up.Parts[0].Token, randomBytes(10, uint64(50+i)))
-		s.completeAndWait(t, up.FileID, time.Minute)
+		up := s.InitUpload(t, map[string]any{"filename": "hooks/slow.bin", "total_size": 10, "webhook_url": "http://" + slow.addr + "/slow"})
+		s.MustPutPart(t, up.FileID, 0, up.Parts[0].Token, harness.RandomBytes(10, uint64(50+i)))
+		s.CompleteAndWait(t, up.FileID, time.Minute)
 		slowIDs = append(slowIDs, up.FileID)
 	}
 	select {
@@ -83,9 +85,9 @@ func TestWebhookSlowReceiverDoesNotDelayOthers(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatal("the slow receiver got no webhook within 30 s")
 	}
-	up := s.initUpload(t, map[string]any{"filename": "hooks/fast.bin", "total_size": 10, "webhook_url": fast.url()})
-	s.mustPutPart(t, up.FileID, 0, up.Parts[0].Token, randomBytes(10, 60))
-	c := s.completeAndWait(t, up.FileID, time.Minute)
+	up := s.InitUpload(t, map[string]any{"filename": "hooks/fast.bin", "total_size": 10, "webhook_url": fast.url()})
+	s.MustPutPart(t, up.FileID, 0, up.Parts[0].Token, harness.RandomBytes(10, 60))
+	c := s.CompleteAndWait(t, up.FileID, time.Minute)
 	completed := time.Now()
 	reqs := fast.waitDelivered(t, 1, 30*time.Second)
 	t.Logf("the fast receiver got its event %v after complete, while the slow one held its first request",

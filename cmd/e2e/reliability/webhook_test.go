@@ -14,6 +14,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/chunked-uploader/chunked-uploader/cmd/internal/harness"
 )
 
 const webhookSecret = "reliability-webhook-secret-0123456789"
@@ -21,8 +23,8 @@ const webhookSecret = "reliability-webhook-secret-0123456789"
 // hookRequest is one webhook request as the receiver saw it.
 type hookRequest struct {
 	at     time.Time
-	header http.Header
-	body   []byte
+	Header http.Header
+	Body   []byte
 	answer int
 }
 
@@ -41,7 +43,7 @@ type receiver struct {
 
 func newReceiver(tb testing.TB, fail int) *receiver {
 	tb.Helper()
-	port, err := freePort()
+	port, err := harness.FreePort()
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -89,7 +91,7 @@ func (rc *receiver) serve(w http.ResponseWriter, r *http.Request) {
 	if len(rc.reqs) < rc.fail {
 		answer = http.StatusInternalServerError
 	}
-	rc.reqs = append(rc.reqs, hookRequest{at: time.Now(), header: r.Header.Clone(), body: body, answer: answer})
+	rc.reqs = append(rc.reqs, hookRequest{at: time.Now(), Header: r.Header.Clone(), Body: body, answer: answer})
 	rc.mu.Unlock()
 	w.WriteHeader(answer)
 	select {
@@ -145,11 +147,11 @@ type hookEvent struct {
 // checkHook verifies one request's headers and signature and returns its event.
 func checkHook(tb testing.TB, r hookRequest, attempt int) hookEvent {
 	tb.Helper()
-	h := r.header
+	h := r.Header
 	ts := h.Get("X-Webhook-Timestamp")
 	m := hmac.New(sha256.New, []byte(webhookSecret))
 	m.Write([]byte(ts + "."))
-	m.Write(r.body)
+	m.Write(r.Body)
 	want := "sha256=" + hex.EncodeToString(m.Sum(nil))
 	if got := h.Get("X-Webhook-Signature"); !hmac.Equal([]byte(got), []byte(want)) {
 		tb.Errorf("attempt %d: X-Webhook-Signature %q, want %q (HMAC-SHA256 of \"<ts>.<body>\")", attempt, got, want)
@@ -164,8 +166,8 @@ func checkHook(tb testing.TB, r hookRequest, attempt int) hookEvent {
 		tb.Errorf("attempt %d: Content-Type %q", attempt, ct)
 	}
 	var ev hookEvent
-	if err := json.Unmarshal(r.body, &ev); err != nil {
-		tb.Fatalf("attempt %d: body %s: %v", attempt, r.body, err)
+	if err := json.Unmarshal(r.Body, &ev); err != nil {
+		tb.Fatalf("attempt %d: body %s: %v", attempt, r.Body, err)
 	}
 	if ev.EventID != h.Get("X-Webhook-Id") || !strings.HasPrefix(ev.EventID, "evt_") {
 		tb.Errorf("attempt %d: event_id %q, X-Webhook-Id %q", attempt, ev.EventID, h.Get("X-Webhook-Id"))
@@ -177,11 +179,11 @@ func checkHook(tb testing.TB, r hookRequest, attempt int) hookEvent {
 }
 
 // checkComplete asserts an upload.complete event of the delivered upload.
-func checkCompleteEvent(tb testing.TB, ev hookEvent, id string, c completeResponse) {
+func checkCompleteEvent(tb testing.TB, ev hookEvent, id string, c harness.CompleteResponse) {
 	tb.Helper()
-	if ev.Event != "upload.complete" || ev.FileID != id || ev.FinalPath == nil || *ev.FinalPath != c.FinalPath ||
-		ev.ChecksumSHA256 == nil || *ev.ChecksumSHA256 != c.ChecksumSHA256 || ev.CompletedAt == nil || ev.Error != nil {
-		tb.Errorf("event %+v, want upload.complete of %s with final_path %s and checksum_sha256 %s", ev, id, c.FinalPath, c.ChecksumSHA256)
+	if ev.Event != "upload.complete" || ev.FileID != id || ev.FinalPath == nil || *ev.FinalPath != harness.Str(c.FinalPath) ||
+		ev.ChecksumSHA256 == nil || *ev.ChecksumSHA256 != harness.Str(c.ChecksumSHA256) || ev.CompletedAt == nil || ev.Error != nil {
+		tb.Errorf("event %+v, want upload.complete of %s with final_path %s and checksum_sha256 %s", ev, id, harness.Str(c.FinalPath), harness.Str(c.ChecksumSHA256))
 	}
 }
 
@@ -192,11 +194,11 @@ func TestWebhookRetries(t *testing.T) {
 	rc := newReceiver(t, 2)
 	rc.start(t)
 	s := startServer(t, "local", map[string]string{"WEBHOOK_SECRET": webhookSecret, "WEBHOOK_BACKOFF": "200ms", "WEBHOOK_ALLOWED_HOSTS": "127.0.0.1"})
-	data := randomBytes(mib+100, 10)
-	up := s.initUpload(t, map[string]any{"filename": "hook/a.bin", "total_size": len(data), "webhook_url": rc.url()})
-	s.uploadParts(t, up, partData(data, mib), 2)
+	data := harness.RandomBytes(mib+100, 10)
+	up := s.InitUpload(t, map[string]any{"filename": "hook/a.bin", "total_size": len(data), "webhook_url": rc.url()})
+	s.UploadParts(t, up, harness.PartData(data, mib), 2)
 	completed := time.Now()
-	c := s.completeAndWait(t, up.FileID, time.Minute)
+	c := s.CompleteAndWait(t, up.FileID, time.Minute)
 	reqs := rc.waitDelivered(t, 1, time.Minute)
 	// A duplicate would come at the sender's next look at its outbox (5 s).
 	time.Sleep(6 * time.Second)
@@ -209,8 +211,8 @@ func TestWebhookRetries(t *testing.T) {
 	for i, r := range reqs {
 		ev := checkHook(t, r, i+1)
 		checkCompleteEvent(t, ev, up.FileID, c)
-		if r.header.Get("X-Webhook-Id") != reqs[0].header.Get("X-Webhook-Id") {
-			t.Errorf("attempt %d has event id %s, attempt 1 %s", i+1, r.header.Get("X-Webhook-Id"), reqs[0].header.Get("X-Webhook-Id"))
+		if r.Header.Get("X-Webhook-Id") != reqs[0].Header.Get("X-Webhook-Id") {
+			t.Errorf("attempt %d has event id %s, attempt 1 %s", i+1, r.Header.Get("X-Webhook-Id"), reqs[0].Header.Get("X-Webhook-Id"))
 		}
 		prev := completed
 		if i > 0 {
@@ -241,23 +243,23 @@ func TestWebhookFailedDelivery(t *testing.T) {
 	rc := newReceiver(t, 0)
 	rc.start(t)
 	s := startServer(t, "fault", map[string]string{"WEBHOOK_SECRET": webhookSecret, "WEBHOOK_BACKOFF": "200ms", "WEBHOOK_ALLOWED_HOSTS": "127.0.0.1"})
-	data := randomBytes(3*mib, 11)
-	up := s.initUpload(t, map[string]any{"filename": "hook/fail.bin", "total_size": len(data), "webhook_url": rc.url()})
-	s.uploadParts(t, up, partData(data, mib), 3)
+	data := harness.RandomBytes(3*mib, 11)
+	up := s.InitUpload(t, map[string]any{"filename": "hook/fail.bin", "total_size": len(data), "webhook_url": rc.url()})
+	s.UploadParts(t, up, harness.PartData(data, mib), 3)
 
 	s.fault(t, "crash-put", true)
-	r := s.complete(t, up.FileID)
+	r := s.Complete(t, up.FileID)
 	s.fault(t, "crash-put", false)
-	expectErrorOneOf(t, r, map[string]int{"backend_unavailable": 503, "delivery_failed": 502})
+	harness.ExpectErrorOneOf(t, r, map[string]int{"backend_unavailable": 503, "delivery_failed": 502})
 	reqs := rc.waitDelivered(t, 1, 30*time.Second)
 	failed := checkHook(t, reqs[0], 1)
 	if failed.Event != "upload.failed" || failed.FileID != up.FileID || failed.Error == nil || *failed.Error == "" ||
 		failed.FailedAt == nil || failed.FinalPath != nil || failed.ChecksumSHA256 != nil || failed.CompletedAt != nil {
-		t.Errorf("event after the crash: %s, want upload.failed with error and failed_at, no final_path/checksum_sha256/completed_at", reqs[0].body)
+		t.Errorf("event after the crash: %s, want upload.failed with error and failed_at, no final_path/checksum_sha256/completed_at", reqs[0].Body)
 	}
-	t.Logf("upload.failed: %s", reqs[0].body)
+	t.Logf("upload.failed: %s", reqs[0].Body)
 
-	c := s.completeAndWait(t, up.FileID, time.Minute)
+	c := s.CompleteAndWait(t, up.FileID, time.Minute)
 	reqs = rc.waitDelivered(t, 2, 30*time.Second)
 	ev := checkHook(t, reqs[1], 1)
 	checkCompleteEvent(t, ev, up.FileID, c)
@@ -273,22 +275,22 @@ func TestWebhookAcrossRestart(t *testing.T) {
 	t.Parallel()
 	rc := newReceiver(t, 0) // not started: down
 	s := startServer(t, "local", map[string]string{"WEBHOOK_SECRET": webhookSecret, "WEBHOOK_BACKOFF": "200ms", "WEBHOOK_ALLOWED_HOSTS": "127.0.0.1"})
-	data := randomBytes(mib, 12)
-	up := s.initUpload(t, map[string]any{"filename": "hook/restart.bin", "total_size": len(data), "webhook_url": rc.url()})
-	s.mustPutPart(t, up.FileID, 0, up.Parts[0].Token, data)
-	c := s.completeAndWait(t, up.FileID, time.Minute)
-	if !waitFor(30*time.Second, func() bool { return strings.Contains(s.logs(), "webhook attempt failed") }) {
+	data := harness.RandomBytes(mib, 12)
+	up := s.InitUpload(t, map[string]any{"filename": "hook/restart.bin", "total_size": len(data), "webhook_url": rc.url()})
+	s.MustPutPart(t, up.FileID, 0, up.Parts[0].Token, data)
+	c := s.CompleteAndWait(t, up.FileID, time.Minute)
+	if !harness.WaitFor(30*time.Second, func() bool { return strings.Contains(s.Logs(), "webhook attempt failed") }) {
 		t.Fatal("no failed webhook attempt logged within 30 s with the receiver down")
 	}
-	if code := s.stop(t); code != 0 {
+	if code := s.Stop(t); code != 0 {
 		t.Errorf("exit code %d after SIGTERM", code)
 	}
 	rc.start(t)
 	restarted := time.Now()
-	s.start(t)
+	s.Start(t)
 	reqs := rc.waitDelivered(t, 1, time.Minute)
-	t.Logf("delivered %v after the restart, attempt %s", reqs[0].at.Sub(restarted).Round(time.Millisecond), reqs[0].header.Get("X-Webhook-Attempt"))
-	attempt, _ := strconv.Atoi(reqs[0].header.Get("X-Webhook-Attempt"))
+	t.Logf("delivered %v after the restart, attempt %s", reqs[0].at.Sub(restarted).Round(time.Millisecond), reqs[0].Header.Get("X-Webhook-Attempt"))
+	attempt, _ := strconv.Atoi(reqs[0].Header.Get("X-Webhook-Attempt"))
 	if attempt < 2 {
 		t.Errorf("X-Webhook-Attempt %d, want at least 2 (the first failed before the restart)", attempt)
 	}

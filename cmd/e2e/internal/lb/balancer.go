@@ -3,13 +3,11 @@ package lb
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"encoding/csv"
 	"errors"
 	"fmt"
 	"io"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,6 +15,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/chunked-uploader/chunked-uploader/cmd/internal/harness"
 )
 
 // Kinds of load balancers the shipped configuration is made for.
@@ -24,25 +24,6 @@ const (
 	HAProxy = "haproxy"
 	Nginx   = "nginx"
 )
-
-// RepoRoot finds the repository's root: the first parent of the working directory with
-// scripts/lb-config.sh.
-func RepoRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "scripts", "lb-config.sh")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("no parent of the working directory holds scripts/lb-config.sh")
-		}
-		dir = parent
-	}
-}
 
 // Executable finds the balancer's program on PATH or in /usr/sbin (where Debian installs
 // both), with what to install when it is missing.
@@ -179,32 +160,10 @@ http {
 }
 
 func (b *Balancer) waitReady(timeout time.Duration) error {
-	deadline := time.Now().Add(timeout)
-	last := "no answer"
-	for time.Now().Before(deadline) {
-		select {
-		case <-b.done:
-			return errors.New("exited at start")
-		default:
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, b.URL()+"/health", nil)
-		resp, err := http.DefaultClient.Do(req)
-		if err == nil {
-			body, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				cancel()
-				return nil
-			}
-			last = fmt.Sprintf("%d %s", resp.StatusCode, bytes.TrimSpace(body))
-		} else {
-			last = err.Error()
-		}
-		cancel()
-		time.Sleep(50 * time.Millisecond)
+	if err := harness.WaitHealthy(b.URL(), b.done, timeout); err != nil {
+		return fmt.Errorf("through the balancer: %w", err)
 	}
-	return fmt.Errorf("GET /health through the balancer not 200 within %v (last: %s)", timeout, last)
+	return nil
 }
 
 // Stop stops the balancer (SIGTERM, then SIGKILL to its process group).

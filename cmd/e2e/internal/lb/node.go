@@ -5,13 +5,9 @@
 package lb
 
 import (
-	"bytes"
-	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -19,10 +15,9 @@ import (
 	"sync"
 	"syscall"
 	"time"
-)
 
-// HostBinary is the server's executable in the binary directory.
-const HostBinary = "chunked-uploader"
+	"github.com/chunked-uploader/chunked-uploader/cmd/internal/harness"
+)
 
 // Node is one host process with a NODE_ID, its own data directory and a fixed port: it can
 // be killed and started again on the same data and address, as a machine that restarts.
@@ -44,7 +39,7 @@ type Node struct {
 // NewNode prepares node name: the host in binDir (which is also its PLUGIN_DIR), data in dir,
 // listening on 127.0.0.1:port. env adds to (and overrides) the node's settings.
 func NewNode(binDir, name, dir string, port int, env map[string]string) (*Node, error) {
-	n := &Node{Name: name, Port: port, Dir: dir, bin: filepath.Join(binDir, HostBinary)}
+	n := &Node{Name: name, Port: port, Dir: dir, bin: filepath.Join(binDir, harness.HostBinary)}
 	n.env = map[string]string{
 		"NODE_ID":           name,
 		"PLUGIN_DIR":        binDir,
@@ -133,30 +128,16 @@ func (n *Node) Running() bool {
 }
 
 func (n *Node) waitHealthy(timeout time.Duration) error {
-	deadline := time.Now().Add(timeout)
-	last := "no answer"
-	for time.Now().Before(deadline) {
+	n.mu.Lock()
+	done := n.done
+	n.mu.Unlock()
+	if err := harness.WaitHealthy(n.URL(), done, timeout); err != nil {
 		if !n.Running() {
-			return fmt.Errorf("exited before it was healthy: %v", n.waitErr())
+			return fmt.Errorf("%w: %v", err, n.waitErr())
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, n.URL()+"/health", nil)
-		resp, err := http.DefaultClient.Do(req)
-		if err == nil {
-			body, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				cancel()
-				return nil
-			}
-			last = fmt.Sprintf("%d %s", resp.StatusCode, bytes.TrimSpace(body))
-		} else {
-			last = err.Error()
-		}
-		cancel()
-		time.Sleep(50 * time.Millisecond)
+		return err
 	}
-	return fmt.Errorf("GET /health not 200 within %v (last: %s)", timeout, last)
+	return nil
 }
 
 func (n *Node) waitErr() error {
