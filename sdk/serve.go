@@ -13,6 +13,8 @@ import (
 	"google.golang.org/grpc"
 
 	storagev1 "github.com/chunked-uploader/chunked-uploader/proto/storage/v1"
+
+	"github.com/chunked-uploader/chunked-uploader/sdk/buildinfo"
 )
 
 // Logger is the structured logger plugins get; it writes JSON to stderr, which the host
@@ -144,8 +146,14 @@ func WithTestConfig(tc *plugin.ServeTestConfig) ServeOption {
 // the backend name (chunked-uploader-plugin-<name>); factory builds the Storage on every
 // Configure (a Storage built before is closed, if it is a Closer).
 //
-// Run by hand, outside a host, it prints a short explanation and exits with status 1.
+// Run by hand, outside a host, it prints a short explanation and exits with status 1; with
+// the one argument --version it prints the binary's version and revision (package
+// buildinfo) and returns.
 func Serve(name string, factory Factory, opts ...ServeOption) {
+	// The host starts a plugin without arguments; --version is for whoever runs it by hand.
+	if buildinfo.PrintVersion(os.Stdout, "chunked-uploader-plugin-"+name, os.Args[1:]) {
+		return
+	}
 	cfg := serveConfig{}
 	for _, o := range opts {
 		o(&cfg)

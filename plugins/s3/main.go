@@ -4,17 +4,10 @@
 package main
 
 import (
-	"os"
-
 	"github.com/chunked-uploader/chunked-uploader/plugins/s3/internal/s3store"
 	"github.com/chunked-uploader/chunked-uploader/sdk"
-	"github.com/chunked-uploader/chunked-uploader/sdk/buildinfo"
 )
 
 func main() {
-	// The host starts the plugin without arguments; --version is for whoever runs it by hand.
-	if buildinfo.PrintVersion(os.Stdout, "chunked-uploader-plugin-s3", os.Args[1:]) {
-		return
-	}
 	sdk.Serve("s3", s3store.Open, sdk.WithValidator(s3store.Validate))
 }
