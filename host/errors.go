@@ -88,5 +88,7 @@ func ErrorCode(err error) Code {
 	return CodeInternal
 }
 
-// ErrNotFound is returned by stores for a missing record.
-var ErrNotFound = errors.New("not found")
+// ErrNoRecord is returned by the database for a missing record (an upload or part). It is
+// not sdk.ErrNotFound, which is a storage backend's missing object: the pump, for one, must
+// tell "the upload is gone" from "the backend lost its unfinished object".
+var ErrNoRecord = errors.New("no such record")

@@ -11,7 +11,7 @@ import (
 	"github.com/chunked-uploader/chunked-uploader/host"
 )
 
-// Part returns part n of upload id, or host.ErrNotFound.
+// Part returns part n of upload id, or host.ErrNoRecord.
 func (db *DB) Part(ctx context.Context, id string, n int) (host.Part, error) {
 	var p host.Part
 	var status string
@@ -20,7 +20,7 @@ func (db *DB) Part(ctx context.Context, id string, n int) (host.Part, error) {
 		version, receipt, hash_after, note, crc32c FROM upload_parts WHERE upload_id = ? AND part_number = ?`, id, n).
 		Scan(&p.Number, &p.Size, &status, &p.SHA256, &at, &p.Version, &p.Receipt, &p.HashAfter, &p.Note, &p.CRC32C)
 	if errors.Is(err, sql.ErrNoRows) {
-		return p, host.ErrNotFound
+		return p, host.ErrNoRecord
 	}
 	if err != nil {
 		return p, fmt.Errorf("read part %d of %s: %w", n, id, err)

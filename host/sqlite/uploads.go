@@ -71,11 +71,11 @@ func (db *DB) CreateUpload(ctx context.Context, u *host.Upload) error {
 	return nil
 }
 
-// Upload returns the upload id, or host.ErrNotFound.
+// Upload returns the upload id, or host.ErrNoRecord.
 func (db *DB) Upload(ctx context.Context, id string) (*host.Upload, error) {
 	u, err := scanUpload(db.r.QueryRowContext(ctx, `SELECT `+uploadColumns+` FROM uploads WHERE id = ?`, id))
 	if errors.Is(err, sql.ErrNoRows) {
-		return nil, host.ErrNotFound
+		return nil, host.ErrNoRecord
 	}
 	if err != nil {
 		return nil, fmt.Errorf("read upload %s: %w", id, err)
@@ -141,7 +141,7 @@ type PartMark struct {
 // CRC-32C crc of its staged bytes, if the upload is
 // still pending or failed, as a new version of the part (its receipt, hash state and note
 // are cleared), and returns the upload's count of uploaded parts. It returns
-// host.ErrNotFound if the upload is gone and the upload (with its current status) if its
+// host.ErrNoRecord if the upload is gone and the upload (with its current status) if its
 // status does not accept parts.
 func (db *DB) MarkPartUploaded(ctx context.Context, id string, n int, sum string, crc uint32, at time.Time) (PartMark, *host.Upload, error) {
 	tx, err := db.w.BeginTx(ctx, nil)
@@ -151,7 +151,7 @@ func (db *DB) MarkPartUploaded(ctx context.Context, id string, n int, sum string
 	defer tx.Rollback()
 	u, err := scanUpload(tx.QueryRowContext(ctx, `SELECT `+uploadColumns+` FROM uploads WHERE id = ?`, id))
 	if errors.Is(err, sql.ErrNoRows) {
-		return PartMark{}, nil, host.ErrNotFound
+		return PartMark{}, nil, host.ErrNoRecord
 	}
 	if err != nil {
 		return PartMark{}, nil, fmt.Errorf("mark part: %w", err)

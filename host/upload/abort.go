@@ -82,7 +82,7 @@ func (s *Service) runAborts(ctx context.Context) {
 // can be needed any more.
 func (s *Service) uploadGone(ctx context.Context, id string) bool {
 	u, err := s.db.Upload(ctx, id)
-	if err == host.ErrNotFound {
+	if err == host.ErrNoRecord {
 		return true
 	}
 	return err == nil && u.Status == host.StatusExpired

@@ -36,7 +36,7 @@ func (s *Service) Sweep(ctx context.Context) error {
 	}
 	for _, id := range expired {
 		u, err := s.db.Upload(ctx, id)
-		if err == host.ErrNotFound {
+		if err == host.ErrNoRecord {
 			continue
 		}
 		if err != nil {
@@ -80,7 +80,7 @@ func (s *Service) Sweep(ctx context.Context) error {
 		ul.Lock()
 		u, err := s.db.Upload(ctx, id)
 		switch {
-		case err == host.ErrNotFound, err == nil && (u.Status == host.StatusComplete || u.Status == host.StatusExpired):
+		case err == host.ErrNoRecord, err == nil && (u.Status == host.StatusComplete || u.Status == host.StatusExpired):
 			err = s.stage.Remove(id)
 			s.log.Info("orphaned staging removed", "upload_id", id)
 		}

@@ -174,7 +174,7 @@ func (p *pump) run() {
 			return
 		}
 		if err := p.refresh(); err != nil {
-			if errors.Is(err, host.ErrNotFound) {
+			if errors.Is(err, host.ErrNoRecord) {
 				return // cancelled
 			}
 			if p.ctx.Err() == nil {

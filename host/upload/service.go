@@ -165,7 +165,7 @@ func (s *Service) partLock(id string, n int) *sync.Mutex {
 // upload reads an upload, turning a missing one into upload_not_found.
 func (s *Service) upload(ctx context.Context, id string) (*host.Upload, error) {
 	u, err := s.db.Upload(ctx, id)
-	if err == host.ErrNotFound {
+	if err == host.ErrNoRecord {
 		return nil, host.Errorf(host.CodeUploadNotFound, "upload %s not found", safeID(id))
 	}
 	return u, err
