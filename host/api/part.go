@@ -79,8 +79,10 @@ func (s *Server) part(w http.ResponseWriter, r *http.Request, ps httprouter.Para
 // the upload: a token expires with its upload, so a part sent after the expiry is told
 // 410 upload_expired (or 409 upload_complete, 404 upload_not_found) like every other
 // request about the upload, instead of an authentication failure that a client would answer
-// with a resume. Only a token this server signed for upload id counts; every other token's
-// err is returned as it is. It never lets the part through.
+// with a resume. Only a token this server signed for upload id counts, and only while the
+// upload is expired, complete or delivering (a token that expired before its upload, which
+// this server never signs, stays token_expired); every other token's err is returned as it
+// is. It never lets the part through.
 func (s *Server) expiredUpload(ctx context.Context, id, token string, err error) error {
 	if host.ErrorCode(err) != host.CodeTokenExpired {
 		return err
@@ -98,6 +100,9 @@ func (s *Server) expiredUpload(ctx context.Context, id, token string, err error)
 		return host.Errorf(host.CodeUploadComplete, "upload %s is already complete", id)
 	case host.StatusFinalizing:
 		return host.Errorf(host.CodeUploadFinalizing, "upload %s is being delivered and takes no more parts", id)
+	}
+	if v.Upload.Status != host.StatusExpired && !v.Upload.Expired(time.Now()) {
+		return err // the upload lives on: only this token expired
 	}
 	return host.Errorf(host.CodeUploadExpired, "upload %s expired at %s", id, timestamp(v.Upload.ExpiresAt))
 }
