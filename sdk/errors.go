@@ -62,6 +62,17 @@ var errorKinds = []struct {
 	{ErrStaleReceipt, codes.FailedPrecondition, "STALE_RECEIPT", "stale_receipt"},
 }
 
+// WireErrors returns every sentinel that crosses the plugin boundary, by its reason on the
+// wire (NOT_FOUND, STALE_RECEIPT, ...): for fault-injecting test plugins and tools that
+// list them.
+func WireErrors() map[string]error {
+	m := make(map[string]error, len(errorKinds))
+	for _, k := range errorKinds {
+		m[k.reason] = k.err
+	}
+	return m
+}
+
 // IsWireError reports whether err wraps one of the sentinels that cross the plugin
 // boundary (every Err* of this package but ErrPluginExited). A backend mapping its
 // client's errors to sentinels uses it to leave errors that already carry one as they are.

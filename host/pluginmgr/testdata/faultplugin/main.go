@@ -8,8 +8,9 @@
 //	hang-health     Health blocks forever
 //	crash-configure the process exits on Configure
 //
-// Whatever the mode, Stat of "kind/<Name>" fails with an error wrapping sdk.Err<Name> (see
-// kinds), for tests of the error kinds on the wire.
+// Whatever the mode, Stat of "kind/<REASON>" fails with an error wrapping the sentinel of
+// that reason on the wire (kind/NOT_FOUND: sdk.ErrNotFound; see sdk.WireErrors), for tests
+// of the error kinds on the wire.
 //
 // A mode is also on while a file of its name exists in the directory FAULT_CONTROL, so a
 // test can make a running system misbehave and recover. Every Put appends a line to
@@ -103,20 +104,8 @@ func (s *store) Put(ctx context.Context, key string, r io.Reader, size int64) (s
 	return sdk.Object{Key: key, Size: size, SHA256: sum, Location: path}, nil
 }
 
-// kinds are the sentinels Stat of "kind/<Name>" fails with.
-var kinds = map[string]error{
-	"NotFound":            sdk.ErrNotFound,
-	"InvalidKey":          sdk.ErrInvalidKey,
-	"InvalidConfig":       sdk.ErrInvalidConfig,
-	"SizeMismatch":        sdk.ErrSizeMismatch,
-	"DigestMismatch":      sdk.ErrDigestMismatch,
-	"Unavailable":         sdk.ErrUnavailable,
-	"InsufficientStorage": sdk.ErrInsufficientStorage,
-	"Permission":          sdk.ErrPermission,
-	"NotSupported":        sdk.ErrNotSupported,
-	"NotConfigured":       sdk.ErrNotConfigured,
-	"StaleReceipt":        sdk.ErrStaleReceipt,
-}
+// kinds are the sentinels Stat of "kind/<REASON>" fails with, by their reason on the wire.
+var kinds = sdk.WireErrors()
 
 func (s *store) Stat(ctx context.Context, key string) (sdk.Object, error) {
 	if name, ok := strings.CutPrefix(key, "kind/"); ok && kinds[name] != nil {
