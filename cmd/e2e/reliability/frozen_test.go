@@ -1,10 +1,12 @@
 package reliability
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -50,7 +52,24 @@ func freeze(tb testing.TB, pid int) time.Time {
 		tb.Fatalf("SIGSTOP %d: %v", pid, err)
 	}
 	tb.Cleanup(func() { harness.KillPlugin(pid) })
+	// SIGSTOP takes effect asynchronously: wait until the process is stopped (state T).
+	for deadline := time.Now().Add(5 * time.Second); !stopped(pid); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			tb.Fatalf("process %d not stopped 5 s after SIGSTOP", pid)
+		}
+	}
 	return time.Now()
+}
+
+// stopped reports whether process pid is stopped by a signal (state T in /proc/<pid>/stat).
+func stopped(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	// The state follows the command name, which is in parentheses and may hold spaces.
+	i := bytes.LastIndexByte(b, ')')
+	return i >= 0 && i+2 < len(b) && b[i+2] == 'T'
 }
 
 // watchFrozen polls /health while pid is frozen, until it is gone and /health answers 200
@@ -61,6 +80,7 @@ func watchFrozen(tb testing.TB, s *server, pid int, frozen time.Time, backend st
 	tb.Helper()
 	var gone time.Duration
 	var latencies []time.Duration
+	saw503 := false
 	deadline := frozen.Add(60 * time.Second)
 	for {
 		if gone == 0 && !harness.Alive(pid) {
@@ -69,9 +89,19 @@ func watchFrozen(tb testing.TB, s *server, pid int, frozen time.Time, backend st
 		r, took := timedHealth(tb, s)
 		if gone == 0 {
 			latencies = append(latencies, took)
-			checkHealth(tb, r, http.StatusServiceUnavailable, backend)
+			if len(latencies) == 1 && r.Status == http.StatusOK {
+				// A probe the plugin answered just before it stopped (its answer was already
+				// on the socket) may still say healthy; every later one must say 503.
+				tb.Logf("first GET /health after SIGSTOP answered 200 in %v (a probe answered before the stop)", took)
+			} else {
+				checkHealth(tb, r, http.StatusServiceUnavailable, backend)
+				saw503 = true
+			}
 		}
 		if gone != 0 && r.Status == http.StatusOK {
+			if !saw503 {
+				tb.Fatalf("plugin %d was gone %v after SIGSTOP before any GET /health answered 503", pid, gone)
+			}
 			checkHealth(tb, r, http.StatusOK, backend)
 			return gone, latencies
 		}
