@@ -362,8 +362,10 @@ func TestPluginHangs(t *testing.T) {
 			took := time.Since(start)
 			checkHealth(t, r, http.StatusServiceUnavailable, "fault")
 			t.Logf("GET /health %d with a hung health check: %v, %s", i, took.Round(time.Millisecond), r)
-			if took < time.Second || took > 6*time.Second {
-				t.Errorf("GET /health took %v, want 1 to 6 s (PLUGIN_HEALTH_TIMEOUT=1s)", took)
+			// Bounded by PLUGIN_HEALTH_TIMEOUT (1 s) and the probe it may have joined; it can
+			// take less than 1 s when it joined a probe already under way.
+			if took > 6*time.Second {
+				t.Errorf("GET /health took %v, want at most 6 s (PLUGIN_HEALTH_TIMEOUT=1s)", took)
 			}
 			if pids := harness.PluginChildren(s.Cur().PID()); len(pids) != 1 || pids[0] != pid {
 				t.Errorf("plugin processes %v after their health check hung, want the same one (%d)", pids, pid)
