@@ -347,6 +347,13 @@ func TestFrozenPluginIsKilled(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { syscall.Kill(first, syscall.SIGKILL) })
+	// SIGSTOP takes effect asynchronously: until every thread stopped, the plugin can
+	// still answer.
+	for deadline := time.Now().Add(5 * time.Second); !stopped(first); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("plugin %d not stopped 5 s after SIGSTOP", first)
+		}
+	}
 	put := make(chan error, 1)
 	go func() {
 		_, err := m.Put(context.Background(), "frozen", &zeros{64 << 20}, 64<<20)
@@ -370,6 +377,27 @@ func TestFrozenPluginIsKilled(t *testing.T) {
 	if m.pid(t) == first || m.Restarts() != 1 {
 		t.Fatalf("not restarted: pid %d (was %d), restarts %d", m.pid(t), first, m.Restarts())
 	}
+}
+
+// stopped reports whether every thread of process pid is stopped by a signal (state T in
+// /proc/<pid>/task/<tid>/stat): a group stop reaches the threads one by one.
+func stopped(pid int) bool {
+	stats, err := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/stat", pid))
+	if err != nil || len(stats) == 0 {
+		return false
+	}
+	for _, f := range stats {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return false
+		}
+		// The state follows the command name, which is in parentheses and may hold spaces.
+		i := bytes.LastIndexByte(b, ')')
+		if i < 0 || i+2 >= len(b) || b[i+2] != 'T' {
+			return false
+		}
+	}
+	return true
 }
 
 // Concurrent Health calls share one probe, and a result is reused for HealthCacheTTL as

@@ -44,6 +44,12 @@ type fakeBackend struct {
 	commits      int
 	// partFail, if set, is asked before each part is kept (count counts PutPart calls from 1).
 	partFail func(n, count int) error
+	// partHold, if set, holds every PutPart after it read the part until it is closed; a
+	// PutPart whose ctx ends meanwhile returns at once and still keeps the part once
+	// partHold is closed, as an S3 server finishes an UploadPart whose client went away.
+	// partHeld, if set, receives a value when a PutPart is held.
+	partHold chan struct{}
+	partHeld chan struct{}
 }
 
 func newFake() *fakeBackend { return &fakeBackend{objects: map[string][]byte{}} }

@@ -73,15 +73,34 @@ func (f *fakeBackend) PutPart(ctx context.Context, handle []byte, p sdk.PartInfo
 			return nil, err
 		}
 	}
+	if hold := f.partHold; hold != nil {
+		if f.partHeld != nil {
+			f.partHeld <- struct{}{}
+		}
+		select {
+		case <-hold:
+		case <-ctx.Done():
+			go func() {
+				<-hold
+				f.keepPart(handle, p.Number, buf.Bytes())
+			}()
+			return nil, ctx.Err()
+		}
+	}
+	return f.keepPart(handle, p.Number, buf.Bytes())
+}
+
+// keepPart stores part n of the unfinished object handle and returns its receipt.
+func (f *fakeBackend) keepPart(handle []byte, n int, b []byte) ([]byte, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	o, ok := f.unfinished[string(handle)]
 	if !ok {
 		return nil, fmt.Errorf("%w: fake handle %s", sdk.ErrNotFound, handle)
 	}
-	o.parts[p.Number] = buf.Bytes()
-	o.version[p.Number]++
-	return []byte(fmt.Sprintf("%d:%d", p.Number, o.version[p.Number])), nil
+	o.parts[n] = b
+	o.version[n]++
+	return []byte(fmt.Sprintf("%d:%d", n, o.version[n])), nil
 }
 
 func (f *fakeBackend) CommitObject(ctx context.Context, handle []byte, receipts [][]byte, sum []byte) (sdk.Object, error) {

@@ -65,14 +65,13 @@ type pump struct {
 }
 
 type pumpPart struct {
-	size     int64
-	version  int64
-	sha      []byte  // nil while pending
-	crc      *uint32 // CRC-32C of the staged copy; nil: check it by its SHA-256
-	receipt  []byte
-	staged   bool // the staged copy exists (only meaningful while not removed by us)
-	busy     bool
-	cancelFn context.CancelFunc
+	size    int64
+	version int64
+	sha     []byte  // nil while pending
+	crc     *uint32 // CRC-32C of the staged copy; nil: check it by its SHA-256
+	receipt []byte
+	staged  bool // the staged copy exists (only meaningful while not removed by us)
+	busy    bool // a delivery of the part is under way (of this version or an older one)
 }
 
 // pumpFor returns the running pump of upload id, starting one.
@@ -298,10 +297,11 @@ func (p *pump) refresh() error {
 		if n < len(p.parts) {
 			old := p.parts[n]
 			np := partState(pt, staged)
-			np.busy, np.cancelFn = old.busy, old.cancelFn
-			if old.busy && old.version != np.version && old.cancelFn != nil {
-				old.cancelFn() // delivering a version that was replaced
-			}
+			// A delivery of a replaced version runs to its end and its receipt is then
+			// void; the new version is delivered after it. Cancelling it would not stop a
+			// backend that already has the whole part (an S3 server finishes an UploadPart
+			// whose client went away), and its bytes could land after the new version's.
+			np.busy = old.busy
 			p.parts[n] = np
 		}
 		p.notifyLocked()
@@ -458,8 +458,7 @@ func (p *pump) begin() {
 
 func (p *pump) startDeliveryLocked(tasks *sync.WaitGroup, n int, tee bool) {
 	pt := &p.parts[n]
-	ctx, cancel := context.WithCancel(p.ctx)
-	pt.busy, pt.cancelFn = true, cancel
+	pt.busy = true
 	if tee {
 		p.hashing = true
 	}
@@ -470,10 +469,7 @@ func (p *pump) startDeliveryLocked(tasks *sync.WaitGroup, n int, tee bool) {
 	}
 	p.busy++
 	tasks.Add(1)
-	go p.task(tasks, func() {
-		defer cancel()
-		p.deliver(ctx, job)
-	})
+	go p.task(tasks, func() { p.deliver(p.ctx, job) })
 }
 
 type deliveryJob struct {
@@ -491,7 +487,7 @@ type deliveryJob struct {
 func (p *pump) deliver(ctx context.Context, job deliveryJob) {
 	defer func() {
 		p.mu.Lock()
-		p.parts[job.n].busy, p.parts[job.n].cancelFn = false, nil
+		p.parts[job.n].busy = false
 		if job.tee {
 			p.hashing = false
 		}
@@ -527,9 +523,6 @@ func (p *pump) deliver(ctx context.Context, job deliveryJob) {
 	}
 	receipt, err := p.s.backend.PutPart(ctx, job.handle, sdk.PartInfo{Number: job.n, Size: job.size, SHA256: job.sha}, r)
 	if err != nil {
-		if ctx.Err() != nil && p.ctx.Err() == nil {
-			return // a newer version of the part replaced this one
-		}
 		p.deliveryFailed(job, err)
 		return
 	}

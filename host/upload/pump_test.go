@@ -152,6 +152,46 @@ func TestPartwiseReplaceBeforeHashed(t *testing.T) {
 	}
 }
 
+// A part replaced while its older version is being delivered: the older delivery is not
+// cancelled but runs to its end, and the newer one is delivered after it. A backend may
+// keep a part whose sender went away (an S3 server finishes an UploadPart it received
+// whole), so a cancelled older delivery could land after the newer one and void its
+// receipt.
+func TestPartwiseReplacedWhileDelivering(t *testing.T) {
+	e := newPartsEnv(t)
+	hold, held := make(chan struct{}), make(chan struct{}, 4)
+	e.backend.partHold, e.backend.partHeld = hold, held
+	content := data(testChunk, 7)
+	c := e.init(t, "a.bin", len(content))
+	if _, err := e.put(t, c, content, 0); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-held:
+	case <-time.After(20 * time.Second):
+		t.Fatal("the first version's delivery did not start")
+	}
+	newer := bytes.Clone(content)
+	newer[1] ^= 0x55
+	if _, err := e.put(t, c, newer, 0); err != nil {
+		t.Fatalf("replacing part 0: %v", err)
+	}
+	// The newer version's delivery must wait for the older one.
+	select {
+	case <-held:
+		t.Fatal("the newer version was sent to the backend while the older one still was")
+	case <-time.After(200 * time.Millisecond):
+	}
+	close(hold)
+	u, err := e.svc.Complete(context.Background(), c.Upload.ID)
+	if err != nil || u.Status != host.StatusComplete {
+		t.Fatalf("complete: %+v %v", u, err)
+	}
+	if got, _ := e.backend.object(c.Upload.Key()); !bytes.Equal(got, newer) {
+		t.Fatal("the object is not the newer version")
+	}
+}
+
 func TestPartwiseTransientFailuresRetry(t *testing.T) {
 	e := newPartsEnv(t)
 	var mu sync.Mutex

@@ -61,15 +61,25 @@ func freeze(tb testing.TB, pid int) time.Time {
 	return time.Now()
 }
 
-// stopped reports whether process pid is stopped by a signal (state T in /proc/<pid>/stat).
+// stopped reports whether every thread of process pid is stopped by a signal (state T in
+// /proc/<pid>/task/<tid>/stat): a group stop reaches the threads one by one.
 func stopped(pid int) bool {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
+	stats, err := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/stat", pid))
+	if err != nil || len(stats) == 0 {
 		return false
 	}
-	// The state follows the command name, which is in parentheses and may hold spaces.
-	i := bytes.LastIndexByte(b, ')')
-	return i >= 0 && i+2 < len(b) && b[i+2] == 'T'
+	for _, f := range stats {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return false
+		}
+		// The state follows the command name, which is in parentheses and may hold spaces.
+		i := bytes.LastIndexByte(b, ')')
+		if i < 0 || i+2 >= len(b) || b[i+2] != 'T' {
+			return false
+		}
+	}
+	return true
 }
 
 // watchFrozen polls /health while pid is frozen, until it is gone and /health answers 200
