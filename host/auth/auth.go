@@ -61,6 +61,9 @@ func NewTokens(secret string) *Tokens {
 		jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg()}),
 		jwt.WithExpirationRequired(),
 		jwt.WithTimeFunc(func() time.Time { return t.now() }),
+		// One spelling per token: base64url with non-zero trailing bits (the last
+		// character of a segment changed without changing the bytes) is refused.
+		jwt.WithStrictDecoding(),
 	)
 	return t
 }
