@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/chunked-uploader/chunked-uploader/sdk"
+	"github.com/chunked-uploader/chunked-uploader/sdk/storagetest/plugintest"
 )
 
 // pluginBin is the real local storage plugin and faultBin the fault-injection plugin
@@ -349,7 +350,7 @@ func TestFrozenPluginIsKilled(t *testing.T) {
 	t.Cleanup(func() { syscall.Kill(first, syscall.SIGKILL) })
 	// SIGSTOP takes effect asynchronously: until every thread stopped, the plugin can
 	// still answer.
-	for deadline := time.Now().Add(5 * time.Second); !stopped(first); time.Sleep(time.Millisecond) {
+	for deadline := time.Now().Add(5 * time.Second); !plugintest.Stopped(first); time.Sleep(time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatalf("plugin %d not stopped 5 s after SIGSTOP", first)
 		}
@@ -377,27 +378,6 @@ func TestFrozenPluginIsKilled(t *testing.T) {
 	if m.pid(t) == first || m.Restarts() != 1 {
 		t.Fatalf("not restarted: pid %d (was %d), restarts %d", m.pid(t), first, m.Restarts())
 	}
-}
-
-// stopped reports whether every thread of process pid is stopped by a signal (state T in
-// /proc/<pid>/task/<tid>/stat): a group stop reaches the threads one by one.
-func stopped(pid int) bool {
-	stats, err := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/stat", pid))
-	if err != nil || len(stats) == 0 {
-		return false
-	}
-	for _, f := range stats {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			return false
-		}
-		// The state follows the command name, which is in parentheses and may hold spaces.
-		i := bytes.LastIndexByte(b, ')')
-		if i < 0 || i+2 >= len(b) || b[i+2] != 'T' {
-			return false
-		}
-	}
-	return true
 }
 
 // Concurrent Health calls share one probe, and a result is reused for HealthCacheTTL as

@@ -1,12 +1,10 @@
 package reliability
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
 	"net/http"
-	"os"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -14,6 +12,7 @@ import (
 	"time"
 
 	"github.com/chunked-uploader/chunked-uploader/cmd/internal/harness"
+	"github.com/chunked-uploader/chunked-uploader/sdk/storagetest/plugintest"
 )
 
 // healthBound is how long a GET /health may take in these tests at most: far above the
@@ -53,33 +52,12 @@ func freeze(tb testing.TB, pid int) time.Time {
 	}
 	tb.Cleanup(func() { harness.KillPlugin(pid) })
 	// SIGSTOP takes effect asynchronously: wait until the process is stopped (state T).
-	for deadline := time.Now().Add(5 * time.Second); !stopped(pid); time.Sleep(time.Millisecond) {
+	for deadline := time.Now().Add(5 * time.Second); !plugintest.Stopped(pid); time.Sleep(time.Millisecond) {
 		if time.Now().After(deadline) {
 			tb.Fatalf("process %d not stopped 5 s after SIGSTOP", pid)
 		}
 	}
 	return time.Now()
-}
-
-// stopped reports whether every thread of process pid is stopped by a signal (state T in
-// /proc/<pid>/task/<tid>/stat): a group stop reaches the threads one by one.
-func stopped(pid int) bool {
-	stats, err := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/stat", pid))
-	if err != nil || len(stats) == 0 {
-		return false
-	}
-	for _, f := range stats {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			return false
-		}
-		// The state follows the command name, which is in parentheses and may hold spaces.
-		i := bytes.LastIndexByte(b, ')')
-		if i < 0 || i+2 >= len(b) || b[i+2] != 'T' {
-			return false
-		}
-	}
-	return true
 }
 
 // watchFrozen polls /health while pid is frozen, until it is gone and /health answers 200

@@ -5,7 +5,10 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os/exec"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/chunked-uploader/chunked-uploader/sdk"
 	"github.com/chunked-uploader/chunked-uploader/sdk/storagetest/plugintest"
@@ -79,4 +82,38 @@ func TestRunConfigCases(t *testing.T) {
 		}},
 		"Bad": {In: sdk.Config{}, Bad: true},
 	})
+}
+
+func TestStopped(t *testing.T) {
+	cmd := exec.Command("sleep", "60")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { cmd.Process.Kill(); cmd.Wait() }()
+	pid := cmd.Process.Pid
+	if plugintest.Stopped(pid) {
+		t.Fatal("a running process reads as stopped")
+	}
+	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for !plugintest.Stopped(pid) {
+		if time.Now().After(deadline) {
+			t.Fatal("not stopped 5 s after SIGSTOP")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	syscall.Kill(pid, syscall.SIGCONT)
+	for plugintest.Stopped(pid) {
+		if time.Now().After(deadline.Add(5 * time.Second)) {
+			t.Fatal("still stopped after SIGCONT")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	cmd.Process.Kill()
+	cmd.Wait()
+	if plugintest.Stopped(pid) {
+		t.Error("a process that is gone reads as stopped")
+	}
 }
