@@ -2,6 +2,7 @@ package s3store
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"errors"
 	"io"
@@ -142,6 +143,36 @@ func TestHoldbackReader(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestHoldbackReaderCancelled: a context that ended by the time the source reported io.EOF
+// (as the host's cancelled stream does at its very end) keeps the last byte back.
+func TestHoldbackReaderCancelled(t *testing.T) {
+	data := plugintest.Pattern(100_000)
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	hr := &holdbackReader{ctx: ctx, r: &cancelAtEOF{r: bytes.NewReader(data), cancel: cancel}, left: int64(len(data))}
+	got, err := io.ReadAll(hr)
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("ReadAll: got %v, want context.Canceled", err)
+	}
+	if len(got) >= len(data) {
+		t.Errorf("handed out %d of %d bytes after the context ended: the body would be complete", len(got), len(data))
+	}
+}
+
+// cancelAtEOF reads r and calls cancel when r reports io.EOF.
+type cancelAtEOF struct {
+	r      io.Reader
+	cancel context.CancelFunc
+}
+
+func (c *cancelAtEOF) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	if err == io.EOF {
+		c.cancel()
+	}
+	return n, err
 }
 
 // TestPartLimitsAnnounced: the plugin announces S3's limits when configured.

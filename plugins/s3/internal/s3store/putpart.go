@@ -85,7 +85,7 @@ func (s *Store) uploadPart(ctx context.Context, h *handle, p sdk.PartInfo, r io.
 	if len(p.SHA256) != sha256.Size {
 		return nil, fmt.Errorf("%w: part sha256 of %d bytes", sdk.ErrDigestMismatch, len(p.SHA256))
 	}
-	body := &holdbackReader{r: r, left: p.Size}
+	body := &holdbackReader{ctx: ctx, r: r, left: p.Size}
 	in := &s3.UploadPartInput{
 		Bucket:        aws.String(s.cfg.Bucket),
 		Key:           aws.String(h.key),
@@ -172,10 +172,13 @@ func (s *Store) tombstone(ctx context.Context, h *handle, n int) error {
 
 // holdbackReader hands out the left bytes of r but keeps the last one back until r has
 // reported io.EOF (the sdk's part reader does so only once the bytes proved to be the
-// part's), so that the request body is never complete before the part is. Its first error
-// stays, and close stops it for good; both are safe while a Read is running.
+// part's), so that the request body is never complete before the part is. Nor is it when
+// ctx (if set) ended by then: an S3 server that has the whole body finishes the UploadPart
+// even after its client gave up, and a cancelled PutPart must leave the part absent. Its
+// first error stays, and close stops it for good; both are safe while a Read is running.
 type holdbackReader struct {
 	mu     sync.Mutex
+	ctx    context.Context
 	r      io.Reader
 	left   int64 // bytes not handed out yet
 	last   [1]byte
@@ -223,6 +226,10 @@ func (b *holdbackReader) Read(p []byte) (int, error) {
 	if err := sdk.ExpectEOF(b.r); err != nil {
 		b.err = err
 		return 0, err
+	}
+	if b.ctx != nil && b.ctx.Err() != nil {
+		b.err = b.ctx.Err()
+		return 0, b.err
 	}
 	b.left = 0
 	p[0] = b.last[0]
