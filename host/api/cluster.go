@@ -36,34 +36,39 @@ type cluster struct {
 // cannot be undone.
 func (s *Server) Drain() { s.cluster.draining.Store(true) }
 
-// owned serves h only if the upload of the path's id is this node's: an id that names
-// another node answers 421 wrong_node. Without a node name everything is served as by a
-// single server.
+// owned serves h only if the upload of the path's id is this node's (see serves).
 func (s *Server) owned(h httprouter.Handle) httprouter.Handle {
 	return func(w http.ResponseWriter, r *http.Request, ps httprouter.Params) {
-		id := ps.ByName("id")
-		owner, ok := node.Owner(id)
-		if s.cluster.name == "" || !ok || owner == s.cluster.name {
+		if s.serves(w, r, ps.ByName("id")) {
 			h(w, r, ps)
-			return
 		}
-		// A random id (made before NODE_ID was set) names a node by chance about once in
-		// 110,000: such an upload is served where it is.
-		if _, err := s.svc.Status(r.Context(), id, false); err == nil {
-			h(w, r, ps)
-			return
-		}
-		if r.ContentLength != 0 {
-			w.Header().Set("Connection", "close") // the body is not read
-		}
-		s.log.Warn("request for an upload of another node: check the load balancer's routing",
-			"request_id", requestID(r), "method", r.Method, "path", r.URL.Path, "owner", owner)
-		writeJSON(w, http.StatusMisdirectedRequest, wire.ErrorBody{
-			Error: "upload " + id + " belongs to node " + owner + ", and this is node " + s.cluster.name +
-				": every request about an upload must go to the node named in its file_id (see docs/deploy.md, Scaling out)",
-			Code: string(host.CodeWrongNode), Status: http.StatusMisdirectedRequest, OwnerNode: owner, Node: s.cluster.name,
-		})
 	}
+}
+
+// serves reports whether this node serves upload id; if not, it has answered 421
+// wrong_node with the owner's name. Without a node name every upload is served, as by a
+// single server.
+func (s *Server) serves(w http.ResponseWriter, r *http.Request, id string) bool {
+	owner, ok := node.Owner(id)
+	if s.cluster.name == "" || !ok || owner == s.cluster.name {
+		return true
+	}
+	// A random id (made before NODE_ID was set) names a node by chance about once in
+	// 110,000: such an upload is served where it is.
+	if _, err := s.svc.Status(r.Context(), id, false); err == nil {
+		return true
+	}
+	if r.ContentLength != 0 {
+		w.Header().Set("Connection", "close") // the body is not read
+	}
+	s.log.Warn("request for an upload of another node: check the load balancer's routing",
+		"request_id", requestID(r), "method", r.Method, "path", r.URL.Path, "owner", owner)
+	writeJSON(w, http.StatusMisdirectedRequest, wire.ErrorBody{
+		Error: "upload " + id + " belongs to node " + owner + ", and this is node " + s.cluster.name +
+			": every request about an upload must go to the node named in its file_id (see docs/deploy.md, Scaling out)",
+		Code: string(host.CodeWrongNode), Status: http.StatusMisdirectedRequest, OwnerNode: owner, Node: s.cluster.name,
+	})
+	return false
 }
 
 // accepting serves h (init) unless the node is draining or, on a node, its backend is

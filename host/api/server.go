@@ -95,7 +95,7 @@ func New(svc *upload.Service, key *auth.APIKey, tokens *auth.Tokens, log hclog.L
 	r.DELETE("/upload/:id", s.owned(s.withAPIKey(s.handleCancel)))
 	r.GET("/health", s.handleHealth)
 	if s.tus != nil {
-		s.tus.Register(r, tus.Hooks{WriteError: s.writeError, Accepting: s.accepting})
+		s.tus.Register(r, tus.Hooks{WriteError: s.writeError, Accepting: s.accepting, Serves: s.serves})
 	}
 	if s.metrics != nil {
 		r.Handler(http.MethodGet, "/metrics", s.metrics.Handler())

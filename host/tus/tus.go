@@ -81,6 +81,9 @@ type Hooks struct {
 	WriteError func(http.ResponseWriter, *http.Request, error)
 	// Accepting wraps the creation of uploads (refused while the server drains).
 	Accepting func(httprouter.Handle) httprouter.Handle
+	// Serves, if set, reports whether this server serves upload id; when it does not, it
+	// has answered (a node behind a balancer: 421 wrong_node for another node's upload).
+	Serves func(w http.ResponseWriter, r *http.Request, id string) bool
 }
 
 // Handler serves the tus endpoint.
@@ -159,6 +162,9 @@ func (h *Handler) withUpload(next uploadHandle) httprouter.Handle {
 		id, ok := h.loc.verify(ps.ByName("upload"))
 		if !ok {
 			h.error(w, r, host.Errorf(host.CodeUploadNotFound, "no such upload: use the Location answered at creation"))
+			return
+		}
+		if h.hooks.Serves != nil && !h.hooks.Serves(w, r, id) {
 			return
 		}
 		v, err := h.svc.Status(r.Context(), id, false)

@@ -96,7 +96,7 @@ func startCluster(t *testing.T, kind string, svc services.S3) *cluster {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	b, err := lb.StartBalancer(repoRoot, kind, dir, ports[len(nodeNames)], order, "--check-interval", checkInterval)
+	b, err := lb.StartBalancer(repoRoot, kind, dir, ports[len(nodeNames)], order, "--check-interval", checkInterval, "--chunk-mb", "1")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -135,6 +135,7 @@ func TestCluster(t *testing.T) {
 			}{
 				{"SpreadCLI", func(t *testing.T) { cli = c.spreadCLI(t) }},
 				{"SpreadSDK", func(t *testing.T) { c.spreadSDK(t, nodeJS, sdk) }},
+				{"Tus", c.tusUploads},
 				{"Metrics", c.metrics},
 				{"WrongNode", func(t *testing.T) { c.wrongNode(t, cli) }},
 				{"KillNode", c.killNode},
