@@ -28,7 +28,7 @@ func (c *cluster) tusUploads(t *testing.T) {
 	for i := range 6 {
 		data := randomData(3*mib+700*i+1, uint64(300+i))
 		name := fmt.Sprintf("tus/%s/%d.bin", c.kind, i)
-		created := mustSend(t, http.MethodPost, c.url()+"/files/", tusHeader(map[string]string{
+		created := mustSend(t, http.MethodPost, c.url()+"/files/", harness.TusHeaders(map[string]string{
 			"X-API-Key":       testAPIKey,
 			"Upload-Length":   strconv.Itoa(len(data)),
 			"Upload-Metadata": "filename " + base64.StdEncoding.EncodeToString([]byte(name)),
@@ -42,7 +42,7 @@ func (c *cluster) tusUploads(t *testing.T) {
 
 		first := 512 << 10
 		c.tusPatch(t, loc, 0, data[:first], http.StatusNoContent)
-		head := mustSend(t, http.MethodHead, c.url()+loc, tusHeader(nil), nil)
+		head := mustSend(t, http.MethodHead, c.url()+loc, harness.TusHeaders(nil), nil)
 		if head.status != http.StatusOK || head.header.Get("Upload-Offset") != strconv.Itoa(first) {
 			t.Fatalf("HEAD %s through %s: %v (Upload-Offset %q), want 200 at %d", loc, c.kind, head, head.header.Get("Upload-Offset"), first)
 		}
@@ -75,11 +75,11 @@ func (c *cluster) tusUploads(t *testing.T) {
 		if name == owner(t, lastID) {
 			continue
 		}
-		a := mustSend(t, http.MethodHead, n.URL()+last, tusHeader(nil), nil)
+		a := mustSend(t, http.MethodHead, n.URL()+last, harness.TusHeaders(nil), nil)
 		if a.status != http.StatusMisdirectedRequest {
 			t.Errorf("HEAD %s straight to node %s (the upload is node %s's): %v, want 421", last, name, owner(t, lastID), a)
 		}
-		a = mustSend(t, http.MethodPatch, n.URL()+last, tusHeader(map[string]string{
+		a = mustSend(t, http.MethodPatch, n.URL()+last, harness.TusHeaders(map[string]string{
 			"Upload-Offset": "0", "Content-Type": "application/offset+octet-stream"}), []byte("x"))
 		if a.status != http.StatusMisdirectedRequest || a.field("code") != "wrong_node" {
 			t.Errorf("PATCH %s straight to node %s: %v, want 421 wrong_node", last, name, a)
@@ -114,19 +114,11 @@ func (c *cluster) tusUploads(t *testing.T) {
 // and, on success, the new offset.
 func (c *cluster) tusPatch(t *testing.T, loc string, offset int64, b []byte, want int) {
 	t.Helper()
-	a := mustSend(t, http.MethodPatch, c.url()+loc, tusHeader(map[string]string{
+	a := mustSend(t, http.MethodPatch, c.url()+loc, harness.TusHeaders(map[string]string{
 		"Upload-Offset": strconv.FormatInt(offset, 10), "Content-Type": "application/offset+octet-stream"}), b)
 	end := strconv.FormatInt(offset+int64(len(b)), 10)
 	if a.status != want || (want == http.StatusNoContent && a.header.Get("Upload-Offset") != end) {
 		t.Fatalf("PATCH %s at %d (%d bytes) through %s: %v (Upload-Offset %q), want %d at %s",
 			loc, offset, len(b), c.kind, a, a.header.Get("Upload-Offset"), want, end)
 	}
-}
-
-func tusHeader(more map[string]string) map[string]string {
-	h := map[string]string{"Tus-Resumable": "1.0.0"}
-	for k, v := range more {
-		h[k] = v
-	}
-	return h
 }

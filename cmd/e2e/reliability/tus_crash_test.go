@@ -12,19 +12,10 @@ import (
 	"github.com/chunked-uploader/chunked-uploader/cmd/internal/harness"
 )
 
-// tusHeaders are the headers of a tus request, with more added.
-func tusHeaders(more map[string]string) map[string]string {
-	h := map[string]string{"Tus-Resumable": "1.0.0"}
-	for k, v := range more {
-		h[k] = v
-	}
-	return h
-}
-
 // tusOffset sends HEAD to the tus URL loc and returns its Upload-Offset.
 func tusOffset(tb testing.TB, s *server, loc string) int64 {
 	tb.Helper()
-	r := s.Do(tb, http.MethodHead, loc, nil, tusHeaders(nil))
+	r := s.Do(tb, http.MethodHead, loc, nil, harness.TusHeaders(nil))
 	if r.Status != http.StatusOK {
 		tb.Fatalf("HEAD %s: %v", loc, r)
 	}
@@ -45,7 +36,7 @@ func TestHostKilledMidPatch(t *testing.T) {
 	t.Parallel()
 	s := startServer(t, "local", nil) // 1 MiB parts
 	data := harness.RandomBytes(6*mib+300_000, 9)
-	r := s.Do(t, http.MethodPost, "/files/", nil, tusHeaders(map[string]string{
+	r := s.Do(t, http.MethodPost, "/files/", nil, harness.TusHeaders(map[string]string{
 		"X-API-Key":       harness.APIKey,
 		"Upload-Length":   strconv.Itoa(len(data)),
 		"Upload-Metadata": "filename " + base64.StdEncoding.EncodeToString([]byte("crash/tus.bin")),
@@ -58,7 +49,7 @@ func TestHostKilledMidPatch(t *testing.T) {
 
 	// 3.5 MiB of the body: parts 0 to 2 whole, half of part 3 in its partial file.
 	sent := 3*mib + mib/2
-	c := s.OpenRaw(t, http.MethodPatch, loc, tusHeaders(map[string]string{
+	c := s.OpenRaw(t, http.MethodPatch, loc, harness.TusHeaders(map[string]string{
 		"Upload-Offset": "0", "Content-Type": "application/offset+octet-stream"}), int64(len(data)))
 	defer c.Close()
 	if err := c.Write(data[:sent]); err != nil {
@@ -82,7 +73,7 @@ func TestHostKilledMidPatch(t *testing.T) {
 	}
 	t.Logf("HEAD after the restart: %d", after)
 	if after > 0 {
-		stale := s.Do(t, http.MethodPatch, loc, strings.NewReader("x"), tusHeaders(map[string]string{
+		stale := s.Do(t, http.MethodPatch, loc, strings.NewReader("x"), harness.TusHeaders(map[string]string{
 			"Upload-Offset": "0", "Content-Type": "application/offset+octet-stream"}))
 		if stale.Status != http.StatusConflict || stale.Header.Get("Upload-Offset") != strconv.FormatInt(after, 10) {
 			t.Errorf("PATCH at offset 0 after the restart: got %v (Upload-Offset %q), want 409 with %d",
@@ -90,7 +81,7 @@ func TestHostKilledMidPatch(t *testing.T) {
 		}
 	}
 
-	rest := s.Do(t, http.MethodPatch, loc, strings.NewReader(string(data[after:])), tusHeaders(map[string]string{
+	rest := s.Do(t, http.MethodPatch, loc, strings.NewReader(string(data[after:])), harness.TusHeaders(map[string]string{
 		"Upload-Offset": strconv.FormatInt(after, 10), "Content-Type": "application/offset+octet-stream"}))
 	if rest.Status != http.StatusNoContent || rest.Header.Get("Upload-Offset") != strconv.Itoa(len(data)) {
 		t.Fatalf("PATCH of the rest from %d: got %v (Upload-Offset %q), want 204 at %d", after, rest, rest.Header.Get("Upload-Offset"), len(data))

@@ -463,3 +463,12 @@ func (h *Host) Raw(tb testing.TB, rq RawRequest) Response {
 	}
 	return r
 }
+
+// TusHeaders returns the headers of a tus 1.0.0 request (Tus-Resumable) with more added.
+func TusHeaders(more map[string]string) map[string]string {
+	h := map[string]string{"Tus-Resumable": "1.0.0"}
+	for k, v := range more {
+		h[k] = v
+	}
+	return h
+}
