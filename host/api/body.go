@@ -6,10 +6,12 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strings"
 	"sync/atomic"
 	"time"
 
 	"github.com/chunked-uploader/chunked-uploader/host"
+	"github.com/chunked-uploader/chunked-uploader/host/tus"
 )
 
 // DefaultBodyIdleTimeout is how long a request body may send nothing before its connection
@@ -75,8 +77,12 @@ func (s *Server) bodyError(r *http.Request, err error) error {
 		return err // the deadline was a newer write of the part cutting this one
 	}
 	if b, ok := r.Body.(*idleBody); ok && err != nil && b.timedOut.Load() {
+		kept := "nothing was stored"
+		if strings.HasPrefix(r.URL.Path, tus.Path) {
+			kept = "the bytes received before are kept: HEAD for the offset, then resume" // docs/tus.md
+		}
 		return host.Wrap(err, host.CodeBodyTimeout,
-			"no bytes of the request body arrived for "+b.idle.String()+"; the connection is closed and nothing was stored")
+			"no bytes of the request body arrived for "+b.idle.String()+"; the connection is closed and "+kept)
 	}
 	return err
 }

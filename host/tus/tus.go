@@ -97,6 +97,8 @@ type Handler struct {
 
 	mu     sync.Mutex
 	states map[string]*state
+
+	finishing sync.Map // upload ids being finished in the background (finishLater)
 }
 
 // New returns the tus handler for svc.
@@ -248,6 +250,12 @@ func (h *Handler) handleHead(w http.ResponseWriter, r *http.Request, u *host.Upl
 	if err != nil {
 		h.error(w, r, err)
 		return
+	}
+	if off == u.TotalSize && !done(u) {
+		// Every byte is here but the upload was not completed (its client went away after
+		// the last byte, or the server stopped then). tus clients that resume take this
+		// HEAD as success and send nothing more, so the server completes it itself.
+		h.finishLater(u.ID)
 	}
 	h.setUploadHeaders(w, u)
 	w.Header().Set("Upload-Offset", strconv.FormatInt(off, 10))
@@ -456,6 +464,11 @@ func (h *Handler) write(w http.ResponseWriter, r *http.Request, u *host.Upload, 
 	}
 	stream.DoneReading()
 	cur = offset(u, st.base, st.length)
+	if err != nil && cur == u.TotalSize {
+		// Every byte arrived, then the request failed (a body past Upload-Length, a client
+		// gone after its last byte): the upload is completed all the same.
+		defer h.finishLater(u.ID)
+	}
 	if err != nil {
 		if !errors.Is(err, errTakenOver) && !errors.As(err, new(*host.Error)) && !errors.As(err, new(*protoError)) {
 			h.log.Debug("PATCH body broke off; the bytes received are kept", "upload_id", u.ID, "offset", cur, "error", err)
@@ -467,6 +480,8 @@ func (h *Handler) write(w http.ResponseWriter, r *http.Request, u *host.Upload, 
 		}
 		return 0, err
 	}
+	// The body is all here: what is left does not depend on the client staying.
+	ctx = context.WithoutCancel(ctx)
 	if err := h.carve(ctx, u, st, recorded); err != nil {
 		return 0, err
 	}
@@ -474,6 +489,65 @@ func (h *Handler) write(w http.ResponseWriter, r *http.Request, u *host.Upload, 
 		return cur, nil
 	}
 	return h.complete(ctx, u)
+}
+
+// finishLater finishes upload id in the background (see finish), once at a time per upload.
+func (h *Handler) finishLater(id string) {
+	if _, busy := h.finishing.LoadOrStore(id, true); busy {
+		return
+	}
+	go func() {
+		defer h.finishing.Delete(id)
+		ctx, cancel := context.WithTimeout(context.Background(), finishTimeout)
+		defer cancel()
+		if err := h.finish(ctx, id); err != nil {
+			h.log.Warn("completing a tus upload that has all its bytes failed; an empty PATCH at its end, or the next HEAD, tries again",
+				"upload_id", id, "error", err)
+		}
+	}()
+}
+
+// finishTimeout bounds a background finish.
+const finishTimeout = 10 * time.Minute
+
+// finish completes upload id if it has all its bytes and is not completed yet, as an empty
+// PATCH at its end would: it hands the parts the partial file still holds to the upload
+// service, then completes the upload. It needs no client.
+func (h *Handler) finish(ctx context.Context, id string) error {
+	stream, err := h.svc.AdmitStream(ctx, id, func() {})
+	if err != nil {
+		return err
+	}
+	defer stream.Release()
+	v, err := h.svc.Status(ctx, id, false)
+	if err != nil {
+		return err
+	}
+	u := v.Upload
+	if done(u) {
+		return nil
+	}
+	st := h.state(u.ID)
+	st.mu.Lock()
+	recorded, err := h.loadLocked(ctx, u, st)
+	st.active = err == nil
+	st.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	defer func() {
+		st.mu.Lock()
+		st.active = false
+		st.mu.Unlock()
+	}()
+	if err := h.carve(ctx, u, st, recorded); err != nil {
+		return err
+	}
+	if base, length := st.get(); offset(u, base, length) < u.TotalSize {
+		return nil
+	}
+	_, err = h.complete(ctx, u)
+	return err
 }
 
 // complete completes u, which has all its bytes.
@@ -526,7 +600,8 @@ func (h *Handler) receive(ctx context.Context, u *host.Upload, st *state, b *bod
 			}
 			f.Close()
 			f = nil
-			if err := h.carve(ctx, u, st, base); err != nil {
+			// The part is on disk: handing it on does not depend on the client staying.
+			if err := h.carve(context.WithoutCancel(ctx), u, st, base); err != nil {
 				return err
 			}
 			base, length = st.get()

@@ -7,11 +7,15 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
+	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -64,6 +68,13 @@ func (b *sums) only(t *testing.T) string {
 
 func newServer(t *testing.T) (*httptest.Server, *sums) {
 	t.Helper()
+	ts, backend, _ := newServerSvc(t)
+	return ts, backend
+}
+
+// newServerSvc is newServer that also returns the upload service.
+func newServerSvc(t *testing.T) (*httptest.Server, *sums, *upload.Service) {
+	t.Helper()
 	dir := t.TempDir()
 	db, err := sqlite.Open(context.Background(), filepath.Join(dir, "db"))
 	if err != nil {
@@ -86,7 +97,7 @@ func newServer(t *testing.T) (*httptest.Server, *sums) {
 	h := tus.New(svc, tus.Options{Secret: secret, MaxSize: 100 * chunk, APIKey: key})
 	ts := httptest.NewServer(api.New(svc, key, tokens, hclog.NewNullLogger(), api.WithTus(h)))
 	t.Cleanup(func() { ts.Close(); svc.Close(); db.Close() })
-	return ts, backend
+	return ts, backend, svc
 }
 
 func do(t *testing.T, method, url string, body io.Reader, hdr map[string]string) *http.Response {
@@ -302,6 +313,104 @@ func TestConcurrentPatchTakesOver(t *testing.T) {
 		t.Fatalf("resuming PATCH: %d", r.StatusCode)
 	}
 	if got := backend.only(t); got != sum {
+		t.Fatalf("delivered sha256 %s, want %s", got, sum)
+	}
+}
+
+// waitDelivered waits until the backend holds one object and returns its SHA-256.
+func waitDelivered(t *testing.T, backend *sums) string {
+	t.Helper()
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		backend.mu.Lock()
+		n := len(backend.got)
+		backend.mu.Unlock()
+		if n > 0 {
+			return backend.only(t)
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the upload was not delivered within 20 s")
+		}
+	}
+}
+
+// A client that goes away right after its last byte (it closes its side of the
+// connection): the upload is completed all the same (tus clients that resume see Upload-Offset = Upload-Length and send nothing more).
+func TestClientGoneAfterLastByte(t *testing.T) {
+	ts, backend := newServer(t)
+	data, sum := random(t, 2*chunk+1000)
+	url := create(t, ts, len(data))
+	conn, err := net.Dial("tcp", strings.TrimPrefix(ts.URL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := strings.TrimPrefix(url, ts.URL)
+	fmt.Fprintf(conn, "PATCH %s HTTP/1.1\r\nHost: x\r\nTus-Resumable: 1.0.0\r\nUpload-Offset: 0\r\n"+
+		"Content-Type: application/offset+octet-stream\r\nContent-Length: %d\r\n\r\n", path, len(data))
+	if _, err := conn.Write(data); err != nil {
+		t.Fatal(err)
+	}
+	// Gone without reading the answer: once the server has read the body it sees the end of
+	// the connection, which cancels the request's context.
+	conn.(*net.TCPConn).CloseWrite()
+	defer conn.Close()
+	if got := waitDelivered(t, backend); got != sum {
+		t.Fatalf("delivered sha256 %s, want %s", got, sum)
+	}
+}
+
+// A chunked body that goes past Upload-Length is read up to the length and refused with
+// 413; the upload, which then has all its bytes, is completed without another request.
+func TestBodyPastLengthCompletes(t *testing.T) {
+	ts, backend := newServer(t)
+	data, sum := random(t, chunk+500)
+	url := create(t, ts, len(data))
+	req, err := http.NewRequest("PATCH", url, io.MultiReader(bytes.NewReader(data), bytes.NewReader(make([]byte, 4096))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.ContentLength = -1 // chunked
+	req.Header.Set("Tus-Resumable", "1.0.0")
+	req.Header.Set("Upload-Offset", "0")
+	req.Header.Set("Content-Type", "application/offset+octet-stream")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusRequestEntityTooLarge {
+		t.Fatalf("PATCH past Upload-Length: %d, want 413", resp.StatusCode)
+	}
+	if got := waitDelivered(t, backend); got != sum {
+		t.Fatalf("delivered sha256 %s, want %s", got, sum)
+	}
+	if off := headOffset(t, url); off != len(data) {
+		t.Fatalf("HEAD after completion: offset %d, want %d", off, len(data))
+	}
+}
+
+// A HEAD that finds every byte of an upload that was not completed (here the last byte is
+// in the partial file without a request having completed it, as after a crash) completes
+// it: tus clients that resume take Upload-Offset = Upload-Length as success.
+func TestHeadCompletesAFullUpload(t *testing.T) {
+	ts, backend, svc := newServerSvc(t)
+	data, sum := random(t, 1000)
+	url := create(t, ts, len(data))
+	if resp := patch(t, url, 0, data[:999], nil); resp.StatusCode != http.StatusNoContent {
+		t.Fatalf("PATCH of 999 bytes: %d", resp.StatusCode)
+	}
+	id, _, _ := strings.Cut(strings.TrimPrefix(url, ts.URL+tus.Path), ".")
+	f, err := os.OpenFile(filepath.Join(svc.StagingDir(id), "tus-000000.partial"), os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Write(data[999:]); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	if off := headOffset(t, url); off != len(data) {
+		t.Fatalf("HEAD: offset %d, want %d", off, len(data))
+	}
+	if got := waitDelivered(t, backend); got != sum {
 		t.Fatalf("delivered sha256 %s, want %s", got, sum)
 	}
 }
