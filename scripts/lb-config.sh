@@ -220,27 +220,32 @@ EOF
 	cat <<EOF
     default_backend any_node
 
-# New uploads: round robin over the healthy nodes. Init's small body is buffered so that it
-# can be sent to the next node when one refuses the connection or answers 503 (draining,
-# storage backend down).
+# New uploads: round robin over the healthy nodes (GET /health answers 200). Init's small body
+# is buffered so that it can be sent to the next node when one refuses the connection or
+# answers 503 (draining, storage backend down).
 backend any_node
     balance roundrobin
     option http-buffer-request
     retry-on conn-failure empty-response 503
     option redispatch 1
+    option httpchk
+    http-check send meth GET uri /health ver HTTP/1.1 hdr Host chunked-uploader
+    http-check expect status 200
 EOF
 	for i in "${!names[@]}"; do
 		takes_new "${names[i]}" || continue
-		echo "    server ${names[i]} ${addrs[i]} track node_${names[i]}/${names[i]}"
+		echo "    server ${names[i]} ${addrs[i]} check"
 	done
 	for i in "${!names[@]}"; do
 		cat <<EOF
 
 # The uploads of node ${names[i]}: only that node can serve them. While it is down they get 503.
+# A node that answers /health with 503 (draining, or its storage backend down) still serves
+# its uploads: it is down only when it does not answer.
 backend node_${names[i]}
     option httpchk
     http-check send meth GET uri /health ver HTTP/1.1 hdr Host chunked-uploader
-    http-check expect status 200
+    http-check expect rstatus ^(200|503)\$
     http-error status 503 content-type application/json string '$(json_error 503 node_unavailable "node ${names[i]}, which holds this upload, is unavailable; retry later")' hdr Retry-After 5
     server ${names[i]} ${addrs[i]} check
 EOF
@@ -332,6 +337,14 @@ server {
     location /files/ {
         client_max_body_size 0;
         proxy_pass http://\$cu_upstream;
+    }
+
+    # tus creation, as init: to the next node when one refuses it. A creation without a body
+    # (tus clients' default) is retried; one that carries data is streamed, and cannot be.
+    location = /files/ {
+        client_max_body_size 0;
+        proxy_next_upstream error timeout http_502 http_503 non_idempotent;
+        proxy_pass http://cu_any;
     }
 
     location @cu_too_large {

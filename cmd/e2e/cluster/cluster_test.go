@@ -443,10 +443,11 @@ func (c *cluster) waitStatus(t *testing.T, id string, want int, since time.Time)
 	return 0
 }
 
-// watchServerState starts watching HAProxy's state of node name's server, from since; the
-// returned func waits until the state starts with prefix (and is not a transition such as
-// "UP 1/2") and returns how long that took. For nginx, which has no such state, it returns -1.
-func (c *cluster) watchServerState(t *testing.T, name, prefix string, since time.Time) func() time.Duration {
+// watchServerState starts watching HAProxy's state of node name's server in backend, from
+// since; the returned func waits until the state starts with prefix (and is not a
+// transition such as "UP 1/2") and returns how long that took. For nginx, which has no
+// such state, it returns -1.
+func (c *cluster) watchServerState(t *testing.T, backend, name, prefix string, since time.Time) func() time.Duration {
 	t.Helper()
 	if c.kind != lb.HAProxy {
 		return func() time.Duration { return -1 }
@@ -460,7 +461,7 @@ func (c *cluster) watchServerState(t *testing.T, name, prefix string, since time
 		deadline := time.Now().Add(waitTimeout)
 		var last string
 		for time.Now().Before(deadline) {
-			st, err := c.lb.ServerState(name)
+			st, err := c.lb.ServerState(backend, name)
 			if err != nil {
 				done <- result{err: err}
 				return
@@ -472,7 +473,7 @@ func (c *cluster) watchServerState(t *testing.T, name, prefix string, since time
 			last = st
 			time.Sleep(10 * time.Millisecond)
 		}
-		done <- result{err: fmt.Errorf("HAProxy shows node %s %q after %v, want %s", name, last, waitTimeout, prefix)}
+		done <- result{err: fmt.Errorf("HAProxy shows %s/%s %q after %v, want %s", backend, name, last, waitTimeout, prefix)}
 	}()
 	return func() time.Duration {
 		t.Helper()
@@ -554,7 +555,7 @@ func (c *cluster) killNode(t *testing.T) {
 	if err := b.Kill(); err != nil {
 		t.Fatal(err)
 	}
-	markedDown := c.watchServerState(t, "b", "DOWN", killed)
+	markedDown := c.watchServerState(t, "node_b", "b", "DOWN", killed)
 	t.Logf("node b killed with part 2 of %s in flight; that request got: %s", ub.FileID, inflight.abort())
 
 	toFirst503 := c.waitStatus(t, ub.FileID, http.StatusServiceUnavailable, killed)
@@ -610,7 +611,8 @@ func (c *cluster) termNode(t *testing.T) {
 	if err := n.Term(); err != nil {
 		t.Fatal(err)
 	}
-	markedDown := c.watchServerState(t, "c", "DOWN", termed)
+	// Out of the rotation for new uploads; it stays up for its own.
+	markedDown := c.watchServerState(t, "any_node", "c", "DOWN", termed)
 	// Straight to c: /health says draining (the balancer's check fails) ...
 	deadline := time.Now().Add(waitTimeout)
 	for {
@@ -630,6 +632,17 @@ func (c *cluster) termNode(t *testing.T) {
 		t.Errorf("init straight to draining node c: %v, want 503 node_draining", a)
 	}
 	during := c.initsAvoid(t, 6, "c")
+	// While c drains, even once the balancer sends it no new uploads, requests about its own
+	// uploads reach it.
+	downAfter := markedDown()
+	if a := mustSend(t, http.MethodGet, c.url()+"/upload/"+uc.FileID+"/status", key(), nil); time.Since(termed) < drainTimeout-time.Second {
+		if a.status != http.StatusOK {
+			t.Errorf("status of c's upload through %s while c drains (%v after SIGTERM; out of the rotation for new uploads after %v): %v, want 200",
+				c.kind, time.Since(termed).Round(time.Millisecond), since(downAfter), a)
+		}
+	} else {
+		t.Logf("the drain was nearly over (%v after SIGTERM) before c's upload could be checked through %s", time.Since(termed), c.kind)
+	}
 
 	a, err := inflight.finish()
 	if err != nil || a.status != http.StatusOK || a.field("status") != "uploaded" {
@@ -660,7 +673,7 @@ func (c *cluster) termNode(t *testing.T) {
 	mustPutPart(t, c.url(), uc, 3, data)
 	checkDelivered(t, c.s3, c.bucket, uc.FileID, complete(t, c.url(), uc.FileID), data)
 	t.Logf("%s, SIGTERM of node c: marked DOWN after %v, exited after %v; inits while draining %v, once stopped %v; "+
-		"routed again %v after the restart", c.kind, since(markedDown()), stopped.Round(time.Millisecond),
+		"routed again %v after the restart", c.kind, since(downAfter), stopped.Round(time.Millisecond),
 		during, after, backUp.Round(time.Millisecond))
 }
 

@@ -168,7 +168,7 @@ func TestConfigRetire(t *testing.T) {
 		var own []string
 		if kind == lb.HAProxy {
 			pool := text[strings.Index(text, "\nbackend any_node"):strings.Index(text, "\nbackend node_a")]
-			if !strings.Contains(pool, "server a 10.0.0.1:3000 track") || strings.Contains(pool, "server b") {
+			if !strings.Contains(pool, "server a 10.0.0.1:3000 check") || strings.Contains(pool, "server b") {
 				t.Errorf("haproxy any_node with b retired:\n%s", pool)
 			}
 			own = []string{"use_backend node_b if { var(txn.node) -m str 000000000062 }", "server b 10.0.0.2:3000 check"}

@@ -196,10 +196,10 @@ func (b *Balancer) Log() string {
 	return out.String()
 }
 
-// ServerState is HAProxy's state of node name's server in its own backend, as the runtime
-// API's "show stat" reports it: "UP", "DOWN", "UP 1/2" (going down), "DOWN 1/2" (going up),
-// "MAINT", ...
-func (b *Balancer) ServerState(name string) (string, error) {
+// ServerState is HAProxy's state of node name's server in backend (node_<name>, the
+// node's own uploads, or any_node, new uploads), as the runtime API's "show stat" reports
+// it: "UP", "DOWN", "UP 1/2" (going down), "DOWN 1/2" (going up), "MAINT", ...
+func (b *Balancer) ServerState(backend, name string) (string, error) {
 	if b.AdminSocket == "" {
 		return "", errors.New(b.Kind + " has no runtime API")
 	}
@@ -230,9 +230,9 @@ func (b *Balancer) ServerState(name string) (string, error) {
 	for {
 		rec, err := r.Read()
 		if err != nil {
-			return "", fmt.Errorf("show stat: no server node_%s/%s: %v", name, name, err)
+			return "", fmt.Errorf("show stat: no server %s/%s: %v", backend, name, err)
 		}
-		if len(rec) > col && strings.TrimPrefix(rec[0], "# ") == "node_"+name && rec[1] == name {
+		if len(rec) > col && strings.TrimPrefix(rec[0], "# ") == backend && rec[1] == name {
 			return rec[col], nil
 		}
 	}
