@@ -317,7 +317,11 @@ server {
     proxy_set_header Host \$host;
     proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
     proxy_next_upstream off;
-    # nginx's own errors (a body over the limit, node unreachable, no node left) as the API's JSON.
+    # tus Upload-Metadata may be up to 16 KiB, as the node takes it.
+    large_client_header_buffers 4 32k;
+    # nginx's own errors (a request it cannot parse, a body over the limit, node unreachable, no
+    # node left) as the API's JSON.
+    error_page 400 494 = @cu_bad_request;
     error_page 413 = @cu_too_large;
     error_page 502 503 504 = @cu_unavailable;
 
@@ -345,6 +349,11 @@ server {
         client_max_body_size 0;
         proxy_next_upstream error timeout http_502 http_503 non_idempotent;
         proxy_pass http://cu_any;
+    }
+
+    location @cu_bad_request {
+        default_type application/json;
+        return 400 '$(json_error 400 bad_request "the request is not valid HTTP (the balancer refused it)")';
     }
 
     location @cu_too_large {

@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -13,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chunked-uploader/chunked-uploader/cmd/e2e/internal/lb"
 	"github.com/chunked-uploader/chunked-uploader/cmd/internal/harness"
 )
 
@@ -87,27 +89,53 @@ func (c *cluster) tusUploads(t *testing.T) {
 		break
 	}
 
+	// Upload-Metadata of 12 KB passes the balancer (the node takes up to 16 KiB).
+	long := mustSend(t, http.MethodPost, c.url()+"/files/", harness.TusHeaders(map[string]string{
+		"X-API-Key": testAPIKey, "Upload-Length": "10",
+		"Upload-Metadata": "filename " + base64.StdEncoding.EncodeToString([]byte("tus/long.bin")) +
+			",note " + base64.StdEncoding.EncodeToString(bytes.Repeat([]byte("n"), 9000)),
+	}), nil)
+	if long.status != http.StatusCreated {
+		t.Errorf("tus create with 12 KB of Upload-Metadata through %s: %v, want 201", c.kind, long)
+	}
+	// A request nginx cannot parse gets the API's JSON, not nginx's page. (HAProxy answers
+	// its own parse errors with its built-in page: its http-error rules do not reach them.)
+	if status, body := c.raw(t, "GET /health HTTP/1.1\r\nHost: cluster\r\nBad Header: x\r\n\r\n"); status != http.StatusBadRequest ||
+		(c.kind == lb.Nginx && !json.Valid(body)) {
+		t.Errorf("a header name with a space through %s: %d %s, want 400 (with a JSON body from nginx)", c.kind, status, body)
+	}
+
 	// The balancer answers before the body: send only the head, then read the answer.
 	up := initUpload(t, c.url(), "tus/"+c.kind+"/big-part.bin", 3*mib)
+	status, body := c.raw(t, fmt.Sprintf("PUT /upload/%s/part/0 HTTP/1.1\r\nHost: cluster\r\nAuthorization: Bearer %s\r\nContent-Length: %d\r\n\r\n",
+		up.FileID, up.Parts[0].Token, 3*mib))
+	var e struct{ Code string }
+	if status != http.StatusRequestEntityTooLarge || json.Unmarshal(body, &e) != nil || e.Code != "request_too_large" {
+		t.Errorf("a part PUT of 3 MiB through %s (limit 2 MiB): %d %s, want 413 request_too_large", c.kind, status, body)
+	}
+	mustSend(t, http.MethodDelete, c.url()+"/upload/"+up.FileID, key(), nil)
+}
+
+// raw writes head (a request written by hand, with no body) to the balancer and returns
+// the status and body of its answer.
+func (c *cluster) raw(t *testing.T, head string) (int, []byte) {
+	t.Helper()
 	conn, err := net.DialTimeout("tcp", strings.TrimPrefix(c.url(), "http://"), 5*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer conn.Close()
 	conn.SetDeadline(time.Now().Add(30 * time.Second))
-	fmt.Fprintf(conn, "PUT /upload/%s/part/0 HTTP/1.1\r\nHost: cluster\r\nAuthorization: Bearer %s\r\nContent-Length: %d\r\n\r\n",
-		up.FileID, up.Parts[0].Token, 3*mib)
+	if _, err := io.WriteString(conn, head); err != nil {
+		t.Fatal(err)
+	}
 	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
 	if err != nil {
-		t.Fatalf("a part PUT of 3 MiB through %s: reading the answer: %v", c.kind, err)
+		t.Fatalf("%q through %s: reading the answer: %v", strings.SplitN(head, "\r\n", 2)[0], c.kind, err)
 	}
+	defer resp.Body.Close()
 	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	var e struct{ Code string }
-	if resp.StatusCode != http.StatusRequestEntityTooLarge || json.Unmarshal(body, &e) != nil || e.Code != "request_too_large" {
-		t.Errorf("a part PUT of 3 MiB through %s (limit 2 MiB): %d %s, want 413 request_too_large", c.kind, resp.StatusCode, body)
-	}
-	mustSend(t, http.MethodDelete, c.url()+"/upload/"+up.FileID, key(), nil)
+	return resp.StatusCode, body
 }
 
 // tusPatch sends b at offset to the tus URL loc through the balancer and asserts the status
