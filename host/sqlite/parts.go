@@ -327,13 +327,3 @@ func (db *DB) MarkPartPending(ctx context.Context, id string, n int, version int
 	}
 	return true, tx.Commit()
 }
-
-// DeliveredParts counts the parts of id the backend holds.
-func (db *DB) DeliveredParts(ctx context.Context, id string) (int, error) {
-	var n int
-	if err := db.r.QueryRowContext(ctx, `SELECT COUNT(*) FROM upload_parts WHERE upload_id = ? AND receipt IS NOT NULL`,
-		id).Scan(&n); err != nil {
-		return 0, fmt.Errorf("count delivered parts of %s: %w", id, err)
-	}
-	return n, nil
-}

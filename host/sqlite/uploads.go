@@ -85,7 +85,56 @@ func (db *DB) Upload(ctx context.Context, id string) (*host.Upload, error) {
 
 // Parts returns the parts of upload id in order.
 func (db *DB) Parts(ctx context.Context, id string) ([]host.Part, error) {
-	rows, err := db.r.QueryContext(ctx, `SELECT part_number, size, status, checksum_sha256, uploaded_at,
+	return readParts(ctx, db.r, id)
+}
+
+// View is an upload with its parts, read at one point in time.
+type View struct {
+	Upload *host.Upload
+	Parts  []host.Part // nil unless asked for
+	// DeliveredParts counts the parts whose receipt is recorded (the backend holds them).
+	DeliveredParts int
+}
+
+// View reads upload id, and its parts if withParts, in one read transaction: the upload's
+// bytes_delivered and the parts' receipts, which are written together, agree.
+func (db *DB) View(ctx context.Context, id string, withParts bool) (*View, error) {
+	tx, err := db.r.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return nil, fmt.Errorf("read upload %s: %w", id, err)
+	}
+	defer tx.Rollback()
+	u, err := scanUpload(tx.QueryRowContext(ctx, `SELECT `+uploadColumns+` FROM uploads WHERE id = ?`, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, host.ErrNoRecord
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read upload %s: %w", id, err)
+	}
+	v := &View{Upload: u}
+	if withParts {
+		if v.Parts, err = readParts(ctx, tx, id); err != nil {
+			return nil, err
+		}
+		for _, p := range v.Parts {
+			if p.Delivered() {
+				v.DeliveredParts++
+			}
+		}
+	} else if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM upload_parts WHERE upload_id = ? AND receipt IS NOT NULL`,
+		id).Scan(&v.DeliveredParts); err != nil {
+		return nil, fmt.Errorf("count delivered parts of %s: %w", id, err)
+	}
+	return v, nil
+}
+
+// querier is a *sql.DB or a *sql.Tx.
+type querier interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+}
+
+func readParts(ctx context.Context, q querier, id string) ([]host.Part, error) {
+	rows, err := q.QueryContext(ctx, `SELECT part_number, size, status, checksum_sha256, uploaded_at,
 		version, receipt, hash_after, note, crc32c
 		FROM upload_parts WHERE upload_id = ? ORDER BY part_number`, id)
 	if err != nil {

@@ -14,33 +14,23 @@ type View struct {
 	DeliveredParts int
 }
 
-// Status returns the upload, with live delivery progress, and its parts if withParts.
+// Status returns the upload, with live delivery progress, and its parts if withParts. The
+// upload and its parts are read at one point in time, so their delivery figures agree.
 func (s *Service) Status(ctx context.Context, id string, withParts bool) (*View, error) {
-	u, err := s.upload(ctx, id)
+	dv, err := s.db.View(ctx, id, withParts)
+	if err == host.ErrNoRecord {
+		return nil, host.Errorf(host.CodeUploadNotFound, "upload %s not found", safeID(id))
+	}
 	if err != nil {
 		return nil, err
 	}
+	u := dv.Upload
 	if u.Status == host.StatusFinalizing && u.DeliveryMode == host.DeliverWhole {
 		if j := s.job(id); j != nil {
 			u.BytesDelivered = j.delivered.Load()
 		}
 	}
-	v := &View{Upload: u}
-	if withParts {
-		if v.Parts, err = s.db.Parts(ctx, id); err != nil {
-			return nil, err
-		}
-		for _, p := range v.Parts {
-			if p.Delivered() {
-				v.DeliveredParts++
-			}
-		}
-	} else if u.DeliveryMode == host.DeliverParts {
-		if v.DeliveredParts, err = s.db.DeliveredParts(ctx, id); err != nil {
-			return nil, err
-		}
-	}
-	return v, nil
+	return &View{Upload: u, Parts: dv.Parts, DeliveredParts: dv.DeliveredParts}, nil
 }
 
 // Cancel removes a pending, failed or expired upload with its staged parts. A delivered
