@@ -50,14 +50,15 @@ func (s *Service) admit(ctx context.Context, id string, n int, interrupt func())
 		}
 		old, busy := w.byPart[key]
 		if !busy {
-			if w.total >= s.opt.MaxPartWrites {
+			// The counts go into the messages as read under the lock.
+			if total := w.total; total >= s.opt.MaxPartWrites {
 				w.mu.Unlock()
-				return nil, nil, host.Errorf(host.CodeTooManyRequests, "the server is receiving %d parts already; retry in a moment", w.total)
+				return nil, nil, host.Errorf(host.CodeTooManyRequests, "the server is receiving %d parts already; retry in a moment", total)
 			}
-			if w.perUpload[id] >= s.opt.MaxPartWritesPerUpload {
+			if mine := w.perUpload[id]; mine >= s.opt.MaxPartWritesPerUpload {
 				w.mu.Unlock()
 				return nil, nil, host.Errorf(host.CodeTooManyRequests, "upload %s has %d parts being received already; retry in a moment",
-					id, w.perUpload[id])
+					id, mine)
 			}
 			me := &writer{interrupt: interrupt, done: make(chan struct{})}
 			me.reading.Store(true)
