@@ -432,19 +432,11 @@ func (h *Handler) write(w http.ResponseWriter, r *http.Request, u *host.Upload, 
 		}
 		return h.complete(ctx, u)
 	}
-	st := h.state(u.ID)
-	st.mu.Lock()
-	recorded, err := h.loadLocked(ctx, u, st)
-	st.active = err == nil
-	st.mu.Unlock()
+	st, recorded, inactive, err := h.activate(ctx, u)
 	if err != nil {
 		return 0, err
 	}
-	defer func() {
-		st.mu.Lock()
-		st.active = false
-		st.mu.Unlock()
-	}()
+	defer inactive()
 	// Whole parts a previous PATCH left in the file (the service was busy, or a crash).
 	if err := h.carve(ctx, u, st, recorded); err != nil {
 		return 0, err
@@ -491,6 +483,25 @@ func (h *Handler) write(w http.ResponseWriter, r *http.Request, u *host.Upload, 
 	return h.complete(ctx, u)
 }
 
+// activate loads u's tus state from disk (see loadLocked) for the writer that holds u's
+// stream and marks it active, so that HEAD answers from it; it returns the state, the
+// first part not recorded, and the func that ends the activation.
+func (h *Handler) activate(ctx context.Context, u *host.Upload) (*state, int, func(), error) {
+	st := h.state(u.ID)
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	recorded, err := h.loadLocked(ctx, u, st)
+	if err != nil {
+		return nil, 0, nil, err
+	}
+	st.active = true
+	return st, recorded, func() {
+		st.mu.Lock()
+		st.active = false
+		st.mu.Unlock()
+	}, nil
+}
+
 // finishLater finishes upload id in the background (see finish), once at a time per upload.
 func (h *Handler) finishLater(id string) {
 	if _, busy := h.finishing.LoadOrStore(id, true); busy {
@@ -527,19 +538,11 @@ func (h *Handler) finish(ctx context.Context, id string) error {
 	if done(u) {
 		return nil
 	}
-	st := h.state(u.ID)
-	st.mu.Lock()
-	recorded, err := h.loadLocked(ctx, u, st)
-	st.active = err == nil
-	st.mu.Unlock()
+	st, recorded, inactive, err := h.activate(ctx, u)
 	if err != nil {
 		return err
 	}
-	defer func() {
-		st.mu.Lock()
-		st.active = false
-		st.mu.Unlock()
-	}()
+	defer inactive()
 	if err := h.carve(ctx, u, st, recorded); err != nil {
 		return err
 	}
