@@ -40,7 +40,16 @@ func (b *bench) ingest() error {
 	if err := b.ingestOne(disk, tmpfs, skipped); err != nil {
 		return fmt.Errorf("one part: %w", err)
 	}
-	if err := b.ingestStream(disk); err != nil {
+	var elsewhere *server
+	if tmpfs != nil {
+		// Staging on the disk, the backend's files on the tmpfs: a destination on another
+		// device, as a NAS or an S3 server is.
+		if elsewhere, err = b.start("ingest-dest-tmpfs", map[string]string{
+			"LOCAL_STORAGE_PATH": filepath.Join(b.dir, "tmpfs", "uploads")}); err != nil {
+			return err
+		}
+	}
+	if err := b.ingestStream(disk, elsewhere, skipped); err != nil {
 		return fmt.Errorf("stream of parts: %w", err)
 	}
 	if err := b.ingestParallel(disk, tmpfs, skipped); err != nil {
@@ -60,7 +69,7 @@ func (b *bench) tmpfsServer() (s *server, skipped string, err error) {
 	if err := os.MkdirAll(mnt, 0o700); err != nil {
 		return nil, "", err
 	}
-	out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=512m,mode=0700", "chunked-uploader-bench", mnt).CombinedOutput()
+	out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=1600m,mode=0700", "chunked-uploader-bench", mnt).CombinedOutput()
 	if err != nil {
 		return nil, fmt.Sprintf("skipped: mounting a tmpfs needs root (%s)", strings.TrimSpace(string(out))), nil
 	}
@@ -155,8 +164,8 @@ func (u *upload) done() error {
 }
 
 // putTrial times the PUT of parts (all at once when parallel, else in order) of a fresh
-// upload of size bytes on s.
-func (b *bench) putTrial(s *server, size int64, parallelParts int, check func(*upload) error) trial {
+// upload of size bytes on s. With cpu set, it appends the CPU used while the parts went.
+func (b *bench) putTrial(s *server, size int64, parallelParts int, check func(*upload) error, cpu *[]cpuUse) trial {
 	return func() (time.Duration, error) {
 		u, err := b.newUpload(s, size)
 		if err != nil {
@@ -165,6 +174,7 @@ func (b *bench) putTrial(s *server, size int64, parallelParts int, check func(*u
 		if _, err := b.partOf(u.size - int64(u.up.TotalParts-1)*u.up.ChunkSize); err != nil {
 			return 0, err
 		}
+		before := s.cpuNow()
 		d, err := timed(func() error {
 			if parallelParts > 1 {
 				return parallel(u.up.TotalParts, parallelParts, func(n int) error { return u.put(b, n) })
@@ -176,6 +186,9 @@ func (b *bench) putTrial(s *server, size int64, parallelParts int, check func(*u
 			}
 			return nil
 		})
+		if cpu != nil {
+			*cpu = append(*cpu, s.cpuNow().sub(before))
+		}
 		if err == nil && check != nil {
 			err = check(u)
 		}
@@ -287,9 +300,9 @@ func repeat(s string, n int) []string {
 
 // ingestOne: one 50 MiB part PUT vs dd of the part, and the same PUT with staging on tmpfs.
 func (b *bench) ingestOne(disk, tmpfs *server, skipped string) error {
-	trials := []trial{b.putTrial(disk, partSize, 1, nil), b.ddTrial([]string{b.partFile}, 1)}
+	trials := []trial{b.putTrial(disk, partSize, 1, nil, nil), b.ddTrial([]string{b.partFile}, 1)}
 	if tmpfs != nil {
-		trials = append(trials, b.putTrial(tmpfs, partSize, 1, nil))
+		trials = append(trials, b.putTrial(tmpfs, partSize, 1, nil, nil))
 	}
 	secs, err := alternate(b.rounds, trials...)
 	if err != nil {
@@ -311,7 +324,7 @@ func (b *bench) ingestOne(disk, tmpfs *server, skipped string) error {
 
 // ingestStream: one stream of parts for 1 GiB vs dd of each part in sequence. It also
 // reports how much of the staged parts the page cache holds right after the last part.
-func (b *bench) ingestStream(disk *server) error {
+func (b *bench) ingestStream(disk, elsewhere *server, skipped string) error {
 	files := repeat(b.partFile, streamSize/partSize)
 	if tail := streamSize % partSize; tail > 0 {
 		tailFile, err := b.partOf(int64(tail))
@@ -340,15 +353,32 @@ func (b *bench) ingestStream(disk *server) error {
 		return err
 	}
 	rounds := max(3, b.rounds/3)
-	secs, err := alternate(rounds, b.putTrial(disk, streamSize, 1, check), b.ddTrial(files, 1), b.ddDeliverTrial(files))
+	var diskCPU, elsewhereCPU []cpuUse
+	trials := []trial{b.putTrial(disk, streamSize, 1, check, &diskCPU), b.ddTrial(files, 1), b.ddDeliverTrial(files)}
+	if elsewhere != nil {
+		trials = append(trials, b.putTrial(elsewhere, streamSize, 1, nil, &elsewhereCPU))
+	}
+	secs, err := alternate(rounds, trials...)
 	if err != nil {
 		return err
+	}
+	name := fmt.Sprintf("ingest, one stream of %d parts (1 GiB), delivered to another device", len(files))
+	if elsewhere == nil {
+		b.add(result{Name: name, Note: skipped})
+	} else {
+		b.addRatio(name, streamSize, secs[3], secs[1], fmt.Sprintf("%d dd conv=fdatasync of the same parts in sequence", len(files)), ingestTarget,
+			"; staging on the disk, the local backend's files on a tmpfs (as a NAS or an S3 server is another device): delivery costs CPU, not this disk")
 	}
 	b.addRatio(fmt.Sprintf("ingest, one stream of %d parts (1 GiB)", len(files)), streamSize, secs[0], secs[1],
 		fmt.Sprintf("%d dd conv=fdatasync of the same parts in sequence", len(files)), ingestTarget,
 		"; the host also delivers each part to the local backend on the same disk while the next arrives (a second write and a read of every byte), which the baseline does not")
 	b.addRatio(fmt.Sprintf("ingest, one stream of %d parts (1 GiB), against the same disk work", len(files)), streamSize, secs[0], secs[2],
 		"dd of each part as above, while dd copies the part before it (iflag=direct oflag=direct conv=fdatasync) into one file at its offset, as delivery does", 0, "")
+	shaSecs := b.sha256Seconds()
+	b.addCPU("ingest, CPU of the stream", streamSize, diskCPU, median(secs[1]), shaSecs)
+	if elsewhere != nil {
+		b.addCPU("ingest, CPU of the stream delivered to another device", streamSize, elsewhereCPU, median(secs[1]), shaSecs)
+	}
 	if cached >= 0 {
 		b.add(result{Name: "staged parts in the page cache after the stream", Value: mib(cached), Unit: "MiB",
 			Note: fmt.Sprintf("of the %.0f MiB still staged right after the last part (mincore; delivered parts are removed)", mib(stagedBytes))})
@@ -359,10 +389,10 @@ func (b *bench) ingestStream(disk *server) error {
 // ingestParallel: 4 parts PUT at once vs 4 dd at once, and the same PUTs with staging on
 // tmpfs.
 func (b *bench) ingestParallel(disk, tmpfs *server, skipped string) error {
-	trials := []trial{b.putTrial(disk, parallelParts*partSize, parallelParts, nil),
+	trials := []trial{b.putTrial(disk, parallelParts*partSize, parallelParts, nil, nil),
 		b.ddTrial(repeat(b.partFile, parallelParts), parallelParts)}
 	if tmpfs != nil {
-		trials = append(trials, b.putTrial(tmpfs, parallelParts*partSize, parallelParts, nil))
+		trials = append(trials, b.putTrial(tmpfs, parallelParts*partSize, parallelParts, nil, nil))
 	}
 	secs, err := alternate(b.rounds, trials...)
 	if err != nil {
@@ -388,7 +418,7 @@ func (b *bench) ingestRSS() error {
 	}
 	idle, _ := s.peakRSS()
 	for range 3 {
-		if _, err := b.putTrial(s, rssParts*partSize, rssParts, nil)(); err != nil {
+		if _, err := b.putTrial(s, rssParts*partSize, rssParts, nil, nil)(); err != nil {
 			return err
 		}
 	}
