@@ -29,6 +29,13 @@ func CopyExact(w io.Writer, r io.Reader, size int64) ([]byte, error) {
 		}
 		return sr.sum, nil // the stream reader checked the size and the digest
 	}
+	if sr, ok := r.(*stagedReader); ok {
+		n, err := sr.writeTo(w)
+		if err != nil {
+			return nil, fmt.Errorf("copy after %d bytes: %w", n, err)
+		}
+		return sr.sum, nil // the staged reader checked the size and the CRC-32C
+	}
 	h := sha256.New()
 	dst := io.MultiWriter(w, h)
 	buf := make([]byte, CopyBufferSize)

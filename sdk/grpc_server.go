@@ -23,9 +23,12 @@ type grpcServer struct {
 	factory  Factory
 	validate func(Config) error // nil: validate_only checks nothing
 	log      hclog.Logger
+	// stagedReads: the plugin may read staged parts itself (WithStagedReads).
+	stagedReads bool
 
-	mu      sync.RWMutex
-	storage Storage // nil until Configure succeeded
+	mu         sync.RWMutex
+	storage    Storage // nil until Configure succeeded
+	stagingDir string  // the host's staging directory, once its probe was read; "" if none
 }
 
 func (s *grpcServer) current() (Storage, error) {
@@ -56,9 +59,11 @@ func (s *grpcServer) Configure(ctx context.Context, req *storagev1.ConfigureRequ
 		s.log.Error("configure failed", "error", err)
 		return nil, ToStatus(err)
 	}
+	probe, dir := s.readProbe(req.GetStagingProbe())
 	s.mu.Lock()
 	old := s.storage
 	s.storage = st
+	s.stagingDir = dir
 	s.mu.Unlock()
 	if c, ok := old.(Closer); ok && old != nil {
 		if err := c.Close(); err != nil {
@@ -66,7 +71,7 @@ func (s *grpcServer) Configure(ctx context.Context, req *storagev1.ConfigureRequ
 		}
 	}
 	s.log.Info("configured", "settings", cfg.Keys())
-	resp := &storagev1.ConfigureResponse{Name: s.name}
+	resp := &storagev1.ConfigureResponse{Name: s.name, StagingProbe: probe}
 	if ps, ok := st.(PartStorage); ok {
 		l := ps.PartLimits()
 		resp.Parts = &storagev1.PartsSupport{MinPartSize: l.MinPartSize, MaxParts: l.MaxParts}

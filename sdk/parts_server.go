@@ -79,6 +79,9 @@ func (s *grpcServer) PutPart(stream storagev1.StorageService_PutPartServer) erro
 			hdr.GetPartNumber(), hdr.GetSize(), len(hdr.GetSha256())))
 	}
 	p := PartInfo{Number: int(hdr.GetPartNumber()), Size: hdr.GetSize(), SHA256: hdr.GetSha256()}
+	if hdr.GetStagedPath() != "" {
+		return s.putStagedPart(stream, ps, hdr, p)
+	}
 	r := &streamReader{recv: partStream(stream), size: p.Size, want: p.SHA256, hash: sha256.New()}
 	receipt, err := ps.PutPart(stream.Context(), hdr.GetHandle(), p, r)
 	if err == nil && !r.finished {
@@ -93,6 +96,44 @@ func (s *grpcServer) PutPart(stream storagev1.StorageService_PutPartServer) erro
 			err = fmt.Errorf("%w (stream: %w)", err, r.err)
 		}
 		s.log.Debug("put part failed", "part", p.Number, "error", err)
+		return ToStatus(err)
+	}
+	return stream.SendAndClose(&storagev1.PutPartResponse{Receipt: receipt})
+}
+
+// putStagedPart stores a part that the plugin reads from the host's staging file (see
+// WithStagedReads): the stream holds only the PutFinish after the header.
+func (s *grpcServer) putStagedPart(stream storagev1.StorageService_PutPartServer, ps PartStorage, hdr *storagev1.PutPartHeader, p PartInfo) error {
+	msg, err := stream.Recv()
+	if err != nil {
+		return err
+	}
+	if msg.GetFinish() == nil {
+		return ToStatus(fmt.Errorf("%w: a staged part's header must be followed by its finish, not %T", ErrSizeMismatch, msg.GetMsg()))
+	}
+	r, err := s.openStaged(hdr.GetStagedPath(), p.Size, hdr.GetStagedCrc32C(), p.SHA256)
+	if err != nil {
+		s.log.Warn("staged part refused", "part", p.Number, "error", err)
+		// The backend still sees the attempt, as a stream that breaks at once, so that the
+		// part is absent afterwards whichever way it was refused.
+		if _, perr := ps.PutPart(stream.Context(), hdr.GetHandle(), p, failingReader{err}); perr != nil && !errors.Is(perr, err) {
+			err = fmt.Errorf("%w (backend: %w)", err, perr)
+		}
+		return ToStatus(err)
+	}
+	defer r.Close()
+	receipt, err := ps.PutPart(stream.Context(), hdr.GetHandle(), p, r)
+	if err == nil && !r.finished {
+		err = fmt.Errorf("%w: backend returned before the end of the staged part", ErrSizeMismatch)
+	}
+	if err == nil && (len(receipt) == 0 || len(receipt) > MaxReceiptSize) {
+		err = fmt.Errorf("backend returned a receipt of %d bytes (1 to %d allowed)", len(receipt), MaxReceiptSize)
+	}
+	if err != nil {
+		if r.err != nil && !errors.Is(err, r.err) {
+			err = fmt.Errorf("%w (staged part: %w)", err, r.err)
+		}
+		s.log.Debug("put staged part failed", "part", p.Number, "error", err)
 		return ToStatus(err)
 	}
 	return stream.SendAndClose(&storagev1.PutPartResponse{Receipt: receipt})
@@ -141,3 +182,8 @@ func (s *grpcServer) AbortObject(ctx context.Context, req *storagev1.AbortObject
 	}
 	return &storagev1.AbortObjectResponse{}, nil
 }
+
+// failingReader fails every read with err.
+type failingReader struct{ err error }
+
+func (f failingReader) Read([]byte) (int, error) { return 0, f.err }

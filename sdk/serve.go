@@ -48,6 +48,9 @@ type Plugin struct {
 	Factory  Factory
 	Validate func(Config) error // optional: checks settings for ConfigureRequest.validate_only
 	Log      hclog.Logger
+	// StagedReads lets the plugin read staged parts from the host's staging directory
+	// itself, once it proved at Configure that it sees that directory (see WithStagedReads).
+	StagedReads bool
 }
 
 var _ plugin.GRPCPlugin = (*Plugin)(nil)
@@ -61,7 +64,7 @@ func (p *Plugin) GRPCServer(_ *plugin.GRPCBroker, s *grpc.Server) error {
 	if log == nil {
 		log = hclog.NewNullLogger()
 	}
-	storagev1.RegisterStorageServiceServer(s, &grpcServer{name: p.Name, factory: p.Factory, validate: p.Validate, log: log})
+	storagev1.RegisterStorageServiceServer(s, &grpcServer{name: p.Name, factory: p.Factory, validate: p.Validate, log: log, stagedReads: p.StagedReads})
 	return nil
 }
 
@@ -122,7 +125,18 @@ type serveConfig struct {
 	log      hclog.Logger
 	test     *plugin.ServeTestConfig
 	validate func(Config) error
+	staged   bool
 }
+
+// WithStagedReads lets a plugin that runs on the host's machine read each part from the
+// host's staging file instead of receiving its bytes over the socket: it saves the host's
+// read and send and the plugin's receive of every byte, and the plugin checks the file's
+// bytes against their CRC-32C instead of their SHA-256 (the host computed both over the
+// same bytes). The host offers it at Configure with a probe file in its staging directory;
+// a plugin that cannot read that file (another machine, container or user) is sent the
+// bytes as before. A part read this way must be stored within the host's
+// PLUGIN_STALL_TIMEOUT, since the host sees no bytes go by.
+func WithStagedReads() ServeOption { return func(c *serveConfig) { c.staged = true } }
 
 // WithValidator sets how the plugin checks its settings without using them: the host's
 // --check-config asks for this before the server starts. validate must not connect to
@@ -183,7 +197,7 @@ func Serve(name string, factory Factory, opts ...ServeOption) {
 	}
 	plugin.Serve(&plugin.ServeConfig{
 		HandshakeConfig: Handshake,
-		Plugins:         plugin.PluginSet{PluginName: &Plugin{Name: name, Factory: factory, Validate: cfg.validate, Log: cfg.log}},
+		Plugins:         plugin.PluginSet{PluginName: &Plugin{Name: name, Factory: factory, Validate: cfg.validate, Log: cfg.log, StagedReads: cfg.staged}},
 		GRPCServer:      newGRPCServer,
 		Logger:          cfg.log,
 		Test:            cfg.test,

@@ -9,5 +9,5 @@ import (
 )
 
 func main() {
-	sdk.Serve("local", localstore.Open, sdk.WithValidator(localstore.Validate))
+	sdk.Serve("local", localstore.Open, sdk.WithValidator(localstore.Validate), sdk.WithStagedReads())
 }

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"path/filepath"
+	"strings"
 
 	storagev1 "github.com/chunked-uploader/chunked-uploader/proto/storage/v1"
 	"github.com/chunked-uploader/chunked-uploader/sdk"
@@ -47,9 +49,24 @@ func (c *grpcClient) PutPart(ctx context.Context, handle []byte, p sdk.PartInfo,
 		}
 		return nil, fmt.Errorf("put part %d: %w", p.Number, sdk.FromStatus(err))
 	}
-	hdr := &storagev1.PutPartRequest{Msg: &storagev1.PutPartRequest_Header{Header: &storagev1.PutPartHeader{
-		Handle: handle, PartNumber: int64(p.Number), Size: p.Size, Sha256: p.SHA256,
-	}}}
+	h := &storagev1.PutPartHeader{Handle: handle, PartNumber: int64(p.Number), Size: p.Size, Sha256: p.SHA256}
+	hdr := &storagev1.PutPartRequest{Msg: &storagev1.PutPartRequest_Header{Header: h}}
+	fin := &storagev1.PutPartRequest{Msg: &storagev1.PutPartRequest_Finish{Finish: &storagev1.PutFinish{Sha256: p.SHA256}}}
+	if sp, ok := r.(*StagedPart); ok && c.readsStaged(sp.Path) {
+		// The plugin reads the file itself: the header names it, and the finish follows.
+		h.StagedPath, h.StagedCrc32C = sp.Path, sp.CRC32C
+		if err := stream.Send(hdr); err != nil {
+			return fail(err)
+		}
+		if err := stream.Send(fin); err != nil {
+			return fail(err)
+		}
+		resp, err := stream.CloseAndRecv()
+		if err != nil {
+			return nil, fmt.Errorf("put staged part %d: %w", p.Number, sdk.FromStatus(err))
+		}
+		return resp.GetReceipt(), nil
+	}
 	if err := stream.Send(hdr); err != nil {
 		return fail(err)
 	}
@@ -67,7 +84,6 @@ func (c *grpcClient) PutPart(ctx context.Context, handle []byte, p sdk.PartInfo,
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("put part %d: %w", p.Number, err)
 	}
-	fin := &storagev1.PutPartRequest{Msg: &storagev1.PutPartRequest_Finish{Finish: &storagev1.PutFinish{Sha256: p.SHA256}}}
 	if err := stream.Send(fin); err != nil {
 		return fail(err)
 	}
@@ -91,4 +107,28 @@ func (c *grpcClient) AbortObject(ctx context.Context, key string, handle []byte)
 		return fmt.Errorf("abort object %s: %w", key, sdk.FromStatus(err))
 	}
 	return nil
+}
+
+// StagedPart is a reader of a staged part file, for PutPart: a plugin that reads staged
+// parts (PluginInfo.StagedReads) is sent Path instead of the bytes and checks the file
+// against CRC32C; any other plugin is sent the bytes read from Reader, as usual. Path must
+// be a file under the staging directory given to ConfigureWithStaging, holding exactly the
+// part's bytes, and it must not change until PutPart returned (a staged part is replaced
+// by a new file, never rewritten in place).
+type StagedPart struct {
+	io.Reader
+	Path   string
+	CRC32C uint32
+}
+
+// readsStaged tells whether the plugin reads path itself.
+func (c *grpcClient) readsStaged(path string) bool {
+	c.mu.Lock()
+	dir := c.staged
+	c.mu.Unlock()
+	if dir == "" || !filepath.IsAbs(path) || filepath.Clean(path) != path {
+		return false
+	}
+	rel, err := filepath.Rel(dir, path)
+	return err == nil && rel != "." && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator))
 }

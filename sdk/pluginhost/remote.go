@@ -3,11 +3,14 @@ package pluginhost
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"crypto/sha256"
 	"errors"
 	"fmt"
 	"hash"
 	"io"
+	"os"
+	"path/filepath"
 	"sync"
 
 	"github.com/hashicorp/go-plugin"
@@ -27,6 +30,11 @@ type Remote interface {
 	// Configure sends the backend's settings; it must succeed before any other call.
 	// It returns what the plugin said of itself.
 	Configure(ctx context.Context, cfg sdk.Config) (PluginInfo, error)
+	// ConfigureWithStaging is Configure that also offers the plugin staged reads of the
+	// part files under stagingDir (see sdk.WithStagedReads and StagedPart): it writes a
+	// probe file of random bytes there, and PluginInfo.StagedReads tells whether the plugin
+	// read them back. The probe is removed again before it returns.
+	ConfigureWithStaging(ctx context.Context, cfg sdk.Config, stagingDir string) (PluginInfo, error)
 	// Validate asks the plugin to check cfg without using it (see sdk.WithValidator).
 	Validate(ctx context.Context, cfg sdk.Config) error
 	// PutChecked is Put that also refuses to let the object become visible unless the
@@ -64,8 +72,9 @@ func PluginSet() plugin.PluginSet {
 type grpcClient struct {
 	client storagev1.StorageServiceClient
 
-	mu    sync.Mutex
-	parts sdk.PartLimits // from the last Configure
+	mu     sync.Mutex
+	parts  sdk.PartLimits // from the last Configure
+	staged string         // the staging directory the plugin reads parts from; "" if none
 }
 
 var _ Remote = (*grpcClient)(nil)
@@ -79,19 +88,64 @@ type PluginInfo struct {
 	Name string // the name it serves under
 	// Parts is set when the backend stores objects part-wise (PartStorage).
 	Parts *sdk.PartLimits
+	// StagedReads: the plugin reads staged parts itself (ConfigureWithStaging).
+	StagedReads bool
 }
 
 func (c *grpcClient) Configure(ctx context.Context, cfg sdk.Config) (PluginInfo, error) {
-	resp, err := c.client.Configure(ctx, &storagev1.ConfigureRequest{Settings: cfg})
+	return c.configure(ctx, cfg, "", nil)
+}
+
+func (c *grpcClient) ConfigureWithStaging(ctx context.Context, cfg sdk.Config, stagingDir string) (PluginInfo, error) {
+	probe, content, err := writeProbe(stagingDir)
+	if err != nil {
+		return PluginInfo{}, err
+	}
+	defer os.Remove(probe)
+	return c.configure(ctx, cfg, probe, content)
+}
+
+// writeProbe writes a file of random bytes in dir for the plugin to read back.
+func writeProbe(dir string) (path string, content []byte, err error) {
+	dir, err = filepath.Abs(dir)
+	if err != nil {
+		return "", nil, fmt.Errorf("staging probe: %w", err)
+	}
+	content = make([]byte, 32)
+	if _, err := rand.Read(content); err != nil {
+		return "", nil, fmt.Errorf("staging probe: %w", err)
+	}
+	f, err := os.CreateTemp(dir, ".plugin-probe-*")
+	if err != nil {
+		return "", nil, fmt.Errorf("staging probe: %w", err)
+	}
+	_, err = f.Write(content)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(f.Name())
+		return "", nil, fmt.Errorf("staging probe: %w", err)
+	}
+	return f.Name(), content, nil
+}
+
+func (c *grpcClient) configure(ctx context.Context, cfg sdk.Config, probe string, content []byte) (PluginInfo, error) {
+	resp, err := c.client.Configure(ctx, &storagev1.ConfigureRequest{Settings: cfg, StagingProbe: probe})
 	if err != nil {
 		return PluginInfo{}, fmt.Errorf("configure: %w", sdk.FromStatus(err))
 	}
 	info := PluginInfo{Name: resp.GetName()}
+	info.StagedReads = probe != "" && bytes.Equal(resp.GetStagingProbe(), content)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.staged = ""
+	if info.StagedReads {
+		c.staged = filepath.Dir(probe)
+	}
 	if p := resp.GetParts(); p != nil {
 		info.Parts = &sdk.PartLimits{MinPartSize: p.GetMinPartSize(), MaxParts: p.GetMaxParts()}
-		c.mu.Lock()
 		c.parts = *info.Parts
-		c.mu.Unlock()
 	}
 	return info, nil
 }

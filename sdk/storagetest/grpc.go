@@ -49,7 +49,9 @@ type wire struct {
 	remote pluginhost.Remote
 	raw    storagev1.StorageServiceClient
 	info   pluginhost.PluginInfo // what Configure answered, if called
-	stop   func()                // ends the connection and the server, as the plugin's exit would
+	// staging is the staging directory offered at Configure (dialWith), or "".
+	staging string
+	stop    func() // ends the connection and the server, as the plugin's exit would
 	// started counts the calls the server has seen the headers of, finished the calls
 	// whose handler returned.
 	started, finished atomic.Int64
@@ -80,6 +82,13 @@ func (w *wire) settle(t *testing.T) {
 // Put streams.
 func dial(t *testing.T, st sdk.Storage, tamper func(storagev1.StorageService_PutClient) storagev1.StorageService_PutClient, configure bool) *wire {
 	t.Helper()
+	return dialWith(t, st, tamper, configure, false)
+}
+
+// dialWith is dial; with staged, the plugin does staged reads (sdk.WithStagedReads) and,
+// if configure, is configured with a staging directory of its own (wire.staging).
+func dialWith(t *testing.T, st sdk.Storage, tamper func(storagev1.StorageService_PutClient) storagev1.StorageService_PutClient, configure, staged bool) *wire {
+	t.Helper()
 	// t.TempDir can exceed the ~100-byte limit of socket paths; MkdirTemp stays short.
 	dir, err := os.MkdirTemp("", "storagetest")
 	if err != nil {
@@ -109,7 +118,7 @@ func dial(t *testing.T, st sdk.Storage, tamper func(storagev1.StorageService_Put
 		}),
 	})
 	factory := func(context.Context, sdk.Config, sdk.Logger) (sdk.Storage, error) { return st, nil }
-	p := &pluginhost.Plugin{Plugin: sdk.Plugin{Name: "storagetest", Factory: factory}}
+	p := &pluginhost.Plugin{Plugin: sdk.Plugin{Name: "storagetest", Factory: factory, StagedReads: staged}}
 	if err := p.GRPCServer(nil, srv); err != nil {
 		t.Fatal(err)
 	}
@@ -133,7 +142,18 @@ func dial(t *testing.T, st sdk.Storage, tamper func(storagev1.StorageService_Put
 		}
 		w.remote = raw.(pluginhost.Remote)
 	}
-	if configure {
+	switch {
+	case configure && staged:
+		w.staging = filepath.Join(dir, "staging")
+		if err := os.Mkdir(w.staging, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		info, err := w.remote.ConfigureWithStaging(t.Context(), sdk.Config{"STORAGETEST": "1"}, w.staging)
+		if err != nil {
+			t.Fatalf("ConfigureWithStaging: %v", err)
+		}
+		w.info = info
+	case configure:
 		w.info = configureRemote(t, w.remote)
 	}
 	return w

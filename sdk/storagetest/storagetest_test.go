@@ -170,6 +170,7 @@ func TestFileStore(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			t.Run("Direct", func(t *testing.T) { storagetest.Run(t, c.o) })
 			t.Run("GRPC", func(t *testing.T) { storagetest.RunGRPC(t, c.o) })
+			t.Run("Staged", func(t *testing.T) { storagetest.RunStaged(t, c.o) })
 		})
 	}
 }

@@ -39,7 +39,12 @@ type ConfigureRequest struct {
 	Settings map[string]string      `protobuf:"bytes,1,rep,name=settings,proto3" json:"settings,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	// validate_only asks the plugin to check the settings without connecting to anything or
 	// keeping them: the host's --check-config. A plugin that ignores it configures as usual.
-	ValidateOnly  bool `protobuf:"varint,2,opt,name=validate_only,json=validateOnly,proto3" json:"validate_only,omitempty"`
+	ValidateOnly bool `protobuf:"varint,2,opt,name=validate_only,json=validateOnly,proto3" json:"validate_only,omitempty"`
+	// staging_probe is the path of a file in the host's staging directory, written by the
+	// host just before this call. A plugin that reads staged parts itself (see PutPart)
+	// answers with the file's first 64 bytes in ConfigureResponse.staging_probe; the host
+	// then may send it staged paths under that directory. Empty: the host offers none.
+	StagingProbe  string `protobuf:"bytes,3,opt,name=staging_probe,json=stagingProbe,proto3" json:"staging_probe,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -88,12 +93,22 @@ func (x *ConfigureRequest) GetValidateOnly() bool {
 	return false
 }
 
+func (x *ConfigureRequest) GetStagingProbe() string {
+	if x != nil {
+		return x.StagingProbe
+	}
+	return ""
+}
+
 type ConfigureResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// name is the backend's own name for itself, for logs and /health.
 	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
 	// parts is set when the backend supports part-wise storage (BeginObject and the rest).
-	Parts         *PartsSupport `protobuf:"bytes,2,opt,name=parts,proto3" json:"parts,omitempty"`
+	Parts *PartsSupport `protobuf:"bytes,2,opt,name=parts,proto3" json:"parts,omitempty"`
+	// staging_probe is what the plugin read from ConfigureRequest.staging_probe; empty when
+	// it does not read staged parts itself (or could not read the file).
+	StagingProbe  []byte `protobuf:"bytes,3,opt,name=staging_probe,json=stagingProbe,proto3" json:"staging_probe,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -138,6 +153,13 @@ func (x *ConfigureResponse) GetName() string {
 func (x *ConfigureResponse) GetParts() *PartsSupport {
 	if x != nil {
 		return x.Parts
+	}
+	return nil
+}
+
+func (x *ConfigureResponse) GetStagingProbe() []byte {
+	if x != nil {
+		return x.StagingProbe
 	}
 	return nil
 }
@@ -980,7 +1002,14 @@ type PutPartHeader struct {
 	PartNumber int64 `protobuf:"varint,2,opt,name=part_number,json=partNumber,proto3" json:"part_number,omitempty"`
 	Size       int64 `protobuf:"varint,3,opt,name=size,proto3" json:"size,omitempty"`
 	// sha256 of the part, as the host acknowledged it to the client.
-	Sha256        []byte `protobuf:"bytes,4,opt,name=sha256,proto3" json:"sha256,omitempty"`
+	Sha256 []byte `protobuf:"bytes,4,opt,name=sha256,proto3" json:"sha256,omitempty"`
+	// staged_path, when set, is the file under the staging directory that holds exactly
+	// size bytes of the part: no chunks follow, and the plugin reads the file (never writing
+	// or removing it) and checks its bytes against staged_crc32c (CRC-32C, Castagnoli), which
+	// the host computed over the same bytes as sha256. A file that is missing, of another size
+	// or whose bytes do not match fails the call with DATA_LOSS, as mismatched chunks do.
+	StagedPath    string `protobuf:"bytes,5,opt,name=staged_path,json=stagedPath,proto3" json:"staged_path,omitempty"`
+	StagedCrc32C  uint32 `protobuf:"varint,6,opt,name=staged_crc32c,json=stagedCrc32c,proto3" json:"staged_crc32c,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1041,6 +1070,20 @@ func (x *PutPartHeader) GetSha256() []byte {
 		return x.Sha256
 	}
 	return nil
+}
+
+func (x *PutPartHeader) GetStagedPath() string {
+	if x != nil {
+		return x.StagedPath
+	}
+	return ""
+}
+
+func (x *PutPartHeader) GetStagedCrc32C() uint32 {
+	if x != nil {
+		return x.StagedCrc32C
+	}
+	return 0
 }
 
 type PutPartResponse struct {
@@ -1284,16 +1327,18 @@ var File_storage_v1_storage_proto protoreflect.FileDescriptor
 
 const file_storage_v1_storage_proto_rawDesc = "" +
 	"\n" +
-	"\x18storage/v1/storage.proto\x12\x1achunkeduploader.storage.v1\"\xcc\x01\n" +
+	"\x18storage/v1/storage.proto\x12\x1achunkeduploader.storage.v1\"\xf1\x01\n" +
 	"\x10ConfigureRequest\x12V\n" +
 	"\bsettings\x18\x01 \x03(\v2:.chunkeduploader.storage.v1.ConfigureRequest.SettingsEntryR\bsettings\x12#\n" +
-	"\rvalidate_only\x18\x02 \x01(\bR\fvalidateOnly\x1a;\n" +
+	"\rvalidate_only\x18\x02 \x01(\bR\fvalidateOnly\x12#\n" +
+	"\rstaging_probe\x18\x03 \x01(\tR\fstagingProbe\x1a;\n" +
 	"\rSettingsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"g\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x8c\x01\n" +
 	"\x11ConfigureResponse\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12>\n" +
-	"\x05parts\x18\x02 \x01(\v2(.chunkeduploader.storage.v1.PartsSupportR\x05parts\"O\n" +
+	"\x05parts\x18\x02 \x01(\v2(.chunkeduploader.storage.v1.PartsSupportR\x05parts\x12#\n" +
+	"\rstaging_probe\x18\x03 \x01(\fR\fstagingProbe\"O\n" +
 	"\fPartsSupport\x12\"\n" +
 	"\rmin_part_size\x18\x01 \x01(\x03R\vminPartSize\x12\x1b\n" +
 	"\tmax_parts\x18\x02 \x01(\x03R\bmaxParts\"\xad\x01\n" +
@@ -1338,13 +1383,16 @@ const file_storage_v1_storage_proto_rawDesc = "" +
 	"\x06header\x18\x01 \x01(\v2).chunkeduploader.storage.v1.PutPartHeaderH\x00R\x06header\x12\x16\n" +
 	"\x05chunk\x18\x02 \x01(\fH\x00R\x05chunk\x12?\n" +
 	"\x06finish\x18\x03 \x01(\v2%.chunkeduploader.storage.v1.PutFinishH\x00R\x06finishB\x05\n" +
-	"\x03msg\"t\n" +
+	"\x03msg\"\xba\x01\n" +
 	"\rPutPartHeader\x12\x16\n" +
 	"\x06handle\x18\x01 \x01(\fR\x06handle\x12\x1f\n" +
 	"\vpart_number\x18\x02 \x01(\x03R\n" +
 	"partNumber\x12\x12\n" +
 	"\x04size\x18\x03 \x01(\x03R\x04size\x12\x16\n" +
-	"\x06sha256\x18\x04 \x01(\fR\x06sha256\"+\n" +
+	"\x06sha256\x18\x04 \x01(\fR\x06sha256\x12\x1f\n" +
+	"\vstaged_path\x18\x05 \x01(\tR\n" +
+	"stagedPath\x12#\n" +
+	"\rstaged_crc32c\x18\x06 \x01(\rR\fstagedCrc32c\"+\n" +
 	"\x0fPutPartResponse\x12\x18\n" +
 	"\areceipt\x18\x01 \x01(\fR\areceipt\"a\n" +
 	"\x13CommitObjectRequest\x12\x16\n" +

@@ -83,6 +83,11 @@ type StorageServiceClient interface {
 	// may arrive in any order, concurrently, and more than once: a part sent again replaces
 	// the earlier one, whose receipt becomes stale. A handle the backend no longer knows
 	// (its partial object was lost or aborted) fails with NOT_FOUND.
+	//
+	// Staged reads: a plugin on the host's machine that proved at Configure that it reads
+	// the host's staging directory (ConfigureRequest.staging_probe) may be sent a header with
+	// staged_path and no chunks, only the PutFinish: it then reads the part from that file
+	// itself and checks it against staged_crc32c instead of the bytes crossing the socket.
 	PutPart(ctx context.Context, opts ...grpc.CallOption) (grpc.ClientStreamingClient[PutPartRequest, PutPartResponse], error)
 	// CommitObject makes the object visible under its key, atomically, from the parts named
 	// by receipts (one per part, in part order), without reading the data back. It fails,
@@ -242,6 +247,11 @@ type StorageServiceServer interface {
 	// may arrive in any order, concurrently, and more than once: a part sent again replaces
 	// the earlier one, whose receipt becomes stale. A handle the backend no longer knows
 	// (its partial object was lost or aborted) fails with NOT_FOUND.
+	//
+	// Staged reads: a plugin on the host's machine that proved at Configure that it reads
+	// the host's staging directory (ConfigureRequest.staging_probe) may be sent a header with
+	// staged_path and no chunks, only the PutFinish: it then reads the part from that file
+	// itself and checks it against staged_crc32c instead of the bytes crossing the socket.
 	PutPart(grpc.ClientStreamingServer[PutPartRequest, PutPartResponse]) error
 	// CommitObject makes the object visible under its key, atomically, from the parts named
 	// by receipts (one per part, in part order), without reading the data back. It fails,
