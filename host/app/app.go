@@ -55,7 +55,16 @@ func pluginOptions(cfg *config.Config, log hclog.Logger) pluginmgr.Options {
 		Settings: cfg.PluginSettings, Env: cfg.PluginEnv, Logger: log.Named("pluginmgr"),
 		StallTimeout: cfg.PluginStallTimeout, HealthTimeout: cfg.PluginHealthTimeout,
 		LivenessTimeout: cfg.PluginLivenessTimeout, HealthCacheTTL: cfg.HealthCacheTTL,
+		StagingDir: stagingFor(cfg),
 	}
+}
+
+// stagingFor is the staging directory offered to the plugin for staged reads, or "".
+func stagingFor(cfg *config.Config) string {
+	if !cfg.PluginStagedReads {
+		return ""
+	}
+	return cfg.TempStoragePath
 }
 
 // logWarnings logs the settings that are valid but do not do what they seem to.

@@ -64,6 +64,10 @@ type Config struct {
 	PluginSHA256   string // hex; when set the plugin binary must match
 	// PluginStallTimeout: a delivery with no progress for this long kills the plugin.
 	PluginStallTimeout time.Duration
+	// PluginStagedReads offers the plugin to read staged parts from TEMP_STORAGE_PATH
+	// itself instead of receiving their bytes over its socket (PLUGIN_STAGED_READS, default
+	// true; a plugin that cannot see the directory is sent the bytes anyway).
+	PluginStagedReads bool
 	// PluginHealthTimeout bounds the backend's health probe and so GET /health.
 	PluginHealthTimeout time.Duration
 	// PluginLivenessTimeout: a plugin process that does not answer a liveness ping for this
@@ -269,6 +273,13 @@ func load(environ []string, envFile string, required bool, exeDir string) (*Conf
 	}
 
 	c.PluginStallTimeout = durationIn("PLUGIN_STALL_TIMEOUT", 5*time.Minute, time.Second, 24*time.Hour)
+	switch v := strings.ToLower(get("PLUGIN_STAGED_READS", "true")); v {
+	case "true", "1", "yes", "on":
+		c.PluginStagedReads = true
+	case "false", "0", "no", "off":
+	default:
+		bad("PLUGIN_STAGED_READS must be true or false, not %q", v)
+	}
 	c.PluginHealthTimeout = durationIn("PLUGIN_HEALTH_TIMEOUT", 10*time.Second, time.Second, 30*time.Second)
 	c.PluginLivenessTimeout = durationIn("PLUGIN_LIVENESS_TIMEOUT", 10*time.Second, time.Second, 5*time.Minute)
 	c.HealthCacheTTL = durationIn("HEALTH_CACHE_TTL", 2*time.Second, 0, time.Minute)

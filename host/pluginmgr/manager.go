@@ -53,6 +53,12 @@ type Options struct {
 	// StallTimeout: a Put that consumes no data for this long (including the wait for the
 	// plugin to commit after the last byte) is abandoned and the plugin killed. Default 5 min.
 	StallTimeout time.Duration
+	// StagingDir, if set, is the host's staging directory, offered to the plugin for
+	// staged reads at every start (pluginhost.Remote.ConfigureWithStaging): a part passed to
+	// PutPart as a *pluginhost.StagedPart is then read by the plugin from its file. Such a
+	// call shows no progress to the stall watch until it returns, so it must end within
+	// StallTimeout.
+	StagingDir string
 	// HealthTimeout bounds Health: a backend probe that takes longer makes Health fail with
 	// an error wrapping sdk.ErrUnavailable and context.DeadlineExceeded, and the plugin is
 	// left running (whether it is alive is the liveness check's business). Default 10 s.
@@ -246,13 +252,18 @@ func (m *Manager) start(ctx context.Context) (*process, error) {
 	}
 	cctx, cancel := context.WithTimeout(ctx, m.opt.StartTimeout)
 	defer cancel()
-	info, err := p.remote.Configure(cctx, m.opt.Settings)
+	var info pluginhost.PluginInfo
+	if m.opt.StagingDir != "" {
+		info, err = p.remote.ConfigureWithStaging(cctx, m.opt.Settings, m.opt.StagingDir)
+	} else {
+		info, err = p.remote.Configure(cctx, m.opt.Settings)
+	}
 	if err != nil {
 		p.kill(m.log)
 		return nil, fmt.Errorf("storage plugin %s: %w", m.opt.Name, err)
 	}
 	m.info.Store(&info)
-	m.log.Info("storage plugin started", "backend", m.opt.Name, "served_name", info.Name, "part_wise", info.Parts != nil,
+	m.log.Info("storage plugin started", "backend", m.opt.Name, "served_name", info.Name, "part_wise", info.Parts != nil, "staged_reads", info.StagedReads,
 		"pid", p.pid, "protocol_version", p.client.NegotiatedVersion())
 	return p, nil
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/hashicorp/go-plugin"
 
 	"github.com/chunked-uploader/chunked-uploader/sdk"
+	"github.com/chunked-uploader/chunked-uploader/sdk/pluginhost"
 )
 
 // Parts returns the part-wise limits of the running plugin, or nil when it stores objects
@@ -18,6 +19,14 @@ func (m *Manager) Parts() *sdk.PartLimits {
 		return info.Parts
 	}
 	return nil
+}
+
+// StagedReads tells whether the running plugin reads staged parts itself (see
+// Options.StagingDir): a *pluginhost.StagedPart given to PutPart then costs the host no
+// read and no send.
+func (m *Manager) StagedReads() bool {
+	info := m.info.Load()
+	return info != nil && info.StagedReads
 }
 
 // BeginObject starts a part-wise object (sdk.PartStorage).
@@ -72,6 +81,12 @@ func (m *Manager) watchStall(ctx context.Context, client *plugin.Client, r io.Re
 	defer cancel()
 	pr := &progressReader{r: r}
 	pr.touch()
+	var through io.Reader = pr
+	if sp, ok := r.(*pluginhost.StagedPart); ok {
+		// Keep the part's file visible to PutPart; its bytes, if sent, still pass pr.
+		pr.r = sp.Reader
+		through = &pluginhost.StagedPart{Reader: pr, Path: sp.Path, CRC32C: sp.CRC32C}
+	}
 	stalled := make(chan struct{})
 	done := make(chan struct{})
 	go func() {
@@ -91,7 +106,7 @@ func (m *Manager) watchStall(ctx context.Context, client *plugin.Client, r io.Re
 			}
 		}
 	}()
-	err := call(ctx, pr)
+	err := call(ctx, through)
 	close(done)
 	select {
 	case <-stalled:

@@ -50,6 +50,10 @@ type fakeBackend struct {
 	// partHeld, if set, receives a value when a PutPart is held.
 	partHold chan struct{}
 	partHeld chan struct{}
+	// staged makes the fake read staged parts from their files (StagedReads), as a plugin
+	// with staged reads does; stagedParts counts the parts it read so.
+	staged      bool
+	stagedParts int
 }
 
 func newFake() *fakeBackend { return &fakeBackend{objects: map[string][]byte{}} }

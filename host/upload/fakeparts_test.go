@@ -5,11 +5,14 @@ import (
 	"context"
 	"crypto/sha256"
 	"fmt"
+	"hash/crc32"
 	"io"
+	"os"
 	"strconv"
 	"strings"
 
 	"github.com/chunked-uploader/chunked-uploader/sdk"
+	"github.com/chunked-uploader/chunked-uploader/sdk/pluginhost"
 )
 
 // fakeObject is an unfinished part-wise object of the fake backend.
@@ -32,6 +35,14 @@ func (f *fakeBackend) Parts() *sdk.PartLimits {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.partwise
+}
+
+// StagedReads is pluginmgr.Manager's: whether PutPart may be given a
+// *pluginhost.StagedPart to read from its file.
+func (f *fakeBackend) StagedReads() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.staged
 }
 
 func (f *fakeBackend) BeginObject(ctx context.Context, key string, spec sdk.ObjectSpec) ([]byte, error) {
@@ -60,6 +71,17 @@ func (f *fakeBackend) PutPart(ctx context.Context, handle []byte, p sdk.PartInfo
 	count := f.partPuts
 	fail := f.partFail
 	f.mu.Unlock()
+	if sp, ok := r.(*pluginhost.StagedPart); ok && f.StagedReads() {
+		// Read the file, as a plugin with staged reads does, and check its CRC-32C.
+		b, err := os.ReadFile(sp.Path)
+		if err != nil || crc32.Checksum(b, crc32.MakeTable(crc32.Castagnoli)) != sp.CRC32C {
+			return nil, fmt.Errorf("%w: fake staged part %d: %v", sdk.ErrDigestMismatch, p.Number, err)
+		}
+		f.mu.Lock()
+		f.stagedParts++
+		f.mu.Unlock()
+		r = bytes.NewReader(b)
+	}
 	var buf bytes.Buffer
 	sum, err := sdk.CopyExact(&buf, r, p.Size)
 	if err != nil {

@@ -19,6 +19,7 @@ import (
 	"github.com/chunked-uploader/chunked-uploader/host/sqlite"
 	"github.com/chunked-uploader/chunked-uploader/host/staging"
 	"github.com/chunked-uploader/chunked-uploader/sdk"
+	"github.com/chunked-uploader/chunked-uploader/sdk/pluginhost"
 )
 
 // A pump delivers the staged parts of one part-wise upload to the backend in the
@@ -95,6 +96,13 @@ func (s *Service) pumpFor(id, key string) *pump {
 		p.run()
 	}()
 	return p
+}
+
+// stagedReads tells whether the backend's plugin reads staged parts from their files (see
+// pluginhost.StagedPart).
+func (p *pump) stagedReads() bool {
+	sr, ok := p.s.backend.(interface{ StagedReads() bool })
+	return ok && sr.StagedReads()
 }
 
 // runningPump returns the pump of upload id if one runs.
@@ -352,10 +360,12 @@ func (p *pump) scheduleLocked(tasks *sync.WaitGroup, now time.Time) bool {
 		}
 	}
 	// The next part to hash: hash it alone if it is delivered already, or if it waits for
-	// a delivery slot; otherwise its delivery feeds the digest.
+	// a delivery slot; otherwise its delivery feeds the digest. A plugin that reads staged
+	// parts itself takes no bytes from the host, so then the digest always reads its own.
+	staged := p.stagedReads()
 	if !p.hashing && p.hashed < len(p.parts) {
 		pt := &p.parts[p.hashed]
-		if pt.sha != nil && !pt.busy && (pt.receipt != nil || delivering >= perUpload) {
+		if pt.sha != nil && (staged || !pt.busy && (pt.receipt != nil || delivering >= perUpload)) {
 			p.startHashLocked(tasks, p.hashed)
 			started = true
 		}
@@ -365,7 +375,7 @@ func (p *pump) scheduleLocked(tasks *sync.WaitGroup, now time.Time) bool {
 		if n < 0 {
 			break
 		}
-		tee := n == p.hashed && !p.hashing
+		tee := n == p.hashed && !p.hashing && !staged
 		p.startDeliveryLocked(tasks, n, tee)
 		delivering++
 		started = true
@@ -512,6 +522,10 @@ func (p *pump) deliver(ctx context.Context, job deliveryJob) {
 	var r io.Reader = f
 	if job.crc != nil {
 		r = staging.Checked(f, job.size, *job.crc)
+		if !job.tee && p.stagedReads() {
+			// The plugin reads the file itself and checks it against the same CRC-32C.
+			r = &pluginhost.StagedPart{Reader: r, Path: f.Name(), CRC32C: *job.crc}
+		}
 	}
 	var h hash.Hash
 	if job.tee {
