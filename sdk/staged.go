@@ -44,6 +44,16 @@ func (s *grpcServer) readProbe(path string) ([]byte, string) {
 	return buf[:n], filepath.Dir(path)
 }
 
+// InDir tells whether path is absolute, clean and strictly below directory dir (the test
+// both ends of a staged read make of a staged part's path).
+func InDir(dir, path string) bool {
+	if dir == "" || !filepath.IsAbs(path) || filepath.Clean(path) != path {
+		return false
+	}
+	rel, err := filepath.Rel(dir, path)
+	return err == nil && rel != "." && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator))
+}
+
 // openRegular opens path for reading if it is absolute and clean and names a regular
 // file, not a symbolic link: it checks with Lstat and then that the opened file is the
 // one checked, so a link swapped in between is refused too.
@@ -81,8 +91,7 @@ func (s *grpcServer) openStaged(path string, size int64, crc uint32, sha []byte)
 	if dir == "" {
 		return nil, fmt.Errorf("%w: a staged part was sent, but this plugin reads no staged files", ErrDigestMismatch)
 	}
-	rel, err := filepath.Rel(dir, path)
-	if err != nil || rel == "." || rel == ".." || strings.HasPrefix(rel, ".."+string(filepath.Separator)) || filepath.Clean(path) != path {
+	if !InDir(dir, path) {
 		return nil, fmt.Errorf("%w: staged part %q is not under the staging directory", ErrDigestMismatch, path)
 	}
 	f, err := openRegular(path)

@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"path/filepath"
-	"strings"
 
 	storagev1 "github.com/chunked-uploader/chunked-uploader/proto/storage/v1"
 	"github.com/chunked-uploader/chunked-uploader/sdk"
@@ -126,9 +124,5 @@ func (c *grpcClient) readsStaged(path string) bool {
 	c.mu.Lock()
 	dir := c.staged
 	c.mu.Unlock()
-	if dir == "" || !filepath.IsAbs(path) || filepath.Clean(path) != path {
-		return false
-	}
-	rel, err := filepath.Rel(dir, path)
-	return err == nil && rel != "." && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator))
+	return sdk.InDir(dir, path)
 }

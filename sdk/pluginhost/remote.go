@@ -105,17 +105,27 @@ func (c *grpcClient) ConfigureWithStaging(ctx context.Context, cfg sdk.Config, s
 	return c.configure(ctx, cfg, probe, content)
 }
 
-// writeProbe writes a file of random bytes in dir for the plugin to read back.
+// probePattern names the probe files in the staging directory.
+const probePattern = ".plugin-probe-*"
+
+// writeProbe writes a file of random bytes in dir for the plugin to read back. It first
+// removes the probes a host that crashed during a Configure left (one host configures one
+// plugin at a time per staging directory).
 func writeProbe(dir string) (path string, content []byte, err error) {
 	dir, err = filepath.Abs(dir)
 	if err != nil {
 		return "", nil, fmt.Errorf("staging probe: %w", err)
 	}
+	if stale, _ := filepath.Glob(filepath.Join(dir, probePattern)); len(stale) > 0 {
+		for _, p := range stale {
+			os.Remove(p)
+		}
+	}
 	content = make([]byte, 32)
 	if _, err := rand.Read(content); err != nil {
 		return "", nil, fmt.Errorf("staging probe: %w", err)
 	}
-	f, err := os.CreateTemp(dir, ".plugin-probe-*")
+	f, err := os.CreateTemp(dir, probePattern)
 	if err != nil {
 		return "", nil, fmt.Errorf("staging probe: %w", err)
 	}

@@ -148,9 +148,18 @@ func dialWith(t *testing.T, st sdk.Storage, tamper func(storagev1.StorageService
 		if err := os.Mkdir(w.staging, 0o700); err != nil {
 			t.Fatal(err)
 		}
+		// A probe left by a host that crashed during Configure is removed, and Configure
+		// leaves none behind.
+		stale := filepath.Join(w.staging, ".plugin-probe-stale")
+		if err := os.WriteFile(stale, []byte("old"), 0o600); err != nil {
+			t.Fatal(err)
+		}
 		info, err := w.remote.ConfigureWithStaging(t.Context(), sdk.Config{"STORAGETEST": "1"}, w.staging)
 		if err != nil {
 			t.Fatalf("ConfigureWithStaging: %v", err)
+		}
+		if left, _ := os.ReadDir(w.staging); len(left) != 0 {
+			t.Fatalf("ConfigureWithStaging left %d file(s) in the staging directory, the first %s", len(left), left[0].Name())
 		}
 		w.info = info
 	case configure:
