@@ -84,18 +84,25 @@ func (s *grpcServer) PutPart(stream storagev1.StorageService_PutPartServer) erro
 	}
 	r := &streamReader{recv: partStream(stream), size: p.Size, want: p.SHA256, hash: sha256.New()}
 	receipt, err := ps.PutPart(stream.Context(), hdr.GetHandle(), p, r)
-	if err == nil && !r.finished {
-		// Returned without reading to the verified end: the part cannot count.
-		err = fmt.Errorf("%w: backend returned before the end of the part's stream", ErrSizeMismatch)
+	return s.answerPart(stream, p, receipt, err, r.finished, r.err, "stream")
+}
+
+// answerPart answers a PutPart whose backend call returned receipt and err after reading
+// from the sdk's reader of the part (of kind what), which reached its verified end if
+// finished and failed with rerr, if not nil. A backend that returned without reading to
+// the verified end gets no receipt: its part cannot count.
+func (s *grpcServer) answerPart(stream storagev1.StorageService_PutPartServer, p PartInfo, receipt []byte, err error, finished bool, rerr error, what string) error {
+	if err == nil && !finished {
+		err = fmt.Errorf("%w: backend returned before the end of the part's %s", ErrSizeMismatch, what)
 	}
 	if err == nil && (len(receipt) == 0 || len(receipt) > MaxReceiptSize) {
 		err = fmt.Errorf("backend returned a receipt of %d bytes (1 to %d allowed)", len(receipt), MaxReceiptSize)
 	}
 	if err != nil {
-		if r.err != nil && !errors.Is(err, r.err) {
-			err = fmt.Errorf("%w (stream: %w)", err, r.err)
+		if rerr != nil && !errors.Is(err, rerr) {
+			err = fmt.Errorf("%w (%s: %w)", err, what, rerr)
 		}
-		s.log.Debug("put part failed", "part", p.Number, "error", err)
+		s.log.Debug("put part failed", "part", p.Number, "from", what, "error", err)
 		return ToStatus(err)
 	}
 	return stream.SendAndClose(&storagev1.PutPartResponse{Receipt: receipt})
@@ -123,20 +130,7 @@ func (s *grpcServer) putStagedPart(stream storagev1.StorageService_PutPartServer
 	}
 	defer r.Close()
 	receipt, err := ps.PutPart(stream.Context(), hdr.GetHandle(), p, r)
-	if err == nil && !r.finished {
-		err = fmt.Errorf("%w: backend returned before the end of the staged part", ErrSizeMismatch)
-	}
-	if err == nil && (len(receipt) == 0 || len(receipt) > MaxReceiptSize) {
-		err = fmt.Errorf("backend returned a receipt of %d bytes (1 to %d allowed)", len(receipt), MaxReceiptSize)
-	}
-	if err != nil {
-		if r.err != nil && !errors.Is(err, r.err) {
-			err = fmt.Errorf("%w (staged part: %w)", err, r.err)
-		}
-		s.log.Debug("put staged part failed", "part", p.Number, "error", err)
-		return ToStatus(err)
-	}
-	return stream.SendAndClose(&storagev1.PutPartResponse{Receipt: receipt})
+	return s.answerPart(stream, p, receipt, err, r.finished, r.err, "staged file")
 }
 
 func (s *grpcServer) CommitObject(ctx context.Context, req *storagev1.CommitObjectRequest) (*storagev1.CommitObjectResponse, error) {

@@ -59,20 +59,35 @@ func grpcPartSupport(t *testing.T, o Options, unsupported func(why string)) {
 // openGRPCParts returns the env of a case run over a plugin connection serving st.
 func openGRPCParts(t *testing.T, o Options, st sdk.Storage) *partEnv {
 	t.Helper()
-	w := dial(t, st, nil, true)
+	return openWireParts(t, o, st, false)
+}
+
+// openWireParts returns the env of a case run over a plugin connection serving st; with
+// staged, the connection does staged reads and every part goes through a staging file
+// (see RunStaged).
+func openWireParts(t *testing.T, o Options, st sdk.Storage, staged bool) *partEnv {
+	t.Helper()
+	w := dialWith(t, st, nil, true, staged)
 	if w.info.Parts == nil {
 		t.Skip("the plugin does not announce part-wise storage (pluginhost.PluginInfo.Parts is nil)")
 	}
+	var ps pluginhost.Remote = w.remote
+	if staged {
+		if !w.info.StagedReads {
+			t.Fatal("ConfigureWithStaging: the plugin did not read the staging probe back (PluginInfo.StagedReads is false)")
+		}
+		ps = &stagingRemote{Remote: w.remote, dir: w.staging}
+	}
 	e := &partEnv{
-		env: &env{o: o, s: w.remote, settle: w.settle, ctx: t.Context()},
-		st:  st, ps: w.remote, limits: w.remote.PartLimits(), wire: w,
+		env: &env{o: o, s: ps, settle: w.settle, ctx: t.Context()},
+		st:  st, ps: ps, limits: w.remote.PartLimits(), wire: w,
 	}
 	if o.Reopen != nil {
 		e.restart = func(t *testing.T) *partEnv {
 			t.Helper()
 			w.stop()
 			closeStorage(t, st)
-			return e.successor(openGRPCParts(t, o, o.Reopen(t)))
+			return e.successor(openWireParts(t, o, o.Reopen(t), staged))
 		}
 	}
 	return e

@@ -35,27 +35,7 @@ func RunStaged(t *testing.T, o Options) {
 // openStagedParts returns the env of a case run over a plugin connection with staged reads.
 func openStagedParts(t *testing.T, o Options, st sdk.Storage) *partEnv {
 	t.Helper()
-	w := dialWith(t, st, nil, true, true)
-	if w.info.Parts == nil {
-		t.Skip("the plugin does not announce part-wise storage (pluginhost.PluginInfo.Parts is nil)")
-	}
-	if !w.info.StagedReads {
-		t.Fatal("ConfigureWithStaging: the plugin did not read the staging probe back (PluginInfo.StagedReads is false)")
-	}
-	sr := &stagingRemote{Remote: w.remote, dir: w.staging}
-	e := &partEnv{
-		env: &env{o: o, s: sr, settle: w.settle, ctx: t.Context()},
-		st:  st, ps: sr, limits: w.remote.PartLimits(), wire: w,
-	}
-	if o.Reopen != nil {
-		e.restart = func(t *testing.T) *partEnv {
-			t.Helper()
-			w.stop()
-			closeStorage(t, st)
-			return e.successor(openStagedParts(t, o, o.Reopen(t)))
-		}
-	}
-	return e
+	return openWireParts(t, o, st, true)
 }
 
 // stagingRemote is a Remote whose PutPart stages the part in dir first, as the host does:
