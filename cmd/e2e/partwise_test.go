@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"os"
 	"path"
@@ -126,6 +127,10 @@ func TestPartwiseBackgroundDelivery(t *testing.T) {
 	t.Parallel()
 	forEachBackend(t, func(t *testing.T, b backend) {
 		s := startServer(t, b, map[string]string{"CHUNK_SIZE_MB": "5"})
+		// The local plugin reads staged parts from their files; SMB and S3 are sent the bytes.
+		if want := fmt.Sprintf(`"staged_reads":%v`, b.name == "local"); !strings.Contains(s.Cur().Log(), want) {
+			t.Errorf("the host's log does not say %s for the %s plugin:\n%s", want, b.name, s.Cur().Log())
+		}
 		chunk := partwiseChunkMB * mib
 		data := harness.RandomBytes(3*chunk+12345, 90)
 		parts := harness.PartData(data, chunk)
