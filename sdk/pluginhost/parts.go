@@ -51,19 +51,15 @@ func (c *grpcClient) PutPart(ctx context.Context, handle []byte, p sdk.PartInfo,
 	hdr := &storagev1.PutPartRequest{Msg: &storagev1.PutPartRequest_Header{Header: h}}
 	fin := &storagev1.PutPartRequest{Msg: &storagev1.PutPartRequest_Finish{Finish: &storagev1.PutFinish{Sha256: p.SHA256}}}
 	if sp, ok := r.(*StagedPart); ok && c.readsStaged(sp.Path) {
-		// The plugin reads the file itself: the header names it, and the finish follows.
-		h.StagedPath, h.StagedCrc32C = sp.Path, sp.CRC32C
-		if err := stream.Send(hdr); err != nil {
-			return fail(err)
+		receipt, err := c.putStaged(stream, hdr, fin, sp)
+		if !errors.Is(err, sdk.ErrDigestMismatch) && !errors.Is(err, sdk.ErrSizeMismatch) {
+			return receipt, err
 		}
-		if err := stream.Send(fin); err != nil {
-			return fail(err)
-		}
-		resp, err := stream.CloseAndRecv()
-		if err != nil {
-			return nil, fmt.Errorf("put staged part %d: %w", p.Number, sdk.FromStatus(err))
-		}
-		return resp.GetReceipt(), nil
+		// The plugin refused the file (it could not open it, or its bytes were not the
+		// part's): send the bytes instead, read by the host from its own open copy, so that a
+		// plugin that lost sight of the staging directory never blocks a delivery. A copy
+		// that really is damaged fails the host's own check on the way.
+		return c.PutPart(ctx, handle, p, sp.Reader)
 	}
 	if err := stream.Send(hdr); err != nil {
 		return fail(err)
@@ -112,7 +108,9 @@ func (c *grpcClient) AbortObject(ctx context.Context, key string, handle []byte)
 // against CRC32C; any other plugin is sent the bytes read from Reader, as usual. Path must
 // be a file under the staging directory given to ConfigureWithStaging, holding exactly the
 // part's bytes, and it must not change until PutPart returned (a staged part is replaced
-// by a new file, never rewritten in place).
+// by a new file, never rewritten in place). When the plugin refuses the file (DATA_LOSS:
+// it cannot open it, or its size or CRC-32C differ), the same PutPart sends the bytes of
+// Reader instead.
 type StagedPart struct {
 	io.Reader
 	Path   string
@@ -125,4 +123,22 @@ func (c *grpcClient) readsStaged(path string) bool {
 	dir := c.staged
 	c.mu.Unlock()
 	return sdk.InDir(dir, path)
+}
+
+// putStaged sends a PutPart that names sp's file, on stream, and returns its answer.
+func (c *grpcClient) putStaged(stream storagev1.StorageService_PutPartClient, hdr, fin *storagev1.PutPartRequest, sp *StagedPart) ([]byte, error) {
+	h := hdr.GetHeader()
+	h.StagedPath, h.StagedCrc32C = sp.Path, sp.CRC32C
+	err := stream.Send(hdr)
+	if err == nil {
+		err = stream.Send(fin)
+	}
+	resp, rerr := stream.CloseAndRecv()
+	if err == nil || errors.Is(err, io.EOF) {
+		err = rerr // a failed Send shows its cause in the answer
+	}
+	if err != nil {
+		return nil, fmt.Errorf("put staged part %d: %w", h.GetPartNumber(), sdk.FromStatus(err))
+	}
+	return resp.GetReceipt(), nil
 }

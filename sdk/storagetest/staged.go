@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"testing/iotest"
 
 	storagev1 "github.com/chunked-uploader/chunked-uploader/proto/storage/v1"
 	"github.com/chunked-uploader/chunked-uploader/sdk"
@@ -55,7 +56,11 @@ func (s *stagingRemote) PutPart(ctx context.Context, handle []byte, p sdk.PartIn
 		// Bytes the host's staging would refuse never become a staged file: send what was
 		// read and the error as a stream, as a host without staged reads would, so that the
 		// plugin sees the failed attempt.
-		return s.Remote.PutPart(ctx, handle, p, io.MultiReader(bytes.NewReader(path.read), failingReader{err}))
+		rest := io.Reader(bytes.NewReader(path.read))
+		if err != io.ErrUnexpectedEOF {
+			rest = io.MultiReader(rest, iotest.ErrReader(err))
+		}
+		return s.Remote.PutPart(ctx, handle, p, rest)
 	}
 	defer os.Remove(path.name)
 	return s.Remote.PutPart(ctx, handle, p, stagedPart(path.name, crc))
@@ -97,16 +102,6 @@ func stageFile(dir string, p sdk.PartInfo, r io.Reader) (staged, uint32, error) 
 	return staged{name: f.Name()}, crc.Sum32(), nil
 }
 
-// failingReader fails every read with err; io.ErrUnexpectedEOF reads as the end.
-type failingReader struct{ err error }
-
-func (f failingReader) Read([]byte) (int, error) {
-	if f.err == io.ErrUnexpectedEOF {
-		return 0, io.EOF
-	}
-	return 0, f.err
-}
-
 // stagedPart is the StagedPart of a staged file. Its Reader is what a plugin that does
 // not read staged files would be sent: nothing, so that such a plugin fails the part.
 func stagedPart(path string, crc uint32) *pluginhost.StagedPart {
@@ -119,7 +114,30 @@ func stagedPartCases() []partCase {
 		{"StagedRefused", testStagedRefused},
 		{"StagedNotOffered", testStagedNotOffered},
 		{"StagedOutsideSent", testStagedOutsideSent},
+		{"StagedRefusedSent", testStagedRefusedSent},
 	}
+}
+
+// testStagedRefusedSent: when the plugin refuses a staged file that pluginhost named (here
+// it holds other bytes than the part, under the part's CRC-32C), the same PutPart sends the
+// bytes of the StagedPart's Reader instead; the commit's digest shows which were taken.
+func testStagedRefusedSent(t *testing.T, e *partEnv) {
+	o := e.object("parts-staged-fallback/object.bin", "parts-staged-fallback", 2)
+	h := e.begin(t, o)
+	rs := make([][]byte, o.spec.PartCount)
+	for n := range o.spec.PartCount {
+		path := filepath.Join(e.wire.staging, fmt.Sprintf("fallback-%d.part", n))
+		if err := os.WriteFile(path, flipFirstByte(o.part(n)), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		sp := &pluginhost.StagedPart{Reader: bytes.NewReader(o.part(n)), Path: path, CRC32C: crc32.Checksum(o.part(n), castagnoli)}
+		r, err := e.wire.remote.PutPart(e.ctx, h, o.info(n), sp)
+		if err != nil {
+			t.Fatalf("PutPart of part %d whose staged file the plugin refuses: %v", n, err)
+		}
+		rs[n] = r
+	}
+	e.commit(t, h, o, rs)
 }
 
 // testStagedOutsideSent: pluginhost names to the plugin only files under the staging
