@@ -74,7 +74,8 @@ func (s *grpcServer) Configure(ctx context.Context, req *storagev1.ConfigureRequ
 	resp := &storagev1.ConfigureResponse{Name: s.name, StagingProbe: probe}
 	if ps, ok := st.(PartStorage); ok {
 		l := ps.PartLimits()
-		resp.Parts = &storagev1.PartsSupport{MinPartSize: l.MinPartSize, MaxParts: l.MaxParts}
+		_, files := st.(PartFiles)
+		resp.Parts = &storagev1.PartsSupport{MinPartSize: l.MinPartSize, MaxParts: l.MaxParts, PartFiles: files}
 	}
 	return resp, nil
 }

@@ -107,3 +107,27 @@ const (
 	MaxHandleSize  = 4 << 10
 	MaxReceiptSize = 1 << 10
 )
+
+// PartFiles is implemented by a PartStorage whose unfinished object is one file on a file
+// system the host can open too (a local disk): the host then stores a part by writing it
+// into that file itself, at the part's offset, and only asks the backend to record it. That
+// saves writing every byte a second time (from the host's staging into the object) and the
+// copy through the plugin. The host uses it only for a part of which it holds no receipt
+// and sends no PutPart at the same time, so RecordPart never makes a receipt stale that the
+// backend did not see replaced. The host checks the file it opened against the device and
+// inode numbers of the path (sdk.Serve reads them), and uses PutPart for a part whenever
+// that does not hold. Implementations must be safe for concurrent use.
+type PartFiles interface {
+	PartStorage
+
+	// PartFile returns the absolute path of the data file of the unfinished object of
+	// handle, in which part n is written at n × PartSize. An unknown handle gives an error
+	// wrapping ErrNotFound.
+	PartFile(ctx context.Context, handle []byte) (path string, err error)
+
+	// RecordPart records part p as written into the data file at its offset by the host
+	// and durable there, and returns its receipt, as PutPart would after writing it. It
+	// does not read the bytes back. A part recorded again replaces the earlier one, whose
+	// receipt becomes stale; an unknown handle gives an error wrapping ErrNotFound.
+	RecordPart(ctx context.Context, handle []byte, p PartInfo) (receipt []byte, err error)
+}

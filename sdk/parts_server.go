@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"os"
 
 	storagev1 "github.com/chunked-uploader/chunked-uploader/proto/storage/v1"
 )
@@ -181,3 +182,74 @@ func (s *grpcServer) AbortObject(ctx context.Context, req *storagev1.AbortObject
 type failingReader struct{ err error }
 
 func (f failingReader) Read([]byte) (int, error) { return 0, f.err }
+
+// partFiles returns the configured backend as PartFiles, or the UNIMPLEMENTED status.
+func (s *grpcServer) partFiles() (PartFiles, error) {
+	st, err := s.current()
+	if err != nil {
+		return nil, err
+	}
+	pf, ok := st.(PartFiles)
+	if !ok {
+		return nil, ToStatus(fmt.Errorf("%w: this backend takes parts through PutPart only", ErrNotSupported))
+	}
+	return pf, nil
+}
+
+func (s *grpcServer) PartFile(ctx context.Context, req *storagev1.PartFileRequest) (*storagev1.PartFileResponse, error) {
+	pf, err := s.partFiles()
+	if err != nil {
+		return nil, err
+	}
+	if err := checkHandle(req.GetHandle()); err != nil {
+		return nil, ToStatus(err)
+	}
+	path, err := pf.PartFile(ctx, req.GetHandle())
+	if err != nil {
+		return nil, ToStatus(err)
+	}
+	dev, ino, err := fileID(path)
+	if err != nil {
+		return nil, ToStatus(fmt.Errorf("part file of the object: %w", err))
+	}
+	return &storagev1.PartFileResponse{Path: path, Device: dev, Inode: ino}, nil
+}
+
+func (s *grpcServer) RecordPart(ctx context.Context, req *storagev1.RecordPartRequest) (*storagev1.PutPartResponse, error) {
+	pf, err := s.partFiles()
+	if err != nil {
+		return nil, err
+	}
+	if err := checkHandle(req.GetHandle()); err != nil {
+		return nil, ToStatus(err)
+	}
+	if req.GetSize() < 0 || req.GetPartNumber() < 0 || len(req.GetSha256()) != sha256.Size {
+		return nil, ToStatus(fmt.Errorf("%w: part %d of %d bytes with a %d-byte sha256", ErrSizeMismatch,
+			req.GetPartNumber(), req.GetSize(), len(req.GetSha256())))
+	}
+	p := PartInfo{Number: int(req.GetPartNumber()), Size: req.GetSize(), SHA256: req.GetSha256()}
+	receipt, err := pf.RecordPart(ctx, req.GetHandle(), p)
+	if err == nil && (len(receipt) == 0 || len(receipt) > MaxReceiptSize) {
+		err = fmt.Errorf("backend returned a receipt of %d bytes (1 to %d allowed)", len(receipt), MaxReceiptSize)
+	}
+	if err != nil {
+		return nil, ToStatus(err)
+	}
+	return &storagev1.PutPartResponse{Receipt: receipt}, nil
+}
+
+// fileID returns the device and inode numbers of the regular file at path.
+func fileID(path string) (dev, ino uint64, err error) {
+	fi, err := os.Lstat(path)
+	if err != nil {
+		return 0, 0, err
+	}
+	if !fi.Mode().IsRegular() {
+		return 0, 0, fmt.Errorf("%s is not a regular file", path)
+	}
+	dev, ino, ok := FileID(fi)
+	if !ok {
+		return 0, 0, fmt.Errorf("%w: no file identity on this system", ErrNotSupported)
+	}
+	return dev, ino, nil
+}

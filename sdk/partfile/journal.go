@@ -209,6 +209,11 @@ func (p *Part) Copy(w io.Writer, r io.Reader) error {
 	return nil
 }
 
+// Adopt records that the part's bytes were written at Offset by another process (the host,
+// through sdk.PartFiles) and are durable, in place of Copy: Finish may follow. The plugin
+// does not read them back; the writer checked them against the part's SHA-256.
+func (p *Part) Adopt() { p.copied = true }
+
 // Finish records the part as complete, with a new write id, syncs the journal and returns
 // the part's receipt. Call it only after Copy succeeded and the bytes it wrote are durable.
 func (p *Part) Finish() ([]byte, error) {

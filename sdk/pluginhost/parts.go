@@ -5,6 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
+	"syscall"
 
 	storagev1 "github.com/chunked-uploader/chunked-uploader/proto/storage/v1"
 	"github.com/chunked-uploader/chunked-uploader/sdk"
@@ -139,6 +142,52 @@ func (c *grpcClient) putStaged(stream storagev1.StorageService_PutPartClient, hd
 	}
 	if err != nil {
 		return nil, fmt.Errorf("put staged part %d: %w", h.GetPartNumber(), sdk.FromStatus(err))
+	}
+	return resp.GetReceipt(), nil
+}
+
+func (c *grpcClient) OpenPartFile(ctx context.Context, handle []byte, flag int) (*os.File, error) {
+	c.mu.Lock()
+	files := c.files
+	c.mu.Unlock()
+	if !files {
+		return nil, fmt.Errorf("part file: %w: the plugin has no part files", sdk.ErrNotSupported)
+	}
+	resp, err := c.client.PartFile(ctx, &storagev1.PartFileRequest{Handle: handle})
+	if err != nil {
+		return nil, fmt.Errorf("part file: %w", sdk.FromStatus(err))
+	}
+	path := resp.GetPath()
+	if !filepath.IsAbs(path) {
+		return nil, fmt.Errorf("part file: %w: the plugin named %q, not an absolute path", sdk.ErrNotSupported, path)
+	}
+	f, err := os.OpenFile(path, (flag&(os.O_RDONLY|os.O_WRONLY|os.O_RDWR))|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("part file: %w: %w", sdk.ErrNotSupported, err)
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("part file: %w: %w", sdk.ErrNotSupported, err)
+	}
+	dev, ino, ok := sdk.FileID(fi)
+	if !ok || !fi.Mode().IsRegular() || dev != resp.GetDevice() || ino != resp.GetInode() {
+		f.Close()
+		return nil, fmt.Errorf("part file: %w: %s is not the plugin's file here (device %d inode %d, the plugin's %d and %d)",
+			sdk.ErrNotSupported, path, dev, ino, resp.GetDevice(), resp.GetInode())
+	}
+	return f, nil
+}
+
+func (c *grpcClient) RecordPart(ctx context.Context, handle []byte, p sdk.PartInfo) ([]byte, error) {
+	resp, err := c.client.RecordPart(ctx, &storagev1.RecordPartRequest{
+		Handle: handle, PartNumber: int64(p.Number), Size: p.Size, Sha256: p.SHA256,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("record part %d: %w", p.Number, sdk.FromStatus(err))
+	}
+	if len(resp.GetReceipt()) == 0 {
+		return nil, fmt.Errorf("record part %d: the plugin returned no receipt", p.Number)
 	}
 	return resp.GetReceipt(), nil
 }

@@ -47,6 +47,16 @@ type Remote interface {
 	// and fails with sdk.ErrDigestMismatch, sending nothing the plugin could keep, when they do
 	// not hash to p.SHA256.
 	sdk.PartStorage
+	// OpenPartFile opens the data file of the unfinished object of handle, for the host to
+	// write parts into it itself or read them back (sdk.PartFiles; only for plugins whose
+	// PluginInfo.PartFiles is set), with flag os.O_RDONLY or os.O_WRONLY. It never creates
+	// or follows a symbolic link, and it fails with an error wrapping sdk.ErrNotSupported
+	// when the plugin has no part files or the file the host opened is not the one the
+	// plugin named (another mount namespace, a file replaced meanwhile).
+	OpenPartFile(ctx context.Context, handle []byte, flag int) (*os.File, error)
+	// RecordPart records a part that the host wrote into the part file and made durable,
+	// and returns its receipt (sdk.PartFiles.RecordPart).
+	RecordPart(ctx context.Context, handle []byte, p sdk.PartInfo) ([]byte, error)
 }
 
 // Plugin is the go-plugin glue of the host side: dispensing it gives a Remote. Its
@@ -75,6 +85,7 @@ type grpcClient struct {
 	mu     sync.Mutex
 	parts  sdk.PartLimits // from the last Configure
 	staged string         // the staging directory the plugin reads parts from; "" if none
+	files  bool           // the plugin has part files (sdk.PartFiles)
 }
 
 var _ Remote = (*grpcClient)(nil)
@@ -90,6 +101,9 @@ type PluginInfo struct {
 	Parts *sdk.PartLimits
 	// StagedReads: the plugin reads staged parts itself (ConfigureWithStaging).
 	StagedReads bool
+	// PartFiles: the host may write parts into the plugin's part files itself
+	// (sdk.PartFiles, Remote.OpenPartFile).
+	PartFiles bool
 }
 
 func (c *grpcClient) Configure(ctx context.Context, cfg sdk.Config) (PluginInfo, error) {
@@ -156,7 +170,9 @@ func (c *grpcClient) configure(ctx context.Context, cfg sdk.Config, probe string
 	if p := resp.GetParts(); p != nil {
 		info.Parts = &sdk.PartLimits{MinPartSize: p.GetMinPartSize(), MaxParts: p.GetMaxParts()}
 		c.parts = *info.Parts
+		info.PartFiles = p.GetPartFiles()
 	}
+	c.files = info.PartFiles
 	return info, nil
 }
 

@@ -31,7 +31,10 @@ func grpcPartSupport(t *testing.T, o Options, unsupported func(why string)) {
 		if got := w.remote.PartLimits(); got != *w.info.Parts {
 			t.Errorf("Remote.PartLimits() = %+v after Configure announced %+v", got, *w.info.Parts)
 		}
-		t.Logf("Configure announced part-wise storage: %+v", *w.info.Parts)
+		if _, isPF := st.(sdk.PartFiles); w.info.PartFiles != isPF {
+			t.Errorf("Configure announced part files %v, the Storage implements sdk.PartFiles: %v", w.info.PartFiles, isPF)
+		}
+		t.Logf("Configure announced part-wise storage: %+v, part files %v", *w.info.Parts, w.info.PartFiles)
 		return
 	}
 	if w.info.Parts != nil {

@@ -170,7 +170,10 @@ type PartsSupport struct {
 	// min_part_size is the smallest part but the last, in bytes (0: no minimum).
 	MinPartSize int64 `protobuf:"varint,1,opt,name=min_part_size,json=minPartSize,proto3" json:"min_part_size,omitempty"`
 	// max_parts is the most parts of one object (0: no limit).
-	MaxParts      int64 `protobuf:"varint,2,opt,name=max_parts,json=maxParts,proto3" json:"max_parts,omitempty"`
+	MaxParts int64 `protobuf:"varint,2,opt,name=max_parts,json=maxParts,proto3" json:"max_parts,omitempty"`
+	// part_files is set when the host may write parts into the object's file itself (see
+	// PartFile and RecordPart).
+	PartFiles     bool `protobuf:"varint,3,opt,name=part_files,json=partFiles,proto3" json:"part_files,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -217,6 +220,13 @@ func (x *PartsSupport) GetMaxParts() int64 {
 		return x.MaxParts
 	}
 	return 0
+}
+
+func (x *PartsSupport) GetPartFiles() bool {
+	if x != nil {
+		return x.PartFiles
+	}
+	return false
 }
 
 type PutRequest struct {
@@ -1323,6 +1333,179 @@ func (*AbortObjectResponse) Descriptor() ([]byte, []int) {
 	return file_storage_v1_storage_proto_rawDescGZIP(), []int{22}
 }
 
+type PartFileRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Handle        []byte                 `protobuf:"bytes,1,opt,name=handle,proto3" json:"handle,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PartFileRequest) Reset() {
+	*x = PartFileRequest{}
+	mi := &file_storage_v1_storage_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PartFileRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PartFileRequest) ProtoMessage() {}
+
+func (x *PartFileRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_storage_v1_storage_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PartFileRequest.ProtoReflect.Descriptor instead.
+func (*PartFileRequest) Descriptor() ([]byte, []int) {
+	return file_storage_v1_storage_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *PartFileRequest) GetHandle() []byte {
+	if x != nil {
+		return x.Handle
+	}
+	return nil
+}
+
+type PartFileResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// path is absolute, in the plugin's view of the file system.
+	Path          string `protobuf:"bytes,1,opt,name=path,proto3" json:"path,omitempty"`
+	Device        uint64 `protobuf:"varint,2,opt,name=device,proto3" json:"device,omitempty"`
+	Inode         uint64 `protobuf:"varint,3,opt,name=inode,proto3" json:"inode,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PartFileResponse) Reset() {
+	*x = PartFileResponse{}
+	mi := &file_storage_v1_storage_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PartFileResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PartFileResponse) ProtoMessage() {}
+
+func (x *PartFileResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_storage_v1_storage_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PartFileResponse.ProtoReflect.Descriptor instead.
+func (*PartFileResponse) Descriptor() ([]byte, []int) {
+	return file_storage_v1_storage_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *PartFileResponse) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
+func (x *PartFileResponse) GetDevice() uint64 {
+	if x != nil {
+		return x.Device
+	}
+	return 0
+}
+
+func (x *PartFileResponse) GetInode() uint64 {
+	if x != nil {
+		return x.Inode
+	}
+	return 0
+}
+
+type RecordPartRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Handle        []byte                 `protobuf:"bytes,1,opt,name=handle,proto3" json:"handle,omitempty"`
+	PartNumber    int64                  `protobuf:"varint,2,opt,name=part_number,json=partNumber,proto3" json:"part_number,omitempty"`
+	Size          int64                  `protobuf:"varint,3,opt,name=size,proto3" json:"size,omitempty"`
+	Sha256        []byte                 `protobuf:"bytes,4,opt,name=sha256,proto3" json:"sha256,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RecordPartRequest) Reset() {
+	*x = RecordPartRequest{}
+	mi := &file_storage_v1_storage_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RecordPartRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RecordPartRequest) ProtoMessage() {}
+
+func (x *RecordPartRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_storage_v1_storage_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RecordPartRequest.ProtoReflect.Descriptor instead.
+func (*RecordPartRequest) Descriptor() ([]byte, []int) {
+	return file_storage_v1_storage_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *RecordPartRequest) GetHandle() []byte {
+	if x != nil {
+		return x.Handle
+	}
+	return nil
+}
+
+func (x *RecordPartRequest) GetPartNumber() int64 {
+	if x != nil {
+		return x.PartNumber
+	}
+	return 0
+}
+
+func (x *RecordPartRequest) GetSize() int64 {
+	if x != nil {
+		return x.Size
+	}
+	return 0
+}
+
+func (x *RecordPartRequest) GetSha256() []byte {
+	if x != nil {
+		return x.Sha256
+	}
+	return nil
+}
+
 var File_storage_v1_storage_proto protoreflect.FileDescriptor
 
 const file_storage_v1_storage_proto_rawDesc = "" +
@@ -1338,10 +1521,12 @@ const file_storage_v1_storage_proto_rawDesc = "" +
 	"\x11ConfigureResponse\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12>\n" +
 	"\x05parts\x18\x02 \x01(\v2(.chunkeduploader.storage.v1.PartsSupportR\x05parts\x12#\n" +
-	"\rstaging_probe\x18\x03 \x01(\fR\fstagingProbe\"O\n" +
+	"\rstaging_probe\x18\x03 \x01(\fR\fstagingProbe\"n\n" +
 	"\fPartsSupport\x12\"\n" +
 	"\rmin_part_size\x18\x01 \x01(\x03R\vminPartSize\x12\x1b\n" +
-	"\tmax_parts\x18\x02 \x01(\x03R\bmaxParts\"\xad\x01\n" +
+	"\tmax_parts\x18\x02 \x01(\x03R\bmaxParts\x12\x1d\n" +
+	"\n" +
+	"part_files\x18\x03 \x01(\bR\tpartFiles\"\xad\x01\n" +
 	"\n" +
 	"PutRequest\x12?\n" +
 	"\x06header\x18\x01 \x01(\v2%.chunkeduploader.storage.v1.PutHeaderH\x00R\x06header\x12\x16\n" +
@@ -1404,7 +1589,19 @@ const file_storage_v1_storage_proto_rawDesc = "" +
 	"\x12AbortObjectRequest\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x16\n" +
 	"\x06handle\x18\x02 \x01(\fR\x06handle\"\x15\n" +
-	"\x13AbortObjectResponse2\xaa\a\n" +
+	"\x13AbortObjectResponse\")\n" +
+	"\x0fPartFileRequest\x12\x16\n" +
+	"\x06handle\x18\x01 \x01(\fR\x06handle\"T\n" +
+	"\x10PartFileResponse\x12\x12\n" +
+	"\x04path\x18\x01 \x01(\tR\x04path\x12\x16\n" +
+	"\x06device\x18\x02 \x01(\x04R\x06device\x12\x14\n" +
+	"\x05inode\x18\x03 \x01(\x04R\x05inode\"x\n" +
+	"\x11RecordPartRequest\x12\x16\n" +
+	"\x06handle\x18\x01 \x01(\fR\x06handle\x12\x1f\n" +
+	"\vpart_number\x18\x02 \x01(\x03R\n" +
+	"partNumber\x12\x12\n" +
+	"\x04size\x18\x03 \x01(\x03R\x04size\x12\x16\n" +
+	"\x06sha256\x18\x04 \x01(\fR\x06sha2562\xfb\b\n" +
 	"\x0eStorageService\x12h\n" +
 	"\tConfigure\x12,.chunkeduploader.storage.v1.ConfigureRequest\x1a-.chunkeduploader.storage.v1.ConfigureResponse\x12X\n" +
 	"\x03Put\x12&.chunkeduploader.storage.v1.PutRequest\x1a'.chunkeduploader.storage.v1.PutResponse(\x01\x12Y\n" +
@@ -1414,7 +1611,10 @@ const file_storage_v1_storage_proto_rawDesc = "" +
 	"\vBeginObject\x12..chunkeduploader.storage.v1.BeginObjectRequest\x1a/.chunkeduploader.storage.v1.BeginObjectResponse\x12d\n" +
 	"\aPutPart\x12*.chunkeduploader.storage.v1.PutPartRequest\x1a+.chunkeduploader.storage.v1.PutPartResponse(\x01\x12q\n" +
 	"\fCommitObject\x12/.chunkeduploader.storage.v1.CommitObjectRequest\x1a0.chunkeduploader.storage.v1.CommitObjectResponse\x12n\n" +
-	"\vAbortObject\x12..chunkeduploader.storage.v1.AbortObjectRequest\x1a/.chunkeduploader.storage.v1.AbortObjectResponseBIZGgithub.com/chunked-uploader/chunked-uploader/proto/storage/v1;storagev1b\x06proto3"
+	"\vAbortObject\x12..chunkeduploader.storage.v1.AbortObjectRequest\x1a/.chunkeduploader.storage.v1.AbortObjectResponse\x12e\n" +
+	"\bPartFile\x12+.chunkeduploader.storage.v1.PartFileRequest\x1a,.chunkeduploader.storage.v1.PartFileResponse\x12h\n" +
+	"\n" +
+	"RecordPart\x12-.chunkeduploader.storage.v1.RecordPartRequest\x1a+.chunkeduploader.storage.v1.PutPartResponseBIZGgithub.com/chunked-uploader/chunked-uploader/proto/storage/v1;storagev1b\x06proto3"
 
 var (
 	file_storage_v1_storage_proto_rawDescOnce sync.Once
@@ -1428,7 +1628,7 @@ func file_storage_v1_storage_proto_rawDescGZIP() []byte {
 	return file_storage_v1_storage_proto_rawDescData
 }
 
-var file_storage_v1_storage_proto_msgTypes = make([]protoimpl.MessageInfo, 24)
+var file_storage_v1_storage_proto_msgTypes = make([]protoimpl.MessageInfo, 27)
 var file_storage_v1_storage_proto_goTypes = []any{
 	(*ConfigureRequest)(nil),     // 0: chunkeduploader.storage.v1.ConfigureRequest
 	(*ConfigureResponse)(nil),    // 1: chunkeduploader.storage.v1.ConfigureResponse
@@ -1453,10 +1653,13 @@ var file_storage_v1_storage_proto_goTypes = []any{
 	(*CommitObjectResponse)(nil), // 20: chunkeduploader.storage.v1.CommitObjectResponse
 	(*AbortObjectRequest)(nil),   // 21: chunkeduploader.storage.v1.AbortObjectRequest
 	(*AbortObjectResponse)(nil),  // 22: chunkeduploader.storage.v1.AbortObjectResponse
-	nil,                          // 23: chunkeduploader.storage.v1.ConfigureRequest.SettingsEntry
+	(*PartFileRequest)(nil),      // 23: chunkeduploader.storage.v1.PartFileRequest
+	(*PartFileResponse)(nil),     // 24: chunkeduploader.storage.v1.PartFileResponse
+	(*RecordPartRequest)(nil),    // 25: chunkeduploader.storage.v1.RecordPartRequest
+	nil,                          // 26: chunkeduploader.storage.v1.ConfigureRequest.SettingsEntry
 }
 var file_storage_v1_storage_proto_depIdxs = []int32{
-	23, // 0: chunkeduploader.storage.v1.ConfigureRequest.settings:type_name -> chunkeduploader.storage.v1.ConfigureRequest.SettingsEntry
+	26, // 0: chunkeduploader.storage.v1.ConfigureRequest.settings:type_name -> chunkeduploader.storage.v1.ConfigureRequest.SettingsEntry
 	2,  // 1: chunkeduploader.storage.v1.ConfigureResponse.parts:type_name -> chunkeduploader.storage.v1.PartsSupport
 	4,  // 2: chunkeduploader.storage.v1.PutRequest.header:type_name -> chunkeduploader.storage.v1.PutHeader
 	5,  // 3: chunkeduploader.storage.v1.PutRequest.finish:type_name -> chunkeduploader.storage.v1.PutFinish
@@ -1474,17 +1677,21 @@ var file_storage_v1_storage_proto_depIdxs = []int32{
 	16, // 15: chunkeduploader.storage.v1.StorageService.PutPart:input_type -> chunkeduploader.storage.v1.PutPartRequest
 	19, // 16: chunkeduploader.storage.v1.StorageService.CommitObject:input_type -> chunkeduploader.storage.v1.CommitObjectRequest
 	21, // 17: chunkeduploader.storage.v1.StorageService.AbortObject:input_type -> chunkeduploader.storage.v1.AbortObjectRequest
-	1,  // 18: chunkeduploader.storage.v1.StorageService.Configure:output_type -> chunkeduploader.storage.v1.ConfigureResponse
-	6,  // 19: chunkeduploader.storage.v1.StorageService.Put:output_type -> chunkeduploader.storage.v1.PutResponse
-	9,  // 20: chunkeduploader.storage.v1.StorageService.Stat:output_type -> chunkeduploader.storage.v1.StatResponse
-	11, // 21: chunkeduploader.storage.v1.StorageService.Delete:output_type -> chunkeduploader.storage.v1.DeleteResponse
-	13, // 22: chunkeduploader.storage.v1.StorageService.Health:output_type -> chunkeduploader.storage.v1.HealthResponse
-	15, // 23: chunkeduploader.storage.v1.StorageService.BeginObject:output_type -> chunkeduploader.storage.v1.BeginObjectResponse
-	18, // 24: chunkeduploader.storage.v1.StorageService.PutPart:output_type -> chunkeduploader.storage.v1.PutPartResponse
-	20, // 25: chunkeduploader.storage.v1.StorageService.CommitObject:output_type -> chunkeduploader.storage.v1.CommitObjectResponse
-	22, // 26: chunkeduploader.storage.v1.StorageService.AbortObject:output_type -> chunkeduploader.storage.v1.AbortObjectResponse
-	18, // [18:27] is the sub-list for method output_type
-	9,  // [9:18] is the sub-list for method input_type
+	23, // 18: chunkeduploader.storage.v1.StorageService.PartFile:input_type -> chunkeduploader.storage.v1.PartFileRequest
+	25, // 19: chunkeduploader.storage.v1.StorageService.RecordPart:input_type -> chunkeduploader.storage.v1.RecordPartRequest
+	1,  // 20: chunkeduploader.storage.v1.StorageService.Configure:output_type -> chunkeduploader.storage.v1.ConfigureResponse
+	6,  // 21: chunkeduploader.storage.v1.StorageService.Put:output_type -> chunkeduploader.storage.v1.PutResponse
+	9,  // 22: chunkeduploader.storage.v1.StorageService.Stat:output_type -> chunkeduploader.storage.v1.StatResponse
+	11, // 23: chunkeduploader.storage.v1.StorageService.Delete:output_type -> chunkeduploader.storage.v1.DeleteResponse
+	13, // 24: chunkeduploader.storage.v1.StorageService.Health:output_type -> chunkeduploader.storage.v1.HealthResponse
+	15, // 25: chunkeduploader.storage.v1.StorageService.BeginObject:output_type -> chunkeduploader.storage.v1.BeginObjectResponse
+	18, // 26: chunkeduploader.storage.v1.StorageService.PutPart:output_type -> chunkeduploader.storage.v1.PutPartResponse
+	20, // 27: chunkeduploader.storage.v1.StorageService.CommitObject:output_type -> chunkeduploader.storage.v1.CommitObjectResponse
+	22, // 28: chunkeduploader.storage.v1.StorageService.AbortObject:output_type -> chunkeduploader.storage.v1.AbortObjectResponse
+	24, // 29: chunkeduploader.storage.v1.StorageService.PartFile:output_type -> chunkeduploader.storage.v1.PartFileResponse
+	18, // 30: chunkeduploader.storage.v1.StorageService.RecordPart:output_type -> chunkeduploader.storage.v1.PutPartResponse
+	20, // [20:31] is the sub-list for method output_type
+	9,  // [9:20] is the sub-list for method input_type
 	9,  // [9:9] is the sub-list for extension type_name
 	9,  // [9:9] is the sub-list for extension extendee
 	0,  // [0:9] is the sub-list for field type_name
@@ -1511,7 +1718,7 @@ func file_storage_v1_storage_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_storage_v1_storage_proto_rawDesc), len(file_storage_v1_storage_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   24,
+			NumMessages:   27,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

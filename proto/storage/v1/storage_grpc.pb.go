@@ -41,6 +41,8 @@ const (
 	StorageService_PutPart_FullMethodName      = "/chunkeduploader.storage.v1.StorageService/PutPart"
 	StorageService_CommitObject_FullMethodName = "/chunkeduploader.storage.v1.StorageService/CommitObject"
 	StorageService_AbortObject_FullMethodName  = "/chunkeduploader.storage.v1.StorageService/AbortObject"
+	StorageService_PartFile_FullMethodName     = "/chunkeduploader.storage.v1.StorageService/PartFile"
+	StorageService_RecordPart_FullMethodName   = "/chunkeduploader.storage.v1.StorageService/RecordPart"
 )
 
 // StorageServiceClient is the client API for StorageService service.
@@ -101,6 +103,26 @@ type StorageServiceClient interface {
 	// BeginObject and the host recording its handle). Aborting what is not there is not an
 	// error.
 	AbortObject(ctx context.Context, in *AbortObjectRequest, opts ...grpc.CallOption) (*AbortObjectResponse, error)
+	// Part files (optional): a plugin whose unfinished part-wise object is one file that the
+	// host can open as well (a local disk) sets ConfigureResponse.parts.part_files. The host
+	// may then store a part by writing it into that file itself, instead of sending it with
+	// PutPart: it asks PartFile where the file is, writes exactly the part's bytes at
+	// part_number x part_size (never outside them, never creating, truncating or removing the
+	// file), makes them durable (fdatasync), and calls RecordPart, which records the part as
+	// PutPart would have and answers its receipt. The host writes a part this way only when it
+	// holds no receipt of that part and no PutPart of it is in flight, so an earlier receipt of
+	// it is never made stale by bytes the plugin did not see. A plugin that does not set
+	// part_files answers UNIMPLEMENTED to both.
+	//
+	// PartFile returns the path of the data file of the unfinished object of handle, with its
+	// device and inode numbers as the plugin sees them (the host checks that it opened the
+	// same file). A handle the backend no longer knows fails with NOT_FOUND.
+	PartFile(ctx context.Context, in *PartFileRequest, opts ...grpc.CallOption) (*PartFileResponse, error)
+	// RecordPart records that the host wrote part part_number (size bytes whose SHA-256 is
+	// sha256) into the part file and made it durable, and returns its receipt. The plugin
+	// does not read the bytes back: the host's own check of them is the proof. A part recorded
+	// again replaces the earlier one, whose receipt becomes stale.
+	RecordPart(ctx context.Context, in *RecordPartRequest, opts ...grpc.CallOption) (*PutPartResponse, error)
 }
 
 type storageServiceClient struct {
@@ -207,6 +229,26 @@ func (c *storageServiceClient) AbortObject(ctx context.Context, in *AbortObjectR
 	return out, nil
 }
 
+func (c *storageServiceClient) PartFile(ctx context.Context, in *PartFileRequest, opts ...grpc.CallOption) (*PartFileResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(PartFileResponse)
+	err := c.cc.Invoke(ctx, StorageService_PartFile_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *storageServiceClient) RecordPart(ctx context.Context, in *RecordPartRequest, opts ...grpc.CallOption) (*PutPartResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(PutPartResponse)
+	err := c.cc.Invoke(ctx, StorageService_RecordPart_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // StorageServiceServer is the server API for StorageService service.
 // All implementations must embed UnimplementedStorageServiceServer
 // for forward compatibility.
@@ -265,6 +307,26 @@ type StorageServiceServer interface {
 	// BeginObject and the host recording its handle). Aborting what is not there is not an
 	// error.
 	AbortObject(context.Context, *AbortObjectRequest) (*AbortObjectResponse, error)
+	// Part files (optional): a plugin whose unfinished part-wise object is one file that the
+	// host can open as well (a local disk) sets ConfigureResponse.parts.part_files. The host
+	// may then store a part by writing it into that file itself, instead of sending it with
+	// PutPart: it asks PartFile where the file is, writes exactly the part's bytes at
+	// part_number x part_size (never outside them, never creating, truncating or removing the
+	// file), makes them durable (fdatasync), and calls RecordPart, which records the part as
+	// PutPart would have and answers its receipt. The host writes a part this way only when it
+	// holds no receipt of that part and no PutPart of it is in flight, so an earlier receipt of
+	// it is never made stale by bytes the plugin did not see. A plugin that does not set
+	// part_files answers UNIMPLEMENTED to both.
+	//
+	// PartFile returns the path of the data file of the unfinished object of handle, with its
+	// device and inode numbers as the plugin sees them (the host checks that it opened the
+	// same file). A handle the backend no longer knows fails with NOT_FOUND.
+	PartFile(context.Context, *PartFileRequest) (*PartFileResponse, error)
+	// RecordPart records that the host wrote part part_number (size bytes whose SHA-256 is
+	// sha256) into the part file and made it durable, and returns its receipt. The plugin
+	// does not read the bytes back: the host's own check of them is the proof. A part recorded
+	// again replaces the earlier one, whose receipt becomes stale.
+	RecordPart(context.Context, *RecordPartRequest) (*PutPartResponse, error)
 	mustEmbedUnimplementedStorageServiceServer()
 }
 
@@ -301,6 +363,12 @@ func (UnimplementedStorageServiceServer) CommitObject(context.Context, *CommitOb
 }
 func (UnimplementedStorageServiceServer) AbortObject(context.Context, *AbortObjectRequest) (*AbortObjectResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method AbortObject not implemented")
+}
+func (UnimplementedStorageServiceServer) PartFile(context.Context, *PartFileRequest) (*PartFileResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method PartFile not implemented")
+}
+func (UnimplementedStorageServiceServer) RecordPart(context.Context, *RecordPartRequest) (*PutPartResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RecordPart not implemented")
 }
 func (UnimplementedStorageServiceServer) mustEmbedUnimplementedStorageServiceServer() {}
 func (UnimplementedStorageServiceServer) testEmbeddedByValue()                        {}
@@ -463,6 +531,42 @@ func _StorageService_AbortObject_Handler(srv interface{}, ctx context.Context, d
 	return interceptor(ctx, in, info, handler)
 }
 
+func _StorageService_PartFile_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(PartFileRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(StorageServiceServer).PartFile(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: StorageService_PartFile_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(StorageServiceServer).PartFile(ctx, req.(*PartFileRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _StorageService_RecordPart_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RecordPartRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(StorageServiceServer).RecordPart(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: StorageService_RecordPart_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(StorageServiceServer).RecordPart(ctx, req.(*RecordPartRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // StorageService_ServiceDesc is the grpc.ServiceDesc for StorageService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -497,6 +601,14 @@ var StorageService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "AbortObject",
 			Handler:    _StorageService_AbortObject_Handler,
+		},
+		{
+			MethodName: "PartFile",
+			Handler:    _StorageService_PartFile_Handler,
+		},
+		{
+			MethodName: "RecordPart",
+			Handler:    _StorageService_RecordPart_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

@@ -163,3 +163,60 @@ func openPartFile(name string, flag int) (*os.File, error) {
 	}
 	return f, nil
 }
+
+var _ sdk.PartFiles = (*Store)(nil)
+
+// PartFile implements sdk.PartFiles: the host may write parts into the data file itself.
+func (s *Store) PartFile(ctx context.Context, handle []byte) (string, error) {
+	h, err := partfile.Parse(handle)
+	if err != nil {
+		return "", fmt.Errorf("local: part file: %w", err)
+	}
+	_, data, journal := s.files(h)
+	j, err := openPartFile(journal, os.O_RDONLY)
+	if err != nil {
+		return "", err
+	}
+	defer j.Close()
+	if err := partfile.CheckJournal(j, h); err != nil {
+		return "", mapErr("check journal", journal, err)
+	}
+	abs, err := filepath.Abs(data)
+	if err != nil {
+		return "", fmt.Errorf("local: part file: %w", err)
+	}
+	return abs, nil
+}
+
+// RecordPart implements sdk.PartFiles: it records part p, which the host wrote into the
+// data file and synced, as PutPart does after writing it (see package partfile).
+func (s *Store) RecordPart(ctx context.Context, handle []byte, p sdk.PartInfo) ([]byte, error) {
+	h, err := partfile.Parse(handle)
+	if err != nil {
+		return nil, fmt.Errorf("local: record part %d: %w", p.Number, err)
+	}
+	_, data, journal := s.files(h)
+	ctx, release, err := s.parts.Part(ctx, data, p.Number)
+	if err != nil {
+		return nil, fmt.Errorf("local: record part %d of %s: %w", p.Number, h.Key, err)
+	}
+	defer release()
+	j, err := openPartFile(journal, os.O_RDWR)
+	if err != nil {
+		return nil, err
+	}
+	defer j.Close()
+	part, err := partfile.StartPart(journalFile{j}, h, p)
+	if err != nil {
+		return nil, mapErr("start part of", data, err)
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("local: record part %d of %s: %w", p.Number, h.Key, err)
+	}
+	part.Adopt()
+	receipt, err := part.Finish()
+	if err != nil {
+		return nil, mapErr("record part in", journal, err)
+	}
+	return receipt, nil
+}

@@ -59,6 +59,7 @@ func TestConformance(t *testing.T) {
 	t.Run("Direct", func(t *testing.T) { storagetest.Run(t, o) })
 	t.Run("GRPC", func(t *testing.T) { storagetest.RunGRPC(t, o) })
 	t.Run("Staged", func(t *testing.T) { storagetest.RunStaged(t, o) })
+	t.Run("PartFiles", func(t *testing.T) { storagetest.RunPartFiles(t, o) })
 }
 
 func TestOpenConfig(t *testing.T) {
