@@ -92,3 +92,7 @@ func ErrorCode(err error) Code {
 // not sdk.ErrNotFound, which is a storage backend's missing object: the pump, for one, must
 // tell "the upload is gone" from "the backend lost its unfinished object".
 var ErrNoRecord = errors.New("no such record")
+
+// ErrHandleChanged means the backend's unfinished object of an upload was started again
+// (a new handle) while a part was written into the old one, which is gone with that part.
+var ErrHandleChanged = errors.New("the backend's unfinished object was started again")

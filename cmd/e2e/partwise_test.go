@@ -136,8 +136,23 @@ func TestPartwiseBackgroundDelivery(t *testing.T) {
 		parts := harness.PartData(data, chunk)
 		up := s.InitUpload(t, map[string]any{"filename": "bg/file.bin", "total_size": len(data)})
 		key := "bg/" + up.FileID + "_file.bin"
+		// The local plugin also lets the host write parts into its unfinished file: a part
+		// is then in the backend, and never staged, when its PUT is answered.
+		inPlace := b.name == "local"
+		if want := fmt.Sprintf(`"part_files":%v`, inPlace); !strings.Contains(s.Cur().Log(), want) {
+			t.Errorf("the host's log does not say %s for the %s plugin", want, b.name)
+		}
 		for n := range 3 {
 			s.MustPutPart(t, up.FileID, n, up.Parts[n].Token, parts[n])
+			if !inPlace {
+				continue
+			}
+			if st := s.Status(t, up.FileID); st.DeliveredParts != n+1 || !st.Parts[n].Delivered {
+				t.Errorf("after the 200 of part %d written in place: %d parts delivered, part %d %+v", n, st.DeliveredParts, n, st.Parts[n])
+			}
+			if staged := harness.RegularFiles(t, s.Staging()); len(staged) != 0 {
+				t.Errorf("staging holds %v after part %d was written in place", staged, n)
+			}
 		}
 		st := waitStatus(t, s, up.FileID, "three parts delivered", func(st harness.Status) bool {
 			return st.DeliveredParts == 3 && stagedPartFiles(t, s, up.FileID) == 0

@@ -55,7 +55,7 @@ func pluginOptions(cfg *config.Config, log hclog.Logger) pluginmgr.Options {
 		Settings: cfg.PluginSettings, Env: cfg.PluginEnv, Logger: log.Named("pluginmgr"),
 		StallTimeout: cfg.PluginStallTimeout, HealthTimeout: cfg.PluginHealthTimeout,
 		LivenessTimeout: cfg.PluginLivenessTimeout, HealthCacheTTL: cfg.HealthCacheTTL,
-		StagingDir: stagingFor(cfg),
+		StagingDir: stagingFor(cfg), PartFiles: cfg.PluginPartFiles,
 	}
 }
 

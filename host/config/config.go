@@ -68,6 +68,10 @@ type Config struct {
 	// itself instead of receiving their bytes over its socket (PLUGIN_STAGED_READS, default
 	// true; a plugin that cannot see the directory is sent the bytes anyway).
 	PluginStagedReads bool
+	// PluginPartFiles lets the host write parts straight into the unfinished file of a
+	// plugin that offers it (the local backend: sdk.PartFiles) instead of staging them
+	// (PLUGIN_PART_FILES, default true): every byte is then written to disk once, not twice.
+	PluginPartFiles bool
 	// PluginHealthTimeout bounds the backend's health probe and so GET /health.
 	PluginHealthTimeout time.Duration
 	// PluginLivenessTimeout: a plugin process that does not answer a liveness ping for this
@@ -226,6 +230,17 @@ func load(environ []string, envFile string, required bool, exeDir string) (*Conf
 		}
 		return d
 	}
+	boolean := func(k string, def bool) bool {
+		switch v := strings.ToLower(get(k, strconv.FormatBool(def))); v {
+		case "true", "1", "yes", "on":
+			return true
+		case "false", "0", "no", "off":
+			return false
+		default:
+			bad("%s must be true or false, not %q", k, v)
+			return def
+		}
+	}
 	abs := func(k, def string) string {
 		p, err := filepath.Abs(get(k, def))
 		if err != nil {
@@ -273,13 +288,8 @@ func load(environ []string, envFile string, required bool, exeDir string) (*Conf
 	}
 
 	c.PluginStallTimeout = durationIn("PLUGIN_STALL_TIMEOUT", 5*time.Minute, time.Second, 24*time.Hour)
-	switch v := strings.ToLower(get("PLUGIN_STAGED_READS", "true")); v {
-	case "true", "1", "yes", "on":
-		c.PluginStagedReads = true
-	case "false", "0", "no", "off":
-	default:
-		bad("PLUGIN_STAGED_READS must be true or false, not %q", v)
-	}
+	c.PluginStagedReads = boolean("PLUGIN_STAGED_READS", true)
+	c.PluginPartFiles = boolean("PLUGIN_PART_FILES", true)
 	c.PluginHealthTimeout = durationIn("PLUGIN_HEALTH_TIMEOUT", 10*time.Second, time.Second, 30*time.Second)
 	c.PluginLivenessTimeout = durationIn("PLUGIN_LIVENESS_TIMEOUT", 10*time.Second, time.Second, 5*time.Minute)
 	c.HealthCacheTTL = durationIn("HEALTH_CACHE_TTL", 2*time.Second, 0, time.Minute)

@@ -59,6 +59,9 @@ type Options struct {
 	// call shows no progress to the stall watch until it returns, so it must end within
 	// StallTimeout.
 	StagingDir string
+	// PartFiles lets the host write parts into the plugin's part files itself when the
+	// plugin offers it (sdk.PartFiles): see Manager.PartFiles.
+	PartFiles bool
 	// HealthTimeout bounds Health: a backend probe that takes longer makes Health fail with
 	// an error wrapping sdk.ErrUnavailable and context.DeadlineExceeded, and the plugin is
 	// left running (whether it is alive is the liveness check's business). Default 10 s.
@@ -264,6 +267,7 @@ func (m *Manager) start(ctx context.Context) (*process, error) {
 	}
 	m.info.Store(&info)
 	m.log.Info("storage plugin started", "backend", m.opt.Name, "served_name", info.Name, "part_wise", info.Parts != nil, "staged_reads", info.StagedReads,
+		"part_files", info.PartFiles && m.opt.PartFiles,
 		"pid", p.pid, "protocol_version", p.client.NegotiatedVersion())
 	return p, nil
 }

@@ -2,8 +2,10 @@ package pluginmgr
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"os"
 	"time"
 
 	"github.com/hashicorp/go-plugin"
@@ -27,6 +29,60 @@ func (m *Manager) Parts() *sdk.PartLimits {
 func (m *Manager) StagedReads() bool {
 	info := m.info.Load()
 	return info != nil && info.StagedReads
+}
+
+// PartFiles tells whether the host may write parts into the running plugin's part files
+// itself (Options.PartFiles and a plugin with sdk.PartFiles): see OpenPartFile and
+// RecordPart.
+func (m *Manager) PartFiles() bool {
+	info := m.info.Load()
+	return m.opt.PartFiles && info != nil && info.PartFiles
+}
+
+// OpenPartFile opens the data file of a part-wise object for the host to write parts into
+// or read them back (pluginhost.Remote.OpenPartFile). The plugin must answer within
+// StallTimeout, or it is killed.
+func (m *Manager) OpenPartFile(ctx context.Context, handle []byte, flag int) (*os.File, error) {
+	if !m.PartFiles() {
+		return nil, fmt.Errorf("part file: %w: not offered", sdk.ErrNotSupported)
+	}
+	var f *os.File
+	err := m.bounded(ctx, func(ctx context.Context, remote pluginhost.Remote) error {
+		var err error
+		f, err = remote.OpenPartFile(ctx, handle, flag)
+		return err
+	})
+	return f, err
+}
+
+// RecordPart records a part that the host wrote into the part file (sdk.PartFiles). The
+// plugin must answer within StallTimeout, or it is killed.
+func (m *Manager) RecordPart(ctx context.Context, handle []byte, p sdk.PartInfo) ([]byte, error) {
+	var receipt []byte
+	err := m.bounded(ctx, func(ctx context.Context, remote pluginhost.Remote) error {
+		var err error
+		receipt, err = remote.RecordPart(ctx, handle, p)
+		return err
+	})
+	return receipt, err
+}
+
+// bounded runs a unary call that must end within StallTimeout: a plugin that takes longer
+// is killed (it restarts on the next call) and the call fails with sdk.ErrPluginExited.
+func (m *Manager) bounded(ctx context.Context, call func(context.Context, pluginhost.Remote) error) error {
+	remote, client, err := m.current(ctx)
+	if err != nil {
+		return err
+	}
+	cctx, cancel := context.WithTimeout(ctx, m.opt.StallTimeout)
+	defer cancel()
+	err = call(cctx, remote)
+	if err != nil && ctx.Err() == nil && errors.Is(cctx.Err(), context.DeadlineExceeded) {
+		m.kill(client, fmt.Sprintf("no answer to a part-file call for %s", m.opt.StallTimeout))
+		return fmt.Errorf("%w: the plugin did not answer for %s and was killed; it restarts on the next call",
+			sdk.ErrPluginExited, m.opt.StallTimeout)
+	}
+	return m.exited(err)
 }
 
 // BeginObject starts a part-wise object (sdk.PartStorage).

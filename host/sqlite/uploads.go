@@ -1,6 +1,7 @@
 package sqlite
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"errors"
@@ -193,6 +194,24 @@ type PartMark struct {
 // host.ErrNoRecord if the upload is gone and the upload (with its current status) if its
 // status does not accept parts.
 func (db *DB) MarkPartUploaded(ctx context.Context, id string, n int, sum string, crc uint32, at time.Time) (PartMark, *host.Upload, error) {
+	return db.markPart(ctx, id, n, sum, crc, nil, at)
+}
+
+// InBackend is a part that the backend holds already: the host wrote it into the backend's
+// part file itself (sdk.PartFiles) under Handle, and the backend recorded it with Receipt.
+type InBackend struct {
+	Handle, Receipt []byte
+}
+
+// MarkPartStored is MarkPartUploaded for a part that the backend holds already: the new
+// version is recorded with its receipt, in one transaction. It fails with
+// host.ErrHandleChanged, recording nothing, when the upload's handle is no longer
+// in.Handle (the backend's object was started again meanwhile, without this part).
+func (db *DB) MarkPartStored(ctx context.Context, id string, n int, sum string, crc uint32, in InBackend, at time.Time) (PartMark, *host.Upload, error) {
+	return db.markPart(ctx, id, n, sum, crc, &in, at)
+}
+
+func (db *DB) markPart(ctx context.Context, id string, n int, sum string, crc uint32, in *InBackend, at time.Time) (PartMark, *host.Upload, error) {
 	tx, err := db.w.BeginTx(ctx, nil)
 	if err != nil {
 		return PartMark{}, nil, fmt.Errorf("mark part: %w", err)
@@ -215,6 +234,9 @@ func (db *DB) MarkPartUploaded(ctx context.Context, id string, n int, sum string
 		WHERE upload_id = ? AND part_number = ?`, id, n).Scan(&was, &had, &version, &size, &delivered); err != nil {
 		return PartMark{}, nil, fmt.Errorf("mark part %d: %w", n, err)
 	}
+	if in != nil && !bytes.Equal(u.Handle, in.Handle) {
+		return PartMark{}, nil, fmt.Errorf("mark part %d: %w", n, host.ErrHandleChanged)
+	}
 	if n < u.HashedParts && had != sum {
 		// The whole-file digest covers the recorded bytes of this part (the caller checks
 		// this under the part's lock; this keeps the rule whatever the caller).
@@ -222,21 +244,31 @@ func (db *DB) MarkPartUploaded(ctx context.Context, id string, n int, sum string
 			"part %d is already in the file's digest with sha256 %s; other bytes cannot replace it", n, had)
 	}
 	version++
+	var receipt []byte
+	if in != nil {
+		receipt = in.Receipt
+	}
 	if _, err := tx.ExecContext(ctx, `UPDATE upload_parts SET status = 'uploaded', checksum_sha256 = ?, crc32c = ?,
-		uploaded_at = ?, version = ?, receipt = NULL, note = '',
+		uploaded_at = ?, version = ?, receipt = ?, note = '',
 		hash_after = CASE WHEN part_number < ? THEN hash_after ELSE NULL END
-		WHERE upload_id = ? AND part_number = ?`, sum, int64(crc), at.Unix(), version, u.HashedParts, id, n); err != nil {
+		WHERE upload_id = ? AND part_number = ?`, sum, int64(crc), at.Unix(), version, receipt, u.HashedParts, id, n); err != nil {
 		return PartMark{}, nil, fmt.Errorf("mark part %d: %w", n, err)
 	}
 	count := u.UploadedParts
 	if was != string(host.PartUploaded) {
 		count++
 	}
-	if !delivered {
-		size = 0
+	// bytes_delivered counts the parts with a receipt: the old version's leaves, the new
+	// one's comes in with it.
+	var change int64
+	if delivered {
+		change -= size
 	}
-	if _, err := tx.ExecContext(ctx, `UPDATE uploads SET uploaded_parts = ?, updated_at = ?, bytes_delivered = bytes_delivered - ?
-		WHERE id = ?`, count, at.Unix(), size, id); err != nil {
+	if in != nil {
+		change += size
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE uploads SET uploaded_parts = ?, updated_at = ?, bytes_delivered = bytes_delivered + ?
+		WHERE id = ?`, count, at.Unix(), change, id); err != nil {
 		return PartMark{}, nil, fmt.Errorf("mark part %d: %w", n, err)
 	}
 	if err := tx.Commit(); err != nil {

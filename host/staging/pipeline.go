@@ -41,11 +41,11 @@ type block struct {
 	refs atomic.Int32
 }
 
-// copyExact copies exactly size bytes from r to f, hashing them on the way, makes them
-// durable (see fileWriter.finish) and returns their hex SHA-256 and their CRC-32C. It
-// returns an error wrapping ErrTooShort or ErrTooLong when r does not end after exactly
-// size bytes.
-func copyExact(f *os.File, r io.Reader, size int64) (string, uint32, error) {
+// copyExact copies exactly size bytes from r to f at offset base, hashing them on the way,
+// makes them durable (see fileWriter.finish) and returns their hex SHA-256 and their
+// CRC-32C. It returns an error wrapping ErrTooShort or ErrTooLong when r does not end after
+// exactly size bytes.
+func copyExact(f *os.File, base int64, r io.Reader, size int64) (string, uint32, error) {
 	w := newFileWriter(f)
 	slots := make(chan struct{}, pipeDepth)
 	release := func(b *block) {
@@ -98,7 +98,7 @@ func copyExact(f *os.File, r io.Reader, size int64) (string, uint32, error) {
 				for _, x := range batch {
 					bufs = append(bufs, x.data)
 				}
-				if err = w.write(bufs, batch[0].off); err != nil {
+				if err = w.write(bufs, base+batch[0].off); err != nil {
 					failed.Store(true)
 				}
 			}
@@ -148,7 +148,7 @@ func copyExact(f *os.File, r io.Reader, size int64) (string, uint32, error) {
 	if err := expectEOF(r, size); err != nil {
 		return "", 0, err
 	}
-	if err := w.finish(); err != nil {
+	if err := w.finish(base, size); err != nil {
 		return "", 0, err
 	}
 	return hex.EncodeToString(digest.sha), digest.crc, nil

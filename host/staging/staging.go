@@ -80,7 +80,7 @@ func (d *Dir) Write(id string, n int, r io.Reader, size int64) (*Staged, error) 
 		return nil, fmt.Errorf("staging: %w", diskErr(err))
 	}
 	s := &Staged{tmp: f.Name(), final: d.PartPath(id, n), dir: dir}
-	sum, crc, err := copyExact(f, r, size)
+	sum, crc, err := copyExact(f, 0, r, size)
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
@@ -92,6 +92,23 @@ func (d *Dir) Write(id string, n int, r io.Reader, size int64) (*Staged, error) 
 	return s, nil
 }
 
+// WriteAt streams exactly size bytes from r into f at offset off, hashing them on the way,
+// and makes them durable, as Write does: f is the data file of a backend's unfinished
+// object that the host writes parts into itself (sdk.PartFiles), opened for writing. It
+// creates, truncates and removes nothing, and writes nothing outside [off, off+size); on an
+// error that range may hold part of the bytes, and the caller must not count on any of it.
+// The result's Commit and Abort do nothing: the bytes are already in place.
+func WriteAt(f *os.File, off int64, r io.Reader, size int64) (*Staged, error) {
+	sum, crc, err := copyExact(f, off, r, size)
+	if err != nil {
+		return nil, fmt.Errorf("writing into %s at %d: %w", f.Name(), off, diskErr(err))
+	}
+	return &Staged{SHA256: sum, CRC32C: crc}, nil
+}
+
+// InPlace tells whether s was written by WriteAt.
+func (s *Staged) InPlace() bool { return s.tmp == "" }
+
 func diskErr(err error) error {
 	if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
 		return fmt.Errorf("%w: %w", ErrNoSpace, err)
@@ -102,6 +119,9 @@ func diskErr(err error) error {
 // Commit renames the part into place, replacing an earlier version atomically, and fsyncs
 // the directory so the rename survives a crash.
 func (s *Staged) Commit() error {
+	if s.InPlace() {
+		return nil
+	}
 	if err := os.Rename(s.tmp, s.final); err != nil {
 		os.Remove(s.tmp)
 		return fmt.Errorf("staging: commit part: %w", err)
@@ -111,6 +131,9 @@ func (s *Staged) Commit() error {
 
 // Abort removes the temporary file.
 func (s *Staged) Abort() {
+	if s.InPlace() {
+		return
+	}
 	os.Remove(s.tmp)
 }
 

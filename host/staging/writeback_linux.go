@@ -133,11 +133,17 @@ func pwritev(fd int, bufs [][]byte, off int64) (int64, error) {
 
 // finish makes the file's data durable: fdatasync writes what went through the page cache
 // and commits the size and block map, then flushes the device's cache. It then drops the
-// file's pages, if any, from the page cache.
-func (w *fileWriter) finish() error {
+// pages of the size bytes written from off, if any, from the page cache.
+func (w *fileWriter) finish(off, size int64) error {
 	if err := unix.Fdatasync(w.fd); err != nil {
 		return err
 	}
-	_ = unix.Fadvise(w.fd, 0, 0, unix.FADV_DONTNEED)
+	_ = unix.Fadvise(w.fd, off, size, unix.FADV_DONTNEED)
 	return nil
+}
+
+// DropCache drops the pages of size bytes of f from off from the page cache, if it has
+// them: for reads of data that is not read again.
+func DropCache(f *os.File, off, size int64) {
+	_ = unix.Fadvise(int(f.Fd()), off, size, unix.FADV_DONTNEED)
 }

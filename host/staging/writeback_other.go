@@ -22,4 +22,7 @@ func (w *fileWriter) write(bufs [][]byte, off int64) error {
 }
 
 // finish makes the file's data durable.
-func (w *fileWriter) finish() error { return w.f.Sync() }
+func (w *fileWriter) finish(off, size int64) error { return w.f.Sync() }
+
+// DropCache does nothing here (see writeback_linux.go).
+func DropCache(f *os.File, off, size int64) {}

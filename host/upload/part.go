@@ -9,6 +9,7 @@ import (
 
 	"github.com/chunked-uploader/chunked-uploader/host"
 	"github.com/chunked-uploader/chunked-uploader/host/auth"
+	"github.com/chunked-uploader/chunked-uploader/host/sqlite"
 	"github.com/chunked-uploader/chunked-uploader/host/staging"
 )
 
@@ -89,7 +90,14 @@ func (s *Service) PutPart(ctx context.Context, req PartRequest) (*Stored, error)
 		return nil, err
 	}
 	body := &trackedReader{r: req.Body}
-	staged, err := s.stage.Write(u.ID, req.Part, body, size)
+	var staged *staging.Staged
+	var handle []byte // of the backend's object, when the part is written in place
+	if ip := s.openInPlace(ctx, u, req.Part); ip != nil {
+		handle = ip.handle
+		staged, err = ip.write(body, size)
+	} else {
+		staged, err = s.stage.Write(u.ID, req.Part, body, size)
+	}
 	me.reading.Store(false)
 	if err != nil {
 		if me.interrupted.Load() {
@@ -104,12 +112,13 @@ func (s *Service) PutPart(ctx context.Context, req PartRequest) (*Stored, error)
 	}
 	// The bytes are on disk: record them whatever happens to the request now (its client
 	// may be gone, or a newer write of the part cut its connection).
-	return s.commitPart(context.WithoutCancel(ctx), u.ID, req.Part, staged)
+	return s.commitPart(context.WithoutCancel(ctx), u.ID, req.Part, staged, handle)
 }
 
 // commitPart puts a staged part in place and records it, unless the upload changed state
-// (cancelled, delivering) while the body was streaming.
-func (s *Service) commitPart(ctx context.Context, id string, n int, staged *staging.Staged) (*Stored, error) {
+// (cancelled, delivering) while the body was streaming. A part written in place
+// (staged.InPlace) under handle is recorded in the backend too.
+func (s *Service) commitPart(ctx context.Context, id string, n int, staged *staging.Staged, handle []byte) (*Stored, error) {
 	ul := s.uploadLock(id)
 	ul.RLock()
 	defer ul.RUnlock()
@@ -150,12 +159,19 @@ func (s *Service) commitPart(ctx context.Context, id string, n int, staged *stag
 			return &Stored{Upload: u, Part: n, SHA256: staged.SHA256, UploadedParts: u.UploadedParts}, nil
 		}
 	}
-	if err := staged.Commit(); err != nil {
-		return nil, fmt.Errorf("putting staged part %d in place: %w", n, err)
-	}
-	mark, changed, err := s.db.MarkPartUploaded(ctx, id, n, staged.SHA256, staged.CRC32C, s.now())
-	if err != nil {
-		return nil, fmt.Errorf("recording part %d: %w", n, err)
+	var mark sqlite.PartMark
+	var changed *host.Upload
+	if staged.InPlace() {
+		if mark, changed, err = s.recordInPlace(ctx, id, n, u.PartSize(n), staged, handle); err != nil {
+			return nil, err
+		}
+	} else {
+		if err := staged.Commit(); err != nil {
+			return nil, fmt.Errorf("putting staged part %d in place: %w", n, err)
+		}
+		if mark, changed, err = s.db.MarkPartUploaded(ctx, id, n, staged.SHA256, staged.CRC32C, s.now()); err != nil {
+			return nil, fmt.Errorf("recording part %d: %w", n, err)
+		}
 	}
 	if changed != nil {
 		return nil, s.checkAccepts(changed)

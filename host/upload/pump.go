@@ -63,6 +63,15 @@ type pump struct {
 	lastErr   error
 	whole     bool          // the backend declined: the upload is delivered whole
 	changed   chan struct{} // closed and replaced when the state changed
+	partSize  int64         // the upload's chunk size: part n of a part file is at n × partSize
+
+	// wantHandle: a part write waits for the backend's object, to write into its part file
+	// (see partFile); the pump begins it even with nothing to deliver yet.
+	wantHandle bool
+	// hurry is closed when complete waits for the pump: the digest then no longer yields
+	// to parts being received (see yield).
+	hurry     chan struct{}
+	hurryOnce sync.Once
 }
 
 type pumpPart struct {
@@ -86,7 +95,7 @@ func (s *Service) pumpFor(id, key string) *pump {
 	p := &pump{
 		s: s, id: id, key: key, ctx: ctx, cancel: cancel,
 		done: make(chan struct{}), wake: make(chan struct{}, 1),
-		dirty: map[int]bool{}, changed: make(chan struct{}),
+		dirty: map[int]bool{}, changed: make(chan struct{}), hurry: make(chan struct{}),
 	}
 	s.pumps[id] = p
 	s.wg.Add(1)
@@ -284,6 +293,7 @@ func (p *pump) refresh() error {
 			p.parts[i] = partState(pt, p.s.stage.HasPart(p.id, i))
 		}
 		p.handle, p.hashed, p.hashState, p.loaded = u.Handle, u.HashedParts, state, true
+		p.partSize = u.ChunkSize
 		p.whole = u.DeliveryMode != host.DeliverParts
 		// Parts marked dirty stay so: they may have changed after they were read.
 		p.notifyLocked()
@@ -343,7 +353,7 @@ func (p *pump) scheduleLocked(tasks *sync.WaitGroup, now time.Time) bool {
 	}
 	started := false
 	if p.handle == nil {
-		if !p.beginning && p.anyToDeliverLocked() {
+		if !p.beginning && (p.wantHandle || p.anyToDeliverLocked()) {
 			p.beginning = true
 			p.busy++
 			tasks.Add(1)
@@ -461,7 +471,7 @@ func (p *pump) begin() {
 		return
 	}
 	p.mu.Lock()
-	p.handle = h
+	p.handle, p.wantHandle = h, false
 	p.succeededLocked()
 	p.mu.Unlock()
 }
@@ -491,6 +501,7 @@ type deliveryJob struct {
 	handle  []byte
 	tee     bool   // feed the whole-file digest on the way
 	state   []byte // the digest state to continue from, when tee
+	inPlace bool   // hash: the part is in the backend's part file, not staged
 }
 
 // deliver sends one staged part to the backend and records its receipt.
@@ -581,6 +592,10 @@ func (p *pump) startHashLocked(tasks *sync.WaitGroup, n int) {
 	pt := &p.parts[n]
 	p.hashing = true
 	job := deliveryJob{n: n, version: pt.version, size: pt.size, sha: pt.sha, crc: pt.crc, state: p.hashState}
+	if !pt.staged && pt.receipt != nil && p.s.partFiler() != nil {
+		// Delivered and not staged before it is in the digest: written in place.
+		job.inPlace, job.handle = true, p.handle
+	}
 	p.busy++
 	tasks.Add(1)
 	go p.task(tasks, func() {
@@ -593,18 +608,39 @@ func (p *pump) startHashLocked(tasks *sync.WaitGroup, n int) {
 	})
 }
 
-// hash reads a staged part into the whole-file digest, checking it against its own.
+// hash reads a part into the whole-file digest, checking it against its own: from its
+// staged copy, or from the backend's part file when it was written there (job.inPlace).
 func (p *pump) hash(job deliveryJob) {
-	f, err := p.s.stage.Open(p.id, job.n, job.size)
-	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, staging.ErrDamaged) {
-			p.partDamaged(job.n, job.version, "its staged copy is missing or damaged on the server")
+	var src io.Reader
+	if job.inPlace {
+		r, done, err := p.openPartFileSection(p.ctx, job.handle, job.n, job.size)
+		if err != nil {
+			switch {
+			case errors.Is(err, sdk.ErrNotFound):
+				p.deliveryFailed(job, err) // the backend lost its object: start it again
+				return
+			case errors.Is(err, sdk.ErrNotSupported), errors.Is(err, errNoPartFiles):
+				p.partDamaged(job.n, job.version, "the server can no longer read it in the storage backend's file")
+				return
+			}
+			p.failed(fmt.Sprintf("opening part %d in the backend's part file", job.n), err)
 			return
 		}
-		p.failed(fmt.Sprintf("opening staged part %d", job.n), err)
-		return
+		defer done()
+		src = &yieldingReader{ctx: p.ctx, p: p, r: r}
+	} else {
+		f, err := p.s.stage.Open(p.id, job.n, job.size)
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) || errors.Is(err, staging.ErrDamaged) {
+				p.partDamaged(job.n, job.version, "its staged copy is missing or damaged on the server")
+				return
+			}
+			p.failed(fmt.Sprintf("opening staged part %d", job.n), err)
+			return
+		}
+		defer f.Close()
+		src = f
 	}
-	defer f.Close()
 	h, err := restoreHash(job.state)
 	if err != nil {
 		p.failed("restoring the file's digest", err)
@@ -617,11 +653,16 @@ func (p *pump) hash(job deliveryJob) {
 	if job.crc != nil {
 		own, want = staging.CRC32C(), binary.BigEndian.AppendUint32(nil, *job.crc)
 	}
-	if _, err := io.Copy(io.MultiWriter(h, own), f); err != nil {
-		p.failed(fmt.Sprintf("reading staged part %d", job.n), err)
+	buf := make([]byte, 1<<20)
+	if _, err := io.CopyBuffer(io.MultiWriter(h, own), src, buf); err != nil {
+		p.failed(fmt.Sprintf("reading part %d for the file's digest", job.n), err)
 		return
 	}
 	if !bytes.Equal(own.Sum(nil), want) {
+		if job.inPlace {
+			p.partDamaged(job.n, job.version, "its bytes in the storage backend's file were damaged")
+			return
+		}
 		p.partDamaged(job.n, job.version, "its staged copy was damaged on the server's disk")
 		return
 	}
@@ -767,6 +808,7 @@ func (p *pump) reset() {
 	p.mu.Lock()
 	p.resetting = ""
 	p.loaded = false
+	p.wantHandle = false // begun again for the next part written in place, if any
 	p.mu.Unlock()
 	if err != nil {
 		p.failed("starting the upload's object again", err)
@@ -812,6 +854,7 @@ func (p *pump) resetLocked(why string, old []byte) error {
 // handle, the receipts in part order and the whole-file digest. It fails when the pump
 // keeps failing (maxFailures tasks in a row) or ctx ends.
 func (p *pump) waitDelivered(ctx context.Context, maxFailures int) ([]byte, [][]byte, []byte, error) {
+	p.hurryOnce.Do(func() { close(p.hurry) })
 	p.mu.Lock()
 	base := p.failures
 	if base > 0 {

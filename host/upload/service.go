@@ -9,6 +9,7 @@ import (
 	"hash/fnv"
 	"io"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -67,9 +68,13 @@ type Options struct {
 	Retention time.Duration
 	// StagingReserve is the space (bytes) init leaves free on the staging disk.
 	StagingReserve int64
-	Logger         hclog.Logger
-	Metrics        *metrics.Metrics // optional
-	Notifier       Notifier
+	// DigestBacklog: the whole-file digest of parts written into a backend's part file
+	// yields to parts being received until an upload has this many bytes of received
+	// parts not yet in it (see partfile.go). Default 1 GiB.
+	DigestBacklog int64
+	Logger        hclog.Logger
+	Metrics       *metrics.Metrics // optional
+	Notifier      Notifier
 
 	// NodeID is written into the ids of new uploads (package node); "" for a single server.
 	NodeID string
@@ -101,10 +106,12 @@ type Service struct {
 	writers  writers      // part writes in flight (writers.go)
 	reserved reservations // staging space promised (reserve.go)
 
-	pumpsMu   sync.Mutex
-	pumps     map[string]*pump
-	partSlots chan struct{}
-	abortWake chan struct{}
+	pumpsMu sync.Mutex
+	pumps   map[string]*pump
+	// partFileRefused: a part file could not be opened (logged once).
+	partFileRefused atomic.Bool
+	partSlots       chan struct{}
+	abortWake       chan struct{}
 
 	ctx    context.Context // cancelled by Close: deliveries stop
 	cancel context.CancelFunc
@@ -130,6 +137,9 @@ func New(db *sqlite.DB, stage *staging.Dir, backend Backend, tokens *auth.Tokens
 	}
 	if opt.PartDeliveriesPerUpload < 1 {
 		opt.PartDeliveriesPerUpload = 4
+	}
+	if opt.DigestBacklog <= 0 {
+		opt.DigestBacklog = digestBacklog
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Service{

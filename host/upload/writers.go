@@ -24,6 +24,18 @@ type writers struct {
 	byPart    map[partKey]*writer
 	perUpload map[string]int
 	total     int
+	idle      chan struct{} // closed when total drops to 0; nil while it is 0
+}
+
+// receiving returns nil when no part is being received, else a channel closed when none
+// is any more.
+func (w *writers) receiving() <-chan struct{} {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.total == 0 {
+		return nil
+	}
+	return w.idle
 }
 
 type writer struct {
@@ -64,6 +76,9 @@ func (s *Service) admit(ctx context.Context, id string, n int, interrupt func())
 			me.reading.Store(true)
 			w.byPart[key] = me
 			w.perUpload[id]++
+			if w.total == 0 {
+				w.idle = make(chan struct{})
+			}
 			w.total++
 			s.partWritesChanged(w.total)
 			w.mu.Unlock()
@@ -74,6 +89,10 @@ func (s *Service) admit(ctx context.Context, id string, n int, interrupt func())
 					delete(w.perUpload, id)
 				}
 				w.total--
+				if w.total == 0 {
+					close(w.idle)
+					w.idle = nil
+				}
 				s.partWritesChanged(w.total)
 				w.mu.Unlock()
 				close(me.done)

@@ -1,0 +1,240 @@
+package upload
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/chunked-uploader/chunked-uploader/host"
+	"github.com/chunked-uploader/chunked-uploader/host/sqlite"
+	"github.com/chunked-uploader/chunked-uploader/host/staging"
+	"github.com/chunked-uploader/chunked-uploader/sdk"
+)
+
+// Part files. A backend whose plugin offers them (the local backend: sdk.PartFiles) lets
+// the host write a part straight into the backend's unfinished file, at the part's offset,
+// instead of staging it: the part's bytes go to disk once instead of twice (staged, then
+// copied by the delivery), and nothing is left to deliver. The promise is the same: the
+// 200 comes after the bytes are durable (fdatasync of the part file), the backend recorded
+// the part (its receipt) and SQLite recorded both.
+//
+// A part is written in place only when nothing else can hold a version of it: the
+// database has no version of it (it is pending, without a receipt), this request holds the
+// part's only write slot (admit), and the pump has no delivery of it in flight. A part sent
+// again after it was acknowledged is staged as before, so that a resend that breaks off
+// never spoils acknowledged bytes; the backend then replaces it through PutPart.
+//
+// The whole-file digest reads parts written in place back from the part file. Those reads
+// yield to parts being received (see yield): a part PUT then has the CPU and the disk to
+// itself, and the digest catches up between parts, once the backlog reaches
+// Options.DigestBacklog, or when complete waits for it.
+
+// PartFiler is implemented by a Backend that may take parts in its part files
+// (pluginmgr.Manager).
+type PartFiler interface {
+	// PartFiles tells whether the running plugin offers part files now.
+	PartFiles() bool
+	// OpenPartFile opens the data file of handle's object (os.O_WRONLY or os.O_RDONLY),
+	// after checking that it is the file the plugin named.
+	OpenPartFile(ctx context.Context, handle []byte, flag int) (*os.File, error)
+	// RecordPart records a part written into the part file and returns its receipt.
+	RecordPart(ctx context.Context, handle []byte, p sdk.PartInfo) ([]byte, error)
+}
+
+// partFiler returns the backend as a PartFiler when it offers part files now, else nil.
+func (s *Service) partFiler() PartFiler {
+	if pf, ok := s.backend.(PartFiler); ok && pf.PartFiles() {
+		return pf
+	}
+	return nil
+}
+
+// partFileWait bounds how long a part write waits for the backend's object to be begun
+// before it stages the part instead.
+const partFileWait = 5 * time.Second
+
+// inPlace is where a part is written in the backend's part file.
+type inPlace struct {
+	f      *os.File
+	handle []byte
+	off    int64
+}
+
+// openInPlace returns the part file to write part n of u into, or nil when the part must
+// be staged (see the conditions above). The caller holds the part's write slot.
+func (s *Service) openInPlace(ctx context.Context, u *host.Upload, n int) *inPlace {
+	pf := s.partFiler()
+	if pf == nil || u.DeliveryMode != host.DeliverParts {
+		return nil
+	}
+	pt, err := s.db.Part(ctx, u.ID, n)
+	if err != nil || pt.Status == host.PartUploaded || pt.Receipt != nil {
+		return nil
+	}
+	handle := s.pumpFor(u.ID, u.Key()).handleForPartFile(ctx, n)
+	if handle == nil {
+		return nil
+	}
+	f, err := pf.OpenPartFile(ctx, handle, os.O_WRONLY)
+	if err != nil {
+		if !s.partFileRefused.Swap(true) {
+			s.log.Warn("the plugin offers part files but the host cannot use them; parts are staged instead", "error", err)
+		}
+		return nil
+	}
+	return &inPlace{f: f, handle: handle, off: int64(n) * u.ChunkSize}
+}
+
+// writeInPlace writes the part's body into its part file (see staging.WriteAt).
+func (ip *inPlace) write(body io.Reader, size int64) (*staging.Staged, error) {
+	defer ip.f.Close()
+	return staging.WriteAt(ip.f, ip.off, body, size)
+}
+
+// recordInPlace records part n, written in place under handle, in the backend and then in
+// the database. The caller holds the upload's and the part's locks.
+func (s *Service) recordInPlace(ctx context.Context, id string, n int, size int64, staged *staging.Staged, handle []byte) (sqlite.PartMark, *host.Upload, error) {
+	pf := s.partFiler()
+	if pf == nil {
+		return sqlite.PartMark{}, nil, host.Errorf(host.CodeBackendUnavailable,
+			"the storage backend restarted without part files while part %d was written; send it again", n)
+	}
+	sum, err := hex.DecodeString(staged.SHA256)
+	if err != nil {
+		return sqlite.PartMark{}, nil, fmt.Errorf("part %d: %w", n, err)
+	}
+	receipt, err := pf.RecordPart(ctx, handle, sdk.PartInfo{Number: n, Size: size, SHA256: sum})
+	if err != nil {
+		return sqlite.PartMark{}, nil, host.Wrap(err, host.CodeBackendUnavailable,
+			"the storage backend could not record part "+itoa(int64(n))+"; it was not stored, send it again")
+	}
+	mark, changed, err := s.db.MarkPartStored(ctx, id, n, staged.SHA256, staged.CRC32C,
+		sqlite.InBackend{Handle: handle, Receipt: receipt}, s.now())
+	switch {
+	case errors.Is(err, host.ErrHandleChanged):
+		return sqlite.PartMark{}, nil, host.Wrap(err, host.CodeBackendUnavailable,
+			"the storage backend lost the upload's unfinished file while part "+itoa(int64(n))+" was written; send it again")
+	case err != nil:
+		return sqlite.PartMark{}, nil, fmt.Errorf("recording part %d: %w", n, err)
+	case changed == nil:
+		s.opt.Metrics.PartDelivered(size)
+	}
+	return mark, changed, nil
+}
+
+// handleForPartFile returns the handle of the backend's object for part n to be written
+// into its part file, or nil when the part must be staged: the upload is delivered whole,
+// its object is being started again, could not be begun within partFileWait, or the pump
+// has a delivery of part n in flight.
+func (p *pump) handleForPartFile(ctx context.Context, n int) []byte {
+	deadline := time.NewTimer(partFileWait)
+	defer deadline.Stop()
+	p.mu.Lock()
+	if !p.loaded || p.handle == nil {
+		p.wantHandle = true // cleared when the object is begun
+	}
+	p.mu.Unlock()
+	p.poke()
+	for {
+		p.mu.Lock()
+		ch := p.changed
+		switch {
+		case p.whole || p.resetting != "":
+			p.mu.Unlock()
+			return nil
+		case p.loaded && p.handle != nil:
+			h := p.handle
+			busy := n < len(p.parts) && p.parts[n].busy
+			p.mu.Unlock()
+			if busy || n >= len(p.parts) {
+				return nil
+			}
+			return h
+		case p.loaded && p.failures > 0:
+			p.mu.Unlock() // beginning the object fails: do not wait for the retries
+			return nil
+		}
+		p.mu.Unlock()
+		select {
+		case <-ch:
+		case <-deadline.C:
+			return nil
+		case <-p.done:
+			return nil
+		case <-ctx.Done():
+			return nil
+		}
+	}
+}
+
+// openPartFileSection opens the bytes of part n in the part file of handle for reading.
+func (p *pump) openPartFileSection(ctx context.Context, handle []byte, n int, size int64) (io.Reader, func(), error) {
+	pf := p.s.partFiler()
+	if pf == nil {
+		return nil, nil, errNoPartFiles
+	}
+	f, err := pf.OpenPartFile(ctx, handle, os.O_RDONLY)
+	if err != nil {
+		return nil, nil, err
+	}
+	off := int64(n) * p.partSize
+	return io.NewSectionReader(f, off, size), func() {
+		staging.DropCache(f, off, size)
+		f.Close()
+	}, nil
+}
+
+var errNoPartFiles = errors.New("the backend no longer offers part files")
+
+// digestBacklog is the default of Options.DigestBacklog.
+const digestBacklog = 1 << 30
+
+// yield waits, before the digest reads more of a part from a part file, while parts are
+// being received: the part PUTs then keep the CPU and the disk, and the digest goes on
+// between them. It returns at once when complete waits (hurry), when the upload's parts
+// not yet in the digest reach Options.DigestBacklog bytes, or when ctx ends.
+func (p *pump) yield(ctx context.Context) {
+	for {
+		busy := p.s.writers.receiving()
+		if busy == nil || p.backlog() >= p.s.opt.DigestBacklog {
+			return
+		}
+		select {
+		case <-busy:
+		case <-p.changedChan(): // the backlog may have grown
+		case <-p.hurry:
+			return
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// backlog returns the bytes of the upload's received parts that are not in the digest.
+func (p *pump) backlog() int64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var n int64
+	for i := p.hashed; i < len(p.parts); i++ {
+		if p.parts[i].sha != nil {
+			n += p.parts[i].size
+		}
+	}
+	return n
+}
+
+// yieldingReader is a reader of a part file's section that yields before every read.
+type yieldingReader struct {
+	ctx context.Context
+	p   *pump
+	r   io.Reader
+}
+
+func (y *yieldingReader) Read(b []byte) (int, error) {
+	y.p.yield(y.ctx)
+	return y.r.Read(b)
+}
