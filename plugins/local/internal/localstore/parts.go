@@ -30,8 +30,8 @@ func (s *Store) files(h partfile.Handle) (target, data, journal string) {
 }
 
 // BeginObject implements sdk.PartStorage. It aborts the unfinished objects of key, creates
-// the parent directories, an empty data file and the journal, and syncs the directory, so
-// that the handle stays good after a crash.
+// the parent directories, the data file with all its space allocated (see preallocate)
+// and the journal, and syncs the directory, so that the handle stays good after a crash.
 func (s *Store) BeginObject(ctx context.Context, key string, spec sdk.ObjectSpec) ([]byte, error) {
 	h, err := partfile.New(key, spec)
 	if err != nil {
@@ -70,6 +70,10 @@ func createPartFiles(h partfile.Handle, data, journal string) error {
 	f, err := os.OpenFile(data, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o666)
 	if err != nil {
 		return mapErr("create", data, err)
+	}
+	if err := preallocate(f, h.Size); err != nil {
+		f.Close()
+		return mapErr("allocate", data, err)
 	}
 	if err := f.Close(); err != nil {
 		return mapErr("close", data, err)
