@@ -54,6 +54,10 @@ type fakeBackend struct {
 	// with staged reads does; stagedParts counts the parts it read so.
 	staged      bool
 	stagedParts int
+	// partDir, if set, makes the fake offer part files (PartFiler): an unfinished object
+	// has a file there, from which RecordPart reads the part back; recorded counts them.
+	partDir  string
+	recorded int
 }
 
 func newFake() *fakeBackend { return &fakeBackend{objects: map[string][]byte{}} }

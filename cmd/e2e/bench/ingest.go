@@ -42,19 +42,20 @@ func (b *bench) ingest() error {
 	}
 	var elsewhere *server
 	if tmpfs != nil {
-		// Staging on the disk, the backend's files on the tmpfs: a destination on another
-		// device, as a NAS or an S3 server is.
+		// Staging on the disk, the backend's files on the tmpfs, parts staged and then
+		// delivered: a destination on another device, as a NAS or an S3 server is.
 		if elsewhere, err = b.start("ingest-dest-tmpfs", map[string]string{
-			"LOCAL_STORAGE_PATH": filepath.Join(b.dir, "tmpfs", "uploads")}); err != nil {
+			"LOCAL_STORAGE_PATH": filepath.Join(b.dir, "tmpfs", "uploads"), "PLUGIN_PART_FILES": "false"}); err != nil {
 			return err
 		}
 	}
-	// The same host with its plugin sent every byte over the socket: what staged reads save.
-	streamed, err := b.start("ingest-streamed", map[string]string{"PLUGIN_STAGED_READS": "false"})
+	// The same host staging every part and delivering it afterwards, as it does for a
+	// backend without part files: what writing parts in place saves.
+	staged, err := b.start("ingest-staged", map[string]string{"PLUGIN_PART_FILES": "false"})
 	if err != nil {
 		return err
 	}
-	if err := b.ingestStream(disk, streamed, elsewhere, skipped); err != nil {
+	if err := b.ingestStream(disk, staged, elsewhere, skipped); err != nil {
 		return fmt.Errorf("stream of parts: %w", err)
 	}
 	if err := b.ingestParallel(disk, tmpfs, skipped); err != nil {
@@ -79,7 +80,9 @@ func (b *bench) tmpfsServer() (s *server, skipped string, err error) {
 		return nil, fmt.Sprintf("skipped: mounting a tmpfs needs root (%s)", strings.TrimSpace(string(out))), nil
 	}
 	b.onCleanup(func() { exec.Command("umount", mnt).Run() })
-	s, err = b.start("ingest-tmpfs", map[string]string{"TEMP_STORAGE_PATH": filepath.Join(mnt, "staging")})
+	// Staging and the backend's files both there: parts written in place go to the tmpfs too.
+	s, err = b.start("ingest-tmpfs", map[string]string{"TEMP_STORAGE_PATH": filepath.Join(mnt, "staging"),
+		"LOCAL_STORAGE_PATH": filepath.Join(mnt, "uploads-tmpfs")})
 	return s, "", err
 }
 
@@ -207,6 +210,43 @@ func (b *bench) putTrial(s *server, size int64, parallelParts int, check func(*u
 	}
 }
 
+// completeTrial times a stream of the parts of a fresh upload of size bytes on s, in
+// order, and its complete up to the 200; it appends the seconds of the complete alone to
+// after. The file is removed after the timing.
+func (b *bench) completeTrial(s *server, size int64, after *[]float64) trial {
+	return func() (time.Duration, error) {
+		u, err := b.newUpload(s, size)
+		if err != nil {
+			return 0, err
+		}
+		if _, err := b.partOf(u.size - int64(u.up.TotalParts-1)*u.up.ChunkSize); err != nil {
+			return 0, err
+		}
+		var final string
+		var completeSecs float64
+		d, err := timed(func() error {
+			for n := range u.up.TotalParts {
+				if err := u.put(b, n); err != nil {
+					return err
+				}
+			}
+			last := time.Now()
+			var err error
+			final, err = s.complete(u.up.FileID)
+			completeSecs = time.Since(last).Seconds()
+			return err
+		})
+		if err != nil {
+			return 0, err
+		}
+		*after = append(*after, completeSecs)
+		if final == "" {
+			return 0, fmt.Errorf("complete of %s gave no final_path", u.up.FileID)
+		}
+		return d, os.Remove(final)
+	}
+}
+
 // quiet waits, untimed, until the host removed the deleted upload's staging directory, so
 // that no delivery or abort of it runs into the next trial.
 func (u *upload) quiet() error {
@@ -323,13 +363,13 @@ func (b *bench) ingestOne(disk, tmpfs *server, skipped string) error {
 		return nil
 	}
 	b.addRatio("ingest, one part PUT, staging on tmpfs", partSize, secs[2], secs[1], "the same dd to disk",
-		0, "; the work that is not the disk's: HTTP, SHA-256, SQLite commit (and a copy into tmpfs, which the disk's direct I/O does not make)")
+		0, "; staging and the local backend's files on a tmpfs: the work that is not the disk's (HTTP, SHA-256, SQLite commit, the plugin's record, and a copy into tmpfs, which the disk's direct I/O does not make)")
 	return nil
 }
 
 // ingestStream: one stream of parts for 1 GiB vs dd of each part in sequence. It also
 // reports how much of the staged parts the page cache holds right after the last part.
-func (b *bench) ingestStream(disk, streamed, elsewhere *server, skipped string) error {
+func (b *bench) ingestStream(disk, staged, elsewhere *server, skipped string) error {
 	files := repeat(b.partFile, streamSize/partSize)
 	if tail := streamSize % partSize; tail > 0 {
 		tailFile, err := b.partOf(int64(tail))
@@ -347,7 +387,7 @@ func (b *bench) ingestStream(disk, streamed, elsewhere *server, skipped string) 
 		// file's digest: only the parts still staged are looked at.
 		var paths []string
 		for n := range u.up.TotalParts {
-			p := filepath.Join(disk.dir, "staging", u.up.FileID, fmt.Sprintf("%06d.part", n))
+			p := filepath.Join(staged.dir, "staging", u.up.FileID, fmt.Sprintf("%06d.part", n))
 			if fi, err := os.Stat(p); err == nil {
 				paths = append(paths, p)
 				stagedBytes += fi.Size()
@@ -358,9 +398,11 @@ func (b *bench) ingestStream(disk, streamed, elsewhere *server, skipped string) 
 		return err
 	}
 	rounds := max(3, b.rounds/3)
-	var diskCPU, streamedCPU, elsewhereCPU []cpuUse
-	trials := []trial{b.putTrial(disk, streamSize, 1, check, &diskCPU), b.ddTrial(files, 1), b.ddDeliverTrial(files),
-		b.putTrial(streamed, streamSize, 1, nil, &streamedCPU)}
+	var diskCPU, stagedCPU, elsewhereCPU []cpuUse
+	var diskComplete, stagedComplete []float64
+	trials := []trial{b.putTrial(disk, streamSize, 1, nil, &diskCPU), b.ddTrial(files, 1), b.ddDeliverTrial(files),
+		b.putTrial(staged, streamSize, 1, check, &stagedCPU),
+		b.completeTrial(disk, streamSize, &diskComplete), b.completeTrial(staged, streamSize, &stagedComplete)}
 	if elsewhere != nil {
 		trials = append(trials, b.putTrial(elsewhere, streamSize, 1, nil, &elsewhereCPU))
 	}
@@ -368,24 +410,29 @@ func (b *bench) ingestStream(disk, streamed, elsewhere *server, skipped string) 
 	if err != nil {
 		return err
 	}
+	const cs, ccs, es = 4, 5, 6 // the complete trials, then elsewhere's
 	name := fmt.Sprintf("ingest, one stream of %d parts (1 GiB), delivered to another device", len(files))
 	if elsewhere == nil {
 		b.add(result{Name: name, Note: skipped})
 	} else {
-		b.addRatio(name, streamSize, secs[4], secs[1], fmt.Sprintf("%d dd conv=fdatasync of the same parts in sequence", len(files)), ingestTarget,
+		b.addRatio(name, streamSize, secs[es], secs[1], fmt.Sprintf("%d dd conv=fdatasync of the same parts in sequence", len(files)), 0,
 			"; staging on the disk, the local backend's files on a tmpfs (as a NAS or an S3 server is another device): delivery costs CPU, not this disk")
 	}
 	b.addRatio(fmt.Sprintf("ingest, one stream of %d parts (1 GiB)", len(files)), streamSize, secs[0], secs[1],
 		fmt.Sprintf("%d dd conv=fdatasync of the same parts in sequence", len(files)), ingestTarget,
-		"; the host also delivers each part to the local backend on the same disk while the next arrives (a second write and a read of every byte), which the baseline does not")
-	b.addRatio(fmt.Sprintf("ingest, one stream of %d parts (1 GiB), against the same disk work", len(files)), streamSize, secs[0], secs[2],
+		"; the local backend on the same disk, each part written in place into its unfinished file (part files): the whole-file digest reads the parts back between parts and after the last, until complete")
+	b.addRatio(fmt.Sprintf("ingest, one stream of %d parts (1 GiB), staged and delivered", len(files)), streamSize, secs[3], secs[1],
+		fmt.Sprintf("%d dd conv=fdatasync of the same parts in sequence", len(files)), 0,
+		"; PLUGIN_PART_FILES=false, as for a backend without part files: each part is staged, then delivered to the local backend on the same disk while the next arrives (a second write and a read of every byte)")
+	b.addRatio(fmt.Sprintf("ingest, one stream of %d parts (1 GiB), staged and delivered, against the same disk work", len(files)), streamSize, secs[3], secs[2],
 		"dd of each part as above, while dd copies the part before it (iflag=direct oflag=direct conv=fdatasync) into one file at its offset, as delivery does", 0, "")
-	b.addRatio(fmt.Sprintf("ingest, one stream of %d parts (1 GiB), plugin sent the bytes", len(files)), streamSize, secs[3], secs[0],
-		"the same stream with staged reads (the plugin reads each part from its staged file)", 0,
-		"; PLUGIN_STAGED_READS=false: every delivered byte is read by the host and sent over the plugin's socket (the ratio is staged time / this time: below 1, staged reads are faster)")
+	b.addRatio(fmt.Sprintf("ingest, one stream of %d parts (1 GiB) and its complete", len(files)), streamSize, secs[cs], secs[1],
+		fmt.Sprintf("%d dd conv=fdatasync of the same parts in sequence", len(files)), 0,
+		fmt.Sprintf("; the time up to complete's 200 with final_path, which waits for the whole-file digest; complete took %.2f s after the last part (median); staged and delivered (PLUGIN_PART_FILES=false): %.2f x, complete %.2f s",
+			median(secs[1])/median(secs[ccs]), median(diskComplete), median(stagedComplete)))
 	shaSecs := b.sha256Seconds()
 	b.addCPU("ingest, CPU of the stream", streamSize, diskCPU, median(secs[1]), shaSecs)
-	b.addCPU("ingest, CPU of the stream, plugin sent the bytes", streamSize, streamedCPU, median(secs[1]), shaSecs)
+	b.addCPU("ingest, CPU of the stream, staged and delivered", streamSize, stagedCPU, median(secs[1]), shaSecs)
 	if elsewhere != nil {
 		b.addCPU("ingest, CPU of the stream delivered to another device", streamSize, elsewhereCPU, median(secs[1]), shaSecs)
 	}

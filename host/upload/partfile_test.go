@@ -1,0 +1,174 @@
+package upload
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"testing"
+	"time"
+
+	"github.com/chunked-uploader/chunked-uploader/host"
+)
+
+func newPartFilesEnv(t *testing.T, mod ...func(*Options)) *env {
+	t.Helper()
+	e := newPartsEnv(t, mod...)
+	e.backend.enablePartFiles(t.TempDir())
+	return e
+}
+
+// counts returns the fake's PutPart calls and the parts recorded in place.
+func (f *fakeBackend) counts() (puts, recorded int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.partPuts, f.recorded
+}
+
+// Parts written in place are in the backend at their 200, never staged, and make the file.
+func TestPartFilesInPlace(t *testing.T) {
+	e := newPartFilesEnv(t)
+	content := data(5*testChunk+100, 11)
+	c := e.init(t, "pf/in-place.bin", len(content))
+	for i, n := range []int{3, 1, 0, 5, 2, 4} {
+		if _, err := e.put(t, c, content, n); err != nil {
+			t.Fatalf("part %d: %v", n, err)
+		}
+		if v := e.status(t, c.Upload.ID); v.DeliveredParts != i+1 {
+			t.Fatalf("after the 200 of part %d: %d parts delivered, want %d", n, v.DeliveredParts, i+1)
+		}
+		if e.stage.HasPart(c.Upload.ID, n) {
+			t.Fatalf("part %d written in place is staged too", n)
+		}
+	}
+	u, err := e.svc.Complete(context.Background(), c.Upload.ID)
+	if err != nil || u.Status != host.StatusComplete {
+		t.Fatalf("complete: %+v %v", u, err)
+	}
+	if got, _ := e.backend.object(c.Upload.Key()); !bytes.Equal(got, content) {
+		t.Fatal("the committed object differs from the parts sent")
+	}
+	if u.DeliveredSHA256 != hexSum(content) {
+		t.Fatalf("delivered sha256 %s, want %s", u.DeliveredSHA256, hexSum(content))
+	}
+	if puts, recorded := e.backend.counts(); puts != 0 || recorded != 6 {
+		t.Fatalf("%d PutPart calls and %d parts recorded in place, want 0 and 6", puts, recorded)
+	}
+}
+
+// A part sent again after its 200 is staged and delivered through PutPart, so that its
+// acknowledged bytes in the part file are never overwritten by a send that may break off;
+// the newer bytes make the file.
+func TestPartFilesResendIsStaged(t *testing.T) {
+	e := newPartFilesEnv(t)
+	content := data(3*testChunk, 12)
+	c := e.init(t, "pf/resend.bin", len(content))
+	if _, err := e.put(t, c, content, 2); err != nil { // not in the digest before parts 0 and 1
+		t.Fatal(err)
+	}
+	newer := bytes.Clone(content)
+	newer[2*testChunk+9] ^= 0xff
+	if _, err := e.put(t, c, newer, 2); err != nil {
+		t.Fatalf("part 2 sent again: %v", err)
+	}
+	waitFor(t, "the resent part delivered", func() bool { puts, _ := e.backend.counts(); return puts == 1 })
+	// A resend that breaks off leaves the acknowledged version alone.
+	claims, _ := e.tokens.Verify(c.Tokens[2])
+	_, err := e.svc.PutPart(context.Background(), PartRequest{UploadID: c.Upload.ID, Part: 2, Claims: claims,
+		Body: io.MultiReader(bytes.NewReader(content[2*testChunk:2*testChunk+100]), errReader{}), ContentLength: testChunk})
+	if err == nil {
+		t.Fatal("a part whose body broke off was stored")
+	}
+	for n := range 2 {
+		if _, err := e.put(t, c, newer, n); err != nil {
+			t.Fatalf("part %d: %v", n, err)
+		}
+	}
+	u, err := e.svc.Complete(context.Background(), c.Upload.ID)
+	if err != nil || u.Status != host.StatusComplete {
+		t.Fatalf("complete: %+v %v", u, err)
+	}
+	if got, _ := e.backend.object(c.Upload.Key()); !bytes.Equal(got, newer) {
+		t.Fatal("the committed object is not the newer bytes of part 2")
+	}
+	if puts, recorded := e.backend.counts(); puts != 1 || recorded != 3 {
+		t.Fatalf("%d PutPart calls and %d parts recorded in place, want 1 and 3", puts, recorded)
+	}
+}
+
+type errReader struct{}
+
+func (errReader) Read([]byte) (int, error) { return 0, io.ErrUnexpectedEOF }
+
+// Bytes of a part that rotted in the part file before the digest read them back put the
+// part back to pending with a message; sent again, it makes the file.
+func TestPartFilesDamaged(t *testing.T) {
+	e := newPartFilesEnv(t)
+	content := data(3*testChunk, 13)
+	c := e.init(t, "pf/damaged.bin", len(content))
+	for _, n := range []int{1, 2} {
+		if _, err := e.put(t, c, content, n); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := e.backend.spoilPartFile(c.Upload.Key(), 1); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.put(t, c, content, 0); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the damaged part pending", func() bool {
+		v := e.status(t, c.Upload.ID)
+		return v.Parts[1].Status == host.PartPending && v.Parts[1].Note != ""
+	})
+	if _, err := e.put(t, c, content, 1); err != nil {
+		t.Fatalf("the damaged part sent again: %v", err)
+	}
+	u, err := e.svc.Complete(context.Background(), c.Upload.ID)
+	if err != nil || u.Status != host.StatusComplete {
+		t.Fatalf("complete: %+v %v", u, err)
+	}
+	if got, _ := e.backend.object(c.Upload.Key()); !bytes.Equal(got, content) {
+		t.Fatal("the committed object differs from the parts sent")
+	}
+}
+
+// The digest of parts written in place waits while a part is being received, and goes on
+// once none is (or complete waits for it).
+func TestPartFilesDigestYields(t *testing.T) {
+	e := newPartFilesEnv(t)
+	content := data(3*testChunk, 14)
+	c := e.init(t, "pf/yield.bin", len(content))
+	pr, pw := io.Pipe()
+	claims, _ := e.tokens.Verify(c.Tokens[2])
+	done := make(chan error, 1)
+	go func() {
+		_, err := e.svc.PutPart(context.Background(), PartRequest{UploadID: c.Upload.ID, Part: 2, Claims: claims,
+			Body: pr, ContentLength: int64(len(content) - 2*testChunk)})
+		done <- err
+	}()
+	if _, err := pw.Write(content[2*testChunk : 2*testChunk+10]); err != nil { // part 2 is being received
+		t.Fatal(err)
+	}
+	for n := range 2 {
+		if _, err := e.put(t, c, content, n); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Nothing to wait for but time: the digest must not have moved meanwhile.
+	time.Sleep(300 * time.Millisecond)
+	if v := e.status(t, c.Upload.ID); v.Upload.HashedParts != 0 {
+		t.Fatalf("%d parts in the digest while part 2 was being received, want 0", v.Upload.HashedParts)
+	}
+	if _, err := pw.Write(content[2*testChunk+10:]); err != nil {
+		t.Fatal(err)
+	}
+	pw.Close()
+	if err := <-done; err != nil {
+		t.Fatalf("part 2: %v", err)
+	}
+	waitFor(t, "the digest after the last part", func() bool { return e.status(t, c.Upload.ID).Upload.HashedParts == 3 })
+	u, err := e.svc.Complete(context.Background(), c.Upload.ID)
+	if err != nil || u.Status != host.StatusComplete || u.DeliveredSHA256 != hexSum(content) {
+		t.Fatalf("complete: %+v %v", u, err)
+	}
+}
