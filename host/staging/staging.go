@@ -15,6 +15,8 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
+
+	"github.com/chunked-uploader/chunked-uploader/sdk"
 )
 
 // Errors of Write.
@@ -99,6 +101,9 @@ func (d *Dir) Write(id string, n int, r io.Reader, size int64) (*Staged, error) 
 // error that range may hold part of the bytes, and the caller must not count on any of it.
 // The result's Commit and Abort do nothing: the bytes are already in place.
 func WriteAt(f *os.File, off int64, r io.Reader, size int64) (*Staged, error) {
+	if err := sdk.Allocate(f, off, size); err != nil {
+		return nil, fmt.Errorf("allocating %d bytes of %s at %d: %w", size, f.Name(), off, diskErr(err))
+	}
 	sum, crc, err := copyExact(f, off, r, size)
 	if err != nil {
 		return nil, fmt.Errorf("writing into %s at %d: %w", f.Name(), off, diskErr(err))

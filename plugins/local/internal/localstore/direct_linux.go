@@ -229,20 +229,3 @@ func datasync(f *os.File) error {
 
 // directReserve is the buffer memory ReserveMemory announces: four Puts at once.
 const directReserve = 4 * directBuffers * directBufSize
-
-// preallocate gives f its size bytes now (fallocate), so that parts written at their
-// offsets, by this plugin or by the host (sdk.PartFiles), overwrite allocated blocks
-// instead of extending the file: ext4 and XFS then let direct writes of different parts run
-// side by side instead of one at a time under the inode's lock, and a full disk shows at
-// BeginObject rather than in the middle of an upload. File systems without fallocate get a
-// sparse file of that size instead.
-func preallocate(f *os.File, size int64) error {
-	if size <= 0 {
-		return nil
-	}
-	err := syscall.Fallocate(int(f.Fd()), 0, 0, size)
-	if errors.Is(err, syscall.EOPNOTSUPP) || errors.Is(err, syscall.ENOSYS) {
-		return f.Truncate(size)
-	}
-	return err
-}

@@ -26,11 +26,3 @@ const directBlock = 1
 
 // datasync flushes f's data to disk.
 func datasync(f *os.File) error { return f.Sync() }
-
-// preallocate gives f its size (see direct_linux.go), as a sparse file here.
-func preallocate(f *os.File, size int64) error {
-	if size <= 0 {
-		return nil
-	}
-	return f.Truncate(size)
-}

@@ -30,8 +30,8 @@ func (s *Store) files(h partfile.Handle) (target, data, journal string) {
 }
 
 // BeginObject implements sdk.PartStorage. It aborts the unfinished objects of key, creates
-// the parent directories, the data file with all its space allocated (see preallocate)
-// and the journal, and syncs the directory, so that the handle stays good after a crash.
+// the parent directories, the data file (sparse, of the object's size) and the journal,
+// and syncs the directory, so that the handle stays good after a crash.
 func (s *Store) BeginObject(ctx context.Context, key string, spec sdk.ObjectSpec) ([]byte, error) {
 	h, err := partfile.New(key, spec)
 	if err != nil {
@@ -71,9 +71,11 @@ func createPartFiles(h partfile.Handle, data, journal string) error {
 	if err != nil {
 		return mapErr("create", data, err)
 	}
-	if err := preallocate(f, h.Size); err != nil {
+	// Its size from the start, as a sparse file: parts are written inside it, never
+	// extending it, and each part's blocks are allocated as it is written (sdk.Allocate).
+	if err := f.Truncate(h.Size); err != nil {
 		f.Close()
-		return mapErr("allocate", data, err)
+		return mapErr("size", data, err)
 	}
 	if err := f.Close(); err != nil {
 		return mapErr("close", data, err)
@@ -122,6 +124,9 @@ func (s *Store) PutPart(ctx context.Context, handle []byte, p sdk.PartInfo, r io
 	part, err := partfile.StartPart(journalFile{j}, h, p)
 	if err != nil {
 		return nil, mapErr("start part of", data, err)
+	}
+	if err := sdk.Allocate(f, part.Offset(), p.Size); err != nil {
+		return nil, mapErr("allocate", data, err)
 	}
 	if _, err := f.Seek(part.Offset(), io.SeekStart); err != nil {
 		return nil, mapErr("seek", data, err)
