@@ -136,7 +136,8 @@ func Run(ctx context.Context, cfg *config.Config, log hclog.Logger) error {
 		MaxPartWrites: cfg.MaxPartsInFlight, MaxPartWritesPerUpload: cfg.MaxPartsInFlightPerUpload,
 		PartWritesChanged: mem.PartWrites,
 		CleanupInterval:   cfg.CleanupInterval, Retention: cfg.Retention, StagingReserve: cfg.StagingReserve,
-		Logger: log.Named("upload"), Notifier: hooks, Metrics: mets, NodeID: cfg.NodeID,
+		DigestBacklog: cfg.DigestBacklog,
+		Logger:        log.Named("upload"), Notifier: hooks, Metrics: mets, NodeID: cfg.NodeID,
 	})
 	if err := svc.Start(ctx); err != nil {
 		return err

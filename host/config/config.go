@@ -109,6 +109,9 @@ type Config struct {
 
 	Retention      time.Duration // records of complete/expired uploads are kept this long
 	StagingReserve int64         // bytes init leaves free on the staging disk
+	// DigestBacklog: the whole-file digest of parts written in place waits while parts are
+	// being received, until an upload has this many bytes not yet in it (0: never waits).
+	DigestBacklog int64
 
 	// NodeID names this node in the ids of the uploads it creates, for a load balancer in
 	// front of several nodes ("" for a single server). DrainTimeout is how long a node asked
@@ -338,6 +341,7 @@ func load(environ []string, envFile string, required bool, exeDir string) (*Conf
 	c.BodyIdleTimeout = durationIn("BODY_IDLE_TIMEOUT", DefaultBodyIdleTimeout, time.Second, time.Hour)
 	c.MaxConnections = int(integer("MAX_CONNECTIONS", DefaultMaxConnections, 16, 1_000_000))
 	c.StagingReserve = integer("STAGING_RESERVE_MB", 1024, 0, 1<<30) << 20
+	c.DigestBacklog = integer("DIGEST_BACKLOG_MB", 512, 0, 1<<20) << 20
 	c.CORSAllowedOrigins = get("CORS_ALLOWED_ORIGINS", "")
 	for _, o := range strings.Split(c.CORSAllowedOrigins, ",") {
 		o = strings.TrimSpace(o)

@@ -32,7 +32,8 @@ func TestLoadDefaults(t *testing.T) {
 		t.Fatalf("Load: %v", err)
 	}
 	if c.ChunkSize != 50<<20 || c.ServerPort != 3000 || c.StorageBackend != "local" ||
-		c.MaxUpload != 1<<40 || c.MaxParts != 20972 || !c.PluginStagedReads || len(c.Warnings) != 0 {
+		c.MaxUpload != 1<<40 || c.MaxParts != 20972 || !c.PluginStagedReads || !c.PluginPartFiles ||
+		c.DigestBacklog != 512<<20 || len(c.Warnings) != 0 {
 		t.Fatalf("defaults wrong: %+v", c)
 	}
 	if c.PluginPath != filepath.Join(dir, "chunked-uploader-plugin-local") {
@@ -67,6 +68,8 @@ func TestLoadRefuses(t *testing.T) {
 		"cleanup interval": {append(base, "CLEANUP_INTERVAL=soon"), "CLEANUP_INTERVAL"},
 		"log format":       {append(base, "LOG_FORMAT=xml"), "LOG_FORMAT"},
 		"staged reads":     {append(base, "PLUGIN_STAGED_READS=maybe"), "PLUGIN_STAGED_READS"},
+		"part files":       {append(base, "PLUGIN_PART_FILES=sometimes"), "PLUGIN_PART_FILES"},
+		"digest backlog":   {append(base, "DIGEST_BACKLOG_MB=-1"), "DIGEST_BACKLOG_MB"},
 		"plugin sha":       {append(base, "PLUGIN_SHA256=xyz"), "PLUGIN_SHA256"},
 		"cors wildcard":    {append(base, "CORS_ALLOWED_ORIGINS=https://app.example.com,https://*.example.com"), "a wildcard never matches"},
 		"cors path":        {append(base, "CORS_ALLOWED_ORIGINS=https://app.example.com/x"), "CORS_ALLOWED_ORIGINS"},

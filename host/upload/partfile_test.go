@@ -135,7 +135,7 @@ func TestPartFilesDamaged(t *testing.T) {
 // The digest of parts written in place waits while a part is being received, and goes on
 // once none is (or complete waits for it).
 func TestPartFilesDigestYields(t *testing.T) {
-	e := newPartFilesEnv(t)
+	e := newPartFilesEnv(t, func(o *Options) { o.DigestBacklog = 1 << 30 })
 	content := data(3*testChunk, 14)
 	c := e.init(t, "pf/yield.bin", len(content))
 	pr, pw := io.Pipe()

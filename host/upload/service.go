@@ -70,7 +70,7 @@ type Options struct {
 	StagingReserve int64
 	// DigestBacklog: the whole-file digest of parts written into a backend's part file
 	// yields to parts being received until an upload has this many bytes of received
-	// parts not yet in it (see partfile.go). Default 1 GiB.
+	// parts not yet in it (see partfile.go); 0: it never yields.
 	DigestBacklog int64
 	Logger        hclog.Logger
 	Metrics       *metrics.Metrics // optional
@@ -137,9 +137,6 @@ func New(db *sqlite.DB, stage *staging.Dir, backend Backend, tokens *auth.Tokens
 	}
 	if opt.PartDeliveriesPerUpload < 1 {
 		opt.PartDeliveriesPerUpload = 4
-	}
-	if opt.DigestBacklog <= 0 {
-		opt.DigestBacklog = digestBacklog
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Service{
