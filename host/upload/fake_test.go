@@ -58,6 +58,8 @@ type fakeBackend struct {
 	// has a file there, from which RecordPart reads the part back; recorded counts them.
 	partDir  string
 	recorded int
+	// partFileWrongSize makes the part files one byte too long: not the object's file.
+	partFileWrongSize bool
 }
 
 func newFake() *fakeBackend { return &fakeBackend{objects: map[string][]byte{}} }

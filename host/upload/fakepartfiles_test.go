@@ -44,7 +44,18 @@ func (f *fakeBackend) OpenPartFile(ctx context.Context, handle []byte, flag int)
 	if err != nil {
 		return nil, err
 	}
-	return os.OpenFile(path, flag|os.O_CREATE, 0o600)
+	_, o, _ := f.partFilePath(handle)
+	file, err := os.OpenFile(path, flag|os.O_CREATE, 0o600)
+	if err == nil && flag != os.O_RDONLY {
+		size := o.spec.Size // the object's size, as sdk.PartFiles requires
+		f.mu.Lock()
+		if f.partFileWrongSize {
+			size++
+		}
+		f.mu.Unlock()
+		err = file.Truncate(size)
+	}
+	return file, err
 }
 
 // RecordPart reads the part back from the file (a fake may) and keeps it.

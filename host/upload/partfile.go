@@ -82,6 +82,17 @@ func (s *Service) openInPlace(ctx context.Context, u *host.Upload, n int) *inPla
 		return nil
 	}
 	f, err := pf.OpenPartFile(ctx, handle, os.O_WRONLY)
+	if err == nil {
+		// The data file has the object's size from its begin on (sdk.PartFiles): a file of
+		// another size is not this object's, whatever the plugin says.
+		var fi os.FileInfo
+		if fi, err = f.Stat(); err == nil && fi.Size() != u.TotalSize {
+			err = fmt.Errorf("%s has %d bytes, the upload %d", f.Name(), fi.Size(), u.TotalSize)
+		}
+		if err != nil {
+			f.Close()
+		}
+	}
 	if err != nil {
 		if !s.partFileRefused.Swap(true) {
 			s.log.Warn("the plugin offers part files but the host cannot use them; parts are staged instead", "error", err)

@@ -172,3 +172,25 @@ func TestPartFilesDigestYields(t *testing.T) {
 		t.Fatalf("complete: %+v %v", u, err)
 	}
 }
+
+// A part file that is not of the object's size is not taken for the object's: the parts
+// are staged and delivered as for a plugin without part files.
+func TestPartFilesForeignFileIsStaged(t *testing.T) {
+	e := newPartFilesEnv(t)
+	e.backend.mu.Lock()
+	e.backend.partFileWrongSize = true
+	e.backend.mu.Unlock()
+	content := data(2*testChunk+5, 15)
+	c := e.init(t, "pf/foreign.bin", len(content))
+	e.putAll(t, c, content)
+	u, err := e.svc.Complete(context.Background(), c.Upload.ID)
+	if err != nil || u.Status != host.StatusComplete {
+		t.Fatalf("complete: %+v %v", u, err)
+	}
+	if got, _ := e.backend.object(c.Upload.Key()); !bytes.Equal(got, content) {
+		t.Fatal("the committed object differs from the parts sent")
+	}
+	if puts, recorded := e.backend.counts(); puts != 3 || recorded != 0 {
+		t.Fatalf("%d PutPart calls and %d parts recorded in place, want 3 and 0", puts, recorded)
+	}
+}
