@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"maps"
 	"net/http"
-	"path"
 	"strings"
 	"testing"
 	"time"
@@ -318,7 +317,7 @@ func TestErrors(t *testing.T) {
 	}
 	// A refused body written into the upload's part file (sdk.PartFiles) may leave bytes in
 	// that hidden file, never a receipt: only what is visible must not have changed.
-	if got := visibleObjects(localBackend.objects(t, s)); !maps.Equal(got, visibleObjects(objectsBefore)) {
+	if got := harness.VisibleFiles(localBackend.objects(t, s)); !maps.Equal(got, harness.VisibleFiles(objectsBefore)) {
 		t.Errorf("LOCAL_STORAGE_PATH after the refused requests: %v, before: %v", got, objectsBefore)
 	}
 	// The refused parts can now be sent correctly: chunked, with a token
@@ -426,16 +425,4 @@ func TestInitContentTypes(t *testing.T) {
 			}
 		})
 	}
-}
-
-// visibleObjects drops the hidden files of unfinished part-wise objects (".name.<id>.partial"
-// and ".journal", see sdk/partfile) from a listing of the local backend.
-func visibleObjects(objs map[string]int64) map[string]int64 {
-	out := map[string]int64{}
-	for k, v := range objs {
-		if base := path.Base(k); !strings.HasPrefix(base, ".") {
-			out[k] = v
-		}
-	}
-	return out
 }

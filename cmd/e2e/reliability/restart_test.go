@@ -29,7 +29,9 @@ var partFile = regexp.MustCompile(`^\d{6}\.part$`)
 // and the upload completes with the exact bytes once the part is sent again.
 func TestHostKilledMidPart(t *testing.T) {
 	t.Parallel()
-	s := startServer(t, "local", nil)
+	// Staging's temporaries are what this test looks at: parts are staged, not written
+	// into the local backend's file (TestHostKilledMidPartInPlace).
+	s := startServer(t, "local", map[string]string{"PLUGIN_PART_FILES": "false"})
 	const chunk = mib
 	data := harness.RandomBytes(4*chunk, 3)
 	parts := harness.PartData(data, chunk)
@@ -108,6 +110,61 @@ func TestHostKilledMidPart(t *testing.T) {
 }
 
 func partName(n int) string { return fmt.Sprintf("%06d.part", n) }
+
+// TestHostKilledMidPartInPlace kills the host (SIGKILL) while a slow client has sent half
+// of a part that the host writes straight into the local backend's unfinished file (part
+// files), and restarts it on the same data: the parts acknowledged before are uploaded and
+// delivered, the interrupted one is pending, nothing was staged, nothing is visible, and
+// the upload completes with the exact bytes once the part is sent again.
+func TestHostKilledMidPartInPlace(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, "local", nil)
+	const chunk = mib
+	data := harness.RandomBytes(4*chunk, 13)
+	parts := harness.PartData(data, chunk)
+	up := s.InitUpload(t, map[string]any{"filename": "crash/in-place.bin", "total_size": len(data)})
+	acked := map[int]string{}
+	for _, n := range []int{0, 1, 3} {
+		acked[n] = s.MustPutPart(t, up.FileID, n, up.Parts[n].Token, parts[n]).ChecksumSHA256
+	}
+	c := s.OpenPart(t, up.FileID, 2, up.Parts[2].Token, chunk)
+	defer c.Close()
+	if err := c.Write(parts[2][:chunk/2]); err != nil {
+		t.Fatal(err)
+	}
+	if !harness.WaitFor(10*time.Second, func() bool { return s.PartsInFlight() == 1 }) {
+		t.Fatalf("part 2 is not being received (parts in flight: %d)", s.PartsInFlight())
+	}
+	time.Sleep(200 * time.Millisecond) // for the host to take the half sent
+	s.Kill(t)
+	hostKills.Add(1)
+
+	s.Start(t)
+	st := s.Status(t, up.FileID)
+	if st.Status != "pending" || st.UploadedParts != 3 || st.DeliveredParts != 3 {
+		t.Fatalf("status after the restart = %+v, want pending with 3 of 4 parts uploaded and delivered", st)
+	}
+	for _, p := range st.Parts {
+		want, ok := acked[p.Part]
+		switch {
+		case ok && (p.Status != "uploaded" || !p.Delivered || harness.Str(p.ChecksumSHA256) != want):
+			t.Errorf("part %d after the restart: %+v, want uploaded and delivered with checksum %s", p.Part, p, want)
+		case !ok && (p.Status != "pending" || harness.Str(p.ChecksumSHA256) != ""):
+			t.Errorf("part %d after the restart: %+v, want pending without checksum", p.Part, p)
+		}
+	}
+	if staged := harness.RegularFiles(t, s.Staging()); len(staged) != 0 {
+		t.Errorf("staging holds %v; the parts were written into the backend's file", staged)
+	}
+	if visible := harness.VisibleFiles(harness.RegularFiles(t, s.objectRoot())); len(visible) != 0 {
+		t.Errorf("visible in the backend before complete: %v", visible)
+	}
+	s.MustPutPart(t, up.FileID, 2, up.Parts[2].Token, parts[2])
+	done := s.CompleteAndWait(t, up.FileID, time.Minute)
+	if sum, n := harness.FileSHA256(harness.Str(done.FinalPath)); sum != harness.SHA256Hex(data) || n != int64(len(data)) {
+		t.Errorf("delivered file: %d bytes, sha256 %s; want %d bytes, %s", n, sum, len(data), harness.SHA256Hex(data))
+	}
+}
 
 // TestHostKilledMidDelivery kills the host (SIGKILL) while the plugin holds a delivery
 // (hang-put), and restarts it: the upload is not stuck in finalizing. The host resumes the
@@ -188,13 +245,10 @@ func TestGracefulShutdown(t *testing.T) {
 	if err := c.Write(parts[1][:mib/8]); err != nil {
 		t.Fatal(err)
 	}
-	// SIGTERM only once the host is reading the part (its temporary file exists): a
-	// connection still in the listener's accept queue is reset when the listener closes.
-	if !harness.WaitFor(10*time.Second, func() bool {
-		m, _ := filepath.Glob(filepath.Join(s.Staging(), up.FileID, ".000001.*.tmp"))
-		return len(m) == 1
-	}) {
-		t.Fatalf("part 1 is not being written: %v", s.StagedFiles(t, up.FileID))
+	// SIGTERM only once the host is reading the part: a connection still in the
+	// listener's accept queue is reset when the listener closes.
+	if !harness.WaitFor(10*time.Second, func() bool { return s.PartsInFlight() == 1 }) {
+		t.Fatalf("part 1 is not being received (parts in flight: %d)", s.PartsInFlight())
 	}
 	addr := s.Addr()
 	termAt := time.Now()

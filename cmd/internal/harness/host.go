@@ -153,6 +153,29 @@ func (h *Host) Addr() string {
 // PID is the current process's pid.
 func (h *Host) PID() int { return h.Cur().PID() }
 
+// PartsInFlight returns the host's gauge of part uploads being received now (GET
+// /metrics), -1 when it cannot be read: a test that needs the host to be reading a part's
+// body waits for it, wherever the part is written.
+func (h *Host) PartsInFlight() int {
+	resp, err := http.Get(h.URL("/metrics"))
+	if err != nil {
+		return -1
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil || resp.StatusCode != http.StatusOK {
+		return -1
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "chunked_uploader_parts_in_flight "); ok {
+			if n, err := strconv.ParseFloat(strings.TrimSpace(v), 64); err == nil {
+				return int(n)
+			}
+		}
+	}
+	return -1
+}
+
 // Staging is the host's TEMP_STORAGE_PATH.
 func (h *Host) Staging() string { return h.Env["TEMP_STORAGE_PATH"] }
 

@@ -14,6 +14,7 @@ import (
 	"io/fs"
 	"math/rand/v2"
 	"os"
+	"path"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -185,6 +186,20 @@ func PartData(data []byte, chunk int) [][]byte {
 // ChunkedBody hides a reader's length from net/http so that the body is sent with
 // Transfer-Encoding: chunked.
 type ChunkedBody struct{ io.Reader }
+
+// VisibleFiles returns files without the hidden files of unfinished part-wise objects
+// (".name.<id>.partial" and ".journal", see sdk/partfile): a part written into such a file
+// by the host (sdk.PartFiles) and then refused may leave bytes there, never a receipt, so
+// only what is visible must stay as it was.
+func VisibleFiles(files map[string]int64) map[string]int64 {
+	out := map[string]int64{}
+	for k, v := range files {
+		if !strings.HasPrefix(path.Base(k), ".") {
+			out[k] = v
+		}
+	}
+	return out
+}
 
 // RegularFiles lists the regular files under root (relative slash path → size). A missing
 // root is empty.
