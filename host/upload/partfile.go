@@ -240,14 +240,27 @@ func (p *pump) backlog() int64 {
 	return n
 }
 
-// yieldingReader is a reader of a part file's section that yields before every read.
+// yieldEvery is how many bytes the digest reads between two looks at whether to yield.
+const yieldEvery = 4 << 20
+
+// yieldingReader is a reader of a part file's section that yields (see pump.yield) before
+// its first read and every yieldEvery bytes, and fails once ctx ended.
 type yieldingReader struct {
-	ctx context.Context
-	p   *pump
-	r   io.Reader
+	ctx   context.Context
+	p     *pump
+	r     io.Reader
+	until int64 // bytes left before the next look
 }
 
 func (y *yieldingReader) Read(b []byte) (int, error) {
-	y.p.yield(y.ctx)
-	return y.r.Read(b)
+	if y.until <= 0 {
+		y.p.yield(y.ctx)
+		y.until = yieldEvery
+	}
+	if err := y.ctx.Err(); err != nil {
+		return 0, err
+	}
+	n, err := y.r.Read(b)
+	y.until -= int64(n)
+	return n, err
 }

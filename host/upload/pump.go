@@ -653,8 +653,11 @@ func (p *pump) hash(job deliveryJob) {
 	if job.crc != nil {
 		own, want = staging.CRC32C(), binary.BigEndian.AppendUint32(nil, *job.crc)
 	}
-	buf := make([]byte, 1<<20)
+	buf := make([]byte, 256<<10)
 	if _, err := io.CopyBuffer(io.MultiWriter(h, own), src, buf); err != nil {
+		if p.ctx.Err() != nil {
+			return // stopped
+		}
 		p.failed(fmt.Sprintf("reading part %d for the file's digest", job.n), err)
 		return
 	}
