@@ -12,6 +12,7 @@ import (
 	"hash"
 	"io"
 	"io/fs"
+	"os"
 	"sync"
 	"time"
 
@@ -520,13 +521,8 @@ func (p *pump) deliver(ctx context.Context, job deliveryJob) {
 	case <-ctx.Done():
 		return
 	}
-	f, err := p.s.stage.Open(p.id, job.n, job.size)
-	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, staging.ErrDamaged) {
-			p.partDamaged(job.n, job.version, "its staged copy is missing or damaged on the server")
-			return
-		}
-		p.failed(fmt.Sprintf("opening staged part %d", job.n), err)
+	f := p.openStaged(job)
+	if f == nil {
 		return
 	}
 	defer f.Close()
@@ -540,6 +536,7 @@ func (p *pump) deliver(ctx context.Context, job deliveryJob) {
 	}
 	var h hash.Hash
 	if job.tee {
+		var err error
 		if h, err = restoreHash(job.state); err != nil {
 			p.failed("restoring the file's digest", err)
 			return
@@ -608,6 +605,21 @@ func (p *pump) startHashLocked(tasks *sync.WaitGroup, n int) {
 	})
 }
 
+// openStaged opens the staged copy of job's part, or returns nil after it dealt with the
+// failure: a copy missing or damaged puts the part back to pending.
+func (p *pump) openStaged(job deliveryJob) *os.File {
+	f, err := p.s.stage.Open(p.id, job.n, job.size)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, staging.ErrDamaged) {
+			p.partDamaged(job.n, job.version, "its staged copy is missing or damaged on the server")
+			return nil
+		}
+		p.failed(fmt.Sprintf("opening staged part %d", job.n), err)
+		return nil
+	}
+	return f
+}
+
 // hash reads a part into the whole-file digest, checking it against its own: from its
 // staged copy, or from the backend's part file when it was written there (job.inPlace).
 func (p *pump) hash(job deliveryJob) {
@@ -629,13 +641,8 @@ func (p *pump) hash(job deliveryJob) {
 		defer done()
 		src = &yieldingReader{ctx: p.ctx, p: p, r: r}
 	} else {
-		f, err := p.s.stage.Open(p.id, job.n, job.size)
-		if err != nil {
-			if errors.Is(err, fs.ErrNotExist) || errors.Is(err, staging.ErrDamaged) {
-				p.partDamaged(job.n, job.version, "its staged copy is missing or damaged on the server")
-				return
-			}
-			p.failed(fmt.Sprintf("opening staged part %d", job.n), err)
+		f := p.openStaged(job)
+		if f == nil {
 			return
 		}
 		defer f.Close()

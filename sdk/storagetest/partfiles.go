@@ -29,31 +29,19 @@ func RunPartFiles(t *testing.T, o Options) {
 }
 
 // openPartFileParts returns the env of a case run over a plugin connection whose parts are
-// written into the part file (see RunPartFiles).
-// The book outlives a restart, as the host's database does.
+// written into the part file (see RunPartFiles). The book outlives a restart, as the
+// host's database does.
 func openPartFileParts(t *testing.T, o Options, st sdk.Storage, book *partFileBook) *partEnv {
 	t.Helper()
 	if _, ok := st.(sdk.PartFiles); !ok {
 		t.Skip("the Storage does not implement sdk.PartFiles")
 	}
-	w := dialWith(t, st, nil, true, false)
-	if w.info.Parts == nil || !w.info.PartFiles {
-		t.Fatalf("the Storage implements sdk.PartFiles but Configure announced %+v, part files %v", w.info.Parts, w.info.PartFiles)
-	}
-	pr := &partFileRemote{Remote: w.remote, book: book}
-	e := &partEnv{
-		env: &env{o: o, s: pr, settle: w.settle, ctx: t.Context()},
-		st:  st, ps: pr, limits: w.remote.PartLimits(), wire: w,
-	}
-	if o.Reopen != nil {
-		e.restart = func(t *testing.T) *partEnv {
-			t.Helper()
-			w.stop()
-			closeStorage(t, st)
-			return e.successor(openPartFileParts(t, o, o.Reopen(t), book))
+	return openWireParts(t, o, st, false, func(t *testing.T, w *wire) pluginhost.Remote {
+		if !w.info.PartFiles {
+			t.Fatal("the Storage implements sdk.PartFiles but Configure did not announce part files")
 		}
-	}
-	return e
+		return &partFileRemote{Remote: w.remote, book: book}
+	})
 }
 
 // partFileRemote is a Remote whose PutPart writes a part into the part file itself and

@@ -62,24 +62,21 @@ func grpcPartSupport(t *testing.T, o Options, unsupported func(why string)) {
 // openGRPCParts returns the env of a case run over a plugin connection serving st.
 func openGRPCParts(t *testing.T, o Options, st sdk.Storage) *partEnv {
 	t.Helper()
-	return openWireParts(t, o, st, false)
+	return openWireParts(t, o, st, false, nil)
 }
 
 // openWireParts returns the env of a case run over a plugin connection serving st; with
-// staged, the connection does staged reads and every part goes through a staging file
-// (see RunStaged).
-func openWireParts(t *testing.T, o Options, st sdk.Storage, staged bool) *partEnv {
+// staged, the connection is offered staged reads. The cases call the Remote that wrap
+// returns (nil: the connection's own), for every connection after a restart too.
+func openWireParts(t *testing.T, o Options, st sdk.Storage, staged bool, wrap func(*testing.T, *wire) pluginhost.Remote) *partEnv {
 	t.Helper()
 	w := dialWith(t, st, nil, true, staged)
 	if w.info.Parts == nil {
 		t.Skip("the plugin does not announce part-wise storage (pluginhost.PluginInfo.Parts is nil)")
 	}
 	var ps pluginhost.Remote = w.remote
-	if staged {
-		if !w.info.StagedReads {
-			t.Fatal("ConfigureWithStaging: the plugin did not read the staging probe back (PluginInfo.StagedReads is false)")
-		}
-		ps = &stagingRemote{Remote: w.remote, dir: w.staging}
+	if wrap != nil {
+		ps = wrap(t, w)
 	}
 	e := &partEnv{
 		env: &env{o: o, s: ps, settle: w.settle, ctx: t.Context()},
@@ -90,7 +87,7 @@ func openWireParts(t *testing.T, o Options, st sdk.Storage, staged bool) *partEn
 			t.Helper()
 			w.stop()
 			closeStorage(t, st)
-			return e.successor(openWireParts(t, o, o.Reopen(t), staged))
+			return e.successor(openWireParts(t, o, o.Reopen(t), staged, wrap))
 		}
 	}
 	return e

@@ -36,7 +36,12 @@ func RunStaged(t *testing.T, o Options) {
 // openStagedParts returns the env of a case run over a plugin connection with staged reads.
 func openStagedParts(t *testing.T, o Options, st sdk.Storage) *partEnv {
 	t.Helper()
-	return openWireParts(t, o, st, true)
+	return openWireParts(t, o, st, true, func(t *testing.T, w *wire) pluginhost.Remote {
+		if !w.info.StagedReads {
+			t.Fatal("ConfigureWithStaging: the plugin did not read the staging probe back (PluginInfo.StagedReads is false)")
+		}
+		return &stagingRemote{Remote: w.remote, dir: w.staging}
+	})
 }
 
 // stagingRemote is a Remote whose PutPart stages the part in dir first, as the host does:

@@ -136,13 +136,19 @@ type upload struct {
 
 var uploads int
 
+// newUpload inits an upload of size bytes on s and writes the file of its last part, if
+// that is not a whole one, before any timing.
 func (b *bench) newUpload(s *server, size int64) (*upload, error) {
 	uploads++
 	up, err := s.init(fmt.Sprintf("ingest/%d.bin", uploads), size)
 	if err != nil {
 		return nil, err
 	}
-	return &upload{s: s, up: up, size: size}, nil
+	u := &upload{s: s, up: up, size: size}
+	if _, err := b.partOf(u.size - int64(u.up.TotalParts-1)*u.up.ChunkSize); err != nil {
+		return nil, err
+	}
+	return u, nil
 }
 
 // put sends part n from a file of the part's size (see server.putFile).
@@ -177,9 +183,6 @@ func (b *bench) putTrial(s *server, size int64, parallelParts int, check func(*u
 	return func() (time.Duration, error) {
 		u, err := b.newUpload(s, size)
 		if err != nil {
-			return 0, err
-		}
-		if _, err := b.partOf(u.size - int64(u.up.TotalParts-1)*u.up.ChunkSize); err != nil {
 			return 0, err
 		}
 		before := s.cpuNow()
@@ -217,9 +220,6 @@ func (b *bench) completeTrial(s *server, size int64, after *[]float64) trial {
 	return func() (time.Duration, error) {
 		u, err := b.newUpload(s, size)
 		if err != nil {
-			return 0, err
-		}
-		if _, err := b.partOf(u.size - int64(u.up.TotalParts-1)*u.up.ChunkSize); err != nil {
 			return 0, err
 		}
 		var final string

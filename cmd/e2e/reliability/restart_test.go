@@ -32,20 +32,8 @@ func TestHostKilledMidPart(t *testing.T) {
 	// Staging's temporaries are what this test looks at: parts are staged, not written
 	// into the local backend's file (TestHostKilledMidPartInPlace).
 	s := startServer(t, "local", map[string]string{"PLUGIN_PART_FILES": "false"})
-	const chunk = mib
-	data := harness.RandomBytes(4*chunk, 3)
-	parts := harness.PartData(data, chunk)
-	up := s.InitUpload(t, map[string]any{"filename": "crash/part.bin", "total_size": len(data)})
-	acked := map[int]string{}
-	for _, n := range []int{0, 1, 3} {
-		acked[n] = s.MustPutPart(t, up.FileID, n, up.Parts[n].Token, parts[n]).ChecksumSHA256
-	}
-
-	c := s.OpenPart(t, up.FileID, 2, up.Parts[2].Token, chunk)
-	defer c.Close()
-	if err := c.Write(parts[2][:chunk/2]); err != nil {
-		t.Fatal(err)
-	}
+	m := startMidPart(t, s, "crash/part.bin", 3)
+	up, parts, acked, data := m.up, m.parts, m.acked, m.data
 	// Wait until the host is writing the part to its temporary file (staging writes
 	// whole 1 MiB blocks, so half a part may not be on disk yet), and a little more for
 	// it to take the half sent.
@@ -111,6 +99,32 @@ func TestHostKilledMidPart(t *testing.T) {
 
 func partName(n int) string { return fmt.Sprintf("%06d.part", n) }
 
+// midPart is an upload of 4 parts of 1 MiB with parts 0, 1 and 3 acknowledged and half of
+// part 2 sent on conn, which the test's cleanup closes.
+type midPart struct {
+	data  []byte
+	parts [][]byte
+	up    harness.InitResponse
+	acked map[int]string // part number → the checksum it was acknowledged with
+	conn  *harness.RawConn
+}
+
+func startMidPart(t *testing.T, s *server, filename string, seed uint64) midPart {
+	t.Helper()
+	m := midPart{data: harness.RandomBytes(4*mib, seed), acked: map[int]string{}}
+	m.parts = harness.PartData(m.data, mib)
+	m.up = s.InitUpload(t, map[string]any{"filename": filename, "total_size": len(m.data)})
+	for _, n := range []int{0, 1, 3} {
+		m.acked[n] = s.MustPutPart(t, m.up.FileID, n, m.up.Parts[n].Token, m.parts[n]).ChecksumSHA256
+	}
+	m.conn = s.OpenPart(t, m.up.FileID, 2, m.up.Parts[2].Token, mib)
+	t.Cleanup(func() { m.conn.Close() })
+	if err := m.conn.Write(m.parts[2][:mib/2]); err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
 // TestHostKilledMidPartInPlace kills the host (SIGKILL) while a slow client has sent half
 // of a part that the host writes straight into the local backend's unfinished file (part
 // files), and restarts it on the same data: the parts acknowledged before are uploaded and
@@ -119,19 +133,8 @@ func partName(n int) string { return fmt.Sprintf("%06d.part", n) }
 func TestHostKilledMidPartInPlace(t *testing.T) {
 	t.Parallel()
 	s := startServer(t, "local", nil)
-	const chunk = mib
-	data := harness.RandomBytes(4*chunk, 13)
-	parts := harness.PartData(data, chunk)
-	up := s.InitUpload(t, map[string]any{"filename": "crash/in-place.bin", "total_size": len(data)})
-	acked := map[int]string{}
-	for _, n := range []int{0, 1, 3} {
-		acked[n] = s.MustPutPart(t, up.FileID, n, up.Parts[n].Token, parts[n]).ChecksumSHA256
-	}
-	c := s.OpenPart(t, up.FileID, 2, up.Parts[2].Token, chunk)
-	defer c.Close()
-	if err := c.Write(parts[2][:chunk/2]); err != nil {
-		t.Fatal(err)
-	}
+	m := startMidPart(t, s, "crash/in-place.bin", 13)
+	up, parts, acked, data := m.up, m.parts, m.acked, m.data
 	if !harness.WaitFor(10*time.Second, func() bool { return s.PartsInFlight() == 1 }) {
 		t.Fatalf("part 2 is not being received (parts in flight: %d)", s.PartsInFlight())
 	}
