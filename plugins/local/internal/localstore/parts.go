@@ -100,21 +100,12 @@ func (j journalFile) Sync() error { return datasync(j.File) }
 // syncs. The part's bytes go straight from the stream to the data file at the part's offset;
 // memory per call is bounded by the direct-I/O buffers (direct_linux.go).
 func (s *Store) PutPart(ctx context.Context, handle []byte, p sdk.PartInfo, r io.Reader) ([]byte, error) {
-	h, err := partfile.Parse(handle)
-	if err != nil {
-		return nil, fmt.Errorf("local: put part %d: %w", p.Number, err)
-	}
-	_, data, journal := s.files(h)
-	ctx, release, err := s.parts.Part(ctx, data, p.Number)
-	if err != nil {
-		return nil, fmt.Errorf("local: put part %d of %s: %w", p.Number, h.Key, err)
-	}
-	defer release()
-	j, err := openPartFile(journal, os.O_RDWR)
+	op, err := s.startPart(ctx, handle, p, "put")
 	if err != nil {
 		return nil, err
 	}
-	defer j.Close()
+	defer op.done()
+	ctx, h, data, j, journal := op.ctx, op.h, op.data, op.journal, op.journalPath
 	f, err := openPartFile(data, os.O_WRONLY)
 	if err != nil {
 		return nil, err
@@ -160,6 +151,42 @@ func (s *Store) PutPart(ctx context.Context, handle []byte, p sdk.PartInfo, r io
 	return receipt, nil
 }
 
+// partOp is a write of one part of an unfinished object, from startPart: the part's lock
+// is held and its journal open until done.
+type partOp struct {
+	ctx         context.Context // cancelled by an abort of the object
+	h           partfile.Handle
+	data        string
+	journal     *os.File
+	journalPath string
+	release     func()
+}
+
+func (o *partOp) done() {
+	o.journal.Close()
+	o.release()
+}
+
+// startPart parses handle, takes part p's lock and opens the journal, for the call named
+// what (put, record).
+func (s *Store) startPart(ctx context.Context, handle []byte, p sdk.PartInfo, what string) (*partOp, error) {
+	h, err := partfile.Parse(handle)
+	if err != nil {
+		return nil, fmt.Errorf("local: %s part %d: %w", what, p.Number, err)
+	}
+	_, data, journal := s.files(h)
+	ctx, release, err := s.parts.Part(ctx, data, p.Number)
+	if err != nil {
+		return nil, fmt.Errorf("local: %s part %d of %s: %w", what, p.Number, h.Key, err)
+	}
+	j, err := openPartFile(journal, os.O_RDWR)
+	if err != nil {
+		release()
+		return nil, err
+	}
+	return &partOp{ctx: ctx, h: h, data: data, journal: j, journalPath: journal, release: release}, nil
+}
+
 // openPartFile opens a file of an unfinished object; a missing file (or directory) is
 // sdk.ErrNotFound.
 func openPartFile(name string, flag int) (*os.File, error) {
@@ -200,21 +227,12 @@ func (s *Store) PartFile(ctx context.Context, handle []byte) (string, error) {
 // RecordPart implements sdk.PartFiles: it records part p, which the host wrote into the
 // data file and synced, as PutPart does after writing it (see package partfile).
 func (s *Store) RecordPart(ctx context.Context, handle []byte, p sdk.PartInfo) ([]byte, error) {
-	h, err := partfile.Parse(handle)
-	if err != nil {
-		return nil, fmt.Errorf("local: record part %d: %w", p.Number, err)
-	}
-	_, data, journal := s.files(h)
-	ctx, release, err := s.parts.Part(ctx, data, p.Number)
-	if err != nil {
-		return nil, fmt.Errorf("local: record part %d of %s: %w", p.Number, h.Key, err)
-	}
-	defer release()
-	j, err := openPartFile(journal, os.O_RDWR)
+	op, err := s.startPart(ctx, handle, p, "record")
 	if err != nil {
 		return nil, err
 	}
-	defer j.Close()
+	defer op.done()
+	ctx, h, data, j, journal := op.ctx, op.h, op.data, op.journal, op.journalPath
 	part, err := partfile.StartPart(journalFile{j}, h, p)
 	if err != nil {
 		return nil, mapErr("start part of", data, err)
