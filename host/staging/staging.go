@@ -55,7 +55,8 @@ func (d *Dir) PartPath(id string, n int) string {
 	return filepath.Join(d.uploadDir(id), fmt.Sprintf("%06d.part", n))
 }
 
-// Staged is a part written to a temporary file, not yet in place.
+// Staged is a part written to a temporary file, not yet in place (Write), or written into
+// a backend's part file (WriteAt, InPlace), with the digests of its bytes.
 type Staged struct {
 	SHA256 string // hex
 	CRC32C uint32 // Castagnoli: what reads of the staged copy are checked with (see Checked)

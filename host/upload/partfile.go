@@ -102,7 +102,7 @@ func (s *Service) openInPlace(ctx context.Context, u *host.Upload, n int) *inPla
 	return &inPlace{f: f, handle: handle, off: int64(n) * u.ChunkSize}
 }
 
-// writeInPlace writes the part's body into its part file (see staging.WriteAt).
+// write writes the part's body into its part file (see staging.WriteAt) and closes it.
 func (ip *inPlace) write(body io.Reader, size int64) (*staging.Staged, error) {
 	defer ip.f.Close()
 	return staging.WriteAt(ip.f, ip.off, body, size)
