@@ -45,6 +45,10 @@
 // changes it. A committed object's Size and SHA256 are those of the whole object and its
 // Location is set.
 //
+// RunStaged and RunPartFiles run the same part-wise cases over gRPC the way a host with
+// staged reads (sdk.WithStagedReads) or with part files (sdk.PartFiles) stores parts, plus
+// the cases only those have; a plugin that offers either runs them too.
+//
 // What List may show: while an object is unfinished (between BeginObject and CommitObject
 // or AbortObject, also after a failed commit), List may show names of its temporaries, but
 // never the key itself unless an earlier object is stored there. After the commit List
