@@ -60,6 +60,8 @@ type fakeBackend struct {
 	recorded int
 	// partFileWrongSize makes the part files one byte too long: not the object's file.
 	partFileWrongSize bool
+	// partFileReads, if set, holds every opening of a part file for reading until closed.
+	partFileReads chan struct{}
 }
 
 func newFake() *fakeBackend { return &fakeBackend{objects: map[string][]byte{}} }

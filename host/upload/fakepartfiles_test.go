@@ -44,6 +44,16 @@ func (f *fakeBackend) OpenPartFile(ctx context.Context, handle []byte, flag int)
 	if err != nil {
 		return nil, err
 	}
+	f.mu.Lock()
+	gate := f.partFileReads
+	f.mu.Unlock()
+	if gate != nil && flag == os.O_RDONLY {
+		select { // the digest reading a part back waits
+		case <-gate:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
 	_, o, _ := f.partFilePath(handle)
 	file, err := os.OpenFile(path, flag|os.O_CREATE, 0o600)
 	if err == nil && flag != os.O_RDONLY {

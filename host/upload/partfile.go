@@ -33,7 +33,9 @@ import (
 // itself, and the digest catches up between parts, once the backlog reaches
 // Options.DigestBacklog, or when complete waits for it. The price is complete's wait for
 // that backlog (about 1.3 s per GiB here) where the digest could have run beside parts that
-// arrive slowly; DIGEST_BACKLOG_MB=0 turns yielding off.
+// arrive slowly; DIGEST_BACKLOG_MB=0 turns yielding off. Where the digest cannot keep up
+// with the parts arriving at all, a part write waits for it beyond twice that backlog (see
+// waitForDigest), so complete's wait stays bounded whatever the file's size.
 
 // PartFiler is implemented by a Backend that may take parts in its part files
 // (pluginmgr.Manager).
@@ -77,10 +79,12 @@ func (s *Service) openInPlace(ctx context.Context, u *host.Upload, n int) *inPla
 	if err != nil || pt.Status == host.PartUploaded || pt.Receipt != nil {
 		return nil
 	}
-	handle := s.pumpFor(u.ID, u.Key()).handleForPartFile(ctx, n)
+	p := s.pumpFor(u.ID, u.Key())
+	handle := p.handleForPartFile(ctx, n)
 	if handle == nil {
 		return nil
 	}
+	p.waitForDigest(ctx)
 	f, err := pf.OpenPartFile(ctx, handle, os.O_WRONLY)
 	if err == nil {
 		// The data file has the object's size from its begin on (sdk.PartFiles): a file of
@@ -220,6 +224,43 @@ func (p *pump) yield(ctx context.Context) {
 		case <-busy:
 		case <-p.changedChan(): // the backlog may have grown
 		case <-p.hurry:
+			return
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// digestLagUnyielding is digestLag when the digest never yields (DigestBacklog 0).
+const digestLagUnyielding = 512 << 20
+
+// digestLag is how far the digest of parts written in place may fall behind the parts
+// received before a part write waits for it (waitForDigest): twice Options.DigestBacklog
+// (1 GiB by default), so that it has room to catch up once it stops yielding.
+func (s *Service) digestLag() int64 {
+	if b := s.opt.DigestBacklog; b > 0 {
+		return 2 * b
+	}
+	return digestLagUnyielding
+}
+
+// digestLagWait bounds that wait: a digest that does not move (its reads fail, and are
+// retried) does not stop the upload.
+const digestLagWait = 30 * time.Second
+
+// waitForDigest waits, before a part is written in place, while the upload's parts not yet
+// in the digest exceed digestLag: where the digest cannot keep up
+// with the parts arriving (on 2 cores, a client that sends faster than the host can read
+// the parts back and hash them beside receiving them), the client is slowed instead of
+// complete waiting for gigabytes of digest at the end.
+func (p *pump) waitForDigest(ctx context.Context) {
+	limit := p.s.digestLag()
+	deadline := time.NewTimer(digestLagWait)
+	defer deadline.Stop()
+	for p.backlog() > limit {
+		select {
+		case <-p.changedChan():
+		case <-deadline.C:
 			return
 		case <-ctx.Done():
 			return

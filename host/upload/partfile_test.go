@@ -194,3 +194,38 @@ func TestPartFilesForeignFileIsStaged(t *testing.T) {
 		t.Fatalf("%d PutPart calls and %d parts recorded in place, want 3 and 0", puts, recorded)
 	}
 }
+
+// Where the digest falls more than twice DigestBacklog behind the parts received, a part
+// written in place waits for it, and goes on once it caught up.
+func TestPartFilesWaitForDigest(t *testing.T) {
+	e := newPartFilesEnv(t, func(o *Options) { o.DigestBacklog = 2 * testChunk })
+	gate := make(chan struct{})
+	e.backend.mu.Lock()
+	e.backend.partFileReads = gate // the digest cannot read a part back yet
+	e.backend.mu.Unlock()
+	content := data(6*testChunk, 16)
+	c := e.init(t, "pf/lag.bin", len(content))
+	for n := range 4 { // 4 KiB behind: at the limit, not over it
+		if _, err := e.put(t, c, content, n); err != nil {
+			t.Fatalf("part %d: %v", n, err)
+		}
+	}
+	if _, err := e.put(t, c, content, 4); err != nil { // 5 KiB behind after this one
+		t.Fatalf("part 4: %v", err)
+	}
+	done := make(chan error, 1)
+	go func() { _, err := e.put(t, c, content, 5); done <- err }()
+	select {
+	case err := <-done:
+		t.Fatalf("part 5 was taken (%v) while the digest was 5 KiB behind, twice DigestBacklog is 4 KiB", err)
+	case <-time.After(300 * time.Millisecond):
+	}
+	close(gate)
+	if err := <-done; err != nil {
+		t.Fatalf("part 5 once the digest caught up: %v", err)
+	}
+	u, err := e.svc.Complete(context.Background(), c.Upload.ID)
+	if err != nil || u.Status != host.StatusComplete || u.DeliveredSHA256 != hexSum(content) {
+		t.Fatalf("complete: %+v %v", u, err)
+	}
+}
