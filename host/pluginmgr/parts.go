@@ -47,7 +47,7 @@ func (m *Manager) OpenPartFile(ctx context.Context, handle []byte, flag int) (*o
 		return nil, fmt.Errorf("part file: %w: not offered", sdk.ErrNotSupported)
 	}
 	var f *os.File
-	err := m.bounded(ctx, func(ctx context.Context, remote pluginhost.Remote) error {
+	err := m.bounded(ctx, m.opt.StallTimeout, func(ctx context.Context, remote pluginhost.Remote) error {
 		var err error
 		f, err = remote.OpenPartFile(ctx, handle, flag)
 		return err
@@ -59,7 +59,7 @@ func (m *Manager) OpenPartFile(ctx context.Context, handle []byte, flag int) (*o
 // plugin must answer within StallTimeout, or it is killed.
 func (m *Manager) RecordPart(ctx context.Context, handle []byte, p sdk.PartInfo) ([]byte, error) {
 	var receipt []byte
-	err := m.bounded(ctx, func(ctx context.Context, remote pluginhost.Remote) error {
+	err := m.bounded(ctx, m.opt.StallTimeout, func(ctx context.Context, remote pluginhost.Remote) error {
 		var err error
 		receipt, err = remote.RecordPart(ctx, handle, p)
 		return err
@@ -67,20 +67,20 @@ func (m *Manager) RecordPart(ctx context.Context, handle []byte, p sdk.PartInfo)
 	return receipt, err
 }
 
-// bounded runs a unary call that must end within StallTimeout: a plugin that takes longer
-// is killed (it restarts on the next call) and the call fails with sdk.ErrPluginExited.
-func (m *Manager) bounded(ctx context.Context, call func(context.Context, pluginhost.Remote) error) error {
+// bounded runs a unary call that must end within limit: a plugin that takes longer is
+// killed (it restarts on the next call) and the call fails with sdk.ErrPluginExited.
+func (m *Manager) bounded(ctx context.Context, limit time.Duration, call func(context.Context, pluginhost.Remote) error) error {
 	remote, client, err := m.current(ctx)
 	if err != nil {
 		return err
 	}
-	cctx, cancel := context.WithTimeout(ctx, m.opt.StallTimeout)
+	cctx, cancel := context.WithTimeout(ctx, limit)
 	defer cancel()
 	err = call(cctx, remote)
 	if err != nil && ctx.Err() == nil && errors.Is(cctx.Err(), context.DeadlineExceeded) {
-		m.kill(client, fmt.Sprintf("no answer to a part-file call for %s", m.opt.StallTimeout))
+		m.kill(client, fmt.Sprintf("no answer from the plugin for %s", limit))
 		return fmt.Errorf("%w: the plugin did not answer for %s and was killed; it restarts on the next call",
-			sdk.ErrPluginExited, m.opt.StallTimeout)
+			sdk.ErrPluginExited, limit)
 	}
 	return m.exited(err)
 }
@@ -111,14 +111,24 @@ func (m *Manager) PutPart(ctx context.Context, handle []byte, p sdk.PartInfo, r 
 	return receipt, err
 }
 
-// CommitObject commits a part-wise object (sdk.PartStorage).
+// CommitObject commits a part-wise object (sdk.PartStorage). The plugin must answer within
+// commitTimeout, or it is killed and the call fails with sdk.ErrPluginExited: a backend
+// that hangs in the commit (a frozen S3 server) must not keep the upload finalizing for
+// ever.
 func (m *Manager) CommitObject(ctx context.Context, handle []byte, receipts [][]byte, sum []byte) (sdk.Object, error) {
-	remote, err := m.get(ctx)
-	if err != nil {
-		return sdk.Object{}, err
-	}
-	obj, err := remote.CommitObject(ctx, handle, receipts, sum)
-	return obj, m.exited(err)
+	var obj sdk.Object
+	err := m.bounded(ctx, m.commitTimeout(len(receipts)), func(ctx context.Context, remote pluginhost.Remote) error {
+		var err error
+		obj, err = remote.CommitObject(ctx, handle, receipts, sum)
+		return err
+	})
+	return obj, err
+}
+
+// commitTimeout bounds a commit of parts parts: StallTimeout, plus a second per part for
+// servers that copy the parts into the object (versitygw took 22 s for 205 parts of 50 MiB).
+func (m *Manager) commitTimeout(parts int) time.Duration {
+	return m.opt.StallTimeout + time.Duration(parts)*time.Second
 }
 
 // AbortObject aborts a part-wise object (sdk.PartStorage).
