@@ -147,3 +147,84 @@ func (w *fileWriter) finish(off, size int64) error {
 func DropCache(f *os.File, off, size int64) {
 	_ = unix.Fadvise(int(f.Fd()), off, size, unix.FADV_DONTNEED)
 }
+
+// SectionReader returns a reader of the size bytes of f from off that reads with direct
+// I/O where it can, for data read once (the whole-file digest reads each part back once):
+// the disk fills the caller's buffer itself, with no copy from the page cache and no pages
+// left behind in it. A read into a buffer that is not page-aligned, or one a file system
+// refuses (EINVAL: tmpfs, some network file systems), goes through the page cache instead,
+// and so do all reads after it. It sets O_DIRECT on f: f must be opened for this reader
+// alone. Like io.SectionReader, it returns io.EOF where f ends, even before size bytes.
+func SectionReader(f *os.File, off, size int64) io.Reader {
+	r := &sectionReader{f: f, off: off, end: off + size}
+	if off%directAlign == 0 {
+		if flags, err := unix.FcntlInt(f.Fd(), unix.F_GETFL, 0); err == nil {
+			_, err = unix.FcntlInt(f.Fd(), unix.F_SETFL, flags|unix.O_DIRECT)
+			r.direct = err == nil
+		}
+	}
+	return r
+}
+
+type sectionReader struct {
+	f        *os.File
+	off, end int64
+	direct   bool
+}
+
+func (r *sectionReader) Read(b []byte) (int, error) {
+	if r.off >= r.end {
+		return 0, io.EOF
+	}
+	want := int(min(int64(len(b)), r.end-r.off))
+	if r.direct {
+		// Whole pages at an aligned offset into an aligned buffer; the section's last
+		// partial page is read whole where b has room for it, and cut.
+		n := (want + directAlign - 1) &^ (directAlign - 1)
+		if n > len(b) {
+			n = want &^ (directAlign - 1)
+		}
+		if n > 0 && uintptr(unsafe.Pointer(&b[0]))%directAlign == 0 {
+			got, err := pread(int(r.f.Fd()), b[:n], r.off)
+			if !errors.Is(err, syscall.EINVAL) || got > 0 {
+				got = min(got, want)
+				r.off += int64(got)
+				if err == nil && got == 0 {
+					err = io.EOF
+				}
+				if got%directAlign != 0 {
+					r.leaveDirect() // a partial page: the next offset is not aligned
+				}
+				return got, err
+			}
+		}
+		r.leaveDirect()
+	}
+	got, err := r.f.ReadAt(b[:want], r.off)
+	r.off += int64(got)
+	if err == io.EOF && got > 0 {
+		err = nil
+	}
+	return got, err
+}
+
+func (r *sectionReader) leaveDirect() {
+	r.direct = false
+	if flags, err := unix.FcntlInt(r.f.Fd(), unix.F_GETFL, 0); err == nil {
+		_, _ = unix.FcntlInt(r.f.Fd(), unix.F_SETFL, flags&^unix.O_DIRECT)
+	}
+}
+
+// pread reads into b at off, once, retrying only when interrupted.
+func pread(fd int, b []byte, off int64) (int, error) {
+	for {
+		n, err := unix.Pread(fd, b, off)
+		if errors.Is(err, syscall.EINTR) {
+			continue
+		}
+		if n < 0 {
+			n = 0
+		}
+		return n, err
+	}
+}

@@ -2,6 +2,7 @@ package staging
 
 import (
 	"bytes"
+	"io"
 	"os"
 	"testing"
 	"unsafe"
@@ -107,4 +108,68 @@ func total(bufs [][]byte) int {
 		n += len(b)
 	}
 	return n
+}
+
+// SectionReader gives the section's bytes whatever the buffer, offset and section; into
+// aligned buffers at aligned offsets it reads with direct I/O, leaving nothing in the page
+// cache (on a file system that takes O_DIRECT).
+func TestSectionReader(t *testing.T) {
+	dir := t.TempDir()
+	path := dir + "/f"
+	data := randomBytes(3<<20 + 5000)
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Fdatasync(int(f.Fd())); err != nil {
+		t.Fatal(err)
+	}
+	DropCache(f, 0, int64(len(data)))
+	f.Close()
+	var st unix.Statfs_t
+	if err := unix.Statfs(dir, &st); err != nil {
+		t.Fatal(err)
+	}
+	onTmpfs := st.Type == unix.TMPFS_MAGIC
+
+	aligned := make([]byte, 256<<10)
+	cases := []struct {
+		name      string
+		off, size int64
+		buf       []byte
+		direct    bool // read with direct I/O only: nothing in the page cache afterwards
+	}{
+		{"whole file, aligned buffer", 0, int64(len(data)), aligned, true},
+		{"a section ending mid-page inside the file", 1 << 20, 300001, aligned, false},
+		{"past the end of the file", 2 << 20, 4 << 20, aligned, false},
+		{"misaligned buffer", 0, 1 << 20, aligned[1:], false},
+		{"misaligned offset", 777, 1 << 20, aligned, false},
+		{"buffer smaller than a page", 4096, 9000, make([]byte, 1000), false},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			f, err := os.Open(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			DropCache(f, 0, int64(len(data)))
+			var got bytes.Buffer
+			if _, err := io.CopyBuffer(struct{ io.Writer }{&got}, SectionReader(f, c.off, c.size), c.buf); err != nil {
+				t.Fatal(err)
+			}
+			want := data[c.off:min(c.off+c.size, int64(len(data)))]
+			if !bytes.Equal(got.Bytes(), want) {
+				t.Fatalf("read %d bytes, want %d: bytes differ", got.Len(), len(want))
+			}
+			if c.direct && !onTmpfs {
+				if n := residentBytes(t, path); n > 0 {
+					t.Errorf("%d KiB of the file are in the page cache after the read, want none (direct I/O)", n>>10)
+				}
+			}
+		})
+	}
 }

@@ -2,7 +2,10 @@
 
 package staging
 
-import "os"
+import (
+	"io"
+	"os"
+)
 
 // fileWriter writes a part file (see writeback_linux.go for the Linux version, which uses
 // direct I/O).
@@ -26,3 +29,7 @@ func (w *fileWriter) finish(off, size int64) error { return w.f.Sync() }
 
 // DropCache does nothing here (see writeback_linux.go).
 func DropCache(f *os.File, off, size int64) {}
+
+// SectionReader returns a reader of the size bytes of f from off (see writeback_linux.go
+// for the Linux version, which uses direct I/O).
+func SectionReader(f *os.File, off, size int64) io.Reader { return io.NewSectionReader(f, off, size) }

@@ -199,7 +199,7 @@ func (p *pump) openPartFileSection(ctx context.Context, handle []byte, n int, si
 		return nil, nil, err
 	}
 	off := int64(n) * p.partSize
-	return io.NewSectionReader(f, off, size), func() {
+	return staging.SectionReader(f, off, size), func() {
 		staging.DropCache(f, off, size)
 		f.Close()
 	}, nil

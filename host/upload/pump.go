@@ -646,7 +646,7 @@ func (p *pump) hash(job deliveryJob) {
 			return
 		}
 		defer f.Close()
-		src = f
+		src = staging.SectionReader(f, 0, job.size)
 	}
 	h, err := restoreHash(job.state)
 	if err != nil {
@@ -660,7 +660,7 @@ func (p *pump) hash(job deliveryJob) {
 	if job.crc != nil {
 		own, want = staging.CRC32C(), binary.BigEndian.AppendUint32(nil, *job.crc)
 	}
-	buf := make([]byte, 256<<10)
+	buf := make([]byte, 256<<10) // page-aligned, as Go allocates buffers this large: read with direct I/O
 	if _, err := io.CopyBuffer(io.MultiWriter(h, own), src, buf); err != nil {
 		if p.ctx.Err() != nil {
 			return // stopped
