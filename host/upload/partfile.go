@@ -84,7 +84,7 @@ func (s *Service) openInPlace(ctx context.Context, u *host.Upload, n int) *inPla
 	if handle == nil {
 		return nil
 	}
-	p.waitForDigest(ctx)
+	p.waitForDigest(ctx, nil)
 	f, err := pf.OpenPartFile(ctx, handle, os.O_WRONLY)
 	if err == nil {
 		// The data file has the object's size from its begin on (sdk.PartFiles): a file of
@@ -210,25 +210,32 @@ var errNoPartFiles = errors.New("the backend no longer offers part files")
 // yield waits, before the digest reads more of a part from a part file, while parts are
 // being received: the part PUTs then keep the CPU and the disk, and the digest goes on
 // between them. It returns at once when complete waits (hurry), when the upload's parts
-// not yet in the digest reach Options.DigestBacklog bytes, or when ctx ends.
+// ready for the digest reach Options.DigestBacklog bytes, when the object is to be started
+// again (the reset waits for this read to end), or when ctx ends.
 func (p *pump) yield(ctx context.Context) {
 	if p.s.opt.DigestBacklog <= 0 {
 		return
 	}
 	for {
 		busy := p.s.writers.receiving()
-		if busy == nil || p.backlog() >= p.s.opt.DigestBacklog {
+		if busy == nil || p.backlog(p.s.opt.DigestBacklog) >= p.s.opt.DigestBacklog || p.isResetting() {
 			return
 		}
 		select {
 		case <-busy:
-		case <-p.changedChan(): // the backlog may have grown
+		case <-p.changedChan(): // the backlog may have grown, or a reset be due
 		case <-p.hurry:
 			return
 		case <-ctx.Done():
 			return
 		}
 	}
+}
+
+func (p *pump) isResetting() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.resetting != ""
 }
 
 // digestLagUnyielding is digestLag when the digest never yields (DigestBacklog 0).
@@ -248,19 +255,26 @@ func (s *Service) digestLag() int64 {
 // retried) does not stop the upload.
 const digestLagWait = 30 * time.Second
 
-// waitForDigest waits, before a part is written in place, while the upload's parts not yet
-// in the digest exceed digestLag: where the digest cannot keep up
-// with the parts arriving (on 2 cores, a client that sends faster than the host can read
-// the parts back and hash them beside receiving them), the client is slowed instead of
-// complete waiting for gigabytes of digest at the end.
-func (p *pump) waitForDigest(ctx context.Context) {
+// waitForDigest waits, before a part is written in place, while the upload's parts ready
+// for the digest exceed digestLag: where the digest cannot keep up with the parts arriving
+// (on 2 cores, a client that sends faster than the host can read the parts back and hash
+// them beside receiving them), the client is slowed instead of complete waiting for
+// gigabytes of digest at the end. Parts beyond a part not yet received do not count (the
+// digest cannot reach them), so the part the digest waits for never waits itself. It
+// returns at the latest after digestLagWait, or when cut is closed (a newer write of the
+// part took over), the pump stopped or ctx ended.
+func (p *pump) waitForDigest(ctx context.Context, cut <-chan struct{}) {
 	limit := p.s.digestLag()
 	deadline := time.NewTimer(digestLagWait)
 	defer deadline.Stop()
-	for p.backlog() > limit {
+	for p.backlog(limit+1) > limit {
 		select {
 		case <-p.changedChan():
 		case <-deadline.C:
+			return
+		case <-cut:
+			return
+		case <-p.done:
 			return
 		case <-ctx.Done():
 			return
@@ -268,15 +282,15 @@ func (p *pump) waitForDigest(ctx context.Context) {
 	}
 }
 
-// backlog returns the bytes of the upload's received parts that are not in the digest.
-func (p *pump) backlog() int64 {
+// backlog returns the bytes of the upload's received parts that the digest can read next:
+// the run of received parts from the first one not in the digest, up to the first part
+// not received. It stops counting beyond atMost.
+func (p *pump) backlog(atMost int64) int64 {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	var n int64
-	for i := p.hashed; i < len(p.parts); i++ {
-		if p.parts[i].sha != nil {
-			n += p.parts[i].size
-		}
+	for i := p.hashed; i < len(p.parts) && p.parts[i].sha != nil && n < atMost; i++ {
+		n += p.parts[i].size
 	}
 	return n
 }

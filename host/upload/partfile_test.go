@@ -229,3 +229,25 @@ func TestPartFilesWaitForDigest(t *testing.T) {
 		t.Fatalf("complete: %+v %v", u, err)
 	}
 }
+
+// Parts beyond a part not yet received are no backlog (the digest cannot reach them): with
+// part 0 missing, parts written in place do not wait for the digest however many arrive,
+// and part 0, the one the digest waits for, does not wait either.
+func TestPartFilesGapIsNoBacklog(t *testing.T) {
+	e := newPartFilesEnv(t, func(o *Options) { o.DigestBacklog = testChunk })
+	content := data(6*testChunk, 17)
+	c := e.init(t, "pf/gap.bin", len(content))
+	for _, n := range []int{1, 2, 3, 4, 5, 0} {
+		start := time.Now()
+		if _, err := e.put(t, c, content, n); err != nil {
+			t.Fatalf("part %d: %v", n, err)
+		}
+		if d := time.Since(start); d > digestLagWait/2 {
+			t.Fatalf("part %d took %v: it waited for a digest that cannot move", n, d)
+		}
+	}
+	u, err := e.svc.Complete(context.Background(), c.Upload.ID)
+	if err != nil || u.Status != host.StatusComplete || u.DeliveredSHA256 != hexSum(content) {
+		t.Fatalf("complete: %+v %v", u, err)
+	}
+}
