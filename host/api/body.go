@@ -22,11 +22,14 @@ const DefaultBodyIdleTimeout = 60 * time.Second
 // progress, as tusd's bodyReader does: every read that returns bytes pushes it idle further;
 // a read that waits longer fails, and the answer closes the connection. Once the body is
 // read to its end the deadline is lifted, so that a handler that works long after reading
-// (a complete, an fsync) is not cut.
+// (a complete, an fsync) is not cut. The first read sets it afresh: a handler that waits
+// before it reads (a part written in place waits for the backend's file or the digest) does
+// not count against the client, whose bytes may be waiting in the socket all along.
 type idleBody struct {
 	r        io.ReadCloser
 	rc       *http.ResponseController
 	idle     time.Duration
+	started  atomic.Bool // a read was made
 	eof      atomic.Bool
 	timedOut atomic.Bool
 }
@@ -43,6 +46,9 @@ func watchBody(w http.ResponseWriter, r *http.Request, idle time.Duration) *idle
 }
 
 func (b *idleBody) Read(p []byte) (int, error) {
+	if !b.started.Swap(true) {
+		_ = b.rc.SetReadDeadline(time.Now().Add(b.idle))
+	}
 	n, err := b.r.Read(p)
 	switch {
 	case err == io.EOF:

@@ -39,15 +39,19 @@ func (m *Manager) PartFiles() bool {
 	return m.opt.PartFiles && info != nil && info.PartFiles
 }
 
+// partFileTimeout bounds a PartFile call (at most StallTimeout): the plugin only names a
+// file it has open, and a part PUT waits for it before it reads its body.
+const partFileTimeout = 10 * time.Second
+
 // OpenPartFile opens the data file of a part-wise object for the host to write parts into
 // or read them back (pluginhost.Remote.OpenPartFile). The plugin must answer within
-// StallTimeout, or it is killed.
+// partFileTimeout, or it is killed.
 func (m *Manager) OpenPartFile(ctx context.Context, handle []byte, flag int) (*os.File, error) {
 	if !m.PartFiles() {
 		return nil, fmt.Errorf("part file: %w: not offered", sdk.ErrNotSupported)
 	}
 	var f *os.File
-	err := m.bounded(ctx, m.opt.StallTimeout, func(ctx context.Context, remote pluginhost.Remote) error {
+	err := m.bounded(ctx, min(partFileTimeout, m.opt.StallTimeout), func(ctx context.Context, remote pluginhost.Remote) error {
 		var err error
 		f, err = remote.OpenPartFile(ctx, handle, flag)
 		return err

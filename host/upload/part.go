@@ -92,7 +92,7 @@ func (s *Service) PutPart(ctx context.Context, req PartRequest) (*Stored, error)
 	body := &trackedReader{r: req.Body}
 	var staged *staging.Staged
 	var handle []byte // of the backend's object, when the part is written in place
-	if ip := s.openInPlace(ctx, u, req.Part); ip != nil {
+	if ip := s.openInPlace(ctx, u, req.Part, me.cut); ip != nil {
 		handle = ip.handle
 		staged, err = ip.write(body, size)
 	} else {

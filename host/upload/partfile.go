@@ -69,8 +69,10 @@ type inPlace struct {
 }
 
 // openInPlace returns the part file to write part n of u into, or nil when the part must
-// be staged (see the conditions above). The caller holds the part's write slot.
-func (s *Service) openInPlace(ctx context.Context, u *host.Upload, n int) *inPlace {
+// be staged (see the conditions above). The caller holds the part's write slot; cut is
+// closed when a newer write of the part takes it over, which ends the waits here (the
+// part is then staged, and its body reads fail at once).
+func (s *Service) openInPlace(ctx context.Context, u *host.Upload, n int, cut <-chan struct{}) *inPlace {
 	pf := s.partFiler()
 	if pf == nil || u.DeliveryMode != host.DeliverParts {
 		return nil
@@ -80,11 +82,16 @@ func (s *Service) openInPlace(ctx context.Context, u *host.Upload, n int) *inPla
 		return nil
 	}
 	p := s.pumpFor(u.ID, u.Key())
-	handle := p.handleForPartFile(ctx, n)
+	handle := p.handleForPartFile(ctx, n, cut)
 	if handle == nil {
 		return nil
 	}
-	p.waitForDigest(ctx, nil)
+	p.waitForDigest(ctx, cut)
+	select {
+	case <-cut:
+		return nil
+	default:
+	}
 	f, err := pf.OpenPartFile(ctx, handle, os.O_WRONLY)
 	if err == nil {
 		// The data file has the object's size from its begin on (sdk.PartFiles): a file of
@@ -145,9 +152,9 @@ func (s *Service) recordInPlace(ctx context.Context, id string, n int, size int6
 
 // handleForPartFile returns the handle of the backend's object for part n to be written
 // into its part file, or nil when the part must be staged: the upload is delivered whole,
-// its object is being started again, could not be begun within partFileWait, or the pump
-// has a delivery of part n in flight.
-func (p *pump) handleForPartFile(ctx context.Context, n int) []byte {
+// its object is being started again, could not be begun within partFileWait, the pump
+// has a delivery of part n in flight, or cut was closed.
+func (p *pump) handleForPartFile(ctx context.Context, n int, cut <-chan struct{}) []byte {
 	deadline := time.NewTimer(partFileWait)
 	defer deadline.Stop()
 	p.mu.Lock()
@@ -181,6 +188,8 @@ func (p *pump) handleForPartFile(ctx context.Context, n int) []byte {
 		case <-deadline.C:
 			return nil
 		case <-p.done:
+			return nil
+		case <-cut:
 			return nil
 		case <-ctx.Done():
 			return nil

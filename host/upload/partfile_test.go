@@ -3,7 +3,9 @@ package upload
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -213,6 +215,7 @@ func TestPartFilesWaitForDigest(t *testing.T) {
 	if _, err := e.put(t, c, content, 4); err != nil { // 5 KiB behind after this one
 		t.Fatalf("part 4: %v", err)
 	}
+	waitBacklog(t, e, c, 5*testChunk)
 	done := make(chan error, 1)
 	go func() { _, err := e.put(t, c, content, 5); done <- err }()
 	select {
@@ -249,5 +252,85 @@ func TestPartFilesGapIsNoBacklog(t *testing.T) {
 	u, err := e.svc.Complete(context.Background(), c.Upload.ID)
 	if err != nil || u.Status != host.StatusComplete || u.DeliveredSHA256 != hexSum(content) {
 		t.Fatalf("complete: %+v %v", u, err)
+	}
+}
+
+// cutReader is a part body whose reads fail once Interrupt was called, as the API's are.
+type cutReader struct {
+	r   io.Reader
+	cut atomic.Bool
+}
+
+func (c *cutReader) Read(b []byte) (int, error) {
+	if c.cut.Load() {
+		return 0, errors.New("interrupted")
+	}
+	return c.r.Read(b)
+}
+
+// A write waiting for the digest before it reads its body gives way at once to a newer
+// write of the same part (part_superseded), instead of making that one wait and get 429.
+func TestPartFilesWaitGivesWayToNewerWrite(t *testing.T) {
+	e := newPartFilesEnv(t, func(o *Options) { o.DigestBacklog = testChunk })
+	gate := make(chan struct{})
+	e.backend.mu.Lock()
+	e.backend.partFileReads = gate // the digest cannot read a part back yet
+	e.backend.mu.Unlock()
+	content := data(6*testChunk, 18)
+	c := e.init(t, "pf/giveway.bin", len(content))
+	for n := range 3 { // 3 KiB behind, twice DigestBacklog is 2 KiB
+		if _, err := e.put(t, c, content, n); err != nil {
+			t.Fatalf("part %d: %v", n, err)
+		}
+	}
+	waitBacklog(t, e, c, 3*testChunk)
+	claims, err := e.tokens.Verify(c.Tokens[3])
+	if err != nil {
+		t.Fatal(err)
+	}
+	put := func() (*Stored, error) {
+		body := &cutReader{r: bytes.NewReader(content[3*testChunk : 4*testChunk])}
+		return e.svc.PutPart(context.Background(), PartRequest{UploadID: c.Upload.ID, Part: 3, Claims: claims,
+			Body: body, ContentLength: testChunk, Interrupt: func() { body.cut.Store(true) }})
+	}
+	first := make(chan error, 1)
+	go func() { _, err := put(); first <- err }()
+	select {
+	case err := <-first:
+		t.Fatalf("part 3 was taken (%v) while the digest was 3 KiB behind, twice DigestBacklog is 2 KiB", err)
+	case <-time.After(200 * time.Millisecond): // the first write waits for the digest
+	}
+	second := make(chan error, 1)
+	go func() { _, err := put(); second <- err }()
+	select {
+	case err := <-first:
+		wantCode(t, err, host.CodePartSuperseded)
+	case <-time.After(5 * time.Second):
+		t.Fatal("the waiting write did not give way to the newer one within 5 s")
+	}
+	close(gate)
+	if err := <-second; err != nil {
+		t.Fatalf("the newer write: %v", err)
+	}
+	for n := 4; n < 6; n++ {
+		if _, err := e.put(t, c, content, n); err != nil {
+			t.Fatalf("part %d: %v", n, err)
+		}
+	}
+	u, err := e.svc.Complete(context.Background(), c.Upload.ID)
+	if err != nil || u.Status != host.StatusComplete || u.DeliveredSHA256 != hexSum(content) {
+		t.Fatalf("complete: %+v %v", u, err)
+	}
+}
+
+// waitBacklog waits until the pump of c has taken in the parts stored so far: want bytes
+// of them ready for the digest.
+func waitBacklog(t *testing.T, e *env, c *Created, want int64) {
+	t.Helper()
+	p := e.svc.pumpFor(c.Upload.ID, c.Upload.Key())
+	for deadline := time.Now().Add(5 * time.Second); p.backlog(want+1) != want; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the digest's backlog is %d bytes, want %d", p.backlog(want+1), want)
+		}
 	}
 }

@@ -41,6 +41,8 @@ func (w *writers) receiving() <-chan struct{} {
 type writer struct {
 	interrupt   func() // makes the write's body reads fail now; may be nil
 	done        chan struct{}
+	cut         chan struct{} // closed when a newer write of the part takes over
+	cutOnce     sync.Once
 	interrupted atomic.Bool // a newer write of the part took over
 	reading     atomic.Bool // the write is still reading its body
 }
@@ -72,7 +74,7 @@ func (s *Service) admit(ctx context.Context, id string, n int, interrupt func())
 				return nil, nil, host.Errorf(host.CodeTooManyRequests, "upload %s has %d parts being received already; retry in a moment",
 					id, mine)
 			}
-			me := &writer{interrupt: interrupt, done: make(chan struct{})}
+			me := &writer{interrupt: interrupt, done: make(chan struct{}), cut: make(chan struct{})}
 			me.reading.Store(true)
 			w.byPart[key] = me
 			w.perUpload[id]++
@@ -100,6 +102,7 @@ func (s *Service) admit(ctx context.Context, id string, n int, interrupt func())
 		}
 		w.mu.Unlock()
 		old.interrupted.Store(true)
+		old.cutOnce.Do(func() { close(old.cut) }) // ends its waits before the body (openInPlace)
 		if old.interrupt != nil && old.reading.Load() {
 			// Only a write still reading its body is cut: one that has read it all is
 			// about to commit, and its answer must not be disturbed.
