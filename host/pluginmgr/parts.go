@@ -35,8 +35,15 @@ func (m *Manager) StagedReads() bool {
 // itself (Options.PartFiles and a plugin with sdk.PartFiles): see OpenPartFile and
 // RecordPart.
 func (m *Manager) PartFiles() bool {
+	return m.opt.PartFiles && m.OffersPartFiles()
+}
+
+// OffersPartFiles tells whether the running plugin offers part files, whatever
+// Options.PartFiles says: parts written into them before the host restarted with it off
+// are still read back from them.
+func (m *Manager) OffersPartFiles() bool {
 	info := m.info.Load()
-	return m.opt.PartFiles && info != nil && info.PartFiles
+	return info != nil && info.PartFiles
 }
 
 // partFileTimeout bounds a PartFile call (at most StallTimeout): the plugin only names a
@@ -44,10 +51,11 @@ func (m *Manager) PartFiles() bool {
 const partFileTimeout = 10 * time.Second
 
 // OpenPartFile opens the data file of a part-wise object for the host to write parts into
-// or read them back (pluginhost.Remote.OpenPartFile). The plugin must answer within
-// partFileTimeout, or it is killed.
+// or read them back (pluginhost.Remote.OpenPartFile): for writing only while PartFiles,
+// for reading while OffersPartFiles. The plugin must answer within partFileTimeout, or it
+// is killed.
 func (m *Manager) OpenPartFile(ctx context.Context, handle []byte, flag int) (*os.File, error) {
-	if !m.PartFiles() {
+	if !m.OffersPartFiles() || (flag != os.O_RDONLY && !m.PartFiles()) {
 		return nil, fmt.Errorf("part file: %w: not offered", sdk.ErrNotSupported)
 	}
 	var f *os.File

@@ -62,6 +62,9 @@ type fakeBackend struct {
 	partFileWrongSize bool
 	// partFileReads, if set, holds every opening of a part file for reading until closed.
 	partFileReads chan struct{}
+	// noNewPartFiles makes PartFiles false while OffersPartFiles stays true, as a host
+	// restarted with PLUGIN_PART_FILES=false sees it.
+	noNewPartFiles bool
 }
 
 func newFake() *fakeBackend { return &fakeBackend{objects: map[string][]byte{}} }

@@ -24,6 +24,12 @@ func (f *fakeBackend) enablePartFiles(dir string) {
 func (f *fakeBackend) PartFiles() bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	return f.partDir != "" && !f.noNewPartFiles
+}
+
+func (f *fakeBackend) OffersPartFiles() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
 	return f.partDir != ""
 }
 

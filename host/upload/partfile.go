@@ -40,8 +40,11 @@ import (
 // PartFiler is implemented by a Backend that may take parts in its part files
 // (pluginmgr.Manager).
 type PartFiler interface {
-	// PartFiles tells whether the running plugin offers part files now.
+	// PartFiles tells whether new parts may be written into part files now.
 	PartFiles() bool
+	// OffersPartFiles tells whether the running plugin offers part files now: parts
+	// written into them earlier may be read back, even when PartFiles is false.
+	OffersPartFiles() bool
 	// OpenPartFile opens the data file of handle's object (os.O_WRONLY or os.O_RDONLY),
 	// after checking that it is the file the plugin named.
 	OpenPartFile(ctx context.Context, handle []byte, flag int) (*os.File, error)
@@ -49,9 +52,19 @@ type PartFiler interface {
 	RecordPart(ctx context.Context, handle []byte, p sdk.PartInfo) ([]byte, error)
 }
 
-// partFiler returns the backend as a PartFiler when it offers part files now, else nil.
+// partFiler returns the backend as a PartFiler when new parts may be written into its part
+// files now, else nil.
 func (s *Service) partFiler() PartFiler {
 	if pf, ok := s.backend.(PartFiler); ok && pf.PartFiles() {
+		return pf
+	}
+	return nil
+}
+
+// partFileReader returns the backend as a PartFiler when parts written into its part files
+// can be read back now, else nil.
+func (s *Service) partFileReader() PartFiler {
+	if pf, ok := s.backend.(PartFiler); ok && pf.OffersPartFiles() {
 		return pf
 	}
 	return nil
@@ -98,15 +111,22 @@ func (s *Service) openInPlace(ctx context.Context, u *host.Upload, n int, cut <-
 		// another size is not this object's, whatever the plugin says.
 		var fi os.FileInfo
 		if fi, err = f.Stat(); err == nil && fi.Size() != u.TotalSize {
-			err = fmt.Errorf("%s has %d bytes, the upload %d", f.Name(), fi.Size(), u.TotalSize)
+			err = fmt.Errorf("%w: %s has %d bytes, the upload %d", errNotObjectFile, f.Name(), fi.Size(), u.TotalSize)
 		}
 		if err != nil {
 			f.Close()
 		}
 	}
 	if err != nil {
-		if !s.partFileRefused.Swap(true) {
-			s.log.Warn("the plugin offers part files but the host cannot use them; parts are staged instead", "error", err)
+		// A file that is not the plugin's, or not the object's size, is logged once per
+		// upload; a passing failure (the plugin restarting, the client gone) only at debug.
+		if errors.Is(err, sdk.ErrNotSupported) || errors.Is(err, errNotObjectFile) {
+			p.refusedOnce.Do(func() {
+				s.log.Warn("the host cannot use the plugin's part file of this upload; its parts are staged instead",
+					"upload_id", u.ID, "error", err)
+			})
+		} else {
+			s.log.Debug("part file not opened; the part is staged", "upload_id", u.ID, "part", n, "error", err)
 		}
 		return nil
 	}
@@ -199,7 +219,7 @@ func (p *pump) handleForPartFile(ctx context.Context, n int, cut <-chan struct{}
 
 // openPartFileSection opens the bytes of part n in the part file of handle for reading.
 func (p *pump) openPartFileSection(ctx context.Context, handle []byte, n int, size int64) (io.Reader, func(), error) {
-	pf := p.s.partFiler()
+	pf := p.s.partFileReader()
 	if pf == nil {
 		return nil, nil, errNoPartFiles
 	}
@@ -214,7 +234,10 @@ func (p *pump) openPartFileSection(ctx context.Context, handle []byte, n int, si
 	}, nil
 }
 
-var errNoPartFiles = errors.New("the backend no longer offers part files")
+var (
+	errNoPartFiles   = errors.New("the backend no longer offers part files")
+	errNotObjectFile = errors.New("not the object's data file")
+)
 
 // yield waits, before the digest reads more of a part from a part file, while parts are
 // being received: the part PUTs then keep the CPU and the disk, and the digest goes on

@@ -334,3 +334,32 @@ func waitBacklog(t *testing.T, e *env, c *Created, want int64) {
 		}
 	}
 }
+
+// Parts written in place before part files were turned off for new parts (a host
+// restarted with PLUGIN_PART_FILES=false) are still read back for the digest: complete
+// takes them, and only the later parts are staged.
+func TestPartFilesReadBackAfterTurnedOff(t *testing.T) {
+	e := newPartFilesEnv(t)
+	content := data(3*testChunk+100, 19)
+	c := e.init(t, "pf/off.bin", len(content))
+	for _, n := range []int{1, 2} { // part 0 missing: the digest cannot read them yet
+		if _, err := e.put(t, c, content, n); err != nil {
+			t.Fatalf("part %d: %v", n, err)
+		}
+	}
+	e.backend.mu.Lock()
+	e.backend.noNewPartFiles = true
+	e.backend.mu.Unlock()
+	for _, n := range []int{0, 3} {
+		if _, err := e.put(t, c, content, n); err != nil {
+			t.Fatalf("part %d: %v", n, err)
+		}
+	}
+	u, err := e.svc.Complete(context.Background(), c.Upload.ID)
+	if err != nil || u.Status != host.StatusComplete || u.DeliveredSHA256 != hexSum(content) {
+		t.Fatalf("complete: %+v %v", u, err)
+	}
+	if puts, recorded := e.backend.counts(); recorded != 2 || puts != 2 {
+		t.Errorf("%d parts recorded in place and %d put, want 2 and 2", recorded, puts)
+	}
+}

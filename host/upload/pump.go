@@ -73,6 +73,8 @@ type pump struct {
 	// to parts being received (see yield).
 	hurry     chan struct{}
 	hurryOnce sync.Once
+	// refusedOnce logs, once, that the part file of the upload could not be used.
+	refusedOnce sync.Once
 }
 
 type pumpPart struct {
@@ -589,8 +591,10 @@ func (p *pump) startHashLocked(tasks *sync.WaitGroup, n int) {
 	pt := &p.parts[n]
 	p.hashing = true
 	job := deliveryJob{n: n, version: pt.version, size: pt.size, sha: pt.sha, crc: pt.crc, state: p.hashState}
-	if !pt.staged && pt.receipt != nil && p.s.partFiler() != nil {
-		// Delivered and not staged before it is in the digest: written in place.
+	if !pt.staged && pt.receipt != nil {
+		// Delivered and not staged before it is in the digest: written in place (read
+		// back from the part file, or reported as unreadable if the plugin no longer
+		// offers part files).
 		job.inPlace, job.handle = true, p.handle
 	}
 	p.busy++
@@ -755,11 +759,13 @@ func (p *pump) deliveryFailed(job deliveryJob, err error) {
 // client sends it again.
 func (p *pump) partDamaged(n int, version int64, why string) {
 	note := fmt.Sprintf("part %d must be sent again: %s", n, why)
-	p.s.log.Error("staged part unusable; it is pending again", "upload_id", p.id, "part", n, "reason", why)
 	pl := p.s.partLock(p.id, n)
 	pl.Lock()
 	ok, err := p.s.db.MarkPartPending(context.WithoutCancel(p.ctx), p.id, n, version, note, p.s.now())
 	if err == nil && ok {
+		// Only now: a version the client replaced meanwhile was read while it was being
+		// overwritten, and is no loss.
+		p.s.log.Error("part unusable; it is pending again", "upload_id", p.id, "part", n, "reason", why)
 		err = p.s.stage.RemovePart(p.id, n)
 	}
 	pl.Unlock()

@@ -9,7 +9,6 @@ import (
 	"hash/fnv"
 	"io"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -106,12 +105,10 @@ type Service struct {
 	writers  writers      // part writes in flight (writers.go)
 	reserved reservations // staging space promised (reserve.go)
 
-	pumpsMu sync.Mutex
-	pumps   map[string]*pump
-	// partFileRefused: a part file could not be opened (logged once).
-	partFileRefused atomic.Bool
-	partSlots       chan struct{}
-	abortWake       chan struct{}
+	pumpsMu   sync.Mutex
+	pumps     map[string]*pump
+	partSlots chan struct{}
+	abortWake chan struct{}
 
 	ctx    context.Context // cancelled by Close: deliveries stop
 	cancel context.CancelFunc
