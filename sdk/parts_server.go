@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 
 	storagev1 "github.com/chunked-uploader/chunked-uploader/proto/storage/v1"
@@ -238,14 +239,19 @@ func (s *grpcServer) RecordPart(ctx context.Context, req *storagev1.RecordPartRe
 	return &storagev1.PutPartResponse{Receipt: receipt}, nil
 }
 
-// fileID returns the device and inode numbers of the regular file at path.
+// fileID returns the device and inode numbers of the regular file at path. A path that is
+// gone, or no longer a regular file (a symbolic link put in its place), is ErrNotFound: the
+// object's file is lost, and the host starts the object again.
 func fileID(path string) (dev, ino uint64, err error) {
 	fi, err := os.Lstat(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return 0, 0, fmt.Errorf("%w: %w", ErrNotFound, err)
+	}
 	if err != nil {
 		return 0, 0, err
 	}
 	if !fi.Mode().IsRegular() {
-		return 0, 0, fmt.Errorf("%s is not a regular file", path)
+		return 0, 0, fmt.Errorf("%w: %s is not a regular file (%s)", ErrNotFound, path, fi.Mode().Type())
 	}
 	dev, ino, ok := FileID(fi)
 	if !ok {

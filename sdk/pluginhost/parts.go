@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"syscall"
@@ -162,13 +163,18 @@ func (c *grpcClient) OpenPartFile(ctx context.Context, handle []byte, flag int) 
 		return nil, fmt.Errorf("part file: %w: the plugin named %q, not an absolute path", sdk.ErrNotSupported, path)
 	}
 	f, err := os.OpenFile(path, (flag&(os.O_RDONLY|os.O_WRONLY|os.O_RDWR))|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0)
-	if err != nil {
-		return nil, fmt.Errorf("part file: %w: %w", sdk.ErrNotSupported, err)
+	switch {
+	case errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ELOOP):
+		// Gone, or a symbolic link put in its place since the plugin looked: the
+		// object's file is lost.
+		return nil, fmt.Errorf("part file: %w: %w", sdk.ErrNotFound, err)
+	case err != nil:
+		return nil, fmt.Errorf("part file: %w", err) // passing (EMFILE) or not: no verdict on the file
 	}
 	fi, err := f.Stat()
 	if err != nil {
 		f.Close()
-		return nil, fmt.Errorf("part file: %w: %w", sdk.ErrNotSupported, err)
+		return nil, fmt.Errorf("part file: %w", err)
 	}
 	dev, ino, ok := sdk.FileID(fi)
 	if !ok || !fi.Mode().IsRegular() || dev != resp.GetDevice() || ino != resp.GetInode() {

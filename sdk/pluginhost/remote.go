@@ -50,9 +50,12 @@ type Remote interface {
 	// OpenPartFile opens the data file of the unfinished object of handle, for the host to
 	// write parts into it itself or read them back (sdk.PartFiles; only for plugins whose
 	// PluginInfo.PartFiles is set), with flag os.O_RDONLY or os.O_WRONLY. It never creates
-	// or follows a symbolic link, and it fails with an error wrapping sdk.ErrNotSupported
-	// when the plugin has no part files or the file the host opened is not the one the
-	// plugin named (another mount namespace, a file replaced meanwhile).
+	// a file, nor opens one whose name is a symbolic link (links in the directories above
+	// it are the plugin's own choice of path). It fails with an error wrapping
+	// sdk.ErrNotFound when the file is gone or a link was put in its place (the object is
+	// lost), and with one wrapping sdk.ErrNotSupported when the plugin has no part files or
+	// the file the host opened is not the one the plugin named (another mount namespace, a
+	// file replaced meanwhile); other errors (too many open files) say nothing of the file.
 	OpenPartFile(ctx context.Context, handle []byte, flag int) (*os.File, error)
 	// RecordPart records a part that the host wrote into the part file and made durable,
 	// and returns its receipt (sdk.PartFiles.RecordPart).

@@ -188,14 +188,26 @@ func (s *Store) startPart(ctx context.Context, handle []byte, p sdk.PartInfo, wh
 }
 
 // openPartFile opens a file of an unfinished object; a missing file (or directory) is
-// sdk.ErrNotFound.
+// sdk.ErrNotFound, and so is one that is no longer a regular file (replaced by a symbolic
+// link, which is never followed, or anything else): the object is lost, and is started
+// again, rather than parts written through the link out of the root.
 func openPartFile(name string, flag int) (*os.File, error) {
-	f, err := os.OpenFile(name, flag, 0)
+	f, err := os.OpenFile(name, flag|noFollow, 0)
 	if isNotExist(err) {
 		return nil, fmt.Errorf("local: %w: no unfinished object %s (committed, aborted or lost)", sdk.ErrNotFound, name)
 	}
 	if err != nil {
+		if fi, lerr := os.Lstat(name); lerr == nil && !fi.Mode().IsRegular() {
+			return nil, fmt.Errorf("local: %w: %s is no longer a regular file (%s); the unfinished object is lost", sdk.ErrNotFound, name, fi.Mode().Type())
+		}
 		return nil, mapErr("open", name, err)
+	}
+	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
+		f.Close()
+		if err != nil {
+			return nil, mapErr("stat", name, err)
+		}
+		return nil, fmt.Errorf("local: %w: %s is no longer a regular file (%s); the unfinished object is lost", sdk.ErrNotFound, name, fi.Mode().Type())
 	}
 	return f, nil
 }
@@ -217,6 +229,11 @@ func (s *Store) PartFile(ctx context.Context, handle []byte) (string, error) {
 	if err := partfile.CheckJournal(j, h); err != nil {
 		return "", mapErr("check journal", journal, err)
 	}
+	f, err := openPartFile(data, os.O_RDONLY) // gone, or no longer a regular file: lost
+	if err != nil {
+		return "", err
+	}
+	f.Close()
 	abs, err := filepath.Abs(data)
 	if err != nil {
 		return "", fmt.Errorf("local: part file: %w", err)

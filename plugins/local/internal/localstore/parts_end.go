@@ -48,14 +48,15 @@ func (s *Store) CommitObject(ctx context.Context, handle []byte, receipts [][]by
 	if err != nil {
 		return sdk.Object{}, mapErr("commit", data, err)
 	}
-	f, err := os.OpenFile(data, os.O_RDWR, 0)
+	f, err := openPartFile(data, os.O_RDWR) // never a symbolic link put in its place
+	_, lerr := os.Lstat(data)
 	switch {
-	case isNotExist(err): // renamed by an earlier commit that did not finish
+	case err != nil && isNotExist(lerr): // renamed by an earlier commit that did not finish
 		if err := s.committed(h, target); err != nil {
 			return sdk.Object{}, err
 		}
 	case err != nil:
-		return sdk.Object{}, mapErr("open", data, err)
+		return sdk.Object{}, err
 	default:
 		if err := syncData(f, h.Size); err != nil {
 			return sdk.Object{}, mapErr("commit", data, err)

@@ -50,3 +50,60 @@ func TestSymlinkOutOfRootRefused(t *testing.T) {
 		t.Errorf("Stat of a link: %v, want ErrNotFound", err)
 	}
 }
+
+// An unfinished object's data file replaced by a symbolic link (to a file of the same size
+// outside the root) is a lost object: PutPart does not write through the link, PartFile
+// names no file and CommitObject does not put the link in place, all with ErrNotFound, so
+// that the host starts the object again; the link's target is untouched.
+func TestPartialReplacedBySymlinkIsLost(t *testing.T) {
+	root, outside := t.TempDir(), t.TempDir()
+	s, err := localstore.New(root, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	part := bytes.Repeat([]byte("p"), 4096)
+	sum := sha256.Sum256(part)
+	ctx := context.Background()
+	h, err := s.BeginObject(ctx, "dir/obj.bin", sdk.ObjectSpec{Size: 2 * 4096, PartSize: 4096, PartCount: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var receipts [][]byte
+	for n := range 2 {
+		receipt, err := s.PutPart(ctx, h, sdk.PartInfo{Number: n, Size: 4096, SHA256: sum[:]}, bytes.NewReader(part))
+		if err != nil {
+			t.Fatal(err)
+		}
+		receipts = append(receipts, receipt)
+	}
+	partials, _ := filepath.Glob(filepath.Join(root, "dir", ".obj.bin.*.partial"))
+	if len(partials) != 1 {
+		t.Fatalf("data files: %v, want one", partials)
+	}
+	victim := filepath.Join(outside, "victim.bin")
+	original := bytes.Repeat([]byte("v"), 2*4096)
+	if err := os.WriteFile(victim, original, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(partials[0]); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(victim, partials[0]); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.PutPart(ctx, h, sdk.PartInfo{Number: 1, Size: 4096, SHA256: sum[:]}, bytes.NewReader(part)); !errors.Is(err, sdk.ErrNotFound) {
+		t.Errorf("PutPart into a data file replaced by a link: %v, want ErrNotFound", err)
+	}
+	if _, err := s.PartFile(ctx, h); !errors.Is(err, sdk.ErrNotFound) {
+		t.Errorf("PartFile of a data file replaced by a link: %v, want ErrNotFound", err)
+	}
+	if _, err := s.CommitObject(ctx, h, receipts, nil); !errors.Is(err, sdk.ErrNotFound) {
+		t.Errorf("CommitObject of a data file replaced by a link: %v, want ErrNotFound", err)
+	}
+	if fi, err := os.Lstat(filepath.Join(root, "dir", "obj.bin")); err == nil {
+		t.Errorf("the object's name holds a %s after the commit was refused", fi.Mode().Type())
+	}
+	if got, _ := os.ReadFile(victim); !bytes.Equal(got, original) {
+		t.Error("the link's target outside the root was written")
+	}
+}
