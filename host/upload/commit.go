@@ -25,7 +25,10 @@ func (s *Service) commitParts(j *job, u *host.Upload) error {
 	start := time.Now()
 	p := s.pumpFor(u.ID, u.Key())
 	p.retryNow()
-	remaining := u.TotalSize - u.BytesDelivered
+	// What is left: the bytes not yet delivered, or not yet in the whole-file digest if
+	// more (parts written in place are delivered when answered, and read back later).
+	hashed := min(int64(u.HashedParts)*u.ChunkSize, u.TotalSize)
+	remaining := max(u.TotalSize-u.BytesDelivered, u.TotalSize-hashed)
 	ctx, cancel := context.WithTimeout(s.ctx, deliveryTimeout(max(remaining, 0)))
 	defer cancel()
 	j.delivered.Store(u.BytesDelivered)

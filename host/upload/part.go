@@ -86,16 +86,18 @@ func (s *Service) PutPart(ctx context.Context, req PartRequest) (*Stored, error)
 		return nil, err
 	}
 	defer release()
-	if err := s.checkSpace(size); err != nil {
-		return nil, err
-	}
 	body := &trackedReader{r: req.Body}
 	var staged *staging.Staged
 	var handle []byte // of the backend's object, when the part is written in place
 	if ip := s.openInPlace(ctx, u, req.Part, me.cut); ip != nil {
+		// Into the backend's file: staging's free space does not matter (a full backend
+		// disk fails the allocation with ErrNoSpace).
 		handle = ip.handle
 		staged, err = ip.write(body, size)
 	} else {
+		if err := s.checkSpace(size); err != nil {
+			return nil, err
+		}
 		staged, err = s.stage.Write(u.ID, req.Part, body, size)
 	}
 	me.reading.Store(false)
@@ -112,13 +114,23 @@ func (s *Service) PutPart(ctx context.Context, req PartRequest) (*Stored, error)
 	}
 	// The bytes are on disk: record them whatever happens to the request now (its client
 	// may be gone, or a newer write of the part cut its connection).
-	return s.commitPart(context.WithoutCancel(ctx), u.ID, req.Part, staged, handle)
+	ctx = context.WithoutCancel(ctx)
+	var receipt []byte
+	if staged.InPlace() {
+		// In the backend first, outside the upload's and the part's locks (a plugin may
+		// take up to PLUGIN_STALL_TIMEOUT): this request's write slot keeps other writes of
+		// the part out, and MarkPartStored's handle check catches a reset meanwhile.
+		if receipt, err = s.recordInBackend(ctx, u.ID, req.Part, size, staged, handle); err != nil {
+			return nil, err
+		}
+	}
+	return s.commitPart(ctx, u.ID, req.Part, staged, handle, receipt)
 }
 
 // commitPart puts a staged part in place and records it, unless the upload changed state
 // (cancelled, delivering) while the body was streaming. A part written in place
-// (staged.InPlace) under handle is recorded in the backend too.
-func (s *Service) commitPart(ctx context.Context, id string, n int, staged *staging.Staged, handle []byte) (*Stored, error) {
+// (staged.InPlace) under handle is recorded with the backend's receipt.
+func (s *Service) commitPart(ctx context.Context, id string, n int, staged *staging.Staged, handle, receipt []byte) (*Stored, error) {
 	ul := s.uploadLock(id)
 	ul.RLock()
 	defer ul.RUnlock()
@@ -162,7 +174,7 @@ func (s *Service) commitPart(ctx context.Context, id string, n int, staged *stag
 	var mark sqlite.PartMark
 	var changed *host.Upload
 	if staged.InPlace() {
-		if mark, changed, err = s.recordInPlace(ctx, id, n, u.PartSize(n), staged, handle); err != nil {
+		if mark, changed, err = s.recordInPlace(ctx, id, n, u.PartSize(n), staged, handle, receipt); err != nil {
 			return nil, err
 		}
 	} else {

@@ -139,23 +139,41 @@ func (ip *inPlace) write(body io.Reader, size int64) (*staging.Staged, error) {
 	return staging.WriteAt(ip.f, ip.off, body, size)
 }
 
-// recordInPlace records part n, written in place under handle, in the backend and then in
-// the database. The caller holds the upload's and the part's locks.
-func (s *Service) recordInPlace(ctx context.Context, id string, n int, size int64, staged *staging.Staged, handle []byte) (sqlite.PartMark, *host.Upload, error) {
-	pf := s.partFiler()
+// recordInBackend records part n of upload id, written in place under handle, in the
+// backend and returns its receipt. A failure says why the part was not stored: the upload
+// was cancelled or finished meanwhile (its own error), the plugin is away or lost the
+// object (503: send it again), or it refused the part, which sending it again would not
+// change (500).
+func (s *Service) recordInBackend(ctx context.Context, id string, n int, size int64, staged *staging.Staged, handle []byte) ([]byte, error) {
+	pf := s.partFileReader()
 	if pf == nil {
-		return sqlite.PartMark{}, nil, host.Errorf(host.CodeBackendUnavailable,
+		return nil, host.Errorf(host.CodeBackendUnavailable,
 			"the storage backend restarted without part files while part %d was written; send it again", n)
 	}
 	sum, err := hex.DecodeString(staged.SHA256)
 	if err != nil {
-		return sqlite.PartMark{}, nil, fmt.Errorf("part %d: %w", n, err)
+		return nil, fmt.Errorf("part %d: %w", n, err)
 	}
 	receipt, err := pf.RecordPart(ctx, handle, sdk.PartInfo{Number: n, Size: size, SHA256: sum})
-	if err != nil {
-		return sqlite.PartMark{}, nil, host.Wrap(err, host.CodeBackendUnavailable,
-			"the storage backend could not record part "+itoa(int64(n))+"; it was not stored, send it again")
+	if err == nil {
+		return receipt, nil
 	}
+	if u, uerr := s.upload(ctx, id); uerr != nil {
+		return nil, uerr // cancelled or expired while the body streamed
+	} else if aerr := s.checkAccepts(u); aerr != nil {
+		return nil, aerr
+	}
+	if errors.Is(err, sdk.ErrSizeMismatch) || errors.Is(err, sdk.ErrDigestMismatch) || errors.Is(err, sdk.ErrNotSupported) {
+		return nil, host.Wrap(err, host.CodeInternal,
+			"the storage backend refused part "+itoa(int64(n))+" as written into its file; it was not stored")
+	}
+	return nil, host.Wrap(err, host.CodeBackendUnavailable,
+		"the storage backend could not record part "+itoa(int64(n))+"; it was not stored, send it again")
+}
+
+// recordInPlace records part n, written in place under handle and recorded by the backend
+// with receipt, in the database. The caller holds the upload's and the part's locks.
+func (s *Service) recordInPlace(ctx context.Context, id string, n int, size int64, staged *staging.Staged, handle, receipt []byte) (sqlite.PartMark, *host.Upload, error) {
 	mark, changed, err := s.db.MarkPartStored(ctx, id, n, staged.SHA256, staged.CRC32C,
 		sqlite.InBackend{Handle: handle, Receipt: receipt}, s.now())
 	switch {
