@@ -121,8 +121,11 @@ type PartFiles interface {
 	PartStorage
 
 	// PartFile returns the absolute path of the data file of the unfinished object of
-	// handle, in which part n is written at n × PartSize. An unknown handle gives an error
-	// wrapping ErrNotFound.
+	// handle, in which part n is written at n × PartSize. The file must have the object's
+	// size (ObjectSpec.Size) from BeginObject on (sparse, as truncate makes it), and be a
+	// regular file with that one name: the host refuses any other file and stages the
+	// part instead. An unknown handle, or a data file that is gone or no longer a regular
+	// file, gives an error wrapping ErrNotFound (the host then starts the object again).
 	PartFile(ctx context.Context, handle []byte) (path string, err error)
 
 	// RecordPart records part p as written into the data file at its offset by the host

@@ -235,8 +235,8 @@ func (p *pump) handleForPartFile(ctx context.Context, n int, cut <-chan struct{}
 	}
 }
 
-// openPartFileSection opens the bytes of part n in the part file of handle for reading.
-func (p *pump) openPartFileSection(ctx context.Context, handle []byte, n int, size int64) (io.Reader, func(), error) {
+// openPartFileSection opens the size bytes at off in the part file of handle for reading.
+func (p *pump) openPartFileSection(ctx context.Context, handle []byte, off, size int64) (io.Reader, func(), error) {
 	pf := p.s.partFileReader()
 	if pf == nil {
 		return nil, nil, errNoPartFiles
@@ -245,7 +245,6 @@ func (p *pump) openPartFileSection(ctx context.Context, handle []byte, n int, si
 	if err != nil {
 		return nil, nil, err
 	}
-	off := int64(n) * p.partSize
 	return staging.SectionReader(f, off, size), func() {
 		staging.DropCache(f, off, size)
 		f.Close()

@@ -69,8 +69,9 @@ type pump struct {
 	// wantHandle: a part write waits for the backend's object, to write into its part file
 	// (see partFile); the pump begins it even with nothing to deliver yet.
 	wantHandle bool
-	// hurry is closed when complete waits for the pump: the digest then no longer yields
-	// to parts being received (see yield).
+	// hurry is closed when complete first waits for the pump, and stays closed for the
+	// pump's life (also after a complete refused for missing parts): the digest then no
+	// longer yields to parts being received (see yield).
 	hurry     chan struct{}
 	hurryOnce sync.Once
 	// refusedOnce logs, once, that the part file of the upload could not be used.
@@ -505,6 +506,7 @@ type deliveryJob struct {
 	tee     bool   // feed the whole-file digest on the way
 	state   []byte // the digest state to continue from, when tee
 	inPlace bool   // hash: the part is in the backend's part file, not staged
+	offset  int64  // where the part starts in the part file, when inPlace
 }
 
 // deliver sends one staged part to the backend and records its receipt.
@@ -595,7 +597,7 @@ func (p *pump) startHashLocked(tasks *sync.WaitGroup, n int) {
 		// Delivered and not staged before it is in the digest: written in place (read
 		// back from the part file, or reported as unreadable if the plugin no longer
 		// offers part files).
-		job.inPlace, job.handle = true, p.handle
+		job.inPlace, job.handle, job.offset = true, p.handle, int64(n)*p.partSize
 	}
 	p.busy++
 	tasks.Add(1)
@@ -629,7 +631,7 @@ func (p *pump) openStaged(job deliveryJob) *os.File {
 func (p *pump) hash(job deliveryJob) {
 	var src io.Reader
 	if job.inPlace {
-		r, done, err := p.openPartFileSection(p.ctx, job.handle, job.n, job.size)
+		r, done, err := p.openPartFileSection(p.ctx, job.handle, job.offset, job.size)
 		if err != nil {
 			switch {
 			case errors.Is(err, sdk.ErrNotFound):

@@ -156,7 +156,10 @@ type Part struct {
 // StartPart begins writing part p of h's object, whose journal is j: it checks the journal's
 // header (sdk.ErrNotFound when it is another object's), and when the part has a valid
 // record it marks the part as being replaced and syncs the journal, so that no earlier
-// receipt of it is valid any more. Only then may the part's bytes change. It then checks p:
+// receipt of it is valid any more. Only then may the part's bytes change through the
+// plugin (with sdk.PartFiles the host writes a part into the data file before RecordPart
+// calls this, but only a part of which it holds no receipt: a receipt it never recorded
+// may still be valid here, and is made stale now). It then checks p:
 // a part number out of range or a size other than the part's gives sdk.ErrSizeMismatch, a
 // digest that is no SHA-256 sdk.ErrDigestMismatch; the part is absent afterwards either way.
 // The caller must hold the part's lock (Locks.Part).

@@ -147,8 +147,8 @@ func partFileCases() []partCase {
 }
 
 // testPartFileHandles: the part file of a begun object opens (for writing and reading, as
-// the file the plugin named); an unknown handle, or one aborted, gives ErrNotFound to
-// OpenPartFile and RecordPart, and RecordPart then leaves nothing.
+// the file the plugin named, of the object's size); an unknown handle, or one aborted,
+// gives ErrNotFound to OpenPartFile and RecordPart, and RecordPart then leaves nothing.
 func testPartFileHandles(t *testing.T, e *partEnv) {
 	remote := e.wire.remote
 	o := e.object("partfile-handles/object.bin", "partfile-handles", 2)
@@ -158,7 +158,13 @@ func testPartFileHandles(t *testing.T, e *partEnv) {
 		if err != nil {
 			t.Fatalf("OpenPartFile(flag %d) of a begun object: %v", flag, err)
 		}
+		// The host writes in place only into a file of the object's size (sdk.PartFiles).
+		fi, err := f.Stat()
 		f.Close()
+		if err != nil || fi.Size() != o.spec.Size {
+			t.Fatalf("the part file of a begun object has %v bytes (%v), want the object's %d from BeginObject on",
+				sizeOf(fi), err, o.spec.Size)
+		}
 	}
 	e.abort(t, o, h)
 	for what, handle := range map[string][]byte{"aborted": h, "unknown": []byte("not a handle of this backend")} {
@@ -212,4 +218,11 @@ func testPartFileAfterRestart(t *testing.T, e *partEnv) {
 	rs[1] = e.putPart(t, h, o, 1)
 	e.commit(t, h, o, rs)
 	e.checkClean(t)
+}
+
+func sizeOf(fi os.FileInfo) int64 {
+	if fi == nil {
+		return -1
+	}
+	return fi.Size()
 }
