@@ -102,12 +102,12 @@ func (s *Service) admit(ctx context.Context, id string, n int, interrupt func())
 		}
 		w.mu.Unlock()
 		old.interrupted.Store(true)
-		old.cutOnce.Do(func() { close(old.cut) }) // ends its waits before the body (openInPlace)
 		if old.interrupt != nil && old.reading.Load() {
 			// Only a write still reading its body is cut: one that has read it all is
 			// about to commit, and its answer must not be disturbed.
 			old.interrupt()
 		}
+		old.cutOnce.Do(func() { close(old.cut) }) // ends its waits before the body (openInPlace)
 		s.log.Debug("a newer write of the part replaces the one in flight", "upload_id", id, "part", n)
 		select {
 		case <-old.done:
