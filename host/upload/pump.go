@@ -645,14 +645,21 @@ func (p *pump) hash(job deliveryJob) {
 			return
 		}
 		defer done()
-		src = &yieldingReader{ctx: p.ctx, p: p, r: r}
+		// Direct reads (never cached: the part was written with direct I/O) read ahead
+		// of the hashing, as the kernel's read-ahead does for buffered ones.
+		ra := staging.ReadAhead(&yieldingReader{ctx: p.ctx, p: p, r: r})
+		defer ra.Close()
+		src = ra
 	} else {
 		f := p.openStaged(job)
 		if f == nil {
 			return
 		}
 		defer f.Close()
-		src = staging.SectionReader(f, 0, job.size)
+		// Through the page cache: the plugin has usually just read the staged copy itself
+		// (staged reads), so the bytes are there, where direct I/O would read them again
+		// from the disk (complete of a 1 GiB stream waited 1.5 to 1.8 s instead of 0.1 s).
+		src = f
 	}
 	h, err := restoreHash(job.state)
 	if err != nil {
@@ -666,8 +673,7 @@ func (p *pump) hash(job deliveryJob) {
 	if job.crc != nil {
 		own, want = staging.CRC32C(), binary.BigEndian.AppendUint32(nil, *job.crc)
 	}
-	buf := make([]byte, 256<<10) // page-aligned, as Go allocates buffers this large: read with direct I/O
-	if _, err := io.CopyBuffer(io.MultiWriter(h, own), src, buf); err != nil {
+	if _, err := io.Copy(io.MultiWriter(h, own), src); err != nil {
 		if p.ctx.Err() != nil {
 			return // stopped
 		}
