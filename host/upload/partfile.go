@@ -32,7 +32,7 @@ import (
 // yield to parts being received (see yield): a part PUT then has the CPU and the disk to
 // itself, and the digest catches up between parts, once the backlog reaches
 // Options.DigestBacklog, or when complete waits for it. The price is complete's wait for
-// that backlog (about 1.3 s per GiB here) where the digest could have run beside parts that
+// that backlog (about 0.9 s per GiB here) where the digest could have run beside parts that
 // arrive slowly; DIGEST_BACKLOG_MB=0 turns yielding off. Where the digest cannot keep up
 // with the parts arriving at all, a part write waits for it beyond twice that backlog (see
 // waitForDigest), so complete's wait stays bounded whatever the file's size.
