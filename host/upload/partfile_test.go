@@ -201,10 +201,7 @@ func TestPartFilesForeignFileIsStaged(t *testing.T) {
 // written in place waits for it, and goes on once it caught up.
 func TestPartFilesWaitForDigest(t *testing.T) {
 	e := newPartFilesEnv(t, func(o *Options) { o.DigestBacklog = 2 * testChunk })
-	gate := make(chan struct{})
-	e.backend.mu.Lock()
-	e.backend.partFileReads = gate // the digest cannot read a part back yet
-	e.backend.mu.Unlock()
+	gate := holdDigestReads(e)
 	content := data(6*testChunk, 16)
 	c := e.init(t, "pf/lag.bin", len(content))
 	for n := range 4 { // 4 KiB behind: at the limit, not over it
@@ -272,10 +269,7 @@ func (c *cutReader) Read(b []byte) (int, error) {
 // write of the same part (part_superseded), instead of making that one wait and get 429.
 func TestPartFilesWaitGivesWayToNewerWrite(t *testing.T) {
 	e := newPartFilesEnv(t, func(o *Options) { o.DigestBacklog = testChunk })
-	gate := make(chan struct{})
-	e.backend.mu.Lock()
-	e.backend.partFileReads = gate // the digest cannot read a part back yet
-	e.backend.mu.Unlock()
+	gate := holdDigestReads(e)
 	content := data(6*testChunk, 18)
 	c := e.init(t, "pf/giveway.bin", len(content))
 	for n := range 3 { // 3 KiB behind, twice DigestBacklog is 2 KiB
@@ -362,4 +356,14 @@ func TestPartFilesReadBackAfterTurnedOff(t *testing.T) {
 	if puts, recorded := e.backend.counts(); recorded != 2 || puts != 2 {
 		t.Errorf("%d parts recorded in place and %d put, want 2 and 2", recorded, puts)
 	}
+}
+
+// holdDigestReads makes the digest unable to read a part back until the returned channel
+// is closed.
+func holdDigestReads(e *env) chan struct{} {
+	gate := make(chan struct{})
+	e.backend.mu.Lock()
+	e.backend.partFileReads = gate
+	e.backend.mu.Unlock()
+	return gate
 }
