@@ -65,6 +65,8 @@ type fakeBackend struct {
 	// noNewPartFiles makes PartFiles false while OffersPartFiles stays true, as a host
 	// restarted with PLUGIN_PART_FILES=false sees it.
 	noNewPartFiles bool
+	// refuseRecord, if set, is RecordPart's error.
+	refuseRecord error
 }
 
 func newFake() *fakeBackend { return &fakeBackend{objects: map[string][]byte{}} }

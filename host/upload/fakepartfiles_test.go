@@ -76,6 +76,12 @@ func (f *fakeBackend) OpenPartFile(ctx context.Context, handle []byte, flag int)
 
 // RecordPart reads the part back from the file (a fake may) and keeps it.
 func (f *fakeBackend) RecordPart(ctx context.Context, handle []byte, p sdk.PartInfo) ([]byte, error) {
+	f.mu.Lock()
+	refuse := f.refuseRecord
+	f.mu.Unlock()
+	if refuse != nil {
+		return nil, refuse
+	}
 	path, o, err := f.partFilePath(handle)
 	if err != nil {
 		return nil, err

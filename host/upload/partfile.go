@@ -158,14 +158,23 @@ func (s *Service) recordInBackend(ctx context.Context, id string, n int, size in
 	if err == nil {
 		return receipt, nil
 	}
-	if u, uerr := s.upload(ctx, id); uerr != nil {
+	u, uerr := s.upload(ctx, id)
+	if uerr != nil {
 		return nil, uerr // cancelled or expired while the body streamed
 	} else if aerr := s.checkAccepts(u); aerr != nil {
 		return nil, aerr
 	}
 	if errors.Is(err, sdk.ErrSizeMismatch) || errors.Is(err, sdk.ErrDigestMismatch) || errors.Is(err, sdk.ErrNotSupported) {
+		// Writing it in place again would be refused again: this upload's parts are
+		// staged from now on, and sent with PutPart.
+		p := s.pumpFor(id, u.Key())
+		p.mu.Lock()
+		p.noPartFiles = true
+		p.mu.Unlock()
+		s.log.Warn("the plugin refused a part written into its part file; this upload's parts are staged from now on",
+			"upload_id", id, "part", n, "error", err)
 		return nil, host.Wrap(err, host.CodeInternal,
-			"the storage backend refused part "+itoa(int64(n))+" as written into its file; it was not stored")
+			"the storage backend refused part "+itoa(int64(n))+" as written into its file; it was not stored, send it again")
 	}
 	return nil, host.Wrap(err, host.CodeBackendUnavailable,
 		"the storage backend could not record part "+itoa(int64(n))+"; it was not stored, send it again")
@@ -191,7 +200,8 @@ func (s *Service) recordInPlace(ctx context.Context, id string, n int, size int6
 // handleForPartFile returns the handle of the backend's object for part n to be written
 // into its part file, or nil when the part must be staged: the upload is delivered whole,
 // its object is being started again, could not be begun within partFileWait, the pump
-// has a delivery of part n in flight, or cut was closed.
+// has a delivery of part n in flight, the plugin refused a part written in place before
+// (noPartFiles), or cut was closed.
 func (p *pump) handleForPartFile(ctx context.Context, n int, cut <-chan struct{}) []byte {
 	deadline := time.NewTimer(partFileWait)
 	defer deadline.Stop()
@@ -205,7 +215,7 @@ func (p *pump) handleForPartFile(ctx context.Context, n int, cut <-chan struct{}
 		p.mu.Lock()
 		ch := p.changed
 		switch {
-		case p.whole || p.resetting != "":
+		case p.whole || p.resetting != "" || p.noPartFiles:
 			p.mu.Unlock()
 			return nil
 		case p.loaded && p.handle != nil:

@@ -4,12 +4,14 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/chunked-uploader/chunked-uploader/host"
+	"github.com/chunked-uploader/chunked-uploader/sdk"
 )
 
 func newPartFilesEnv(t *testing.T, mod ...func(*Options)) *env {
@@ -366,4 +368,29 @@ func holdDigestReads(e *env) chan struct{} {
 	e.backend.partFileReads = gate
 	e.backend.mu.Unlock()
 	return gate
+}
+
+// A part the plugin refuses to record (an error a resend would not change) is answered
+// 500, and the upload's parts are staged from then on: the resend is taken.
+func TestPartFilesRecordRefused(t *testing.T) {
+	e := newPartFilesEnv(t)
+	content := data(2*testChunk, 20)
+	c := e.init(t, "pf/refused.bin", len(content))
+	e.backend.mu.Lock()
+	e.backend.refuseRecord = fmt.Errorf("%w: the plugin's part size is not the host's", sdk.ErrSizeMismatch)
+	e.backend.mu.Unlock()
+	_, err := e.put(t, c, content, 0)
+	wantCode(t, err, host.CodeInternal)
+	for n := range 2 {
+		if _, err := e.put(t, c, content, n); err != nil {
+			t.Fatalf("part %d after the refusal: %v", n, err)
+		}
+	}
+	u, err := e.svc.Complete(context.Background(), c.Upload.ID)
+	if err != nil || u.Status != host.StatusComplete || u.DeliveredSHA256 != hexSum(content) {
+		t.Fatalf("complete: %+v %v", u, err)
+	}
+	if puts, _ := e.backend.counts(); puts != 2 {
+		t.Errorf("%d parts sent with PutPart after the refusal, want both", puts)
+	}
 }

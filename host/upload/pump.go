@@ -76,6 +76,9 @@ type pump struct {
 	hurryOnce sync.Once
 	// refusedOnce logs, once, that the part file of the upload could not be used.
 	refusedOnce sync.Once
+	// noPartFiles: the plugin refused a part written in place (RecordPart), as it would
+	// again; the upload's parts are staged for the pump's life.
+	noPartFiles bool
 }
 
 type pumpPart struct {
