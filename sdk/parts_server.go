@@ -240,8 +240,8 @@ func (s *grpcServer) RecordPart(ctx context.Context, req *storagev1.RecordPartRe
 }
 
 // fileID returns the device and inode numbers of the regular file at path. A path that is
-// gone, or no longer a regular file (a symbolic link put in its place), is ErrNotFound: the
-// object's file is lost, and the host starts the object again.
+// gone, or no longer a regular file with that one name (a symbolic or hard link put in its
+// place), is ErrNotFound: the object's file is lost, and the host starts the object again.
 func fileID(path string) (dev, ino uint64, err error) {
 	fi, err := os.Lstat(path)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -252,6 +252,9 @@ func fileID(path string) (dev, ino uint64, err error) {
 	}
 	if !fi.Mode().IsRegular() {
 		return 0, 0, fmt.Errorf("%w: %s is not a regular file (%s)", ErrNotFound, path, fi.Mode().Type())
+	}
+	if !SoleName(fi) {
+		return 0, 0, fmt.Errorf("%w: %s has other names (a hard link put in its place)", ErrNotFound, path)
 	}
 	dev, ino, ok := FileID(fi)
 	if !ok {

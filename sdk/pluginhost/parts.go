@@ -176,6 +176,10 @@ func (c *grpcClient) OpenPartFile(ctx context.Context, handle []byte, flag int) 
 		f.Close()
 		return nil, fmt.Errorf("part file: %w", err)
 	}
+	if !sdk.SoleName(fi) { // a hard link put in its place since the plugin looked
+		f.Close()
+		return nil, fmt.Errorf("part file: %w: %s has other names", sdk.ErrNotFound, path)
+	}
 	dev, ino, ok := sdk.FileID(fi)
 	if !ok || !fi.Mode().IsRegular() || dev != resp.GetDevice() || ino != resp.GetInode() {
 		f.Close()

@@ -52,8 +52,8 @@ type Remote interface {
 	// PluginInfo.PartFiles is set), with flag os.O_RDONLY or os.O_WRONLY. It never creates
 	// a file, nor opens one whose name is a symbolic link (links in the directories above
 	// it are the plugin's own choice of path). It fails with an error wrapping
-	// sdk.ErrNotFound when the file is gone or a link was put in its place (the object is
-	// lost), and with one wrapping sdk.ErrNotSupported when the plugin has no part files or
+	// sdk.ErrNotFound when the file is gone or a symbolic or hard link was put in its
+	// place (the object is lost), and with one wrapping sdk.ErrNotSupported when the plugin has no part files or
 	// the file the host opened is not the one the plugin named (another mount namespace, a
 	// file replaced meanwhile); other errors (too many open files) say nothing of the file.
 	OpenPartFile(ctx context.Context, handle []byte, flag int) (*os.File, error)

@@ -188,9 +188,10 @@ func (s *Store) startPart(ctx context.Context, handle []byte, p sdk.PartInfo, wh
 }
 
 // openPartFile opens a file of an unfinished object; a missing file (or directory) is
-// sdk.ErrNotFound, and so is one that is no longer a regular file (replaced by a symbolic
-// link, which is never followed, or anything else): the object is lost, and is started
-// again, rather than parts written through the link out of the root.
+// sdk.ErrNotFound, and so is one that is no longer a regular file with that one name
+// (replaced by a symbolic link, which is never followed, a hard link to a file elsewhere,
+// or anything else): the object is lost, and is started again, rather than parts written
+// through the link out of the root.
 func openPartFile(name string, flag int) (*os.File, error) {
 	f, err := os.OpenFile(name, flag|noFollow, 0)
 	if isNotExist(err) {
@@ -202,12 +203,18 @@ func openPartFile(name string, flag int) (*os.File, error) {
 		}
 		return nil, mapErr("open", name, err)
 	}
-	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
+	fi, err := f.Stat()
+	switch {
+	case err != nil:
 		f.Close()
-		if err != nil {
-			return nil, mapErr("stat", name, err)
-		}
+		return nil, mapErr("stat", name, err)
+	case !fi.Mode().IsRegular():
+		f.Close()
 		return nil, fmt.Errorf("local: %w: %s is no longer a regular file (%s); the unfinished object is lost", sdk.ErrNotFound, name, fi.Mode().Type())
+	case !sdk.SoleName(fi):
+		// A hard link put in its place: the file is also another, maybe out of the root.
+		f.Close()
+		return nil, fmt.Errorf("local: %w: %s has other names (a hard link put in its place); the unfinished object is lost", sdk.ErrNotFound, name)
 	}
 	return f, nil
 }

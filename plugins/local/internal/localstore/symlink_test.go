@@ -51,11 +51,20 @@ func TestSymlinkOutOfRootRefused(t *testing.T) {
 	}
 }
 
-// An unfinished object's data file replaced by a symbolic link (to a file of the same size
-// outside the root) is a lost object: PutPart does not write through the link, PartFile
-// names no file and CommitObject does not put the link in place, all with ErrNotFound, so
-// that the host starts the object again; the link's target is untouched.
-func TestPartialReplacedBySymlinkIsLost(t *testing.T) {
+// An unfinished object's data file replaced by a symbolic or a hard link (to a file of the
+// same size outside the root) is a lost object: PutPart does not write through the link,
+// PartFile names no file and CommitObject does not put the link in place, all with
+// ErrNotFound, so that the host starts the object again; the link's target is untouched.
+func TestPartialReplacedByLinkIsLost(t *testing.T) {
+	for _, kind := range []struct {
+		name string
+		link func(target, name string) error
+	}{{"symbolic", os.Symlink}, {"hard", os.Link}} {
+		t.Run(kind.name, func(t *testing.T) { testPartialReplacedByLink(t, kind.link) })
+	}
+}
+
+func testPartialReplacedByLink(t *testing.T, link func(target, name string) error) {
 	root, outside := t.TempDir(), t.TempDir()
 	s, err := localstore.New(root, nil)
 	if err != nil {
@@ -88,7 +97,7 @@ func TestPartialReplacedBySymlinkIsLost(t *testing.T) {
 	if err := os.Remove(partials[0]); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.Symlink(victim, partials[0]); err != nil {
+	if err := link(victim, partials[0]); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.PutPart(ctx, h, sdk.PartInfo{Number: 1, Size: 4096, SHA256: sum[:]}, bytes.NewReader(part)); !errors.Is(err, sdk.ErrNotFound) {
