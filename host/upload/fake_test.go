@@ -67,6 +67,8 @@ type fakeBackend struct {
 	noNewPartFiles bool
 	// refuseRecord, if set, is RecordPart's error.
 	refuseRecord error
+	// partFileReadDelay slows every opening of a part file for reading: a slow digest.
+	partFileReadDelay time.Duration
 }
 
 func newFake() *fakeBackend { return &fakeBackend{objects: map[string][]byte{}} }

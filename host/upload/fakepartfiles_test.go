@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/chunked-uploader/chunked-uploader/sdk"
 )
@@ -51,8 +52,11 @@ func (f *fakeBackend) OpenPartFile(ctx context.Context, handle []byte, flag int)
 		return nil, err
 	}
 	f.mu.Lock()
-	gate := f.partFileReads
+	gate, delay := f.partFileReads, f.partFileReadDelay
 	f.mu.Unlock()
+	if delay > 0 && flag == os.O_RDONLY {
+		time.Sleep(delay)
+	}
 	if gate != nil && flag == os.O_RDONLY {
 		select { // the digest reading a part back waits
 		case <-gate:

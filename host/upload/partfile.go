@@ -315,18 +315,22 @@ func (s *Service) digestLag() int64 {
 const digestLagWait = 30 * time.Second
 
 // waitForDigest waits, before a part is written in place, while the upload's parts ready
-// for the digest exceed digestLag: where the digest cannot keep up with the parts arriving
-// (on 2 cores, a client that sends faster than the host can read the parts back and hash
-// them beside receiving them), the client is slowed instead of complete waiting for
-// gigabytes of digest at the end. Parts beyond a part not yet received do not count (the
-// digest cannot reach them), so the part the digest waits for never waits itself. It
-// returns at the latest after digestLagWait, or when cut is closed (a newer write of the
-// part took over), the pump stopped or ctx ended.
+// for the digest exceed digestLag, until the digest has taken in one more part: where the
+// digest cannot keep up with the parts arriving (on 2 cores, a client that sends faster
+// than the host can read the parts back and hash them beside receiving them), the client
+// is paced to the digest instead of complete waiting for gigabytes of digest at the end.
+// Waiting for one part, not for the whole excess, keeps a part that comes after a late
+// part 0 (whose arrival makes all the parts behind it ready at once) from waiting for
+// gigabytes. Parts beyond a part not yet received do not count (the digest cannot reach
+// them), so the part the digest waits for never waits itself. It returns at the latest
+// after digestLagWait, or when cut is closed (a newer write of the part took over), the
+// pump stopped or ctx ended.
 func (p *pump) waitForDigest(ctx context.Context, cut <-chan struct{}) {
 	limit := p.s.digestLag()
 	deadline := time.NewTimer(digestLagWait)
 	defer deadline.Stop()
-	for p.backlog(limit+1) > limit {
+	start := p.hashedParts()
+	for p.backlog(limit+1) > limit && p.hashedParts() == start {
 		select {
 		case <-p.changedChan():
 		case <-deadline.C:
@@ -339,6 +343,13 @@ func (p *pump) waitForDigest(ctx context.Context, cut <-chan struct{}) {
 			return
 		}
 	}
+}
+
+// hashedParts returns how many parts, from the first, are in the digest.
+func (p *pump) hashedParts() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.hashed
 }
 
 // backlog returns the bytes of the upload's received parts that the digest can read next:

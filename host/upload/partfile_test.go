@@ -394,3 +394,36 @@ func TestPartFilesRecordRefused(t *testing.T) {
 		t.Errorf("%d parts sent with PutPart after the refusal, want both", puts)
 	}
 }
+
+// A part that comes after a late part 0 (which makes every part behind it ready for the
+// digest at once) waits for the digest to take in one part, not for the whole backlog.
+func TestPartFilesLatePartZeroPacesOnePart(t *testing.T) {
+	const perPart = 400 * time.Millisecond
+	e := newPartFilesEnv(t, func(o *Options) { o.DigestBacklog = testChunk })
+	content := data(8*testChunk, 21)
+	c := e.init(t, "pf/late0.bin", len(content))
+	for n := 1; n <= 6; n++ {
+		if _, err := e.put(t, c, content, n); err != nil {
+			t.Fatalf("part %d: %v", n, err)
+		}
+	}
+	e.backend.mu.Lock()
+	e.backend.partFileReadDelay = perPart // the digest now takes perPart for each part
+	e.backend.mu.Unlock()
+	if _, err := e.put(t, c, content, 0); err != nil {
+		t.Fatal(err)
+	}
+	waitBacklog(t, e, c, 7*testChunk)
+	start := time.Now()
+	if _, err := e.put(t, c, content, 7); err != nil {
+		t.Fatal(err)
+	}
+	// Draining the backlog to twice DigestBacklog would take 5 parts' reads (2 s).
+	if d := time.Since(start); d > 3*perPart {
+		t.Errorf("the part after a late part 0 waited %v, want about one part's digest (%v)", d, perPart)
+	}
+	u, err := e.svc.Complete(context.Background(), c.Upload.ID)
+	if err != nil || u.Status != host.StatusComplete || u.DeliveredSHA256 != hexSum(content) {
+		t.Fatalf("complete: %+v %v", u, err)
+	}
+}
