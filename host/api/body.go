@@ -18,20 +18,25 @@ import (
 // is closed (BODY_IDLE_TIMEOUT).
 const DefaultBodyIdleTimeout = 60 * time.Second
 
-// idleBody is a request body whose connection has a read deadline that moves with
-// progress, as tusd's bodyReader does: every read that returns bytes pushes it idle further;
-// a read that waits longer fails, and the answer closes the connection. Once the body is
-// read to its end the deadline is lifted, so that a handler that works long after reading
-// (a complete, an fsync) is not cut. The first read sets it afresh: a handler that waits
-// before it reads (a part written in place waits for the backend's file or the digest) does
-// not count against the client, whose bytes may be waiting in the socket all along.
+// idleBody is a request body whose connection has a read deadline, as tusd's bodyReader
+// does: each read may wait for the client at most idle; a read that waits longer fails,
+// and the answer closes the connection. The deadline is set as each read starts, so only
+// the client's silence counts, never the handler's own pauses between reads (a part
+// written in place waits for the backend's file or the digest before its first read, a
+// part write stops reading while the disk takes its buffers), during which the client's
+// bytes may be waiting in the socket all along. Once the body is read to its end the
+// deadline is lifted, so that a handler that works long after reading (a complete, an
+// fsync) is not cut.
 type idleBody struct {
 	r        io.ReadCloser
 	rc       *http.ResponseController
 	idle     time.Duration
-	started  atomic.Bool // a read was made
 	eof      atomic.Bool
 	timedOut atomic.Bool
+	// cut, if set, is a flag that ends reads at once (a newer write of the part took
+	// over, see interruptible): checked after each read arms the deadline, so that arming
+	// it never undoes a cut made just before.
+	cut *atomic.Bool
 }
 
 // watchBody puts an idle deadline on r's body and returns it; nil when r has no body.
@@ -46,8 +51,9 @@ func watchBody(w http.ResponseWriter, r *http.Request, idle time.Duration) *idle
 }
 
 func (b *idleBody) Read(p []byte) (int, error) {
-	if !b.started.Swap(true) {
-		_ = b.rc.SetReadDeadline(time.Now().Add(b.idle))
+	_ = b.rc.SetReadDeadline(time.Now().Add(b.idle))
+	if b.cut != nil && b.cut.Load() {
+		_ = b.rc.SetReadDeadline(time.Now())
 	}
 	n, err := b.r.Read(p)
 	switch {
@@ -58,8 +64,6 @@ func (b *idleBody) Read(p []byte) (int, error) {
 		if isTimeout(err) {
 			b.timedOut.Store(true)
 		}
-	case n > 0:
-		_ = b.rc.SetReadDeadline(time.Now().Add(b.idle))
 	}
 	return n, err
 }

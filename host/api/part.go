@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/julienschmidt/httprouter"
@@ -61,6 +62,9 @@ func (s *Server) part(w http.ResponseWriter, r *http.Request, ps httprouter.Para
 		return 0, err
 	}
 	body := &interruptible{r: r.Body, rc: http.NewResponseController(w)}
+	if ib, ok := r.Body.(*idleBody); ok {
+		ib.cut = &body.cutFlag
+	}
 	stored, err := s.svc.PutPart(r.Context(), upload.PartRequest{
 		UploadID: id, Part: n, Claims: claims,
 		Body: body, ContentLength: r.ContentLength, SHA256: sum, Interrupt: body.interrupt,
@@ -146,10 +150,11 @@ type interruptible struct {
 	r  io.Reader
 	rc *http.ResponseController
 
-	mu     sync.Mutex
-	inRead bool
-	ended  bool // io.EOF seen
-	cut    bool
+	mu      sync.Mutex
+	inRead  bool
+	ended   bool // io.EOF seen
+	cut     bool
+	cutFlag atomic.Bool // cut, for the idleBody below, which arms its deadline in each read
 }
 
 var errSuperseded = errors.New("a newer write of the part took over")
@@ -179,6 +184,7 @@ func (b *interruptible) interrupt() {
 		return
 	}
 	b.cut = true
+	b.cutFlag.Store(true)
 	if b.inRead {
 		_ = b.rc.SetReadDeadline(time.Now())
 	}
