@@ -84,6 +84,9 @@ func (t *Tokens) Issue(id string, n int, size int64, expires time.Time) (string,
 // Verify checks a token's algorithm, signature and expiry and returns its claims, or a
 // *host.Error: token_expired for an expired token, invalid_token for everything else.
 func (t *Tokens) Verify(token string) (*PartClaims, error) {
+	if !canonical(token) {
+		return nil, host.Errorf(host.CodeInvalidToken, "invalid part token: not three base64url segments")
+	}
 	var claims PartClaims
 	_, err := t.parser.ParseWithClaims(token, &claims, func(*jwt.Token) (any, error) { return t.secret, nil })
 	switch {
@@ -104,6 +107,9 @@ func (t *Tokens) Verify(token string) (*PartClaims, error) {
 // never authorises anything; it lets the caller name the expired upload the token was for
 // (its expiry is the upload's). Any other token gives false.
 func (t *Tokens) ExpiredClaims(token string) (*PartClaims, bool) {
+	if !canonical(token) {
+		return nil, false
+	}
 	var claims PartClaims
 	_, err := t.parser.ParseWithClaims(token, &claims, func(*jwt.Token) (any, error) { return t.secret, nil })
 	// The parser checks the algorithm and the signature before the claims: an expiry error
@@ -115,4 +121,22 @@ func (t *Tokens) ExpiredClaims(token string) (*PartClaims, bool) {
 		return nil, false
 	}
 	return &claims, true
+}
+
+// canonical reports whether token is three segments of the base64url alphabet joined by
+// dots, as Issue makes them: Go's base64 decoder skips CR and LF, so without this check an
+// issued token with line breaks added (or any other bytes the decoder ignores) would be
+// accepted as the same token.
+func canonical(token string) bool {
+	dots := 0
+	for i := 0; i < len(token); i++ {
+		switch c := token[i]; {
+		case c == '.':
+			dots++
+		case c >= 'A' && c <= 'Z', c >= 'a' && c <= 'z', c >= '0' && c <= '9', c == '-', c == '_':
+		default:
+			return false
+		}
+	}
+	return dots == 2
 }

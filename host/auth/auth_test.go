@@ -145,3 +145,25 @@ func TestExpiredClaims(t *testing.T) {
 		}
 	}
 }
+
+// An issued token with bytes the base64 decoder would skip (line breaks) is not the same
+// token: it is refused, as the fuzzer found it accepted.
+func TestTokenWithLineBreaksRefused(t *testing.T) {
+	tk := NewTokens(secret)
+	good, err := tk.Issue("u1", 3, 1024, time.Now().Add(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, bad := range []string{good + "\n", good[:10] + "\r\n" + good[10:], good + " ", good + "=", "\n" + good} {
+		if _, err := tk.Verify(bad); host.ErrorCode(err) != host.CodeInvalidToken {
+			t.Errorf("Verify(%q) = %v, want invalid_token", bad, err)
+		}
+	}
+	expired, _ := tk.Issue("u1", 3, 1024, time.Now().Add(-time.Hour))
+	if _, ok := tk.ExpiredClaims(expired + "\n"); ok {
+		t.Error("ExpiredClaims took an expired token with a line break")
+	}
+	if _, err := tk.Verify(good); err != nil {
+		t.Errorf("the issued token itself: %v", err)
+	}
+}

@@ -15,7 +15,8 @@ func FuzzVerify(f *testing.F) {
 	good, _ := tk.Issue("u1", 3, 1024, time.Now().Add(time.Hour))
 	expired, _ := tk.Issue("u1", 3, 1024, time.Now().Add(-time.Hour))
 	for _, s := range []string{good, expired, "", ".", "..", "a.b.c", good + "x", strings.ToUpper(good),
-		"eyJhbGciOiJub25lIn0.eyJ1cGxvYWRfaWQiOiJ1MSJ9.", strings.Replace(good, ".", "..", 1)} {
+		"eyJhbGciOiJub25lIn0.eyJ1cGxvYWRfaWQiOiJ1MSJ9.", strings.Replace(good, ".", "..", 1),
+		good + "\n", good[:10] + "\r\n" + good[10:]} { // base64 decoding skips line breaks
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, token string) {
