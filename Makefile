@@ -131,7 +131,7 @@ BENCH_DELIVERY_OUT ?= bench-results-delivery.json
 # The file size of the part-wise delivery measurement (cmd/e2e/benchdelivery), MiB.
 BENCH_BIG_MB       ?= 2048
 BENCH_DELIVERY_MB ?= 2048
-BENCH_ROUNDS      ?= 15
+BENCH_ROUNDS      ?= 31
 # Sections of the bench to run, comma-separated (empty: all): ingest, delivery, s3, status.
 BENCH_ONLY        ?=
 

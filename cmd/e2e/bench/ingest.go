@@ -247,18 +247,35 @@ func (b *bench) completeTrial(s *server, size int64, after *[]float64) trial {
 	}
 }
 
-// quiet waits, untimed, until the host removed the deleted upload's staging directory, so
-// that no delivery or abort of it runs into the next trial.
+// quiet waits, untimed, until the host removed the deleted upload's staging directory and
+// the backend removed its unfinished object (the parts written in place), so that no
+// delivery or abort of it runs into the next trial.
 func (u *upload) quiet() error {
 	dir := filepath.Join(u.s.dir, "staging", u.up.FileID)
 	for deadline := time.Now().Add(time.Minute); ; time.Sleep(10 * time.Millisecond) {
-		if _, err := os.Stat(dir); errors.Is(err, fs.ErrNotExist) {
+		_, err := os.Stat(dir)
+		if errors.Is(err, fs.ErrNotExist) && !u.inBackend() {
 			return nil
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("staging of deleted upload %s still there a minute later", u.up.FileID)
+			return fmt.Errorf("staging or unfinished object of deleted upload %s still there a minute later", u.up.FileID)
 		}
 	}
+}
+
+// inBackend tells whether a file named after the upload is left in the backend's
+// directory: the local plugin names an unfinished object's files after its key, which
+// holds the file ID.
+func (u *upload) inBackend() bool {
+	found := false
+	_ = filepath.WalkDir(u.s.backendDir, func(_ string, d fs.DirEntry, err error) error {
+		if err == nil && strings.Contains(d.Name(), u.up.FileID) {
+			found = true
+			return filepath.SkipAll
+		}
+		return nil
+	})
+	return found
 }
 
 // ddTrial times dd conv=fdatasync of each of files to a fresh file in the work directory,

@@ -46,7 +46,7 @@ func main() {
 	dir := flag.String("dir", "", "work directory on the disk to measure (default: bench-work/ in the current directory)")
 	out := flag.String("out", "bench-results.json", "JSON results file")
 	deliveryMiB := flag.Int64("delivery-mib", 2048, "size of the delivery benchmark upload, MiB")
-	rounds := flag.Int("rounds", 15, "rounds of each ingest measurement alternating with its baseline (the 1 GiB stream runs a third as many)")
+	rounds := flag.Int("rounds", 31, "rounds of each ingest measurement alternating with its baseline (the 1 GiB stream runs a third as many)")
 	only := flag.String("only", "", "comma-separated sections to run (default: all): "+strings.Join(sectionNames(), ", "))
 	flag.Parse()
 	if *dir == "" {

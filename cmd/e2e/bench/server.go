@@ -21,6 +21,8 @@ type server struct {
 	url string
 	key string
 	dir string
+	// backendDir is the local backend's LOCAL_STORAGE_PATH.
+	backendDir string
 }
 
 const benchKey = "bench-api-key-0123456789"
@@ -49,7 +51,7 @@ func startServer(bin, dir string, extra map[string]string) (*server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &server{Process: p, url: p.Base, key: benchKey, dir: dir}
+	s := &server{Process: p, url: p.Base, key: benchKey, dir: dir, backendDir: env["LOCAL_STORAGE_PATH"]}
 	if err := harness.WaitHealthy(s.url, p.Exited, 30*time.Second); err != nil {
 		s.stop()
 		return nil, fmt.Errorf("server did not become healthy: %v:\n%s", err, p.Stdout())
