@@ -153,21 +153,26 @@ func (s *Service) commitPart(ctx context.Context, id string, n int, staged *stag
 		staged.Abort()
 		return nil, err
 	}
-	if u.DeliveryMode == host.DeliverParts && n < u.HashedParts {
-		// The part is in the whole-file digest already (its staged copy may be gone): only
-		// the same bytes may come again.
+	inDigest := u.DeliveryMode == host.DeliverParts && n < u.HashedParts
+	if inDigest || !staged.InPlace() {
 		pt, err := s.db.Part(ctx, id, n)
 		if err != nil {
 			staged.Abort()
 			return nil, err
 		}
-		if pt.SHA256 != staged.SHA256 {
+		if inDigest && pt.SHA256 != staged.SHA256 {
+			// The part is in the whole-file digest already (its staged copy may be gone):
+			// only the same bytes may come again.
 			staged.Abort()
 			return nil, host.Errorf(host.CodePartDelivered, "part %d was already delivered to storage with sha256 %s; "+
 				"other bytes cannot replace it (cancel the upload to start over)", n, pt.SHA256)
 		}
-		if pt.Status == host.PartUploaded {
-			staged.Abort() // the same bytes again: nothing to do
+		if pt.Status == host.PartUploaded && pt.SHA256 == staged.SHA256 {
+			// The same bytes again (a retry whose first answer was lost): the stored version
+			// stands, and the new copy is not kept. Kept, such copies of parts written in
+			// place waited in staging for the digest, and 20 of them (parts resent before
+			// part 0 came) made every further part wait a minute for a 429.
+			staged.Abort()
 			return &Stored{Upload: u, Part: n, SHA256: staged.SHA256, UploadedParts: u.UploadedParts}, nil
 		}
 	}

@@ -99,6 +99,48 @@ func TestPartFilesResendIsStaged(t *testing.T) {
 	}
 }
 
+// Parts sent again with the same bytes before part 0 came (a client retrying answers it
+// lost) keep their stored version: nothing is staged, kept or delivered again, and no
+// resend waits for the digest, however many there are.
+func TestPartFilesIdenticalResendIsNotKept(t *testing.T) {
+	e := newPartFilesEnv(t, func(o *Options) { o.MaxPartWritesPerUpload = 1; o.PartDeliveriesPerUpload = 1 })
+	const parts = 6 // three times the staging cap of 2
+	content := data(parts*testChunk, 13)
+	c := e.init(t, "pf/retries.bin", len(content))
+	for n := 1; n < parts; n++ {
+		if _, err := e.put(t, c, content, n); err != nil {
+			t.Fatalf("part %d: %v", n, err)
+		}
+	}
+	for round := range 2 {
+		for n := 1; n < parts; n++ {
+			start := time.Now()
+			if _, err := e.put(t, c, content, n); err != nil {
+				t.Fatalf("part %d sent again (round %d): %v", n, round, err)
+			}
+			if d := time.Since(start); d > 5*time.Second {
+				t.Fatalf("part %d sent again waited %v", n, d)
+			}
+			if e.stage.HasPart(c.Upload.ID, n) {
+				t.Fatalf("part %d sent again with the same bytes is kept in staging", n)
+			}
+		}
+	}
+	if _, err := e.put(t, c, content, 0); err != nil {
+		t.Fatal(err)
+	}
+	u, err := e.svc.Complete(context.Background(), c.Upload.ID)
+	if err != nil || u.Status != host.StatusComplete {
+		t.Fatalf("complete: %+v %v", u, err)
+	}
+	if got, _ := e.backend.object(c.Upload.Key()); !bytes.Equal(got, content) {
+		t.Fatal("the committed object differs from the parts sent")
+	}
+	if puts, recorded := e.backend.counts(); puts != 0 || recorded != parts {
+		t.Fatalf("%d PutPart calls and %d parts recorded in place, want 0 and %d", puts, recorded, parts)
+	}
+}
+
 type errReader struct{}
 
 func (errReader) Read([]byte) (int, error) { return 0, io.ErrUnexpectedEOF }
