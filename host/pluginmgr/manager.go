@@ -96,6 +96,8 @@ type Manager struct {
 	health healthCache
 
 	info atomic.Pointer[pluginhost.PluginInfo] // what the plugin said when last configured
+
+	sweep sync.Once // of the socket directories of killed hosts, at the first launch
 }
 
 // startCall is one start of the plugin, shared by every caller that needs a process
@@ -279,7 +281,12 @@ func (m *Manager) launch() (*process, error) {
 	// The plugin listens on a Unix socket in a directory only this user can enter: that,
 	// not TLS, is what keeps other local users off it (TLS would add two copies and
 	// AES-GCM to every byte delivered). The directory goes when the process goes.
-	sockDir, err := os.MkdirTemp("", "chunked-uploader-plugin-")
+	m.sweep.Do(func() {
+		// Directories that killed hosts left behind; a launch in progress (this one or
+		// another host's) makes its socket well within twice its start timeout.
+		go sweepSocketDirs(m.log, max(2*m.opt.StartTimeout, time.Minute))
+	})
+	sockDir, err := os.MkdirTemp("", socketDirPrefix)
 	if err != nil {
 		return nil, fmt.Errorf("plugin socket directory: %w", err)
 	}
