@@ -45,8 +45,12 @@ func (s *Service) commitParts(j *job, u *host.Upload) error {
 		if merr != nil {
 			return s.deliveryFailed(u, fmt.Errorf("listing the parts to send again: %w", merr), 0)
 		}
+		which := "parts " + listParts(missing, len(missing))
+		if len(missing) == 1 {
+			which = "part " + listParts(missing, 1)
+		}
 		return s.deliveryFailed(u, host.Errorf(host.CodePartsMissing,
-			"parts %s must be sent again (see their message in status), then complete again", listParts(missing, len(missing))), 0)
+			"%s must be sent again (see the message in status), then complete again", which), 0)
 	case err != nil:
 		return s.deliveryFailed(u, err, 0)
 	}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -168,6 +169,51 @@ func TestPartFilesDamaged(t *testing.T) {
 	})
 	if _, err := e.put(t, c, content, 1); err != nil {
 		t.Fatalf("the damaged part sent again: %v", err)
+	}
+	u, err := e.svc.Complete(context.Background(), c.Upload.ID)
+	if err != nil || u.Status != host.StatusComplete {
+		t.Fatalf("complete: %+v %v", u, err)
+	}
+	if got, _ := e.backend.object(c.Upload.Key()); !bytes.Equal(got, content) {
+		t.Fatal("the committed object differs from the parts sent")
+	}
+}
+
+// When the digest finds a part written in place damaged, the later parts damaged too are
+// named with it: complete asks for all of them at once, and they are pending in status.
+func TestPartFilesDamagedNamesAll(t *testing.T) {
+	e := newPartFilesEnv(t)
+	content := data(5*testChunk, 15)
+	c := e.init(t, "pf/damaged-many.bin", len(content))
+	for n := 1; n < 5; n++ { // the digest cannot start before part 0
+		if _, err := e.put(t, c, content, n); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, n := range []int{2, 3, 4} {
+		if err := e.backend.spoilPartFile(c.Upload.Key(), n); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := e.put(t, c, content, 0); err != nil {
+		t.Fatal(err)
+	}
+	_, err := e.svc.Complete(context.Background(), c.Upload.ID)
+	v := e.status(t, c.Upload.ID)
+	var pending []int
+	for n, pt := range v.Parts {
+		if pt.Status == host.PartPending {
+			pending = append(pending, n)
+		}
+	}
+	wantCode(t, err, host.CodePartsMissing)
+	if fmt.Sprint(pending) != "[2 3 4]" || !strings.Contains(err.Error(), "parts 2, 3, 4 must be sent again") {
+		t.Fatalf("complete: %v; pending parts %v, want 2, 3 and 4 named at once", err, pending)
+	}
+	for _, n := range pending {
+		if _, err := e.put(t, c, content, n); err != nil {
+			t.Fatalf("part %d sent again: %v", n, err)
+		}
 	}
 	u, err := e.svc.Complete(context.Background(), c.Upload.ID)
 	if err != nil || u.Status != host.StatusComplete {

@@ -685,7 +685,19 @@ func (p *pump) hash(job deliveryJob) {
 	}
 	if !bytes.Equal(own.Sum(nil), want) {
 		if job.inPlace {
-			p.partDamaged(job.n, job.version, "its bytes in the storage backend's file were damaged")
+			const why = "its bytes in the storage backend's file were damaged"
+			// Damage seldom comes alone (a bad disk, someone writing into the file): name
+			// the later parts it spoilt too, so that complete asks for all of them at once
+			// instead of one per call. All are marked before any is kicked, so complete
+			// reads the whole list.
+			later := p.scrubInPlace(job)
+			for _, d := range later {
+				p.markDamaged(d.n, d.version, why)
+			}
+			p.partDamaged(job.n, job.version, why)
+			for _, d := range later {
+				p.kick(d.n)
+			}
 			return
 		}
 		p.partDamaged(job.n, job.version, "its staged copy was damaged on the server's disk")
@@ -769,6 +781,14 @@ func (p *pump) deliveryFailed(job deliveryJob, err error) {
 // partDamaged puts a part whose staged copy is unusable back to pending, so that the
 // client sends it again.
 func (p *pump) partDamaged(n int, version int64, why string) {
+	if p.markDamaged(n, version, why) {
+		p.kick(n)
+	}
+}
+
+// markDamaged records part n (if it still is version) as pending again because of why, and
+// removes its staged copy; it reports whether that went well (a failure is counted).
+func (p *pump) markDamaged(n int, version int64, why string) bool {
 	note := fmt.Sprintf("part %d must be sent again: %s", n, why)
 	pl := p.s.partLock(p.id, n)
 	pl.Lock()
@@ -782,9 +802,48 @@ func (p *pump) partDamaged(n int, version int64, why string) {
 	pl.Unlock()
 	if err != nil {
 		p.failed(fmt.Sprintf("putting part %d back to pending", n), err)
-		return
+		return false
 	}
-	p.kick(n)
+	return true
+}
+
+// scrubLimit bounds the later damaged parts a scrub names (complete lists 20 parts).
+const scrubLimit = 19
+
+// scrubInPlace returns the parts after job's, written in place and not yet in the digest,
+// whose bytes in the part file no longer have their CRC-32C: at most scrubLimit, found by
+// reading them back (once, after a damaged part was found). A part it cannot read is left
+// to the digest.
+func (p *pump) scrubInPlace(job deliveryJob) []deliveryJob {
+	p.mu.Lock()
+	var check []deliveryJob
+	for m := job.n + 1; m < len(p.parts); m++ {
+		pt := &p.parts[m]
+		if pt.sha != nil && pt.crc != nil && pt.receipt != nil && !pt.staged {
+			check = append(check, deliveryJob{n: m, version: pt.version, size: pt.size, crc: pt.crc,
+				handle: job.handle, offset: int64(m) * p.partSize})
+		}
+	}
+	p.mu.Unlock()
+	var damaged []deliveryJob
+	for _, c := range check {
+		if len(damaged) == scrubLimit || p.ctx.Err() != nil {
+			break
+		}
+		r, done, err := p.openPartFileSection(p.ctx, c.handle, c.offset, c.size)
+		if err != nil {
+			continue
+		}
+		crc := staging.CRC32C()
+		ra := staging.ReadAhead(&yieldingReader{ctx: p.ctx, p: p, r: r})
+		_, err = io.Copy(crc, ra)
+		ra.Close()
+		done()
+		if err == nil && crc.Sum32() != *c.crc {
+			damaged = append(damaged, c)
+		}
+	}
+	return damaged
 }
 
 // failed records a failed task: the pump waits before the next one, longer after each
