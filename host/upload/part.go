@@ -51,7 +51,8 @@ func (s *Service) checkAccepts(u *host.Upload) error {
 
 // PutPart stores one part. The token must be for this upload and part; the body must be
 // exactly the part's size. The part is acknowledged only once it is on disk (fsynced) and
-// recorded; an earlier version of the part is replaced atomically.
+// recorded; an earlier version of the part is replaced atomically, unless it has the same
+// bytes and is safe where it is (see commitPart).
 func (s *Service) PutPart(ctx context.Context, req PartRequest) (*Stored, error) {
 	c := req.Claims
 	if c.UploadID != req.UploadID {
@@ -167,11 +168,13 @@ func (s *Service) commitPart(ctx context.Context, id string, n int, staged *stag
 			return nil, host.Errorf(host.CodePartDelivered, "part %d was already delivered to storage with sha256 %s; "+
 				"other bytes cannot replace it (cancel the upload to start over)", n, pt.SHA256)
 		}
-		if pt.Status == host.PartUploaded && pt.SHA256 == staged.SHA256 {
-			// The same bytes again (a retry whose first answer was lost): the stored version
-			// stands, and the new copy is not kept. Kept, such copies of parts written in
-			// place waited in staging for the digest, and 20 of them (parts resent before
-			// part 0 came) made every further part wait a minute for a 429.
+		if pt.Status == host.PartUploaded && pt.SHA256 == staged.SHA256 && (inDigest || s.inPlaceIntact(ctx, u, &pt)) {
+			// The same bytes again (a retry whose first answer was lost) of a part whose
+			// stored version is safe: the new copy is not kept. Kept, such copies of parts
+			// written in place waited in staging for the digest, and 20 of them (parts resent
+			// before part 0 came) made every further part wait a minute for a 429. A stored
+			// version that is staged, or spoilt, or whose object is being started again, is
+			// replaced as any other.
 			staged.Abort()
 			return &Stored{Upload: u, Part: n, SHA256: staged.SHA256, UploadedParts: u.UploadedParts}, nil
 		}

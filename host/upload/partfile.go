@@ -26,7 +26,9 @@ import (
 // database has no version of it (it is pending, without a receipt), this request holds the
 // part's only write slot (admit), and the pump has no delivery of it in flight. A part sent
 // again after it was acknowledged is staged as before, so that a resend that breaks off
-// never spoils acknowledged bytes; the backend then replaces it through PutPart.
+// never spoils acknowledged bytes; the backend then replaces it through PutPart. A resend
+// with the same bytes as the version in the part file, which still has its CRC-32C there,
+// is dropped instead (see inPlaceIntact).
 //
 // The whole-file digest reads parts written in place back from the part file. Those reads
 // yield to parts being received (see yield): a part PUT then has the CPU and the disk to
@@ -259,6 +261,33 @@ func (p *pump) openPartFileSection(ctx context.Context, handle []byte, off, size
 		staging.DropCache(f, off, size)
 		f.Close()
 	}, nil
+}
+
+// inPlaceIntact tells whether pt, the stored version of one of u's parts, is in the
+// backend's part file where it was written and still has its CRC-32C there: it has a
+// receipt and no staged copy, the upload's object is not being started again, and its
+// bytes read back match. Anything it cannot tell is false. The caller holds the part's lock.
+func (s *Service) inPlaceIntact(ctx context.Context, u *host.Upload, pt *host.Part) bool {
+	if pt.Receipt == nil || pt.CRC32C == nil || s.stage.HasPart(u.ID, pt.Number) {
+		return false
+	}
+	p := s.pumpFor(u.ID, u.Key())
+	p.mu.Lock()
+	handle, resetting := p.handle, p.resetting != ""
+	p.mu.Unlock()
+	if handle == nil || resetting {
+		return false
+	}
+	r, done, err := p.openPartFileSection(ctx, handle, int64(pt.Number)*u.ChunkSize, pt.Size)
+	if err != nil {
+		return false
+	}
+	defer done()
+	crc := staging.CRC32C()
+	ra := staging.ReadAhead(r)
+	defer ra.Close()
+	n, err := io.Copy(crc, ra)
+	return err == nil && n == pt.Size && crc.Sum32() == *pt.CRC32C
 }
 
 var (

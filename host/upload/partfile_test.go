@@ -142,6 +142,38 @@ func TestPartFilesIdenticalResendIsNotKept(t *testing.T) {
 	}
 }
 
+// A part resent with the same bytes after its copy in the part file rotted replaces the
+// spoilt copy (the resend is kept), so complete needs no further resend.
+func TestPartFilesIdenticalResendRepairsRot(t *testing.T) {
+	e := newPartFilesEnv(t)
+	content := data(3*testChunk, 16)
+	c := e.init(t, "pf/rot.bin", len(content))
+	for _, n := range []int{1, 2} {
+		if _, err := e.put(t, c, content, n); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := e.backend.spoilPartFile(c.Upload.Key(), 1); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.put(t, c, content, 1); err != nil {
+		t.Fatal(err)
+	}
+	if !e.stage.HasPart(c.Upload.ID, 1) {
+		t.Fatal("the resend of a part whose stored copy rotted was dropped")
+	}
+	if _, err := e.put(t, c, content, 0); err != nil {
+		t.Fatal(err)
+	}
+	u, err := e.svc.Complete(context.Background(), c.Upload.ID)
+	if err != nil || u.Status != host.StatusComplete {
+		t.Fatalf("complete after a good resend of the rotted part: %+v %v", u, err)
+	}
+	if got, _ := e.backend.object(c.Upload.Key()); !bytes.Equal(got, content) {
+		t.Fatal("the committed object differs from the parts sent")
+	}
+}
+
 type errReader struct{}
 
 func (errReader) Read([]byte) (int, error) { return 0, io.ErrUnexpectedEOF }
