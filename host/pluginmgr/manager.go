@@ -282,11 +282,11 @@ func (m *Manager) launch() (*process, error) {
 	// not TLS, is what keeps other local users off it (TLS would add two copies and
 	// AES-GCM to every byte delivered). The directory goes when the process goes.
 	m.sweep.Do(func() {
-		// Directories that killed hosts left behind; a launch in progress (this one or
-		// another host's) makes its socket well within twice its start timeout.
-		go sweepSocketDirs(m.log, max(2*m.opt.StartTimeout, time.Minute))
+		// Directories that killed hosts left behind (see sweepSocketDirs; the grace is for
+		// those of older versions, whose names have no pid).
+		go sweepSocketDirs(m.log, max(2*m.opt.StartTimeout, 10*time.Minute))
 	})
-	sockDir, err := os.MkdirTemp("", socketDirPrefix)
+	sockDir, err := os.MkdirTemp("", socketDirPattern())
 	if err != nil {
 		return nil, fmt.Errorf("plugin socket directory: %w", err)
 	}

@@ -254,7 +254,11 @@ func (u *upload) quiet() error {
 	dir := filepath.Join(u.s.dir, "staging", u.up.FileID)
 	for deadline := time.Now().Add(time.Minute); ; time.Sleep(10 * time.Millisecond) {
 		_, err := os.Stat(dir)
-		if errors.Is(err, fs.ErrNotExist) && !u.inBackend() {
+		left, werr := u.inBackend()
+		if werr != nil {
+			return werr
+		}
+		if errors.Is(err, fs.ErrNotExist) && !left {
 			return nil
 		}
 		if time.Now().After(deadline) {
@@ -263,19 +267,29 @@ func (u *upload) quiet() error {
 	}
 }
 
-// inBackend tells whether a file named after the upload is left in the backend's
+// inBackend tells whether a file named after the upload is left in the local backend's
 // directory: the local plugin names an unfinished object's files after its key, which
 // holds the file ID.
-func (u *upload) inBackend() bool {
+func (u *upload) inBackend() (bool, error) {
 	found := false
-	_ = filepath.WalkDir(u.s.backendDir, func(_ string, d fs.DirEntry, err error) error {
-		if err == nil && strings.Contains(d.Name(), u.up.FileID) {
+	err := filepath.WalkDir(u.s.backendDir, func(path string, d fs.DirEntry, err error) error {
+		switch {
+		case err != nil && path == u.s.backendDir && errors.Is(err, fs.ErrNotExist):
+			return filepath.SkipAll // nothing stored yet
+		case err != nil && path == u.s.backendDir:
+			return err
+		case err != nil:
+			return nil // removed while walking
+		case strings.Contains(d.Name(), u.up.FileID):
 			found = true
 			return filepath.SkipAll
 		}
 		return nil
 	})
-	return found
+	if err != nil {
+		return false, fmt.Errorf("looking for the unfinished object of upload %s: %w", u.up.FileID, err)
+	}
+	return found, nil
 }
 
 // ddTrial times dd conv=fdatasync of each of files to a fresh file in the work directory,
