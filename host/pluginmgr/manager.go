@@ -290,6 +290,10 @@ func (m *Manager) launch() (*process, error) {
 	if err != nil {
 		return nil, fmt.Errorf("plugin socket directory: %w", err)
 	}
+	if err := checkSocketDir(sockDir); err != nil {
+		os.Remove(sockDir)
+		return nil, fmt.Errorf("%w: %w", ErrRefused, err)
+	}
 	exe, inherit, release, err := pinnedExecutable(m.opt.Path, m.opt.SHA256, sockDir)
 	if err != nil {
 		os.RemoveAll(sockDir)

@@ -17,35 +17,56 @@ import (
 	"github.com/hashicorp/go-hclog"
 )
 
-// socketDirPrefix starts the names of the directories, in os.TempDir, that hold a
-// plugin's Unix socket (and the link to, or copy of, its pinned executable): launch makes
-// one per plugin process, named socketDirPrefix + this machine's tag + "-" + the host's
-// pid + "-" + random digits (socketDirPattern).
-const socketDirPrefix = "chunked-uploader-plugin-"
+// legacyDirPrefix started the names of socket directories before they named their host:
+// the prefix and os.MkdirTemp's digits.
+const legacyDirPrefix = "chunked-uploader-plugin-"
+
+// socketDirPrefix starts the names of the directories, in os.TempDir, that hold a plugin's
+// Unix socket (and the link to, or copy of, its pinned executable): launch makes one per
+// plugin process, named socketDirPrefix + this machine's tag + "-" + the host's pid in
+// base 36 + "-" + random digits (socketDirPattern). The name is short because the socket's
+// path inside it (…/plugin<digits>) must fit the ~104 bytes of a Unix socket address
+// (macOS's TMPDIR alone is about 48).
+const socketDirPrefix = "cu-plugin-"
 
 // socketDirPattern is the os.MkdirTemp pattern of this host's socket directories.
 func socketDirPattern() string {
-	return fmt.Sprintf("%s%s-%d-", socketDirPrefix, machineTag(), os.Getpid())
+	return socketDirPrefix + machineTag() + "-" + strconv.FormatInt(int64(os.Getpid()), 36) + "-"
+}
+
+// maxSocketPath is the longest socket path every Unix takes (sun_path is 104 bytes on
+// macOS and the BSDs, 108 on Linux, both with the terminating NUL).
+const maxSocketPath = 103
+
+// checkSocketDir reports an error if a plugin socket in dir (go-plugin names it
+// plugin<up to 10 digits>) could have a path too long for a Unix socket.
+func checkSocketDir(dir string) error {
+	if n := len(dir) + len("/plugin") + 10; n > maxSocketPath {
+		return fmt.Errorf("the plugin's socket path in %s would take up to %d bytes, more than the %d a Unix socket may have: set TMPDIR to a shorter directory (such as /tmp)",
+			dir, n, maxSocketPath)
+	}
+	return nil
 }
 
 // machineTag tells apart the machines that may share a temp directory (over NFS): a hash
-// of the host name, short enough to keep socket paths within the ~104 bytes they may have.
+// of the host name, in 6 hex digits to keep socket paths short.
 func machineTag() string {
 	name, _ := os.Hostname()
 	h := fnv.New32a()
 	io.WriteString(h, name)
-	return fmt.Sprintf("%08x", h.Sum32())
+	return fmt.Sprintf("%06x", h.Sum32()&0xffffff)
 }
 
 // sweepSocketDirs removes the socket directories that hosts killed before they could
 // remove them left in os.TempDir (SIGKILL, a crash, the OOM killer), and reports how many.
 // It removes only directories of this user with a socket directory's name that hold
 // nothing but sockets and the plugin's executable link or copy, entry by entry (never
-// recursively), and only:
-//   - for a name with this machine's tag: when the host process it names is gone;
-//   - for a name of older versions (the prefix and digits alone): when it is older than
-//     grace (a launch in progress makes its socket sooner) and no socket in it accepts a
-//     connection.
+// recursively), in which no socket accepts a connection, and only:
+//   - for a name with this machine's tag: when the host process it names is gone (on this
+//     machine, or in this pid namespace: a container with the same host name and its own
+//     pids has live sockets, which accept);
+//   - for a name of older versions (legacyDirPrefix and digits): when it is older than
+//     grace (a launch in progress makes its socket sooner).
 func sweepSocketDirs(log hclog.Logger, grace time.Duration) int {
 	tmp := os.TempDir()
 	d, err := os.Open(tmp)
@@ -74,23 +95,25 @@ func sweepSocketDirs(log hclog.Logger, grace time.Duration) int {
 
 // sweepable tells whether the socket directory dir may be removed (see sweepSocketDirs).
 func sweepable(dir string, e fs.DirEntry, tag string, grace time.Duration) bool {
-	rest, ok := strings.CutPrefix(e.Name(), socketDirPrefix)
-	if !ok {
+	legacy, isLegacy := strings.CutPrefix(e.Name(), legacyDirPrefix)
+	rest, isNew := strings.CutPrefix(e.Name(), socketDirPrefix)
+	switch {
+	case isLegacy && !digits(legacy), !isLegacy && !isNew:
 		return false
 	}
 	fi, err := e.Info()
 	if err != nil || !ownedByMe(fi) || !onlySocketsAndExecutable(dir) {
 		return false
 	}
-	if digits(rest) { // older versions: no pid in the name
+	if isLegacy {
 		return time.Since(fi.ModTime()) >= grace && !live(dir)
 	}
 	parts := strings.Split(rest, "-")
-	if len(parts) != 3 || parts[0] != tag || !digits(parts[1]) || !digits(parts[2]) {
+	if len(parts) != 3 || parts[0] != tag || !digits(parts[2]) {
 		return false // another machine's, or not a socket directory
 	}
-	pid, err := strconv.Atoi(parts[1])
-	return err == nil && pid != os.Getpid() && processGone(pid)
+	pid, err := strconv.ParseInt(parts[1], 36, 32)
+	return err == nil && int(pid) != os.Getpid() && processGone(int(pid)) && !live(dir)
 }
 
 func digits(s string) bool {
@@ -116,7 +139,7 @@ func onlySocketsAndExecutable(dir string) bool {
 	for _, e := range entries {
 		switch {
 		case e.Type()&fs.ModeSocket != 0:
-		case strings.HasPrefix(e.Name(), socketDirPrefix) && (e.Type()&fs.ModeSymlink != 0 || e.Type().IsRegular()):
+		case strings.HasPrefix(e.Name(), legacyDirPrefix) && (e.Type()&fs.ModeSymlink != 0 || e.Type().IsRegular()):
 			exe++
 		default:
 			return false
@@ -125,10 +148,11 @@ func onlySocketsAndExecutable(dir string) bool {
 	return exe <= 1
 }
 
-// removeSocketDir removes dir's entries one by one, then dir.
+// removeSocketDir removes dir's entries one by one, then dir, if it still holds only
+// sockets and the executable.
 func removeSocketDir(dir string) bool {
 	entries, err := os.ReadDir(dir)
-	if err != nil {
+	if err != nil || !onlySocketsAndExecutable(dir) {
 		return false
 	}
 	for _, e := range entries {

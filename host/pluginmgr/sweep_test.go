@@ -6,6 +6,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -66,19 +68,23 @@ func TestSweepSocketDirs(t *testing.T) {
 		return dir
 	}
 	tag, dead := machineTag(), deadPID(t)
+	name := func(tag string, pid, n int) string {
+		return fmt.Sprintf("%s%s-%s-%d", socketDirPrefix, tag, strconv.FormatInt(int64(pid), 36), n)
+	}
 	gone := []string{
-		mk(fmt.Sprintf("%s%s-%d-1", socketDirPrefix, tag, dead), "dead", time.Now(), ""),
-		mk(fmt.Sprintf("%s%s-%d-2", socketDirPrefix, tag, dead), "", time.Now(), ""), // no socket made
-		mk(socketDirPrefix+"111", "dead", old, ""),
-		mk(socketDirPrefix+"222", "", old, ""),
+		mk(name(tag, dead, 1), "dead", time.Now(), ""),
+		mk(name(tag, dead, 2), "", time.Now(), ""), // no socket made
+		mk(legacyDirPrefix+"111", "dead", old, ""),
+		mk(legacyDirPrefix+"222", "", old, ""),
 	}
 	kept := []string{
-		mk(fmt.Sprintf("%s%s-%d-3", socketDirPrefix, tag, os.Getppid()), "dead", old, ""), // its host lives
-		mk(fmt.Sprintf("%s%s-%d-4", socketDirPrefix, "0badc0de", dead), "dead", old, ""),  // another machine's
-		mk(fmt.Sprintf("%s%s-%d-5", socketDirPrefix, tag, dead), "dead", old, "notes.txt"),
-		mk(socketDirPrefix+"333", "live", old, ""),
-		mk(socketDirPrefix+"444", "dead", time.Now(), ""), // may be a launch in progress
-		mk(socketDirPrefix+"mine", "", old, ""),           // a user's directory
+		mk(name(tag, os.Getppid(), 3), "dead", old, ""), // its host lives
+		mk(name("0badc0", dead, 4), "dead", old, ""),    // another machine's
+		mk(name(tag, dead, 5), "dead", old, "notes.txt"),
+		mk(name(tag, dead, 6), "live", old, ""), // a container's with the same host name
+		mk(legacyDirPrefix+"333", "live", old, ""),
+		mk(legacyDirPrefix+"444", "dead", time.Now(), ""), // may be a launch in progress
+		mk(legacyDirPrefix+"mine", "", old, ""),           // a user's directory
 		mk("someone-else-555", "dead", old, ""),
 	}
 	if n := sweepSocketDirs(hclog.NewNullLogger(), time.Minute); n != len(gone) {
@@ -93,5 +99,17 @@ func TestSweepSocketDirs(t *testing.T) {
 		if _, err := os.Lstat(d); err != nil {
 			t.Errorf("%s was removed: %v", filepath.Base(d), err)
 		}
+	}
+}
+
+// A socket directory whose socket path could not fit a Unix socket address is refused
+// with a message naming TMPDIR; this machine's own pattern fits under /tmp.
+func TestCheckSocketDir(t *testing.T) {
+	if err := checkSocketDir(filepath.Join("/tmp", socketDirPattern()+"1234567890")); err != nil {
+		t.Fatalf("a directory under /tmp: %v", err)
+	}
+	long := filepath.Join("/"+strings.Repeat("x", 80), socketDirPattern()+"1234567890")
+	if err := checkSocketDir(long); err == nil || !strings.Contains(err.Error(), "TMPDIR") {
+		t.Fatalf("a directory of %d bytes: %v", len(long), err)
 	}
 }

@@ -125,13 +125,30 @@ func (s *Service) PutPart(ctx context.Context, req PartRequest) (*Stored, error)
 			return nil, err
 		}
 	}
-	return s.commitPart(ctx, u.ID, req.Part, staged, handle, receipt)
+	// A resend's check of the stored version reads the part file: outside the locks too.
+	intact := s.intactVersion(ctx, u, req.Part, staged)
+	return s.commitPart(ctx, u.ID, req.Part, staged, handle, receipt, intact)
+}
+
+// intactVersion returns the version of part n of u that staged, a resend, may leave in
+// place because it has the same bytes (see inPlaceIntact), or 0.
+func (s *Service) intactVersion(ctx context.Context, u *host.Upload, n int, staged *staging.Staged) int64 {
+	if staged.InPlace() || u.DeliveryMode != host.DeliverParts {
+		return 0
+	}
+	pt, err := s.db.Part(ctx, u.ID, n)
+	if err != nil || pt.Status != host.PartUploaded || pt.SHA256 != staged.SHA256 || !s.inPlaceIntact(ctx, u, &pt) {
+		return 0
+	}
+	return pt.Version
 }
 
 // commitPart puts a staged part in place and records it, unless the upload changed state
 // (cancelled, delivering) while the body was streaming. A part written in place
-// (staged.InPlace) under handle is recorded with the backend's receipt.
-func (s *Service) commitPart(ctx context.Context, id string, n int, staged *staging.Staged, handle, receipt []byte) (*Stored, error) {
+// (staged.InPlace) under handle is recorded with the backend's receipt. A resend with the
+// same bytes as the stored version intact (see intactVersion; 0: none) is dropped if that
+// version is still the part's.
+func (s *Service) commitPart(ctx context.Context, id string, n int, staged *staging.Staged, handle, receipt []byte, intact int64) (*Stored, error) {
 	ul := s.uploadLock(id)
 	ul.RLock()
 	defer ul.RUnlock()
@@ -168,7 +185,7 @@ func (s *Service) commitPart(ctx context.Context, id string, n int, staged *stag
 			return nil, host.Errorf(host.CodePartDelivered, "part %d was already delivered to storage with sha256 %s; "+
 				"other bytes cannot replace it (cancel the upload to start over)", n, pt.SHA256)
 		}
-		if pt.Status == host.PartUploaded && pt.SHA256 == staged.SHA256 && (inDigest || s.inPlaceIntact(ctx, u, &pt)) {
+		if pt.Status == host.PartUploaded && pt.SHA256 == staged.SHA256 && (inDigest || intact != 0 && pt.Version == intact) {
 			// The same bytes again (a retry whose first answer was lost) of a part whose
 			// stored version is safe: the new copy is not kept. Kept, such copies of parts
 			// written in place waited in staging for the digest, and 20 of them (parts resent

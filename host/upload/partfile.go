@@ -265,26 +265,31 @@ func (p *pump) openPartFileSection(ctx context.Context, handle []byte, off, size
 
 // inPlaceIntact tells whether pt, the stored version of one of u's parts, is in the
 // backend's part file where it was written and still has its CRC-32C there: it has a
-// receipt and no staged copy, the upload's object is not being started again, and its
-// bytes read back match. Anything it cannot tell is false. The caller holds the part's lock.
+// receipt and no staged copy, u's object is not being started again, and its bytes read
+// back match. Anything it cannot tell is false. It reads the part (50 MiB): call it
+// outside the upload's and the part's locks, and check pt's version under them after.
 func (s *Service) inPlaceIntact(ctx context.Context, u *host.Upload, pt *host.Part) bool {
-	if pt.Receipt == nil || pt.CRC32C == nil || s.stage.HasPart(u.ID, pt.Number) {
+	if pt.Receipt == nil || pt.CRC32C == nil || u.Handle == nil || s.stage.HasPart(u.ID, pt.Number) {
 		return false
 	}
-	p := s.pumpFor(u.ID, u.Key())
-	p.mu.Lock()
-	handle, resetting := p.handle, p.resetting != ""
-	p.mu.Unlock()
-	if handle == nil || resetting {
+	if p := s.runningPump(u.ID); p != nil && p.isResetting() {
 		return false
 	}
-	r, done, err := p.openPartFileSection(ctx, handle, int64(pt.Number)*u.ChunkSize, pt.Size)
+	pf := s.partFileReader()
+	if pf == nil {
+		return false
+	}
+	f, err := pf.OpenPartFile(ctx, u.Handle, os.O_RDONLY)
 	if err != nil {
 		return false
 	}
-	defer done()
+	off := int64(pt.Number) * u.ChunkSize
+	defer func() {
+		staging.DropCache(f, off, pt.Size)
+		f.Close()
+	}()
 	crc := staging.CRC32C()
-	ra := staging.ReadAhead(r)
+	ra := staging.ReadAhead(staging.SectionReader(f, off, pt.Size))
 	defer ra.Close()
 	n, err := io.Copy(crc, ra)
 	return err == nil && n == pt.Size && crc.Sum32() == *pt.CRC32C

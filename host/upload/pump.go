@@ -690,7 +690,12 @@ func (p *pump) hash(job deliveryJob) {
 			// the later parts it spoilt too, so that complete asks for all of them at once
 			// instead of one per call. All are marked before any is kicked, so complete
 			// reads the whole list.
-			later := p.scrubInPlace(job)
+			var later []deliveryJob
+			if p.stillCurrent(job) {
+				// Not a version replaced while it was read (whose bytes were being
+				// overwritten): only then is there damage to look for.
+				later = p.scrubInPlace(job)
+			}
 			for _, d := range later {
 				p.markDamaged(d.n, d.version, why)
 			}
@@ -807,17 +812,24 @@ func (p *pump) markDamaged(n int, version int64, why string) bool {
 	return true
 }
 
-// scrubLimit bounds the later damaged parts a scrub names (complete lists 20 parts).
-const scrubLimit = 19
+// stillCurrent tells whether job's version is still its part's uploaded version.
+func (p *pump) stillCurrent(job deliveryJob) bool {
+	pt, err := p.s.db.Part(context.WithoutCancel(p.ctx), p.id, job.n)
+	return err == nil && pt.Status == host.PartUploaded && pt.Version == job.version
+}
 
-// scrubInPlace returns the parts after job's, written in place and not yet in the digest,
-// whose bytes in the part file no longer have their CRC-32C: at most scrubLimit, found by
-// reading them back (once, after a damaged part was found). A part it cannot read is left
-// to the digest.
+// scrubLimit bounds the later parts a scrub reads (complete lists 20 parts): 1 GiB of
+// 50 MiB parts, read once after a damaged part was found.
+const scrubLimit = 20
+
+// scrubInPlace returns the parts after job's, among the next scrubLimit written in place
+// and not yet in the digest, whose bytes in the part file no longer have their CRC-32C. It
+// stops at the first part it cannot open (the plugin away: the digest finds the rest) and
+// when the object is to be started again.
 func (p *pump) scrubInPlace(job deliveryJob) []deliveryJob {
 	p.mu.Lock()
 	var check []deliveryJob
-	for m := job.n + 1; m < len(p.parts); m++ {
+	for m := job.n + 1; m < len(p.parts) && len(check) < scrubLimit; m++ {
 		pt := &p.parts[m]
 		if pt.sha != nil && pt.crc != nil && pt.receipt != nil && !pt.staged {
 			check = append(check, deliveryJob{n: m, version: pt.version, size: pt.size, crc: pt.crc,
@@ -827,12 +839,12 @@ func (p *pump) scrubInPlace(job deliveryJob) []deliveryJob {
 	p.mu.Unlock()
 	var damaged []deliveryJob
 	for _, c := range check {
-		if len(damaged) == scrubLimit || p.ctx.Err() != nil {
+		if p.ctx.Err() != nil || p.isResetting() {
 			break
 		}
 		r, done, err := p.openPartFileSection(p.ctx, c.handle, c.offset, c.size)
 		if err != nil {
-			continue
+			break
 		}
 		crc := staging.CRC32C()
 		ra := staging.ReadAhead(&yieldingReader{ctx: p.ctx, p: p, r: r})
