@@ -207,6 +207,19 @@ func (e *env) put(t *testing.T, c *Created, content []byte, n int) (*Stored, err
 	})
 }
 
+// completeAs completes c, checks that the committed object is want and returns the upload.
+func (e *env) completeAs(t *testing.T, c *Created, want []byte) *host.Upload {
+	t.Helper()
+	u, err := e.svc.Complete(context.Background(), c.Upload.ID)
+	if err != nil || u.Status != host.StatusComplete {
+		t.Fatalf("complete: %+v %v", u, err)
+	}
+	if got, _ := e.backend.object(c.Upload.Key()); !bytes.Equal(got, want) {
+		t.Fatal("the committed object differs from the parts sent")
+	}
+	return u
+}
+
 func (e *env) putAll(t *testing.T, c *Created, content []byte) {
 	t.Helper()
 	for n := range c.Tokens {

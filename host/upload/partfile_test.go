@@ -45,13 +45,7 @@ func TestPartFilesInPlace(t *testing.T) {
 			t.Fatalf("part %d written in place is staged too", n)
 		}
 	}
-	u, err := e.svc.Complete(context.Background(), c.Upload.ID)
-	if err != nil || u.Status != host.StatusComplete {
-		t.Fatalf("complete: %+v %v", u, err)
-	}
-	if got, _ := e.backend.object(c.Upload.Key()); !bytes.Equal(got, content) {
-		t.Fatal("the committed object differs from the parts sent")
-	}
+	u := e.completeAs(t, c, content)
 	if u.DeliveredSHA256 != hexSum(content) {
 		t.Fatalf("delivered sha256 %s, want %s", u.DeliveredSHA256, hexSum(content))
 	}
@@ -88,13 +82,7 @@ func TestPartFilesResendIsStaged(t *testing.T) {
 			t.Fatalf("part %d: %v", n, err)
 		}
 	}
-	u, err := e.svc.Complete(context.Background(), c.Upload.ID)
-	if err != nil || u.Status != host.StatusComplete {
-		t.Fatalf("complete: %+v %v", u, err)
-	}
-	if got, _ := e.backend.object(c.Upload.Key()); !bytes.Equal(got, newer) {
-		t.Fatal("the committed object is not the newer bytes of part 2")
-	}
+	e.completeAs(t, c, newer)
 	if puts, recorded := e.backend.counts(); puts != 1 || recorded != 3 {
 		t.Fatalf("%d PutPart calls and %d parts recorded in place, want 1 and 3", puts, recorded)
 	}
@@ -130,13 +118,7 @@ func TestPartFilesIdenticalResendIsNotKept(t *testing.T) {
 	if _, err := e.put(t, c, content, 0); err != nil {
 		t.Fatal(err)
 	}
-	u, err := e.svc.Complete(context.Background(), c.Upload.ID)
-	if err != nil || u.Status != host.StatusComplete {
-		t.Fatalf("complete: %+v %v", u, err)
-	}
-	if got, _ := e.backend.object(c.Upload.Key()); !bytes.Equal(got, content) {
-		t.Fatal("the committed object differs from the parts sent")
-	}
+	e.completeAs(t, c, content)
 	if puts, recorded := e.backend.counts(); puts != 0 || recorded != parts {
 		t.Fatalf("%d PutPart calls and %d parts recorded in place, want 0 and %d", puts, recorded, parts)
 	}
@@ -165,13 +147,7 @@ func TestPartFilesIdenticalResendRepairsRot(t *testing.T) {
 	if _, err := e.put(t, c, content, 0); err != nil {
 		t.Fatal(err)
 	}
-	u, err := e.svc.Complete(context.Background(), c.Upload.ID)
-	if err != nil || u.Status != host.StatusComplete {
-		t.Fatalf("complete after a good resend of the rotted part: %+v %v", u, err)
-	}
-	if got, _ := e.backend.object(c.Upload.Key()); !bytes.Equal(got, content) {
-		t.Fatal("the committed object differs from the parts sent")
-	}
+	e.completeAs(t, c, content)
 }
 
 type errReader struct{}
@@ -202,13 +178,7 @@ func TestPartFilesDamaged(t *testing.T) {
 	if _, err := e.put(t, c, content, 1); err != nil {
 		t.Fatalf("the damaged part sent again: %v", err)
 	}
-	u, err := e.svc.Complete(context.Background(), c.Upload.ID)
-	if err != nil || u.Status != host.StatusComplete {
-		t.Fatalf("complete: %+v %v", u, err)
-	}
-	if got, _ := e.backend.object(c.Upload.Key()); !bytes.Equal(got, content) {
-		t.Fatal("the committed object differs from the parts sent")
-	}
+	e.completeAs(t, c, content)
 }
 
 // When the digest finds a part written in place damaged, the later parts damaged too are
@@ -247,13 +217,7 @@ func TestPartFilesDamagedNamesAll(t *testing.T) {
 			t.Fatalf("part %d sent again: %v", n, err)
 		}
 	}
-	u, err := e.svc.Complete(context.Background(), c.Upload.ID)
-	if err != nil || u.Status != host.StatusComplete {
-		t.Fatalf("complete: %+v %v", u, err)
-	}
-	if got, _ := e.backend.object(c.Upload.Key()); !bytes.Equal(got, content) {
-		t.Fatal("the committed object differs from the parts sent")
-	}
+	e.completeAs(t, c, content)
 }
 
 // The digest of parts written in place waits while a part is being received, and goes on
@@ -307,13 +271,7 @@ func TestPartFilesForeignFileIsStaged(t *testing.T) {
 	content := data(2*testChunk+5, 15)
 	c := e.init(t, "pf/foreign.bin", len(content))
 	e.putAll(t, c, content)
-	u, err := e.svc.Complete(context.Background(), c.Upload.ID)
-	if err != nil || u.Status != host.StatusComplete {
-		t.Fatalf("complete: %+v %v", u, err)
-	}
-	if got, _ := e.backend.object(c.Upload.Key()); !bytes.Equal(got, content) {
-		t.Fatal("the committed object differs from the parts sent")
-	}
+	e.completeAs(t, c, content)
 	if puts, recorded := e.backend.counts(); puts != 3 || recorded != 0 {
 		t.Fatalf("%d PutPart calls and %d parts recorded in place, want 3 and 0", puts, recorded)
 	}
