@@ -286,13 +286,12 @@ func (m *Manager) launch() (*process, error) {
 		// those of older versions, whose names have no pid).
 		go sweepSocketDirs(m.log, max(2*m.opt.StartTimeout, 10*time.Minute))
 	})
+	if err := checkTempDir(os.TempDir()); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrRefused, err)
+	}
 	sockDir, err := os.MkdirTemp("", socketDirPattern())
 	if err != nil {
-		return nil, fmt.Errorf("plugin socket directory: %w", err)
-	}
-	if err := checkSocketDir(sockDir); err != nil {
-		os.Remove(sockDir)
-		return nil, fmt.Errorf("%w: %w", ErrRefused, err)
+		return nil, fmt.Errorf("plugin socket directory in TMPDIR %s: %w", os.TempDir(), err)
 	}
 	exe, inherit, release, err := pinnedExecutable(m.opt.Path, m.opt.SHA256, sockDir)
 	if err != nil {

@@ -38,12 +38,20 @@ func socketDirPattern() string {
 // macOS and the BSDs, 108 on Linux, both with the terminating NUL).
 const maxSocketPath = 103
 
-// checkSocketDir reports an error if a plugin socket in dir (go-plugin names it
-// plugin<up to 10 digits>) could have a path too long for a Unix socket.
-func checkSocketDir(dir string) error {
-	if n := len(dir) + len("/plugin") + 10; n > maxSocketPath {
-		return fmt.Errorf("the plugin's socket path in %s would take up to %d bytes, more than the %d a Unix socket may have: set TMPDIR to a shorter directory (such as /tmp)",
-			dir, n, maxSocketPath)
+// longestSocketPath is the longest path a plugin socket may get under tmp: the directory
+// with the longest pid (base 36 of a 22-bit pid) and random suffix (os.MkdirTemp's up to
+// 10 digits), and go-plugin's socket name, plugin<up to 10 digits>. It does not depend on
+// chance, so a TMPDIR is always taken or always refused.
+func longestSocketPath(tmp string) int {
+	return len(tmp) + len("/"+socketDirPrefix) + 6 + len("-zzzzz-") + 10 + len("/plugin") + 10
+}
+
+// checkTempDir reports an error if a plugin socket under tmp could have a path too long
+// for a Unix socket.
+func checkTempDir(tmp string) error {
+	if n := longestSocketPath(tmp); n > maxSocketPath {
+		return fmt.Errorf("TMPDIR %s is too long for the plugin's Unix socket: its path could take %d bytes, more than the %d a Unix socket may have; set TMPDIR to a directory of at most %d bytes (such as /tmp)",
+			tmp, n, maxSocketPath, len(tmp)-(n-maxSocketPath))
 	}
 	return nil
 }
@@ -139,13 +147,20 @@ func onlySocketsAndExecutable(dir string) bool {
 	for _, e := range entries {
 		switch {
 		case e.Type()&fs.ModeSocket != 0:
-		case strings.HasPrefix(e.Name(), legacyDirPrefix) && (e.Type()&fs.ModeSymlink != 0 || e.Type().IsRegular()):
+		case strings.HasPrefix(e.Name(), legacyDirPrefix) && (e.Type()&fs.ModeSymlink != 0 || executable(e)):
 			exe++
 		default:
 			return false
 		}
 	}
 	return exe <= 1
+}
+
+// executable tells whether e is a regular file with an execute bit (the private copy of
+// a plugin binary that launch makes without /proc).
+func executable(e fs.DirEntry) bool {
+	fi, err := e.Info()
+	return err == nil && fi.Mode().IsRegular() && fi.Mode().Perm()&0o100 != 0
 }
 
 // removeSocketDir removes dir's entries one by one, then dir, if it still holds only

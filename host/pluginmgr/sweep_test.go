@@ -24,6 +24,16 @@ func deadPID(t *testing.T) int {
 	return cmd.Process.Pid
 }
 
+// onlyNotes removes the executable link from dir, leaving its socket and a user's
+// non-executable file named like a plugin.
+func onlyNotes(t *testing.T, dir string) string {
+	t.Helper()
+	if err := os.Remove(filepath.Join(dir, "chunked-uploader-plugin-local")); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
 // Only socket directories that killed hosts left are removed: this machine's whose host
 // pid is gone, and older versions' (no pid in the name) that are old and whose socket is
 // dead. A live host's, a young old-style one, another machine's, one holding anything but
@@ -81,7 +91,8 @@ func TestSweepSocketDirs(t *testing.T) {
 		mk(name(tag, os.Getppid(), 3), "dead", old, ""), // its host lives
 		mk(name("0badc0", dead, 4), "dead", old, ""),    // another machine's
 		mk(name(tag, dead, 5), "dead", old, "notes.txt"),
-		mk(name(tag, dead, 6), "live", old, ""), // a container's with the same host name
+		onlyNotes(t, mk(name(tag, dead, 7), "dead", old, "chunked-uploader-plugin-mynotes")), // not executable: a user's
+		mk(name(tag, dead, 6), "live", old, ""),                                              // a container's with the same host name
 		mk(legacyDirPrefix+"333", "live", old, ""),
 		mk(legacyDirPrefix+"444", "dead", time.Now(), ""), // may be a launch in progress
 		mk(legacyDirPrefix+"mine", "", old, ""),           // a user's directory
@@ -102,14 +113,22 @@ func TestSweepSocketDirs(t *testing.T) {
 	}
 }
 
-// A socket directory whose socket path could not fit a Unix socket address is refused
-// with a message naming TMPDIR; this machine's own pattern fits under /tmp.
-func TestCheckSocketDir(t *testing.T) {
-	if err := checkSocketDir(filepath.Join("/tmp", socketDirPattern()+"1234567890")); err != nil {
-		t.Fatalf("a directory under /tmp: %v", err)
+// A TMPDIR under which a plugin socket's path could pass a Unix socket's limit is refused
+// with a message naming TMPDIR, whatever pid and random suffix a launch would draw; /tmp,
+// and macOS's usual TMPDIR (48 bytes), are taken.
+func TestCheckTempDir(t *testing.T) {
+	for _, ok := range []string{"/tmp", "/var/folders/zz/zyxvpxvq6csfxvn_n0000000000000/T"} {
+		if err := checkTempDir(ok); err != nil {
+			t.Errorf("%s (%d bytes): %v", ok, len(ok), err)
+		}
 	}
-	long := filepath.Join("/"+strings.Repeat("x", 80), socketDirPattern()+"1234567890")
-	if err := checkSocketDir(long); err == nil || !strings.Contains(err.Error(), "TMPDIR") {
-		t.Fatalf("a directory of %d bytes: %v", len(long), err)
+	long := "/" + strings.Repeat("x", 60)
+	if err := checkTempDir(long); err == nil || !strings.Contains(err.Error(), "TMPDIR") {
+		t.Fatalf("a TMPDIR of %d bytes: %v", len(long), err)
+	}
+	// The worst case is what a launch can make: the longest pid and suffix fit.
+	dir := filepath.Join("/tmp", socketDirPrefix+machineTag()+"-"+strconv.FormatInt(1<<22-1, 36)+"-4294967295")
+	if got, want := len(dir+"/plugin4294967295"), longestSocketPath("/tmp"); got > want {
+		t.Fatalf("a socket path of %d bytes, the check counts %d", got, want)
 	}
 }

@@ -45,8 +45,12 @@ func (s *Service) commitParts(j *job, u *host.Upload) error {
 		if merr != nil {
 			return s.deliveryFailed(u, fmt.Errorf("listing the parts to send again: %w", merr), 0)
 		}
-		which := "parts " + listParts(missing, len(missing))
-		if len(missing) == 1 {
+		total := len(missing)
+		if fresh, ferr := s.db.Upload(context.WithoutCancel(ctx), u.ID); ferr == nil {
+			total = max(total, fresh.TotalParts-fresh.UploadedParts)
+		}
+		which := "parts " + listParts(missing, total)
+		if total == 1 {
 			which = "part " + listParts(missing, 1)
 		}
 		return s.deliveryFailed(u, host.Errorf(host.CodePartsMissing,

@@ -185,13 +185,17 @@ func (s *Service) commitPart(ctx context.Context, id string, n int, staged *stag
 			return nil, host.Errorf(host.CodePartDelivered, "part %d was already delivered to storage with sha256 %s; "+
 				"other bytes cannot replace it (cancel the upload to start over)", n, pt.SHA256)
 		}
-		if pt.Status == host.PartUploaded && pt.SHA256 == staged.SHA256 && (inDigest || intact != 0 && pt.Version == intact) {
+		// A backend without part files cannot be read back: a part in the digest it holds
+		// stands, as the digest read it.
+		uncheckable := inDigest && s.partFileReader() == nil
+		if pt.Status == host.PartUploaded && pt.SHA256 == staged.SHA256 && (uncheckable || intact != 0 && pt.Version == intact) {
 			// The same bytes again (a retry whose first answer was lost) of a part whose
 			// stored version is safe: the new copy is not kept. Kept, such copies of parts
 			// written in place waited in staging for the digest, and 20 of them (parts resent
 			// before part 0 came) made every further part wait a minute for a 429. A stored
-			// version that is staged, or spoilt, or whose object is being started again, is
-			// replaced as any other.
+			// version that is staged, or spoilt (also after the digest read it: the resend
+			// then repairs the file), or whose object is being started again, is replaced as
+			// any other.
 			staged.Abort()
 			return &Stored{Upload: u, Part: n, SHA256: staged.SHA256, UploadedParts: u.UploadedParts}, nil
 		}

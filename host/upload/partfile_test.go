@@ -150,6 +150,32 @@ func TestPartFilesIdenticalResendRepairsRot(t *testing.T) {
 	e.completeAs(t, c, content)
 }
 
+// A part resent with the same bytes after the digest read it, whose copy in the part file
+// rotted since, is kept and delivered again, which repairs the file (the digest stands: the
+// bytes are the ones it read).
+func TestPartFilesIdenticalResendAfterDigestRepairs(t *testing.T) {
+	e := newPartFilesEnv(t)
+	content := data(3*testChunk, 17)
+	c := e.init(t, "pf/rot-after-digest.bin", len(content))
+	for n := range 3 {
+		if _, err := e.put(t, c, content, n); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, "the digest of the three parts", func() bool {
+		p := e.svc.runningPump(c.Upload.ID)
+		return p != nil && p.hashedParts() == 3
+	})
+	if err := e.backend.spoilPartFile(c.Upload.Key(), 1); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.put(t, c, content, 1); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the resent part delivered over the rotted copy", func() bool { puts, _ := e.backend.counts(); return puts == 1 })
+	e.completeAs(t, c, content)
+}
+
 type errReader struct{}
 
 func (errReader) Read([]byte) (int, error) { return 0, io.ErrUnexpectedEOF }
