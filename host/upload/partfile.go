@@ -247,9 +247,10 @@ func (p *pump) handleForPartFile(ctx context.Context, n int, cut <-chan struct{}
 	}
 }
 
-// openPartFileSection opens the size bytes at off in the part file of handle for reading.
-func (p *pump) openPartFileSection(ctx context.Context, handle []byte, off, size int64) (io.Reader, func(), error) {
-	pf := p.s.partFileReader()
+// openPartFileSection opens the size bytes at off in the part file of handle for reading
+// (with direct I/O where it can: see staging.SectionReader); done closes it.
+func (s *Service) openPartFileSection(ctx context.Context, handle []byte, off, size int64) (r io.Reader, done func(), err error) {
+	pf := s.partFileReader()
 	if pf == nil {
 		return nil, nil, errNoPartFiles
 	}
@@ -261,6 +262,26 @@ func (p *pump) openPartFileSection(ctx context.Context, handle []byte, off, size
 		staging.DropCache(f, off, size)
 		f.Close()
 	}, nil
+}
+
+// partFileCRC returns the CRC-32C of the size bytes at off in the part file of handle, read
+// ahead of the checksum, and how many there were (fewer where the file ends). wrap, if set,
+// wraps the section's reader (the digest's yielding). An error opening the file is
+// returned as it is (errNoPartFiles, sdk.ErrNotFound, ...).
+func (s *Service) partFileCRC(ctx context.Context, handle []byte, off, size int64, wrap func(io.Reader) io.Reader) (uint32, int64, error) {
+	r, done, err := s.openPartFileSection(ctx, handle, off, size)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer done()
+	if wrap != nil {
+		r = wrap(r)
+	}
+	ra := staging.ReadAhead(r)
+	defer ra.Close()
+	crc := staging.CRC32C()
+	n, err := io.Copy(crc, ra)
+	return crc.Sum32(), n, err
 }
 
 // inPlaceIntact tells whether pt, the stored version of one of u's parts, is in the
@@ -275,24 +296,8 @@ func (s *Service) inPlaceIntact(ctx context.Context, u *host.Upload, pt *host.Pa
 	if p := s.runningPump(u.ID); p != nil && p.isResetting() {
 		return false
 	}
-	pf := s.partFileReader()
-	if pf == nil {
-		return false
-	}
-	f, err := pf.OpenPartFile(ctx, u.Handle, os.O_RDONLY)
-	if err != nil {
-		return false
-	}
-	off := int64(pt.Number) * u.ChunkSize
-	defer func() {
-		staging.DropCache(f, off, pt.Size)
-		f.Close()
-	}()
-	crc := staging.CRC32C()
-	ra := staging.ReadAhead(staging.SectionReader(f, off, pt.Size))
-	defer ra.Close()
-	n, err := io.Copy(crc, ra)
-	return err == nil && n == pt.Size && crc.Sum32() == *pt.CRC32C
+	crc, n, err := s.partFileCRC(ctx, u.Handle, int64(pt.Number)*u.ChunkSize, pt.Size, nil)
+	return err == nil && n == pt.Size && crc == *pt.CRC32C
 }
 
 var (

@@ -634,7 +634,7 @@ func (p *pump) openStaged(job deliveryJob) *os.File {
 func (p *pump) hash(job deliveryJob) {
 	var src io.Reader
 	if job.inPlace {
-		r, done, err := p.openPartFileSection(p.ctx, job.handle, job.offset, job.size)
+		r, done, err := p.s.openPartFileSection(p.ctx, job.handle, job.offset, job.size)
 		if err != nil {
 			switch {
 			case errors.Is(err, sdk.ErrNotFound):
@@ -842,16 +842,12 @@ func (p *pump) scrubInPlace(job deliveryJob) []deliveryJob {
 		if p.ctx.Err() != nil || p.isResetting() {
 			break
 		}
-		r, done, err := p.openPartFileSection(p.ctx, c.handle, c.offset, c.size)
-		if err != nil {
-			break
+		yielding := func(r io.Reader) io.Reader { return &yieldingReader{ctx: p.ctx, p: p, r: r} }
+		crc, n, err := p.s.partFileCRC(p.ctx, c.handle, c.offset, c.size, yielding)
+		if err != nil && n == 0 {
+			break // not opened (the plugin away): the digest finds the rest
 		}
-		crc := staging.CRC32C()
-		ra := staging.ReadAhead(&yieldingReader{ctx: p.ctx, p: p, r: r})
-		_, err = io.Copy(crc, ra)
-		ra.Close()
-		done()
-		if err == nil && crc.Sum32() != *c.crc {
+		if err == nil && (n != c.size || crc != *c.crc) {
 			damaged = append(damaged, c)
 		}
 	}
