@@ -133,7 +133,7 @@ func (s *Service) PutPart(ctx context.Context, req PartRequest) (*Stored, error)
 // intactVersion returns the version of part n of u that staged, a resend, may leave in
 // place because it has the same bytes (see inPlaceIntact), or 0.
 func (s *Service) intactVersion(ctx context.Context, u *host.Upload, n int, staged *staging.Staged) int64 {
-	if staged.InPlace() || u.DeliveryMode != host.DeliverParts {
+	if staged.InPlace() || u.DeliveryMode != host.DeliverParts || s.partFileReader() == nil {
 		return 0
 	}
 	pt, err := s.db.Part(ctx, u.ID, n)
@@ -172,7 +172,7 @@ func (s *Service) commitPart(ctx context.Context, id string, n int, staged *stag
 		return nil, err
 	}
 	inDigest := u.DeliveryMode == host.DeliverParts && n < u.HashedParts
-	if inDigest || !staged.InPlace() {
+	if inDigest || intact != 0 {
 		pt, err := s.db.Part(ctx, id, n)
 		if err != nil {
 			staged.Abort()
