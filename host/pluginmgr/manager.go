@@ -289,7 +289,7 @@ func (m *Manager) launch() (*process, error) {
 	if err := checkTempDir(os.TempDir()); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrRefused, err)
 	}
-	sockDir, err := os.MkdirTemp("", socketDirPattern())
+	sockDir, err := makeSocketDir()
 	if err != nil {
 		return nil, fmt.Errorf("plugin socket directory in TMPDIR %s: %w", os.TempDir(), err)
 	}

@@ -6,6 +6,7 @@ import (
 	"hash/fnv"
 	"io"
 	"io/fs"
+	"math/rand/v2"
 	"net"
 	"os"
 	"path/filepath"
@@ -23,15 +24,33 @@ const legacyDirPrefix = "chunked-uploader-plugin-"
 
 // socketDirPrefix starts the names of the directories, in os.TempDir, that hold a plugin's
 // Unix socket (and the link to, or copy of, its pinned executable): launch makes one per
-// plugin process, named socketDirPrefix + this machine's tag + "-" + the host's pid in
-// base 36 + "-" + random digits (socketDirPattern). The name is short because the socket's
-// path inside it (…/plugin<digits>) must fit the ~104 bytes of a Unix socket address
-// (macOS's TMPDIR alone is about 48).
-const socketDirPrefix = "cu-plugin-"
+// plugin process (makeSocketDir), named socketDirPrefix + this machine's tag + "-" + the
+// host's pid in base 36 + "-" + randomLen random base-36 characters. The name is short,
+// and of bounded length, because the socket's path inside it (…/plugin<digits>) must fit
+// the 103 bytes of a Unix socket address.
+const socketDirPrefix = "cup-"
 
-// socketDirPattern is the os.MkdirTemp pattern of this host's socket directories.
-func socketDirPattern() string {
-	return socketDirPrefix + machineTag() + "-" + strconv.FormatInt(int64(os.Getpid()), 36) + "-"
+const randomLen = 6
+
+// makeSocketDir makes a fresh socket directory of this host in os.TempDir, mode 0700.
+func makeSocketDir() (string, error) {
+	base := socketDirPrefix + machineTag() + "-" + strconv.FormatInt(int64(os.Getpid()), 36) + "-"
+	const chars = "0123456789abcdefghijklmnopqrstuvwxyz"
+	for range 100 {
+		b := []byte(base)
+		for range randomLen {
+			b = append(b, chars[rand.IntN(len(chars))])
+		}
+		dir := filepath.Join(os.TempDir(), string(b))
+		err := os.Mkdir(dir, 0o700)
+		if err == nil {
+			return dir, nil
+		}
+		if !errors.Is(err, fs.ErrExist) {
+			return "", err
+		}
+	}
+	return "", fmt.Errorf("no fresh name for a directory in %s after 100 tries", os.TempDir())
 }
 
 // maxSocketPath is the longest socket path every Unix takes (sun_path is 104 bytes on
@@ -39,11 +58,11 @@ func socketDirPattern() string {
 const maxSocketPath = 103
 
 // longestSocketPath is the longest path a plugin socket may get under tmp: the directory
-// with the longest pid (base 36 of a 22-bit pid) and random suffix (os.MkdirTemp's up to
-// 10 digits), and go-plugin's socket name, plugin<up to 10 digits>. It does not depend on
-// chance, so a TMPDIR is always taken or always refused.
+// with the longest pid (base 36 of a 22-bit pid), and go-plugin's socket name, plugin<up
+// to 10 digits>. It does not depend on chance, so a TMPDIR is always taken or always
+// refused.
 func longestSocketPath(tmp string) int {
-	return len(tmp) + len("/"+socketDirPrefix) + 6 + len("-zzzzz-") + 10 + len("/plugin") + 10
+	return len(tmp) + len("/"+socketDirPrefix) + 6 + len("-zzzzz-") + randomLen + len("/plugin") + 10
 }
 
 // checkTempDir reports an error if a plugin socket under tmp could have a path too long
@@ -117,7 +136,7 @@ func sweepable(dir string, e fs.DirEntry, tag string, grace time.Duration) bool 
 		return time.Since(fi.ModTime()) >= grace && !live(dir)
 	}
 	parts := strings.Split(rest, "-")
-	if len(parts) != 3 || parts[0] != tag || !digits(parts[2]) {
+	if len(parts) != 3 || parts[0] != tag || len(parts[2]) != randomLen || strings.Trim(parts[2], "0123456789abcdefghijklmnopqrstuvwxyz") != "" {
 		return false // another machine's, or not a socket directory
 	}
 	pid, err := strconv.ParseInt(parts[1], 36, 32)

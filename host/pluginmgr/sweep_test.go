@@ -79,7 +79,7 @@ func TestSweepSocketDirs(t *testing.T) {
 	}
 	tag, dead := machineTag(), deadPID(t)
 	name := func(tag string, pid, n int) string {
-		return fmt.Sprintf("%s%s-%s-%d", socketDirPrefix, tag, strconv.FormatInt(int64(pid), 36), n)
+		return fmt.Sprintf("%s%s-%s-%06d", socketDirPrefix, tag, strconv.FormatInt(int64(pid), 36), n)
 	}
 	gone := []string{
 		mk(name(tag, dead, 1), "dead", time.Now(), ""),
@@ -115,20 +115,51 @@ func TestSweepSocketDirs(t *testing.T) {
 
 // A TMPDIR under which a plugin socket's path could pass a Unix socket's limit is refused
 // with a message naming TMPDIR, whatever pid and random suffix a launch would draw; /tmp,
-// and macOS's usual TMPDIR (48 bytes), are taken.
+// macOS's usual TMPDIR (48 bytes) and a test's t.TempDir (up to 56) are taken.
 func TestCheckTempDir(t *testing.T) {
-	for _, ok := range []string{"/tmp", "/var/folders/zz/zyxvpxvq6csfxvn_n0000000000000/T"} {
+	for _, ok := range []string{"/tmp", "/var/folders/zz/zyxvpxvq6csfxvn_n0000000000000/T",
+		"/tmp/TestNoTemporariesLeftAfterShutdown3615311365/001"} {
 		if err := checkTempDir(ok); err != nil {
 			t.Errorf("%s (%d bytes): %v", ok, len(ok), err)
 		}
 	}
-	long := "/" + strings.Repeat("x", 60)
+	long := "/" + strings.Repeat("x", 70)
 	if err := checkTempDir(long); err == nil || !strings.Contains(err.Error(), "TMPDIR") {
 		t.Fatalf("a TMPDIR of %d bytes: %v", len(long), err)
 	}
 	// The worst case is what a launch can make: the longest pid and suffix fit.
-	dir := filepath.Join("/tmp", socketDirPrefix+machineTag()+"-"+strconv.FormatInt(1<<22-1, 36)+"-4294967295")
+	dir := filepath.Join("/tmp", socketDirPrefix+machineTag()+"-"+strconv.FormatInt(1<<22-1, 36)+"-"+strings.Repeat("z", randomLen))
 	if got, want := len(dir+"/plugin4294967295"), longestSocketPath("/tmp"); got > want {
 		t.Fatalf("a socket path of %d bytes, the check counts %d", got, want)
+	}
+}
+
+// makeSocketDir makes a private directory that the sweep takes for this live host's: it
+// stays, while one with the same form and a dead pid goes.
+func TestMakeSocketDir(t *testing.T) {
+	tmp, err := os.MkdirTemp("", "sw")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(tmp) })
+	t.Setenv("TMPDIR", tmp)
+	dir, err := makeSocketDir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(dir)
+	if err != nil || fi.Mode().Perm() != 0o700 || !strings.HasPrefix(filepath.Base(dir), socketDirPrefix) {
+		t.Fatalf("made %s: %v %v", dir, fi, err)
+	}
+	pid := strconv.FormatInt(int64(os.Getpid()), 36)
+	dead := strings.Replace(dir, "-"+pid+"-", "-"+strconv.FormatInt(int64(deadPID(t)), 36)+"-", 1)
+	if err := os.Mkdir(dead, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if n := sweepSocketDirs(hclog.NewNullLogger(), time.Minute); n != 1 {
+		t.Fatalf("removed %d directories, want the dead host's only", n)
+	}
+	if _, err := os.Stat(dir); err != nil {
+		t.Fatalf("this host's directory was removed: %v", err)
 	}
 }
