@@ -5,7 +5,9 @@
 //   - ingest: one 50 MiB part PUT vs dd conv=fdatasync of the same bytes, one stream of
 //     50 MiB parts for 1 GiB vs dd of each part in sequence, 4 parts in parallel vs 4
 //     parallel dd, the same PUT with staging on tmpfs (the floor of the work that is not
-//     the disk's), and host RSS with 8 parts in flight;
+//     the disk's), the same parts sent to a bare server that only hashes them (the
+//     receive-and-hash floor, see sink.go) against dd and against the host, and host RSS
+//     with 8 parts in flight;
 //   - delivery: delivery of a 2 GiB upload to the local backend vs cat of the staged parts
 //     and sync, and the peak RSS of the host and of the plugin (VmHWM from /proc);
 //   - s3: delivery of the same upload to S3 vs a direct multipart upload with the AWS SDK
@@ -42,6 +44,9 @@ var sections []section
 func register(s section) { sections = append(sections, s) }
 
 func main() {
+	if addr := os.Getenv(sinkEnv); addr != "" {
+		runSink(addr)
+	}
 	bin := flag.String("bin", "bin", "directory with chunked-uploader and its plugins")
 	dir := flag.String("dir", "", "work directory on the disk to measure (default: bench-work/ in the current directory)")
 	out := flag.String("out", "bench-results.json", "JSON results file")
