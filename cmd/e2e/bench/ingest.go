@@ -41,7 +41,7 @@ func (b *bench) ingest() error {
 	if err != nil {
 		return err
 	}
-	if err := b.ingestOne(disk, tmpfs, floor, skipped); err != nil {
+	if err := b.ingestParts(1, disk, tmpfs, floor, skipped); err != nil {
 		return fmt.Errorf("one part: %w", err)
 	}
 	var elsewhere *server
@@ -62,7 +62,7 @@ func (b *bench) ingest() error {
 	if err := b.ingestStream(disk, staged, elsewhere, skipped); err != nil {
 		return fmt.Errorf("stream of parts: %w", err)
 	}
-	if err := b.ingestParallel(disk, tmpfs, floor, skipped); err != nil {
+	if err := b.ingestParts(parallelParts, disk, tmpfs, floor, skipped); err != nil {
 		return fmt.Errorf("parallel parts: %w", err)
 	}
 	if err := b.ingestRSS(); err != nil {
@@ -378,44 +378,6 @@ func repeat(s string, n int) []string {
 	return out
 }
 
-// ingestOne: one 50 MiB part PUT vs dd of the part, the same PUT with staging on tmpfs,
-// and the same part sent to the sink (the receive-and-hash floor).
-func (b *bench) ingestOne(disk, tmpfs *server, floor *sink, skipped string) error {
-	trials := []trial{b.putTrial(disk, partSize, 1, nil, nil), b.ddTrial([]string{b.partFile}, 1), b.sinkTrial(floor, 1)}
-	if tmpfs != nil {
-		trials = append(trials, b.putTrial(tmpfs, partSize, 1, nil, nil))
-	}
-	secs, err := alternate(b.rounds, trials...)
-	if err != nil {
-		return err
-	}
-	times := fmt.Sprintf("; on disk: %.0f ms, the floor: %.0f ms", median(secs[0])*1000, median(secs[2])*1000)
-	if tmpfs != nil {
-		times += fmt.Sprintf(", staging on tmpfs: %.0f ms", median(secs[3])*1000)
-	}
-	b.addRatio("ingest, one 50 MiB part PUT", partSize, secs[0], secs[1], "dd bs=1M conv=fdatasync of the part", ingestTarget, times)
-	b.addFloor("ingest, one part", secs[0], secs[2], secs[1], 1)
-	if tmpfs == nil {
-		b.add(result{Name: "ingest, one part PUT, staging on tmpfs", Note: skipped})
-		return nil
-	}
-	b.addRatio("ingest, one part PUT, staging on tmpfs", partSize, secs[3], secs[1], "the same dd to disk",
-		0, "; staging and the local backend's files on a tmpfs: the work that is not the disk's (HTTP, SHA-256, SQLite commit, the plugin's record, and a copy into tmpfs, which the disk's direct I/O does not make)")
-	return nil
-}
-
-// addFloor reports the receive-and-hash floor (floor, seconds by round of width parts to
-// the sink) against dd of the same bytes (dd), and the host's PUT of them (ours) against
-// the floor.
-func (b *bench) addFloor(what string, ours, floor, dd []float64, width int) {
-	bytes := int64(width) * partSize
-	b.addRatio(what+" to the receive-and-hash floor", bytes, floor, dd, "the same dd to disk", 0,
-		"; the floor: a bare net/http server in its own process that reads the body and SHA-256es it on a second goroutine, nothing else (no disk, database, auth or CRC), sent the same file over the same loopback; "+
-			"where this ratio is under 0.9, so is that of every server that hashes what it acknowledges, on these cores with the client beside it")
-	b.addRatio(what+" PUT against the receive-and-hash floor", bytes, ours, floor, "the same PUT to the floor", 0,
-		"; what the host adds to the least a hashing server does (staging on disk, the database, auth, the CRC, the plugin's record)")
-}
-
 // ingestStream: one stream of parts for 1 GiB vs dd of each part in sequence. It also
 // reports how much of the staged parts the page cache holds right after the last part.
 func (b *bench) ingestStream(disk, staged, elsewhere *server, skipped string) error {
@@ -492,28 +454,76 @@ func (b *bench) ingestStream(disk, staged, elsewhere *server, skipped string) er
 	return nil
 }
 
-// ingestParallel: 4 parts PUT at once vs 4 dd at once, the same PUTs with staging on
-// tmpfs, and the same 4 parts sent to the sink at once.
-func (b *bench) ingestParallel(disk, tmpfs *server, floor *sink, skipped string) error {
-	trials := []trial{b.putTrial(disk, parallelParts*partSize, parallelParts, nil, nil),
-		b.ddTrial(repeat(b.partFile, parallelParts), parallelParts), b.sinkTrial(floor, parallelParts)}
+// ingestParts: width parts PUT at once (one part for width 1) vs width dd at once of the
+// same part, the same PUTs with staging on tmpfs, the same parts sent to the sink (the
+// receive-and-hash floor), and the PUTs and the sink again from a client whose sockets use
+// cubic instead of the machine's congestion control (see congestionClient).
+func (b *bench) ingestParts(width int, disk, tmpfs *server, floor *sink, skipped string) error {
+	what, put := "one part", "ingest, one 50 MiB part PUT"
+	if width > 1 {
+		what = fmt.Sprintf("%d parts in parallel", width)
+		put = "ingest, " + what
+	}
+	size := int64(width) * partSize
+	idx := map[string]int{}
+	var trials []trial
+	add := func(name string, t trial) {
+		idx[name] = len(trials)
+		trials = append(trials, t)
+	}
+	add("disk", b.putTrial(disk, size, width, nil, nil))
+	add("dd", b.ddTrial(repeat(b.partFile, width), width))
+	add("floor", b.sinkTrial(floor, width))
 	if tmpfs != nil {
-		trials = append(trials, b.putTrial(tmpfs, parallelParts*partSize, parallelParts, nil, nil))
+		add("tmpfs", b.putTrial(tmpfs, size, width, nil, nil))
+	}
+	sysCC := systemCongestion()
+	cubic, cubicErr := congestionClient("cubic")
+	if cubic != nil && sysCC != "cubic" {
+		add("disk-cubic", b.putTrial(disk.via(cubic), size, width, nil, nil))
+		add("floor-cubic", b.sinkTrial(floor.via(cubic), width))
 	}
 	secs, err := alternate(b.rounds, trials...)
 	if err != nil {
 		return err
 	}
-	baseline := fmt.Sprintf("%d dd conv=fdatasync at once", parallelParts)
-	b.addRatio(fmt.Sprintf("ingest, %d parts in parallel", parallelParts), parallelParts*partSize, secs[0], secs[1],
-		baseline, ingestTarget, "")
-	b.addFloor(fmt.Sprintf("ingest, %d parts in parallel", parallelParts), secs[0], secs[2], secs[1], parallelParts)
-	name := fmt.Sprintf("ingest, %d parts in parallel, staging on tmpfs", parallelParts)
+	at := func(name string) []float64 { return secs[idx[name]] }
+	baseline := "dd bs=1M conv=fdatasync of the part"
+	if width > 1 {
+		baseline = fmt.Sprintf("%d dd conv=fdatasync at once", width)
+	}
+	times := fmt.Sprintf("; the client's congestion control: %s (the machine's); on disk: %.0f ms, the floor: %.0f ms",
+		sysCC, median(at("disk"))*1000, median(at("floor"))*1000)
+	if tmpfs != nil {
+		times += fmt.Sprintf(", staging on tmpfs: %.0f ms", median(at("tmpfs"))*1000)
+	}
+	b.addRatio(put, size, at("disk"), at("dd"), baseline, ingestTarget, times)
+	b.addRatio("ingest, "+what+" to the receive-and-hash floor", size, at("floor"), at("dd"), "the same dd to disk", 0,
+		"; the floor: a bare net/http server in its own process that reads the body and SHA-256es it on a second goroutine, nothing else (no disk, database, auth or CRC), sent the same file over the same loopback; "+
+			"where this ratio is under 0.9, so is that of every server that hashes what it acknowledges, on these cores with the client beside it")
+	b.addRatio("ingest, "+what+" PUT against the receive-and-hash floor", size, at("disk"), at("floor"), "the same PUT to the floor", 0,
+		"; what the host adds to the least a hashing server does (staging on disk, the database, auth, the CRC, the plugin's record)")
+	switch {
+	case cubicErr != nil:
+		b.add(result{Name: "ingest, " + what + ", the client on cubic", Note: "skipped: " + cubicErr.Error()})
+	case sysCC == "cubic":
+		b.add(result{Name: "ingest, " + what + ", the client on cubic", Note: "skipped: the machine's congestion control is cubic already"})
+	default:
+		b.addRatio("ingest, "+what+" PUT, the client on cubic", size, at("disk-cubic"), at("dd"), "the same dd to disk", 0,
+			fmt.Sprintf("; as above with the client's sockets on cubic instead of %s: over loopback, %s's pacing timers run the client's sending on the server's cores, which a remote client does on its own; a diagnosis, not the target's measurement; on disk: %.0f ms, the floor: %.0f ms",
+				sysCC, sysCC, median(at("disk-cubic"))*1000, median(at("floor-cubic"))*1000))
+		b.addRatio("ingest, "+what+" to the receive-and-hash floor, the client on cubic", size, at("floor-cubic"), at("dd"), "the same dd to disk", 0, "")
+	}
+	name := "ingest, one part PUT, staging on tmpfs"
+	if width > 1 {
+		name = "ingest, " + what + ", staging on tmpfs"
+	}
 	if tmpfs == nil {
 		b.add(result{Name: name, Note: skipped})
 		return nil
 	}
-	b.addRatio(name, parallelParts*partSize, secs[3], secs[1], "the same dd to disk", 0, "; as above, the work that is not the disk's")
+	b.addRatio(name, size, at("tmpfs"), at("dd"), "the same dd to disk", 0,
+		"; staging and the local backend's files on a tmpfs: the work that is not the disk's (HTTP, SHA-256, SQLite commit, the plugin's record, and a copy into tmpfs, which the disk's direct I/O does not make)")
 	return nil
 }
 

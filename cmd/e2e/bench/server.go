@@ -23,6 +23,15 @@ type server struct {
 	dir string
 	// backendDir is the local backend's LOCAL_STORAGE_PATH.
 	backendDir string
+	// client sends the requests; nil: http.DefaultClient.
+	client *http.Client
+}
+
+// via returns a copy of s whose requests go through c.
+func (s *server) via(c *http.Client) *server {
+	v := *s
+	v.client = c
+	return &v
 }
 
 const benchKey = "bench-api-key-0123456789"
@@ -106,7 +115,11 @@ func (s *server) do(method, path string, body io.Reader, size int64, hdr map[str
 	for k, v := range hdr {
 		req.Header.Set(k, v)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	c := s.client
+	if c == nil {
+		c = http.DefaultClient
+	}
+	resp, err := c.Do(req)
 	if err != nil {
 		return err
 	}

@@ -96,7 +96,15 @@ func hashBody(r io.Reader) (string, int64, error) {
 // sink is a running sink process.
 type sink struct {
 	*harness.Process
-	url string
+	url    string
+	client *http.Client // nil: http.DefaultClient
+}
+
+// via returns a copy of s whose requests go through c.
+func (s *sink) via(c *http.Client) *sink {
+	v := *s
+	v.client = c
+	return &v
 }
 
 // startSink starts the sink in dir as a process of its own.
@@ -132,7 +140,7 @@ func (b *bench) sinkTrial(s *sink, width int) trial {
 	want := sha256.Sum256(b.part)
 	wantHex := hex.EncodeToString(want[:])
 	size := int64(len(b.part))
-	srv := &server{url: s.url}
+	srv := &server{url: s.url, client: s.client}
 	return func() (time.Duration, error) {
 		return timed(func() error {
 			return parallel(width, width, func(n int) error {
