@@ -128,9 +128,10 @@ func median(xs []float64) float64 {
 	return s[len(s)/2]
 }
 
-// dd writes the part file to out with conv=fdatasync, as the baseline of a part upload.
-func dd(partFile, out string) error {
-	cmd := exec.Command("dd", "if="+partFile, "of="+out, "bs=1M", "conv=fdatasync")
+// dd writes the part file to out with conv=fdatasync and any further operands (such as
+// oflag=direct), as the baseline of a part upload.
+func dd(partFile, out string, operands ...string) error {
+	cmd := exec.Command("dd", append([]string{"if=" + partFile, "of=" + out, "bs=1M", "conv=fdatasync"}, operands...)...)
 	if msg, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("dd: %v %s", err, msg)
 	}
