@@ -10,6 +10,7 @@ require (
 	github.com/chunked-uploader/chunked-uploader/cmd v0.0.0
 	github.com/chunked-uploader/chunked-uploader/sdk v0.0.0
 	github.com/hirochachacha/go-smb2 v1.1.0
+	golang.org/x/sys v0.49.0
 )
 
 require (
@@ -33,7 +34,6 @@ require (
 	github.com/oklog/run v1.1.0 // indirect
 	golang.org/x/crypto v0.57.0 // indirect
 	golang.org/x/net v0.60.0 // indirect
-	golang.org/x/sys v0.49.0 // indirect
 	golang.org/x/text v0.42.0 // indirect
 	google.golang.org/genproto/googleapis/rpc v0.0.0-20260817212433-ac3dfec99bb1 // indirect
 	google.golang.org/grpc v1.85.0 // indirect

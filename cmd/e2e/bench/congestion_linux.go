@@ -31,6 +31,17 @@ func congestionClient(cc string) (*http.Client, error) {
 	if !found {
 		return nil, fmt.Errorf("congestion control %s is not available (%s)", cc, strings.TrimSpace(string(avail)))
 	}
+	// Available is not always allowed (net.ipv4.tcp_allowed_congestion_control binds
+	// non-root users): try it on a socket of its own first.
+	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM, 0)
+	if err != nil {
+		return nil, fmt.Errorf("a socket to try congestion control %s on: %w", cc, err)
+	}
+	err = syscall.SetsockoptString(fd, syscall.IPPROTO_TCP, syscall.TCP_CONGESTION, cc)
+	syscall.Close(fd)
+	if err != nil {
+		return nil, fmt.Errorf("congestion control %s is not allowed here: %w", cc, err)
+	}
 	d := &net.Dialer{Control: func(_, _ string, c syscall.RawConn) error {
 		var serr error
 		if err := c.Control(func(fd uintptr) {

@@ -512,7 +512,7 @@ func (b *bench) ingestParts(width int, disk, tmpfs *server, floor *sink, skipped
 	b.addRatio(put, size, at("disk"), at("dd"), baseline, ingestTarget, times)
 	b.addRatio("ingest, "+what+" to the receive-and-hash floor", size, at("floor"), at("dd"), "the same dd to disk", 0,
 		"; the floor: a bare net/http server in its own process that reads the body and SHA-256es it on a second goroutine, nothing else (no disk, database, auth or CRC), sent the same file over the same loopback; "+
-			"where this ratio is under 0.9, so is that of every server that hashes what it acknowledges, on these cores with the client beside it")
+			"where this ratio is under 0.9, so is that of any server that reads each byte from its socket and SHA-256es it before it answers, on these cores with the client beside it")
 	b.addRatio("ingest, "+what+" PUT against the receive-and-hash floor", size, at("disk"), at("floor"), "the same PUT to the floor", 0,
 		"; what the host adds to the least a hashing server does (staging on disk, the database, auth, the CRC, the plugin's record)")
 	switch {
