@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -41,6 +42,7 @@ func (b *bench) ingest() error {
 	if err != nil {
 		return err
 	}
+	defer floor.Stop(5 * time.Second) // not needed by the other sections
 	if err := b.ingestParts(1, disk, tmpfs, floor, skipped); err != nil {
 		return fmt.Errorf("one part: %w", err)
 	}
@@ -93,13 +95,16 @@ func (b *bench) tmpfsServer() (s *server, skipped string, err error) {
 // trial is one timed run; what it does before and after the timed part is not counted.
 type trial func() (time.Duration, error)
 
-// alternate runs every trial once per round, rotating their order from round to round and
-// syncing the file systems before each run, and returns the seconds of each trial by round.
+// alternate runs every trial once per round, in an order shuffled afresh each round (so
+// that no trial always follows the same one and inherits what it leaves behind, such as
+// the disk still writing back or discarding), syncing the file systems before each run,
+// and returns the seconds of each trial by round. The shuffle is seeded: a run's order is
+// the same each time.
 func alternate(rounds int, trials ...trial) ([][]float64, error) {
 	secs := make([][]float64, len(trials))
-	for r := range rounds {
-		for k := range trials {
-			i := (k + r) % len(trials)
+	order := rand.New(rand.NewPCG(uint64(len(trials)), uint64(rounds)))
+	for range rounds {
+		for _, i := range order.Perm(len(trials)) {
 			syscall.Sync()
 			d, err := trials[i]()
 			if err != nil {
@@ -109,6 +114,42 @@ func alternate(rounds int, trials ...trial) ([][]float64, error) {
 		}
 	}
 	return secs, nil
+}
+
+// trialSet is a set of named trials run together by alternate.
+type trialSet struct {
+	names  []string
+	trials []trial
+	secs   map[string][]float64
+}
+
+// add adds a trial under a name not used before in the set.
+func (t *trialSet) add(name string, tr trial) {
+	t.names = append(t.names, name)
+	t.trials = append(t.trials, tr)
+}
+
+// run runs the trials alternately for rounds rounds (see alternate).
+func (t *trialSet) run(rounds int) error {
+	secs, err := alternate(rounds, t.trials...)
+	if err != nil {
+		return err
+	}
+	t.secs = map[string][]float64{}
+	for i, name := range t.names {
+		t.secs[name] = secs[i]
+	}
+	return nil
+}
+
+// of returns the seconds by round of the named trial; a name never added is a bug in the
+// bench, and panics rather than report another trial's figures.
+func (t *trialSet) of(name string) []float64 {
+	secs, ok := t.secs[name]
+	if !ok {
+		panic("bench: no trial named " + name)
+	}
+	return secs
 }
 
 // addRatio reports ours against base (seconds by round for the same bytes): MB/s medians
@@ -413,51 +454,47 @@ func (b *bench) ingestStream(disk, staged, elsewhere *server, skipped string) er
 	rounds := max(3, b.rounds/3)
 	var diskCPU, stagedCPU, elsewhereCPU []cpuUse
 	var diskComplete, stagedComplete []float64
-	trials := []trial{b.putTrial(disk, streamSize, 1, nil, &diskCPU), b.ddTrial(files, 1), b.ddDeliverTrial(files),
-		b.putTrial(staged, streamSize, 1, check, &stagedCPU),
-		b.completeTrial(disk, streamSize, &diskComplete), b.completeTrial(staged, streamSize, &stagedComplete)}
+	var t trialSet
+	t.add("disk", b.putTrial(disk, streamSize, 1, nil, &diskCPU))
+	t.add("dd", b.ddTrial(files, 1))
+	// dd with direct writes too: the disk's speed for one synchronous 1 MiB write at a
+	// time, beside the buffered dd of the target.
+	t.add("dd-direct", b.ddTrial(files, 1, "oflag=direct"))
+	t.add("dd-deliver", b.ddDeliverTrial(files))
+	t.add("staged", b.putTrial(staged, streamSize, 1, check, &stagedCPU))
+	t.add("complete", b.completeTrial(disk, streamSize, &diskComplete))
+	t.add("staged-complete", b.completeTrial(staged, streamSize, &stagedComplete))
 	if elsewhere != nil {
-		trials = append(trials, b.putTrial(elsewhere, streamSize, 1, nil, &elsewhereCPU))
+		t.add("elsewhere", b.putTrial(elsewhere, streamSize, 1, nil, &elsewhereCPU))
 	}
-	// dd with direct writes too: on this project's VMs, once a few hundred MiB have gone
-	// through the page cache, a buffered dd of 50 MiB takes 150 to 200 ms instead of 45, 83 %
-	// of it in the copy into new page-cache pages (perf: copy_folio_from_iter_atomic, the
-	// VM's cost of touching memory afresh), which the host, writing parts with direct I/O,
-	// never pays. The direct dd is the disk's own speed for a stream.
-	direct := len(trials)
-	trials = append(trials, b.ddTrial(files, 1, "oflag=direct"))
-	secs, err := alternate(rounds, trials...)
-	if err != nil {
+	if err := t.run(rounds); err != nil {
 		return err
 	}
-	const cs, ccs, es = 4, 5, 6 // the complete trials, then elsewhere's
+	dd := t.of("dd")
+	ddName := fmt.Sprintf("%d dd conv=fdatasync of the same parts in sequence", len(files))
 	name := fmt.Sprintf("ingest, one stream of %d parts (1 GiB), delivered to another device", len(files))
 	if elsewhere == nil {
 		b.add(result{Name: name, Note: skipped})
 	} else {
-		b.addRatio(name, streamSize, secs[es], secs[1], fmt.Sprintf("%d dd conv=fdatasync of the same parts in sequence", len(files)), 0,
+		b.addRatio(name, streamSize, t.of("elsewhere"), dd, ddName, 0,
 			"; staging on the disk, the local backend's files on a tmpfs (as a NAS or an S3 server is another device): delivery costs CPU, not this disk")
 	}
-	b.addRatio(fmt.Sprintf("ingest, one stream of %d parts (1 GiB)", len(files)), streamSize, secs[0], secs[1],
-		fmt.Sprintf("%d dd conv=fdatasync of the same parts in sequence", len(files)), ingestTarget,
+	b.addRatio(fmt.Sprintf("ingest, one stream of %d parts (1 GiB)", len(files)), streamSize, t.of("disk"), dd, ddName, ingestTarget,
 		"; the local backend on the same disk, each part written in place into its unfinished file (part files): the whole-file digest reads the parts back between parts and after the last, until complete")
-	b.addRatio(fmt.Sprintf("ingest, one stream of %d parts (1 GiB), against direct writes", len(files)), streamSize, secs[0], secs[direct],
-		fmt.Sprintf("%d dd oflag=direct conv=fdatasync of the same parts in sequence", len(files)), 0,
-		"; the same stream against dd that bypasses the page cache as the host does: the disk's own speed for a stream")
-	b.addRatio(fmt.Sprintf("ingest, one stream of %d parts (1 GiB), staged and delivered", len(files)), streamSize, secs[3], secs[1],
-		fmt.Sprintf("%d dd conv=fdatasync of the same parts in sequence", len(files)), 0,
+	b.addRatio(fmt.Sprintf("ingest, one stream of %d parts (1 GiB), against dd with direct writes", len(files)), streamSize, t.of("disk"), t.of("dd-direct"),
+		fmt.Sprintf("%d dd oflag=direct conv=fdatasync of the same parts in sequence", len(files)), 0, "")
+	b.addRatio(fmt.Sprintf("ingest, one stream of %d parts (1 GiB), staged and delivered", len(files)), streamSize, t.of("staged"), dd, ddName, 0,
 		"; PLUGIN_PART_FILES=false, as for a backend without part files: each part is staged, then delivered to the local backend on the same disk while the next arrives (a second write and a read of every byte)")
-	b.addRatio(fmt.Sprintf("ingest, one stream of %d parts (1 GiB), staged and delivered, against the same disk work", len(files)), streamSize, secs[3], secs[2],
+	b.addRatio(fmt.Sprintf("ingest, one stream of %d parts (1 GiB), staged and delivered, against the same disk work", len(files)), streamSize, t.of("staged"), t.of("dd-deliver"),
 		"dd of each part as above, while dd copies the part before it (iflag=direct oflag=direct conv=fdatasync) into one file at its offset, as delivery does", 0, "")
-	b.addRatio(fmt.Sprintf("ingest, one stream of %d parts (1 GiB) and its complete", len(files)), streamSize, secs[cs], secs[1],
-		fmt.Sprintf("%d dd conv=fdatasync of the same parts in sequence", len(files)), 0,
+	b.addRatio(fmt.Sprintf("ingest, one stream of %d parts (1 GiB) and its complete", len(files)), streamSize, t.of("complete"), dd, ddName, 0,
 		fmt.Sprintf("; the time up to complete's 200 with final_path, which waits for the whole-file digest; complete took %.2f s after the last part (median); staged and delivered (PLUGIN_PART_FILES=false): %.2f x, complete %.2f s",
-			median(secs[1])/median(secs[ccs]), median(diskComplete), median(stagedComplete)))
+			median(diskComplete), median(dd)/median(t.of("staged-complete")), median(stagedComplete)))
 	shaSecs := b.sha256Seconds()
-	b.addCPU("ingest, CPU of the stream", streamSize, diskCPU, median(secs[1]), shaSecs)
-	b.addCPU("ingest, CPU of the stream, staged and delivered", streamSize, stagedCPU, median(secs[1]), shaSecs)
+	b.addCPU("ingest, CPU of the stream", streamSize, diskCPU, median(dd), shaSecs)
+	b.addCPU("ingest, CPU of the stream, staged and delivered", streamSize, stagedCPU, median(dd), shaSecs)
 	if elsewhere != nil {
-		b.addCPU("ingest, CPU of the stream delivered to another device", streamSize, elsewhereCPU, median(secs[1]), shaSecs)
+		b.addCPU("ingest, CPU of the stream delivered to another device", streamSize, elsewhereCPU, median(dd), shaSecs)
 	}
 	if cached >= 0 {
 		b.add(result{Name: "staged parts in the page cache after the stream", Value: mib(cached), Unit: "MiB",
@@ -477,54 +514,52 @@ func (b *bench) ingestParts(width int, disk, tmpfs *server, floor *sink, skipped
 		put = "ingest, " + what
 	}
 	size := int64(width) * partSize
-	idx := map[string]int{}
-	var trials []trial
-	add := func(name string, t trial) {
-		idx[name] = len(trials)
-		trials = append(trials, t)
-	}
-	add("disk", b.putTrial(disk, size, width, nil, nil))
-	add("dd", b.ddTrial(repeat(b.partFile, width), width))
-	add("floor", b.sinkTrial(floor, width))
+	var t trialSet
+	t.add("disk", b.putTrial(disk, size, width, nil, nil))
+	t.add("dd", b.ddTrial(repeat(b.partFile, width), width))
+	t.add("floor", b.sinkTrial(floor, width))
 	if tmpfs != nil {
-		add("tmpfs", b.putTrial(tmpfs, size, width, nil, nil))
+		t.add("tmpfs", b.putTrial(tmpfs, size, width, nil, nil))
 	}
 	sysCC := systemCongestion()
 	cubic, cubicErr := congestionClient("cubic")
-	if cubic != nil && sysCC != "cubic" {
-		add("disk-cubic", b.putTrial(disk.via(cubic), size, width, nil, nil))
-		add("floor-cubic", b.sinkTrial(floor.via(cubic), width))
+	if cubicErr == nil && sysCC == "cubic" {
+		cubicErr = errors.New("the machine's congestion control is cubic already")
 	}
-	secs, err := alternate(b.rounds, trials...)
-	if err != nil {
+	if cubicErr == nil {
+		defer cubic.CloseIdleConnections()
+		t.add("disk-cubic", b.putTrial(disk.via(cubic), size, width, nil, nil))
+		t.add("floor-cubic", b.sinkTrial(floor.via(cubic), width))
+	}
+	if err := t.run(b.rounds); err != nil {
 		return err
 	}
-	at := func(name string) []float64 { return secs[idx[name]] }
 	baseline := "dd bs=1M conv=fdatasync of the part"
 	if width > 1 {
 		baseline = fmt.Sprintf("%d dd conv=fdatasync at once", width)
 	}
 	times := fmt.Sprintf("; the client's congestion control: %s (the machine's); on disk: %.0f ms, the floor: %.0f ms",
-		sysCC, median(at("disk"))*1000, median(at("floor"))*1000)
+		sysCC, median(t.of("disk"))*1000, median(t.of("floor"))*1000)
 	if tmpfs != nil {
-		times += fmt.Sprintf(", staging on tmpfs: %.0f ms", median(at("tmpfs"))*1000)
+		times += fmt.Sprintf(", staging on tmpfs: %.0f ms", median(t.of("tmpfs"))*1000)
 	}
-	b.addRatio(put, size, at("disk"), at("dd"), baseline, ingestTarget, times)
-	b.addRatio("ingest, "+what+" to the receive-and-hash floor", size, at("floor"), at("dd"), "the same dd to disk", 0,
-		"; the floor: a bare net/http server in its own process that reads the body and SHA-256es it on a second goroutine, nothing else (no disk, database, auth or CRC), sent the same file over the same loopback; "+
-			"where this ratio is under 0.9, so is that of any server that reads each byte from its socket and SHA-256es it before it answers, on these cores with the client beside it")
-	b.addRatio("ingest, "+what+" PUT against the receive-and-hash floor", size, at("disk"), at("floor"), "the same PUT to the floor", 0,
-		"; what the host adds to the least a hashing server does (staging on disk, the database, auth, the CRC, the plugin's record)")
-	switch {
-	case cubicErr != nil:
-		b.add(result{Name: "ingest, " + what + ", the client on cubic", Note: "skipped: " + cubicErr.Error()})
-	case sysCC == "cubic":
-		b.add(result{Name: "ingest, " + what + ", the client on cubic", Note: "skipped: the machine's congestion control is cubic already"})
-	default:
-		b.addRatio("ingest, "+what+" PUT, the client on cubic", size, at("disk-cubic"), at("dd"), "the same dd to disk", 0,
-			fmt.Sprintf("; as above with the client's sockets on cubic instead of %s: over loopback, %s's pacing timers run the client's sending on the server's cores, which a remote client does on its own; a diagnosis, not the target's measurement; on disk: %.0f ms, the floor: %.0f ms",
-				sysCC, sysCC, median(at("disk-cubic"))*1000, median(at("floor-cubic"))*1000))
-		b.addRatio("ingest, "+what+" to the receive-and-hash floor, the client on cubic", size, at("floor-cubic"), at("dd"), "the same dd to disk", 0, "")
+	b.addRatio(put, size, t.of("disk"), t.of("dd"), baseline, ingestTarget, times)
+	b.addRatio("ingest, "+what+" to the receive-and-hash floor", size, t.of("floor"), t.of("dd"), "the same dd to disk", 0,
+		"; the floor: a bare net/http server in its own process that reads the body in 128 KiB blocks and SHA-256es it on a second goroutine, nothing else (no disk, database, auth or CRC), sent the same file by the same client over the same loopback")
+	b.addRatio("ingest, "+what+" PUT against the receive-and-hash floor", size, t.of("disk"), t.of("floor"), "the same parts sent to the floor", 0,
+		"; what the host adds to the least a server that reads and hashes every byte does (direct writes, the database, auth, the CRC, the plugin's record)")
+	cubicNames := []string{"ingest, " + what + " PUT, the client on cubic", "ingest, " + what + " to the receive-and-hash floor, the client on cubic",
+		"ingest, " + what + " PUT against the receive-and-hash floor, the client on cubic"}
+	if cubicErr != nil {
+		for _, n := range cubicNames {
+			b.add(result{Name: n, Note: "skipped: " + cubicErr.Error()})
+		}
+	} else {
+		b.addRatio(cubicNames[0], size, t.of("disk-cubic"), t.of("dd"), "the same dd to disk", 0,
+			fmt.Sprintf("; a diagnosis, not the target's measurement: as above with the client's sockets on cubic instead of %s (see congestionClient); on disk: %.0f ms, the floor: %.0f ms",
+				sysCC, median(t.of("disk-cubic"))*1000, median(t.of("floor-cubic"))*1000))
+		b.addRatio(cubicNames[1], size, t.of("floor-cubic"), t.of("dd"), "the same dd to disk", 0, "")
+		b.addRatio(cubicNames[2], size, t.of("disk-cubic"), t.of("floor-cubic"), "the same parts sent to the floor from the same client", 0, "")
 	}
 	name := "ingest, one part PUT, staging on tmpfs"
 	if width > 1 {
@@ -534,7 +569,7 @@ func (b *bench) ingestParts(width int, disk, tmpfs *server, floor *sink, skipped
 		b.add(result{Name: name, Note: skipped})
 		return nil
 	}
-	b.addRatio(name, size, at("tmpfs"), at("dd"), "the same dd to disk", 0,
+	b.addRatio(name, size, t.of("tmpfs"), t.of("dd"), "the same dd to disk", 0,
 		"; staging and the local backend's files on a tmpfs: the work that is not the disk's (HTTP, SHA-256, SQLite commit, the plugin's record, and a copy into tmpfs, which the disk's direct I/O does not make)")
 	return nil
 }

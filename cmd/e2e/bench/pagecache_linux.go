@@ -5,7 +5,23 @@ import (
 	"os"
 	"syscall"
 	"unsafe"
+
+	"golang.org/x/sys/unix"
 )
+
+// dropPages drops the file's pages from the page cache (it must be synced: dirty pages
+// stay), as the host drops a part's after its fdatasync.
+func dropPages(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if err := unix.Fadvise(int(f.Fd()), 0, 0, unix.FADV_DONTNEED); err != nil {
+		return fmt.Errorf("dropping the pages of %s: %w", path, err)
+	}
+	return nil
+}
 
 // residentBytes returns how many bytes of the files are in the page cache (mincore).
 func residentBytes(paths []string) (int64, error) {

@@ -23,7 +23,7 @@ type server struct {
 	dir string
 	// backendDir is the local backend's LOCAL_STORAGE_PATH.
 	backendDir string
-	// client sends the requests; nil: http.DefaultClient.
+	// client sends the requests; nil: benchClient.
 	client *http.Client
 }
 
@@ -105,7 +105,18 @@ func vmHWM(pid int) int64 {
 type initResp = harness.InitResponse
 
 func (s *server) do(method, path string, body io.Reader, size int64, hdr map[string]string, out any) error {
-	req, err := http.NewRequest(method, s.url+path, body)
+	return request(s.client, s.url, method, path, body, size, hdr, out)
+}
+
+// benchClient sends requests where none other is set: like http.DefaultClient, but a
+// request that hangs (a stuck server) fails after 10 minutes instead of stopping the bench.
+var benchClient = &http.Client{Timeout: 10 * time.Minute}
+
+// request sends method path to base through c (benchClient when nil) with body (size
+// bytes; nil for none) and hdr, and decodes a 200's JSON into out, if not nil; any other
+// status is an error that quotes the answer.
+func request(c *http.Client, base, method, path string, body io.Reader, size int64, hdr map[string]string, out any) error {
+	req, err := http.NewRequest(method, base+path, body)
 	if err != nil {
 		return err
 	}
@@ -115,9 +126,8 @@ func (s *server) do(method, path string, body io.Reader, size int64, hdr map[str
 	for k, v := range hdr {
 		req.Header.Set(k, v)
 	}
-	c := s.client
 	if c == nil {
-		c = http.DefaultClient
+		c = benchClient
 	}
 	resp, err := c.Do(req)
 	if err != nil {

@@ -16,15 +16,16 @@ import (
 	"github.com/chunked-uploader/chunked-uploader/cmd/internal/harness"
 )
 
-// The receive-and-hash floor: the least work any server does that answers a part only
-// once it has its SHA-256. The sink is this program run again as a separate process (as
-// the host is one), a plain net/http server that reads each PUT's body and hashes it, with
-// receiving and hashing overlapped on two goroutines, and does nothing else: no disk, no
-// database, no authentication, no CRC. The client sends it the same part file over the
-// same loopback as it sends the host. On a machine whose cores, not its disk, bound the
-// PUT (the client, the kernel's TCP on both ends of the loopback and the SHA-256 share
-// them), this floor is the most a part PUT can reach, whatever the server does, and the
-// host's PUT against it is what the host adds.
+// The receive-and-hash floor: the least work a server does that answers a part only once
+// it has read every byte from its socket and hashed it. The sink is this program run again
+// as a separate process (as the host is one), a plain net/http server that reads each PUT's
+// body in 128 KiB blocks and hashes it on a second goroutine, so that receiving and
+// hashing overlap, and does nothing else: no disk, no database, no authentication, no CRC.
+// The bench sends it the same part file from the same client over the same loopback as it
+// sends the host. On a machine whose cores, not its disk, bound the PUT (the client, the
+// kernel's TCP on both ends of the loopback and the SHA-256 share them), a server built this
+// way gets no nearer the disk from that client, and the host's PUT against the floor is
+// what the host adds to it. A faster client (see congestionClient) raises the floor.
 
 // sinkEnv, set to a listen address, makes this program the sink instead of the bench.
 const sinkEnv = "CHUNKED_UPLOADER_BENCH_SINK"
@@ -36,12 +37,17 @@ const (
 
 var sinkBlocks = sync.Pool{New: func() any { return new([sinkBlock]byte) }}
 
-// runSink serves the sink on addr until the process is killed.
+// runSink serves the sink on addr until the process is killed; it never returns, and exits
+// with status 1 if it cannot listen. PUT answers {"size":N,"sha256":"<hex>"} for a body
+// read to its end, 400 for one cut short of its Content-Length or failing to read.
 func runSink(addr string) {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /health", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "{}") })
 	mux.HandleFunc("PUT /", func(w http.ResponseWriter, r *http.Request) {
 		sum, n, err := hashBody(r.Body)
+		if err == nil && r.ContentLength >= 0 && n != r.ContentLength {
+			err = fmt.Errorf("the body has %d bytes, its Content-Length %d", n, r.ContentLength)
+		}
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusBadRequest)
 			return
@@ -53,9 +59,10 @@ func runSink(addr string) {
 	os.Exit(1)
 }
 
-// hashBody reads r to its end one block at a time, handing each block to a second
-// goroutine that hashes it while the next is read, and returns the hex SHA-256 and the
-// size of what it read.
+// hashBody reads r to io.EOF one block at a time, handing each block to a second goroutine
+// that hashes it while the next is read, and returns the hex SHA-256 and the size of what
+// it read. Any other error ends it with that error (net/http's body reports a client gone
+// before its Content-Length as io.ErrUnexpectedEOF).
 func hashBody(r io.Reader) (string, int64, error) {
 	type block struct {
 		buf *[sinkBlock]byte
@@ -78,11 +85,11 @@ func hashBody(r io.Reader) (string, int64, error) {
 	for {
 		free <- struct{}{}
 		buf := sinkBlocks.Get().(*[sinkBlock]byte)
-		n, err := io.ReadFull(r, buf[:])
+		n, err := fill(r, buf[:])
 		size += int64(n)
 		full <- block{buf, n}
 		if err != nil {
-			if !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) {
+			if !errors.Is(err, io.EOF) {
 				rerr = err
 			}
 			break
@@ -93,11 +100,25 @@ func hashBody(r io.Reader) (string, int64, error) {
 	return hex.EncodeToString(s), size, rerr
 }
 
+// fill reads from r until buf is full or r fails, and returns how much it read and, if it
+// stopped short, r's error as it is (io.EOF included, unlike io.ReadFull).
+func fill(r io.Reader, buf []byte) (int, error) {
+	n := 0
+	for n < len(buf) {
+		m, err := r.Read(buf[n:])
+		n += m
+		if err != nil {
+			return n, err
+		}
+	}
+	return n, nil
+}
+
 // sink is a running sink process.
 type sink struct {
 	*harness.Process
 	url    string
-	client *http.Client // nil: http.DefaultClient
+	client *http.Client // nil: benchClient
 }
 
 // via returns a copy of s whose requests go through c.
@@ -114,13 +135,14 @@ func (b *bench) startSink(dir string) (*sink, error) {
 		return nil, fmt.Errorf("sink: %w", err)
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("sink: %w", err)
 	}
 	port, err := harness.FreePort()
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("sink: %w", err)
 	}
 	log := filepath.Join(dir, "sink.log")
+	// SERVER_PORT only makes StartProcess fill in Base; the sink listens on sinkEnv's address.
 	p, err := harness.StartProcess(exe, nil, dir, map[string]string{sinkEnv: "127.0.0.1:" + strconv.Itoa(port),
 		"SERVER_PORT": strconv.Itoa(port)}, log, log)
 	if err != nil {
@@ -140,7 +162,7 @@ func (b *bench) sinkTrial(s *sink, width int) trial {
 	want := sha256.Sum256(b.part)
 	wantHex := hex.EncodeToString(want[:])
 	size := int64(len(b.part))
-	srv := &server{url: s.url, client: s.client}
+
 	return func() (time.Duration, error) {
 		return timed(func() error {
 			return parallel(width, width, func(n int) error {
@@ -153,7 +175,7 @@ func (b *bench) sinkTrial(s *sink, width int) trial {
 					Size   int64  `json:"size"`
 					SHA256 string `json:"sha256"`
 				}
-				if err := srv.do("PUT", fmt.Sprintf("/part/%d", n), f, size, nil, &got); err != nil {
+				if err := request(s.client, s.url, "PUT", fmt.Sprintf("/part/%d", n), f, size, nil, &got); err != nil {
 					return fmt.Errorf("sink: %w", err)
 				}
 				if got.Size != size || got.SHA256 != wantHex {

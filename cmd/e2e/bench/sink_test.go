@@ -5,10 +5,13 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"io"
 	"math/rand/v2"
+	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"testing/iotest"
 )
@@ -25,9 +28,10 @@ func TestMain(m *testing.M) {
 // TestHashBody checks the sink's reader and hasher against crypto/sha256 for bodies of no
 // bytes, less than a block, exact blocks and a tail, read a byte at a time as well.
 func TestHashBody(t *testing.T) {
-	data := make([]byte, 3*sinkBlock+12345)
+	// The largest is more blocks than the reader may hold ahead of the hasher.
+	data := make([]byte, (sinkDepth+3)*sinkBlock+12345)
 	rand.NewChaCha8([32]byte{7}).Read(data)
-	for _, n := range []int{0, 1, sinkBlock - 1, sinkBlock, 2 * sinkBlock, len(data)} {
+	for _, n := range []int{0, 1, sinkBlock - 1, sinkBlock, 2 * sinkBlock, 3*sinkBlock + 12345, len(data)} {
 		want := sha256.Sum256(data[:n])
 		for _, r := range []io.Reader{bytes.NewReader(data[:n]), iotest.OneByteReader(bytes.NewReader(data[:n]))} {
 			sum, size, err := hashBody(r)
@@ -39,6 +43,11 @@ func TestHashBody(t *testing.T) {
 	boom := errors.New("connection reset")
 	if _, _, err := hashBody(io.MultiReader(bytes.NewReader(data[:100]), iotest.ErrReader(boom))); !errors.Is(err, boom) {
 		t.Errorf("a body that fails: got %v, want %v", err, boom)
+	}
+	// net/http's body of a client gone before its Content-Length.
+	cut := io.MultiReader(bytes.NewReader(data[:sinkBlock+100]), iotest.ErrReader(io.ErrUnexpectedEOF))
+	if _, n, err := hashBody(cut); !errors.Is(err, io.ErrUnexpectedEOF) {
+		t.Errorf("a body cut short: got %d bytes and %v, want io.ErrUnexpectedEOF", n, err)
 	}
 }
 
@@ -61,6 +70,18 @@ func TestSinkTrial(t *testing.T) {
 		if d, err := b.sinkTrial(s, width)(); err != nil || d <= 0 {
 			t.Errorf("%d at once: %v, %v", width, d, err)
 		}
+	}
+	// A body cut short of its Content-Length is refused, not hashed.
+	conn, err := net.Dial("tcp", strings.TrimPrefix(s.url, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "PUT /part/0 HTTP/1.1\r\nHost: sink\r\nContent-Length: 1000\r\n\r\n0123456789")
+	conn.(*net.TCPConn).CloseWrite()
+	answer, _ := io.ReadAll(conn)
+	if !bytes.HasPrefix(answer, []byte("HTTP/1.1 400")) {
+		t.Errorf("a body cut short: the sink answered %q", answer)
 	}
 	// A part with other bytes than the bench's is caught.
 	b.part[0] ^= 1
