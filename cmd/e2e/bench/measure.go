@@ -129,17 +129,13 @@ func median(xs []float64) float64 {
 }
 
 // dd writes the part file to out with conv=fdatasync and any further operands (such as
-// oflag=direct), as the baseline of a part upload, then drops out's pages from the page
-// cache, as the host drops a part's once it is synced. Without that a run of buffered dd
-// slows down by itself: on this project's VMs, once 300 MiB or so of its outputs are
-// cached, each further 50 MiB takes 150 to 200 ms instead of 45 (with each output's pages
-// dropped, or each output removed, 21 of them in sequence run at the disk's speed).
+// oflag=direct), as the baseline of a part upload.
 func dd(partFile, out string, operands ...string) error {
 	cmd := exec.Command("dd", append([]string{"if=" + partFile, "of=" + out, "bs=1M", "conv=fdatasync"}, operands...)...)
 	if msg, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("dd: %v %s", err, msg)
 	}
-	return dropPages(out)
+	return nil
 }
 
 // parallel runs f(0..n-1) with at most width at once and returns the first error.
