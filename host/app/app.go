@@ -21,6 +21,7 @@ import (
 	"github.com/chunked-uploader/chunked-uploader/host/memlimit"
 	"github.com/chunked-uploader/chunked-uploader/host/metrics"
 	"github.com/chunked-uploader/chunked-uploader/host/pluginmgr"
+	"github.com/chunked-uploader/chunked-uploader/host/procs"
 	"github.com/chunked-uploader/chunked-uploader/host/sqlite"
 	"github.com/chunked-uploader/chunked-uploader/host/staging"
 	"github.com/chunked-uploader/chunked-uploader/host/tus"
@@ -129,6 +130,7 @@ func Run(ctx context.Context, cfg *config.Config, log hclog.Logger) error {
 	hooks.Start()
 	defer hooks.Close()
 	mem := memlimit.New()
+	gomaxprocs := procs.Set()
 	svc := upload.New(db, stage, plugins, tokens, upload.Options{
 		ChunkSize: cfg.ChunkSize, TTL: cfg.UploadTTL, MaxUpload: cfg.MaxUpload, MaxParts: cfg.MaxParts,
 		CompleteWait: cfg.CompleteWait, MaxDeliveries: cfg.MaxConcurrentFinalizing,
@@ -169,7 +171,7 @@ func Run(ctx context.Context, cfg *config.Config, log hclog.Logger) error {
 	build := buildinfo.Read()
 	log.Info("listening", "addr", ln.Addr().String(), "node", cfg.NodeID, "backend", cfg.StorageBackend,
 		"chunk_size", cfg.ChunkSize, "staging", cfg.TempStoragePath, "database", cfg.DatabasePath,
-		"max_connections", maxConns, "version", build.Version, "revision", build.Revision)
+		"max_connections", maxConns, "gomaxprocs", gomaxprocs, "version", build.Version, "revision", build.Revision)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {
