@@ -185,6 +185,8 @@ func (db *DB) MissingParts(ctx context.Context, id string, limit int) ([]int, er
 type PartMark struct {
 	Count   int   // the upload's uploaded parts
 	Version int64 // the version of the part now staged
+	// Hashed: the whole-file digest advanced past the part (see InBackend.HashAfter).
+	Hashed bool
 }
 
 // MarkPartUploaded records part n of id as uploaded with checksum sum (hex SHA-256) and
@@ -201,10 +203,15 @@ func (db *DB) MarkPartUploaded(ctx context.Context, id string, n int, sum string
 // part file itself (sdk.PartFiles) under Handle, and the backend recorded it with Receipt.
 type InBackend struct {
 	Handle, Receipt []byte
+	// HashAfter, if set, is the whole-file digest's state after the part, computed as its
+	// bytes arrived: the digest advances past the part, in the same transaction, if it is
+	// the next part to hash.
+	HashAfter []byte
 }
 
 // MarkPartStored is MarkPartUploaded for a part that the backend holds already: the new
-// version is recorded with its receipt, in one transaction. It fails with
+// version is recorded with its receipt (and the digest's state after it, see
+// InBackend.HashAfter), in one transaction. It fails with
 // host.ErrHandleChanged, recording nothing, when the upload's handle is no longer
 // in.Handle (the backend's object was started again meanwhile, without this part).
 func (db *DB) MarkPartStored(ctx context.Context, id string, n int, sum string, crc uint32, in InBackend, at time.Time) (PartMark, *host.Upload, error) {
@@ -271,10 +278,16 @@ func (db *DB) markPart(ctx context.Context, id string, n int, sum string, crc ui
 		WHERE id = ?`, count, at.Unix(), change, id); err != nil {
 		return PartMark{}, nil, fmt.Errorf("mark part %d: %w", n, err)
 	}
+	hashed := false
+	if in != nil && in.HashAfter != nil && u.HashedParts == n {
+		if hashed, err = recordHashed(ctx, tx, id, n, in.HashAfter); err != nil {
+			return PartMark{}, nil, err
+		}
+	}
 	if err := tx.Commit(); err != nil {
 		return PartMark{}, nil, fmt.Errorf("mark part %d: %w", n, err)
 	}
-	return PartMark{Count: count, Version: version}, nil, nil
+	return PartMark{Count: count, Version: version, Hashed: hashed}, nil, nil
 }
 
 // BeginFinalize moves a pending or failed upload whose parts are all uploaded to

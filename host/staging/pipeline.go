@@ -2,7 +2,7 @@ package staging
 
 import (
 	"crypto/sha256"
-	"encoding/hex"
+	"encoding"
 	"errors"
 	"fmt"
 	"hash/crc32"
@@ -41,11 +41,18 @@ type block struct {
 	refs atomic.Int32
 }
 
+// sums are the digests of a part's bytes.
+type sums struct {
+	sha   []byte // SHA-256
+	state []byte // the SHA-256's state before its finalization (encoding.BinaryMarshaler)
+	crc   uint32 // CRC-32C
+}
+
 // copyExact copies exactly size bytes from r to f at offset base, hashing them on the way,
-// makes them durable (see fileWriter.finish) and returns their hex SHA-256 and their
-// CRC-32C. It returns an error wrapping ErrTooShort or ErrTooLong when r does not end after
-// exactly size bytes.
-func copyExact(f *os.File, base int64, r io.Reader, size int64) (string, uint32, error) {
+// makes them durable (see fileWriter.finish) and returns their digests. With tee set, it
+// also writes the bytes to tee, on a goroutine of its own. It returns an error wrapping
+// ErrTooShort or ErrTooLong when r does not end after exactly size bytes.
+func copyExact(f *os.File, base int64, r io.Reader, size int64, tee io.Writer) (sums, error) {
 	w := newFileWriter(f)
 	slots := make(chan struct{}, pipeDepth)
 	release := func(b *block) {
@@ -56,10 +63,6 @@ func copyExact(f *os.File, base int64, r io.Reader, size int64) (string, uint32,
 	}
 	toHash := make(chan *block, pipeDepth)
 	toWrite := make(chan *block, pipeDepth)
-	type sums struct {
-		sha []byte
-		crc uint32
-	}
 	sum := make(chan sums, 1)
 	go func() {
 		h := sha256.New()
@@ -69,8 +72,25 @@ func copyExact(f *os.File, base int64, r io.Reader, size int64) (string, uint32,
 			crc = crc32.Update(crc, castagnoli, b.data)
 			release(b)
 		}
-		sum <- sums{h.Sum(nil), crc}
+		state, _ := h.(encoding.BinaryMarshaler).MarshalBinary() // never fails
+		sum <- sums{sha: h.Sum(nil), state: state, crc: crc}
 	}()
+	refs := int32(2)
+	var toTee chan *block
+	teeDone := make(chan struct{})
+	if tee != nil {
+		refs++
+		toTee = make(chan *block, pipeDepth)
+		go func() {
+			defer close(teeDone)
+			for b := range toTee {
+				tee.Write(b.data) // a hash: never fails
+				release(b)
+			}
+		}()
+	} else {
+		close(teeDone)
+	}
 	var failed atomic.Bool // the writer failed: stop reading
 	werr := make(chan error, 1)
 	go func() {
@@ -121,9 +141,12 @@ func copyExact(f *os.File, base int64, r io.Reader, size int64) (string, uint32,
 		read += int64(n)
 		if n > 0 {
 			b.data = b.buf[:n]
-			b.refs.Store(2)
+			b.refs.Store(refs)
 			toHash <- b
 			toWrite <- b
+			if toTee != nil {
+				toTee <- b
+			}
 		} else {
 			blockPool.Put(b.buf)
 			<-slots
@@ -138,20 +161,24 @@ func copyExact(f *os.File, base int64, r io.Reader, size int64) (string, uint32,
 	}
 	close(toHash)
 	close(toWrite)
+	if toTee != nil {
+		close(toTee)
+	}
 	digest := <-sum
+	<-teeDone
 	if err := <-werr; err != nil {
-		return "", 0, err
+		return sums{}, err
 	}
 	if rerr != nil {
-		return "", 0, rerr
+		return sums{}, rerr
 	}
 	if err := expectEOF(r, size); err != nil {
-		return "", 0, err
+		return sums{}, err
 	}
 	if err := w.finish(base, size); err != nil {
-		return "", 0, err
+		return sums{}, err
 	}
-	return hex.EncodeToString(digest.sha), digest.crc, nil
+	return digest, nil
 }
 
 // expectEOF checks that r has nothing left after size bytes.

@@ -153,7 +153,7 @@ func TestCopyExactStopsOnWriteError(t *testing.T) {
 	defer f.Close()
 	const size = 64 << 20
 	body := &countingReader{r: io.LimitReader(zeros{}, size)}
-	if _, _, err := copyExact(f, 0, body, size); err == nil {
+	if _, err := copyExact(f, 0, body, size, nil); err == nil {
 		t.Fatal("copyExact into a read-only file succeeded")
 	}
 	if limit := int64(pipeDepth+2) * blockSize; body.n > limit {

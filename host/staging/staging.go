@@ -8,6 +8,7 @@
 package staging
 
 import (
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -60,9 +61,13 @@ func (d *Dir) PartPath(id string, n int) string {
 type Staged struct {
 	SHA256 string // hex
 	CRC32C uint32 // Castagnoli: what reads of the staged copy are checked with (see Checked)
-	tmp    string
-	final  string
-	dir    string
+	// SHA256State is the state of the part's SHA-256 before its finalization
+	// (encoding.BinaryMarshaler): for an upload's first part, the state of the whole-file
+	// digest after it.
+	SHA256State []byte
+	tmp         string
+	final       string
+	dir         string
 }
 
 // Write streams exactly size bytes from r into a temporary file for part n of upload id,
@@ -83,7 +88,7 @@ func (d *Dir) Write(id string, n int, r io.Reader, size int64) (*Staged, error) 
 		return nil, fmt.Errorf("staging: %w", diskErr(err))
 	}
 	s := &Staged{tmp: f.Name(), final: d.PartPath(id, n), dir: dir}
-	sum, crc, err := copyExact(f, 0, r, size)
+	sum, err := copyExact(f, 0, r, size, nil)
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
@@ -91,7 +96,7 @@ func (d *Dir) Write(id string, n int, r io.Reader, size int64) (*Staged, error) 
 		os.Remove(s.tmp)
 		return nil, fmt.Errorf("staging part %d: %w", n, diskErr(err))
 	}
-	s.SHA256, s.CRC32C = sum, crc
+	s.SHA256, s.SHA256State, s.CRC32C = hex.EncodeToString(sum.sha), sum.state, sum.crc
 	return s, nil
 }
 
@@ -100,16 +105,18 @@ func (d *Dir) Write(id string, n int, r io.Reader, size int64) (*Staged, error) 
 // object that the host writes parts into itself (sdk.PartFiles), opened for writing. It
 // creates, truncates and removes nothing, and writes nothing outside [off, off+size); on an
 // error that range may hold part of the bytes, and the caller must not count on any of it.
-// The result's Commit and Abort do nothing: the bytes are already in place.
-func WriteAt(f *os.File, off int64, r io.Reader, size int64) (*Staged, error) {
+// The result's Commit and Abort do nothing: the bytes are already in place. With tee set,
+// the bytes are also written to tee as they arrive, on a goroutine of their own (a hash:
+// the whole-file digest, continued from the part before).
+func WriteAt(f *os.File, off int64, r io.Reader, size int64, tee io.Writer) (*Staged, error) {
 	if err := sdk.Allocate(f, off, size); err != nil {
 		return nil, fmt.Errorf("allocating %d bytes of %s at %d: %w", size, f.Name(), off, diskErr(err))
 	}
-	sum, crc, err := copyExact(f, off, r, size)
+	sum, err := copyExact(f, off, r, size, tee)
 	if err != nil {
 		return nil, fmt.Errorf("writing into %s at %d: %w", f.Name(), off, diskErr(err))
 	}
-	return &Staged{SHA256: sum, CRC32C: crc}, nil
+	return &Staged{SHA256: hex.EncodeToString(sum.sha), SHA256State: sum.state, CRC32C: sum.crc}, nil
 }
 
 // InPlace tells whether s was written by WriteAt.

@@ -33,6 +33,16 @@ type Stored struct {
 	Part          int
 	SHA256        string
 	UploadedParts int
+
+	hashed bool   // the whole-file digest went past the part as it was recorded
+	after  []byte // the digest's state after the part, when hashed
+}
+
+func (st *Stored) hashAfter() []byte {
+	if st == nil {
+		return nil
+	}
+	return st.after
 }
 
 // checkAccepts returns the error for an upload in a state that takes no parts.
@@ -89,12 +99,16 @@ func (s *Service) PutPart(ctx context.Context, req PartRequest) (*Stored, error)
 	defer release()
 	body := &trackedReader{r: req.Body}
 	var staged *staging.Staged
-	var handle []byte // of the backend's object, when the part is written in place
+	var handle []byte        // of the backend's object, when the part is written in place
+	var inline *inlineDigest // the digest the part's bytes feed on the way, if any
+	var st *Stored
+	defer func() { inline.done(st != nil && st.hashed, st.hashAfter()) }()
 	if ip := s.openInPlace(ctx, u, req.Part, me.cut); ip != nil {
 		// Into the backend's file: staging's free space does not matter (a full backend
 		// disk fails the allocation with ErrNoSpace).
 		handle = ip.handle
-		staged, err = ip.write(body, size)
+		inline = s.pumpFor(u.ID, u.Key()).claimDigest(req.Part)
+		staged, err = ip.write(body, size, inline.hash())
 	} else {
 		if err := s.checkSpace(size); err != nil {
 			return nil, err
@@ -127,7 +141,8 @@ func (s *Service) PutPart(ctx context.Context, req PartRequest) (*Stored, error)
 	}
 	// A resend's check of the stored version reads the part file: outside the locks too.
 	intact := s.intactVersion(ctx, u, req.Part, staged)
-	return s.commitPart(ctx, u.ID, req.Part, staged, handle, receipt, intact)
+	st, err = s.commitPart(ctx, u.ID, req.Part, staged, handle, receipt, inline.stateAfter(staged), intact)
+	return st, err
 }
 
 // intactVersion returns the version of part n of u that staged, a resend, may leave in
@@ -148,7 +163,7 @@ func (s *Service) intactVersion(ctx context.Context, u *host.Upload, n int, stag
 // (staged.InPlace) under handle is recorded with the backend's receipt. A resend with the
 // same bytes as the stored version intact (see intactVersion; 0: none) is dropped if that
 // version is still the part's.
-func (s *Service) commitPart(ctx context.Context, id string, n int, staged *staging.Staged, handle, receipt []byte, intact int64) (*Stored, error) {
+func (s *Service) commitPart(ctx context.Context, id string, n int, staged *staging.Staged, handle, receipt, hashAfter []byte, intact int64) (*Stored, error) {
 	ul := s.uploadLock(id)
 	ul.RLock()
 	defer ul.RUnlock()
@@ -203,7 +218,7 @@ func (s *Service) commitPart(ctx context.Context, id string, n int, staged *stag
 	var mark sqlite.PartMark
 	var changed *host.Upload
 	if staged.InPlace() {
-		if mark, changed, err = s.recordInPlace(ctx, id, n, u.PartSize(n), staged, handle, receipt); err != nil {
+		if mark, changed, err = s.recordInPlace(ctx, id, n, u.PartSize(n), staged, handle, receipt, hashAfter); err != nil {
 			return nil, err
 		}
 	} else {
@@ -221,7 +236,11 @@ func (s *Service) commitPart(ctx context.Context, id string, n int, staged *stag
 	if u.DeliveryMode == host.DeliverParts {
 		s.pumpFor(id, u.Key()).kick(n)
 	}
-	return &Stored{Upload: u, Part: n, SHA256: staged.SHA256, UploadedParts: mark.Count}, nil
+	st := &Stored{Upload: u, Part: n, SHA256: staged.SHA256, UploadedParts: mark.Count, hashed: mark.Hashed}
+	if mark.Hashed {
+		st.after = hashAfter
+	}
+	return st, nil
 }
 
 func (s *Service) stagingError(err error, body *trackedReader, n int, size int64) error {

@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"os"
 	"time"
@@ -30,13 +31,16 @@ import (
 // with the same bytes as the version in the part file, which still has its CRC-32C there,
 // is dropped instead (see inPlaceIntact).
 //
-// The whole-file digest reads parts written in place back from the part file. Those reads
-// yield to parts being received (see yield): a part PUT then has the CPU and the disk to
-// itself, and the digest catches up between parts, once the backlog reaches
-// Options.DigestBacklog, or when complete waits for it. The price is complete's wait for
-// that backlog (about 0.9 s per GiB here) where the digest could have run beside parts that
-// arrive slowly; DIGEST_BACKLOG_MB=0 turns yielding off. Where the digest cannot keep up
-// with the parts arriving at all, a part write waits for it beyond twice that backlog (see
+// A part written in place that is the next part for the whole-file digest feeds it as it
+// arrives (see inlineDigest): parts sent in order are in the digest when they are
+// answered. The digest reads the others (parts that came ahead of a missing one, or while
+// the part before them was still arriving) back from the part file. Those reads yield to
+// parts being received (see yield): a part PUT then has the CPU and the disk to itself, and
+// the digest catches up between parts, once the backlog reaches Options.DigestBacklog, or
+// when complete waits for it. The price is complete's wait for that backlog (about 0.9 s
+// per GiB here) where the digest could have run beside parts that arrive slowly;
+// DIGEST_BACKLOG_MB=0 turns yielding off. Where the digest cannot keep up with the parts
+// arriving at all, a part write waits for it beyond twice that backlog (see
 // waitForDigest), so complete's wait stays bounded whatever the file's size.
 
 // PartFiler is implemented by a Backend that may take parts in its part files
@@ -136,9 +140,90 @@ func (s *Service) openInPlace(ctx context.Context, u *host.Upload, n int, cut <-
 }
 
 // write writes the part's body into its part file (see staging.WriteAt) and closes it.
-func (ip *inPlace) write(body io.Reader, size int64) (*staging.Staged, error) {
+// With digest set, the bytes also go to digest as they arrive.
+func (ip *inPlace) write(body io.Reader, size int64, digest hash.Hash) (*staging.Staged, error) {
 	defer ip.f.Close()
-	return staging.WriteAt(ip.f, ip.off, body, size)
+	var tee io.Writer
+	if digest != nil {
+		tee = digest
+	}
+	return staging.WriteAt(ip.f, ip.off, body, size, tee)
+}
+
+// An inlineDigest is the whole-file digest fed by the write of the part it continues with,
+// as the part's bytes arrive, instead of reading the part back from the part file after it
+// was stored. A stream of parts sent in order then costs one more SHA-256 of each part on
+// the way, beside the part's own, and no read of it, and complete has nothing left to wait
+// for. The digest is then of the bytes received, as the part's own checksum is; damage to
+// the part file after the write is no longer found by that read (a resend with the same
+// bytes still repairs it, see inPlaceIntact).
+type inlineDigest struct {
+	p     *pump
+	n     int
+	h     hash.Hash // nil for part 0: the part's own SHA-256 is the digest's (Staged.SHA256State)
+	after []byte    // the state after the part, once recorded with it
+}
+
+// claimDigest lets the write of part n feed the whole-file digest, if part n is the next
+// part to hash, is pending and no task hashes it: the pump then starts no hash of part n
+// until done is called. It returns nil if not.
+func (p *pump) claimDigest(n int) *inlineDigest {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !p.loaded || p.hashing || p.resetting != "" || p.whole || p.hashed != n || n >= len(p.parts) || p.parts[n].sha != nil {
+		return nil
+	}
+	d := &inlineDigest{p: p, n: n}
+	if p.hashState != nil || n > 0 {
+		h, err := restoreHash(p.hashState)
+		if err != nil {
+			return nil // the pump's own read back reports it
+		}
+		d.h = h
+	}
+	p.hashing = true
+	return d
+}
+
+// hash returns where the part's bytes go on their way, nil when the part's own SHA-256
+// serves.
+func (d *inlineDigest) hash() hash.Hash {
+	if d == nil {
+		return nil
+	}
+	return d.h
+}
+
+// stateAfter returns the digest's state after the part staged holds.
+func (d *inlineDigest) stateAfter(staged *staging.Staged) []byte {
+	if d == nil {
+		return nil
+	}
+	if d.h == nil {
+		return staged.SHA256State
+	}
+	after, err := marshalHash(d.h)
+	if err != nil {
+		return nil
+	}
+	return after
+}
+
+// done ends the claim: with hashed, the part's version went into the digest with state
+// after (recorded in the database with the part, see sqlite.InBackend.HashAfter).
+func (d *inlineDigest) done(hashed bool, after []byte) {
+	if d == nil {
+		return
+	}
+	p := d.p
+	p.mu.Lock()
+	p.hashing = false
+	if hashed && p.hashed == d.n {
+		p.hashed, p.hashState = d.n+1, after
+	}
+	p.notifyLocked()
+	p.mu.Unlock()
+	p.poke()
 }
 
 // recordInBackend records part n of upload id, written in place under handle, in the
@@ -183,10 +268,11 @@ func (s *Service) recordInBackend(ctx context.Context, id string, n int, size in
 }
 
 // recordInPlace records part n, written in place under handle and recorded by the backend
-// with receipt, in the database. The caller holds the upload's and the part's locks.
-func (s *Service) recordInPlace(ctx context.Context, id string, n int, size int64, staged *staging.Staged, handle, receipt []byte) (sqlite.PartMark, *host.Upload, error) {
+// with receipt, in the database, and with hashAfter set the whole-file digest's state
+// after it (see sqlite.InBackend). The caller holds the upload's and the part's locks.
+func (s *Service) recordInPlace(ctx context.Context, id string, n int, size int64, staged *staging.Staged, handle, receipt, hashAfter []byte) (sqlite.PartMark, *host.Upload, error) {
 	mark, changed, err := s.db.MarkPartStored(ctx, id, n, staged.SHA256, staged.CRC32C,
-		sqlite.InBackend{Handle: handle, Receipt: receipt}, s.now())
+		sqlite.InBackend{Handle: handle, Receipt: receipt, HashAfter: hashAfter}, s.now())
 	switch {
 	case errors.Is(err, host.ErrHandleChanged):
 		return sqlite.PartMark{}, nil, host.Wrap(err, host.CodeBackendUnavailable,

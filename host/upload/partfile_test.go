@@ -3,6 +3,7 @@ package upload
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
@@ -263,15 +264,17 @@ func TestPartFilesDigestYields(t *testing.T) {
 	if _, err := pw.Write(content[2*testChunk : 2*testChunk+10]); err != nil { // part 2 is being received
 		t.Fatal(err)
 	}
-	for n := range 2 {
+	// Part 1 before part 0: part 0 feeds the digest as it arrives, part 1 is for the
+	// digest to read back.
+	for _, n := range []int{1, 0} {
 		if _, err := e.put(t, c, content, n); err != nil {
 			t.Fatal(err)
 		}
 	}
-	// Nothing to wait for but time: the digest must not have moved meanwhile.
+	// Nothing to wait for but time: the digest must not have read part 1 meanwhile.
 	time.Sleep(300 * time.Millisecond)
-	if v := e.status(t, c.Upload.ID); v.Upload.HashedParts != 0 {
-		t.Fatalf("%d parts in the digest while part 2 was being received, want 0", v.Upload.HashedParts)
+	if v := e.status(t, c.Upload.ID); v.Upload.HashedParts != 1 {
+		t.Fatalf("%d parts in the digest while part 2 was being received, want 1 (part 0, hashed as it arrived)", v.Upload.HashedParts)
 	}
 	if _, err := pw.Write(content[2*testChunk+10:]); err != nil {
 		t.Fatal(err)
@@ -308,27 +311,26 @@ func TestPartFilesForeignFileIsStaged(t *testing.T) {
 func TestPartFilesWaitForDigest(t *testing.T) {
 	e := newPartFilesEnv(t, func(o *Options) { o.DigestBacklog = 2 * testChunk })
 	gate := holdDigestReads(e)
-	content := data(6*testChunk, 16)
+	content := data(7*testChunk, 16)
 	c := e.init(t, "pf/lag.bin", len(content))
-	for n := range 4 { // 4 KiB behind: at the limit, not over it
+	// Part 0 last: it is hashed as it arrives, and parts 1 to 5 are behind it, for the
+	// digest to read back.
+	for _, n := range []int{1, 2, 3, 4, 5, 0} { // 5 KiB behind after part 0
 		if _, err := e.put(t, c, content, n); err != nil {
 			t.Fatalf("part %d: %v", n, err)
 		}
 	}
-	if _, err := e.put(t, c, content, 4); err != nil { // 5 KiB behind after this one
-		t.Fatalf("part 4: %v", err)
-	}
 	waitBacklog(t, e, c, 5*testChunk)
 	done := make(chan error, 1)
-	go func() { _, err := e.put(t, c, content, 5); done <- err }()
+	go func() { _, err := e.put(t, c, content, 6); done <- err }()
 	select {
 	case err := <-done:
-		t.Fatalf("part 5 was taken (%v) while the digest was 5 KiB behind, twice DigestBacklog is 4 KiB", err)
+		t.Fatalf("part 6 was taken (%v) while the digest was 5 KiB behind, twice DigestBacklog is 4 KiB", err)
 	case <-time.After(300 * time.Millisecond):
 	}
 	close(gate)
 	if err := <-done; err != nil {
-		t.Fatalf("part 5 once the digest caught up: %v", err)
+		t.Fatalf("part 6 once the digest caught up: %v", err)
 	}
 	u, err := e.svc.Complete(context.Background(), c.Upload.ID)
 	if err != nil || u.Status != host.StatusComplete || u.DeliveredSHA256 != hexSum(content) {
@@ -378,26 +380,27 @@ func TestPartFilesWaitGivesWayToNewerWrite(t *testing.T) {
 	gate := holdDigestReads(e)
 	content := data(6*testChunk, 18)
 	c := e.init(t, "pf/giveway.bin", len(content))
-	for n := range 3 { // 3 KiB behind, twice DigestBacklog is 2 KiB
+	// Part 0 last (hashed as it arrives): 3 KiB behind it, twice DigestBacklog is 2 KiB.
+	for _, n := range []int{1, 2, 3, 0} {
 		if _, err := e.put(t, c, content, n); err != nil {
 			t.Fatalf("part %d: %v", n, err)
 		}
 	}
 	waitBacklog(t, e, c, 3*testChunk)
-	claims, err := e.tokens.Verify(c.Tokens[3])
+	claims, err := e.tokens.Verify(c.Tokens[4])
 	if err != nil {
 		t.Fatal(err)
 	}
 	put := func() (*Stored, error) {
-		body := &cutReader{r: bytes.NewReader(content[3*testChunk : 4*testChunk])}
-		return e.svc.PutPart(context.Background(), PartRequest{UploadID: c.Upload.ID, Part: 3, Claims: claims,
+		body := &cutReader{r: bytes.NewReader(content[4*testChunk : 5*testChunk])}
+		return e.svc.PutPart(context.Background(), PartRequest{UploadID: c.Upload.ID, Part: 4, Claims: claims,
 			Body: body, ContentLength: testChunk, Interrupt: func() { body.cut.Store(true) }})
 	}
 	first := make(chan error, 1)
 	go func() { _, err := put(); first <- err }()
 	select {
 	case err := <-first:
-		t.Fatalf("part 3 was taken (%v) while the digest was 3 KiB behind, twice DigestBacklog is 2 KiB", err)
+		t.Fatalf("part 4 was taken (%v) while the digest was 3 KiB behind, twice DigestBacklog is 2 KiB", err)
 	case <-time.After(200 * time.Millisecond): // the first write waits for the digest
 	}
 	second := make(chan error, 1)
@@ -412,10 +415,8 @@ func TestPartFilesWaitGivesWayToNewerWrite(t *testing.T) {
 	if err := <-second; err != nil {
 		t.Fatalf("the newer write: %v", err)
 	}
-	for n := 4; n < 6; n++ {
-		if _, err := e.put(t, c, content, n); err != nil {
-			t.Fatalf("part %d: %v", n, err)
-		}
+	if _, err := e.put(t, c, content, 5); err != nil {
+		t.Fatalf("part 5: %v", err)
 	}
 	u, err := e.svc.Complete(context.Background(), c.Upload.ID)
 	if err != nil || u.Status != host.StatusComplete || u.DeliveredSHA256 != hexSum(content) {
@@ -517,16 +518,82 @@ func TestPartFilesLatePartZeroPacesOnePart(t *testing.T) {
 	if _, err := e.put(t, c, content, 0); err != nil {
 		t.Fatal(err)
 	}
-	waitBacklog(t, e, c, 7*testChunk)
+	waitBacklog(t, e, c, 6*testChunk) // part 0 was hashed as it arrived
 	start := time.Now()
 	if _, err := e.put(t, c, content, 7); err != nil {
 		t.Fatal(err)
 	}
-	// Draining the backlog to twice DigestBacklog would take 5 parts' reads (2 s).
+	// Draining the backlog to twice DigestBacklog would take 4 parts' reads (1.6 s).
 	if d := time.Since(start); d > 3*perPart {
 		t.Errorf("the part after a late part 0 waited %v, want about one part's digest (%v)", d, perPart)
 	}
 	u, err := e.svc.Complete(context.Background(), c.Upload.ID)
+	if err != nil || u.Status != host.StatusComplete || u.DeliveredSHA256 != hexSum(content) {
+		t.Fatalf("complete: %+v %v", u, err)
+	}
+}
+
+// Parts written in place in order feed the whole-file digest as they arrive: each is in
+// the digest when its PUT returns, and complete needs no read of the part file (reads of
+// it are held here for the whole test).
+func TestPartFilesInOrderHashedOnArrival(t *testing.T) {
+	e := newPartFilesEnv(t)
+	gate := holdDigestReads(e)
+	defer close(gate)
+	content := data(4*testChunk+17, 22)
+	c := e.init(t, "pf/inline.bin", len(content))
+	for n := range 5 {
+		if _, err := e.put(t, c, content, n); err != nil {
+			t.Fatalf("part %d: %v", n, err)
+		}
+		if got := e.status(t, c.Upload.ID).Upload.HashedParts; got != n+1 {
+			t.Fatalf("%d parts in the digest after part %d returned, want %d", got, n, n+1)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	u, err := e.svc.Complete(ctx, c.Upload.ID)
+	if err != nil || u.Status != host.StatusComplete || u.DeliveredSHA256 != hexSum(content) {
+		t.Fatalf("complete without reading the part file back: %+v %v", u, err)
+	}
+}
+
+// A part write that fed the digest and failed (its body cut short, its checksum header
+// wrong) leaves the digest where it was: the part sent again feeds it from there, and the
+// file's digest is that of the bytes finally stored.
+func TestPartFilesFailedWriteLeavesDigest(t *testing.T) {
+	e := newPartFilesEnv(t)
+	gate := holdDigestReads(e)
+	defer close(gate)
+	content := data(3*testChunk, 23)
+	c := e.init(t, "pf/inline-fail.bin", len(content))
+	if _, err := e.put(t, c, content, 0); err != nil {
+		t.Fatal(err)
+	}
+	claims, err := e.tokens.Verify(c.Tokens[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	part := content[testChunk : 2*testChunk]
+	wrong := bytes.Repeat([]byte{0xee}, testChunk)
+	_, err = e.svc.PutPart(context.Background(), PartRequest{UploadID: c.Upload.ID, Part: 1, Claims: claims,
+		Body: bytes.NewReader(wrong[:testChunk/2]), ContentLength: -1})
+	wantCode(t, err, host.CodePartSizeMismatch)
+	sum := sha256.Sum256(part)
+	_, err = e.svc.PutPart(context.Background(), PartRequest{UploadID: c.Upload.ID, Part: 1, Claims: claims,
+		Body: bytes.NewReader(wrong), ContentLength: testChunk, SHA256: sum[:]})
+	wantCode(t, err, host.CodeChecksumMismatch)
+	if got := e.status(t, c.Upload.ID).Upload.HashedParts; got != 1 {
+		t.Fatalf("%d parts in the digest after two failed writes of part 1, want 1", got)
+	}
+	for n := 1; n < 3; n++ {
+		if _, err := e.put(t, c, content, n); err != nil {
+			t.Fatalf("part %d: %v", n, err)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	u, err := e.svc.Complete(ctx, c.Upload.ID)
 	if err != nil || u.Status != host.StatusComplete || u.DeliveredSHA256 != hexSum(content) {
 		t.Fatalf("complete: %+v %v", u, err)
 	}

@@ -56,7 +56,7 @@ type pump struct {
 	hashed    int    // parts in the digest
 	hashState []byte // digest state after part hashed-1; nil: none yet
 	busy      int    // tasks running
-	hashing   bool   // a task is hashing part hashed
+	hashing   bool   // a task is hashing part hashed, or a part write feeds it (claimDigest)
 	beginning bool
 	resetting string // why the part-wise object must be dropped; "" if not
 	failures  int    // consecutive failed tasks
