@@ -219,7 +219,7 @@ func (d *inlineDigest) done(hashed bool, after []byte) {
 	p.mu.Lock()
 	p.hashing = false
 	if hashed && p.hashed == d.n {
-		p.hashed, p.hashState = d.n+1, after
+		p.advanceLocked(d.n, after)
 	}
 	p.notifyLocked()
 	p.mu.Unlock()
@@ -446,16 +446,30 @@ const digestLagWait = 30 * time.Second
 // is paced to the digest instead of complete waiting for gigabytes of digest at the end.
 // Waiting for one part, not for the whole excess, keeps a part that comes after a late
 // part 0 (whose arrival makes all the parts behind it ready at once) from waiting for
-// gigabytes. Parts beyond a part not yet received do not count (the digest cannot reach
+// gigabytes. Each part the digest takes in lets one waiting write go on, not all of them:
+// with 4 parts in flight, all four used to go on after one part, so the lag grew by three
+// parts per part digested (10 GiB with 4 in flight: complete waited 15 s after the last
+// part). Parts beyond a part not yet received do not count (the digest cannot reach
 // them), so the part the digest waits for never waits itself. It returns at the latest
 // after digestLagWait, or when cut is closed (a newer write of the part took over), the
 // pump stopped or ctx ended.
 func (p *pump) waitForDigest(ctx context.Context, cut <-chan struct{}) {
 	limit := p.s.digestLag()
+	if p.backlog(limit+1) <= limit {
+		return
+	}
 	deadline := time.NewTimer(digestLagWait)
 	defer deadline.Stop()
-	start := p.hashedParts()
-	for p.backlog(limit+1) > limit && p.hashedParts() == start {
+	p.mu.Lock()
+	p.digestWaiters++
+	p.mu.Unlock()
+	defer func() {
+		p.mu.Lock()
+		p.digestWaiters--
+		p.digestPasses = min(p.digestPasses, p.digestWaiters)
+		p.mu.Unlock()
+	}()
+	for p.backlog(limit+1) > limit && !p.takeDigestPass() {
 		select {
 		case <-p.changedChan():
 		case <-deadline.C:
@@ -468,6 +482,18 @@ func (p *pump) waitForDigest(ctx context.Context, cut <-chan struct{}) {
 			return
 		}
 	}
+}
+
+// takeDigestPass takes one of the parts the digest took in while writes wait for it (see
+// advanceLocked), if there is one.
+func (p *pump) takeDigestPass() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.digestPasses == 0 {
+		return false
+	}
+	p.digestPasses--
+	return true
 }
 
 // hashedParts returns how many parts, from the first, are in the digest.

@@ -598,3 +598,49 @@ func TestPartFilesFailedWriteLeavesDigest(t *testing.T) {
 		t.Fatalf("complete: %+v %v", u, err)
 	}
 }
+
+// Each part the digest takes in lets one waiting part write go on, not every write
+// waiting: with several parts in flight the digest's lag stays bounded.
+func TestPartFilesDigestPacesEachWrite(t *testing.T) {
+	e := newPartFilesEnv(t, func(o *Options) { o.DigestBacklog = testChunk })
+	gate := holdDigestReads(e)
+	content := data(8*testChunk, 24)
+	c := e.init(t, "pf/pace.bin", len(content))
+	for _, n := range []int{1, 2, 3, 4, 0} { // part 0 last: 4 KiB behind, twice DigestBacklog is 2 KiB
+		if _, err := e.put(t, c, content, n); err != nil {
+			t.Fatalf("part %d: %v", n, err)
+		}
+	}
+	waitBacklog(t, e, c, 4*testChunk)
+	done := make(chan int, 3)
+	for _, n := range []int{5, 6, 7} {
+		go func() {
+			if _, err := e.put(t, c, content, n); err != nil {
+				t.Errorf("part %d: %v", n, err)
+			}
+			done <- n
+		}()
+	}
+	p := e.svc.pumpFor(c.Upload.ID, c.Upload.Key())
+	waitFor(t, "three writes waiting for the digest", func() bool {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		return p.digestWaiters == 3
+	})
+	gate <- struct{}{} // the digest reads one part back
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("no write went on after the digest took in a part")
+	}
+	select {
+	case n := <-done:
+		t.Fatalf("part %d went on too: one part digested let two writes go on", n)
+	case <-time.After(300 * time.Millisecond):
+	}
+	close(gate)
+	for range 2 {
+		<-done
+	}
+	e.completeAs(t, c, content)
+}

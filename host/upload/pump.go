@@ -57,14 +57,18 @@ type pump struct {
 	hashState []byte // digest state after part hashed-1; nil: none yet
 	busy      int    // tasks running
 	hashing   bool   // a task is hashing part hashed, or a part write feeds it (claimDigest)
-	beginning bool
-	resetting string // why the part-wise object must be dropped; "" if not
-	failures  int    // consecutive failed tasks
-	retryAt   time.Time
-	lastErr   error
-	whole     bool          // the backend declined: the upload is delivered whole
-	changed   chan struct{} // closed and replaced when the state changed
-	partSize  int64         // the upload's chunk size: part n of a part file is at n × partSize
+	// Part writes waiting for the digest (see waitForDigest), and the parts the digest took
+	// in since they began to wait that none of them has taken as its pass yet: each part
+	// the digest takes in lets one waiting write go on.
+	digestWaiters, digestPasses int
+	beginning                   bool
+	resetting                   string // why the part-wise object must be dropped; "" if not
+	failures                    int    // consecutive failed tasks
+	retryAt                     time.Time
+	lastErr                     error
+	whole                       bool          // the backend declined: the upload is delivered whole
+	changed                     chan struct{} // closed and replaced when the state changed
+	partSize                    int64         // the upload's chunk size: part n of a part file is at n × partSize
 
 	// wantHandle: a part write waits for the backend's object, to write into its part file
 	// (see partFile); the pump begins it even with nothing to deliver yet.
@@ -582,7 +586,7 @@ func (p *pump) deliver(ctx context.Context, job deliveryJob) {
 		pt.receipt = receipt
 	}
 	if job.tee && p.hashed == job.n {
-		p.hashed, p.hashState = job.n+1, after
+		p.advanceLocked(job.n, after)
 	}
 	remove := job.n < p.hashed
 	p.succeededLocked()
@@ -726,7 +730,7 @@ func (p *pump) hash(job deliveryJob) {
 	}
 	p.mu.Lock()
 	if p.hashed == job.n {
-		p.hashed, p.hashState = job.n+1, after
+		p.advanceLocked(job.n, after)
 	}
 	remove := p.parts[job.n].receipt != nil && p.parts[job.n].version == job.version
 	p.notifyLocked()
@@ -1019,6 +1023,15 @@ var (
 	errDeliverWhole = errors.New("the backend declined part-wise storage")
 	errPartPending  = errors.New("a part is pending again")
 )
+
+// advanceLocked records that the digest took in part n, with state after it: one part
+// write waiting for the digest may go on.
+func (p *pump) advanceLocked(n int, after []byte) {
+	p.hashed, p.hashState = n+1, after
+	if p.digestPasses < p.digestWaiters {
+		p.digestPasses++
+	}
+}
 
 // restoreHash returns a SHA-256 continuing from state (nil: a fresh one).
 func restoreHash(state []byte) (hash.Hash, error) {
