@@ -25,8 +25,9 @@ import (
 const PerCore = 2
 
 // Set sets GOMAXPROCS to PerCore times the runtime's default, unless the environment sets
-// GOMAXPROCS (which the runtime applied), and returns the value in effect. Setting it
-// stops the runtime's own updates of the default when a container's CPU limit changes.
+// GOMAXPROCS (which the runtime applied), and returns the value in effect. Call it once,
+// at start: a second call doubles again. Setting it stops the runtime's own updates of the
+// default when a container's CPU limit changes.
 func Set() int {
 	if os.Getenv("GOMAXPROCS") != "" {
 		return runtime.GOMAXPROCS(0)

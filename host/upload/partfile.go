@@ -158,10 +158,9 @@ func (ip *inPlace) write(body io.Reader, size int64, digest hash.Hash) (*staging
 // the part file after the write is no longer found by that read (a resend with the same
 // bytes still repairs it, see inPlaceIntact).
 type inlineDigest struct {
-	p     *pump
-	n     int
-	h     hash.Hash // nil for part 0: the part's own SHA-256 is the digest's (Staged.SHA256State)
-	after []byte    // the state after the part, once recorded with it
+	p *pump
+	n int
+	h hash.Hash // nil for part 0: the part's own SHA-256 is the digest's (Staged.SHA256State)
 }
 
 // claimDigest lets the write of part n feed the whole-file digest, if part n is the next
@@ -469,9 +468,13 @@ func (p *pump) waitForDigest(ctx context.Context, cut <-chan struct{}) {
 		p.digestPasses = min(p.digestPasses, p.digestWaiters)
 		p.mu.Unlock()
 	}()
-	for p.backlog(limit+1) > limit && !p.takeDigestPass() {
+	for {
+		ch := p.changedChan() // before the checks: a change after them closes it
+		if p.backlog(limit+1) <= limit || p.takeDigestPass() {
+			return
+		}
 		select {
-		case <-p.changedChan():
+		case <-ch:
 		case <-deadline.C:
 			return
 		case <-cut:
@@ -494,13 +497,6 @@ func (p *pump) takeDigestPass() bool {
 	}
 	p.digestPasses--
 	return true
-}
-
-// hashedParts returns how many parts, from the first, are in the digest.
-func (p *pump) hashedParts() int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.hashed
 }
 
 // backlog returns the bytes of the upload's received parts that the digest can read next:

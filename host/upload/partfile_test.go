@@ -165,7 +165,12 @@ func TestPartFilesIdenticalResendAfterDigestRepairs(t *testing.T) {
 	}
 	waitFor(t, "the digest of the three parts", func() bool {
 		p := e.svc.runningPump(c.Upload.ID)
-		return p != nil && p.hashedParts() == 3
+		if p == nil {
+			return false
+		}
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		return p.hashed == 3
 	})
 	if err := e.backend.spoilPartFile(c.Upload.Key(), 1); err != nil {
 		t.Fatal(err)
@@ -637,4 +642,75 @@ func TestPartFilesDigestPacesEachWrite(t *testing.T) {
 		<-done
 	}
 	e.completeAs(t, c, content)
+}
+
+// A pump whose digest a part write feeds does not exit idle meanwhile: the write advances
+// the digest of the pump that goes on.
+func TestPartFilesClaimKeepsPump(t *testing.T) {
+	e := newPartFilesEnv(t)
+	content := data(3*testChunk, 25)
+	c := e.init(t, "pf/claim-keeps.bin", len(content))
+	pr, pw := io.Pipe()
+	claims, err := e.tokens.Verify(c.Tokens[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := e.svc.PutPart(context.Background(), PartRequest{UploadID: c.Upload.ID, Part: 0, Claims: claims,
+			Body: pr, ContentLength: testChunk})
+		done <- err
+	}()
+	if _, err := pw.Write(content[:10]); err != nil {
+		t.Fatal(err)
+	}
+	p := e.svc.pumpFor(c.Upload.ID, c.Upload.Key())
+	waitFor(t, "part 0's write feeding the digest", func() bool { p.mu.Lock(); defer p.mu.Unlock(); return p.hashing })
+	if p.exitIfIdle() { // what the idle timer does after pumpIdleExit
+		t.Fatal("the pump exited idle while a part write fed its digest")
+	}
+	if _, err := pw.Write(content[10:testChunk]); err != nil {
+		t.Fatal(err)
+	}
+	pw.Close()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	for n := 1; n < 3; n++ {
+		if _, err := e.put(t, c, content, n); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if e.svc.runningPump(c.Upload.ID) != p {
+		t.Fatal("another pump took over the upload")
+	}
+	e.completeAs(t, c, content)
+}
+
+// A pump whose copy of the digest is behind the database's (another pump advanced it)
+// takes the database's on its next read, instead of reading the same part again forever.
+func TestPartFilesStaleDigestCopy(t *testing.T) {
+	e := newPartFilesEnv(t)
+	content := data(3*testChunk, 26)
+	c := e.init(t, "pf/stale-digest.bin", len(content))
+	for n := range 3 {
+		if _, err := e.put(t, c, content, n); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p := e.svc.pumpFor(c.Upload.ID, c.Upload.Key())
+	p.mu.Lock()
+	if p.hashed != 3 {
+		p.mu.Unlock()
+		t.Fatalf("%d parts in the pump's digest, want 3", p.hashed)
+	}
+	p.hashed, p.hashState = 1, nil // as if another pump had taken in parts 1 and 2
+	p.mu.Unlock()
+	p.poke()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	u, err := e.svc.Complete(ctx, c.Upload.ID)
+	if err != nil || u.DeliveredSHA256 != hexSum(content) {
+		t.Fatalf("complete with a stale digest in the pump: %+v %v", u, err)
+	}
 }

@@ -186,7 +186,9 @@ func (p *pump) run() {
 	log := p.s.log.With("upload_id", p.id)
 	defer func() {
 		p.s.pumpsMu.Lock()
-		delete(p.s.pumps, p.id)
+		if p.s.pumps[p.id] == p { // not a successor started after exitIfIdle removed this one
+			delete(p.s.pumps, p.id)
+		}
 		p.s.pumpsMu.Unlock()
 		p.mu.Lock()
 		p.notifyLocked()
@@ -251,7 +253,9 @@ func (p *pump) exitIfIdle() bool {
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.busy > 0 || len(p.dirty) > 0 {
+	// hashing without a task: a part write feeds the digest (claimDigest), and advances
+	// this pump's copy of it when it ends.
+	if p.busy > 0 || len(p.dirty) > 0 || p.hashing {
 		return false
 	}
 	delete(p.s.pumps, p.id)
@@ -726,6 +730,10 @@ func (p *pump) hash(job deliveryJob) {
 		return
 	}
 	if !ok {
+		// The part has a newer version by now (refresh brings it), or the digest is past
+		// it already: take the digest's progress from the database, so that the same read
+		// is not started again and again.
+		p.syncHashed()
 		return
 	}
 	p.mu.Lock()
@@ -1023,6 +1031,26 @@ var (
 	errDeliverWhole = errors.New("the backend declined part-wise storage")
 	errPartPending  = errors.New("a part is pending again")
 )
+
+// syncHashed takes the digest's progress from the database where it is ahead of the
+// pump's copy.
+func (p *pump) syncHashed() {
+	ctx := context.WithoutCancel(p.ctx)
+	u, err := p.s.db.Upload(ctx, p.id)
+	if err != nil || u.HashedParts == 0 {
+		return
+	}
+	pt, err := p.s.db.Part(ctx, p.id, u.HashedParts-1)
+	if err != nil {
+		return
+	}
+	p.mu.Lock()
+	if u.HashedParts > p.hashed {
+		p.hashed, p.hashState = u.HashedParts, pt.HashAfter
+		p.notifyLocked()
+	}
+	p.mu.Unlock()
+}
 
 // advanceLocked records that the digest took in part n, with state after it: one part
 // write waiting for the digest may go on.
