@@ -34,15 +34,7 @@ type Stored struct {
 	SHA256        string
 	UploadedParts int
 
-	hashed bool   // the whole-file digest went past the part as it was recorded
-	after  []byte // the digest's state after the part, when hashed
-}
-
-func (st *Stored) hashAfter() []byte {
-	if st == nil {
-		return nil
-	}
-	return st.after
+	hashed bool // the whole-file digest went past the part as it was recorded
 }
 
 // checkAccepts returns the error for an upload in a state that takes no parts.
@@ -101,14 +93,15 @@ func (s *Service) PutPart(ctx context.Context, req PartRequest) (*Stored, error)
 	var staged *staging.Staged
 	var handle []byte        // of the backend's object, when the part is written in place
 	var inline *inlineDigest // the digest the part's bytes feed on the way, if any
+	var after []byte         // its state after the part
 	var st *Stored
-	defer func() { inline.done(st != nil && st.hashed, st.hashAfter()) }()
+	defer func() { inline.done(st != nil && st.hashed, after) }()
 	if ip := s.openInPlace(ctx, u, req.Part, me.cut); ip != nil {
 		// Into the backend's file: staging's free space does not matter (a full backend
 		// disk fails the allocation with ErrNoSpace).
 		handle = ip.handle
 		inline = s.pumpFor(u.ID, u.Key()).claimDigest(req.Part)
-		staged, err = ip.write(body, size, inline.hash())
+		staged, err = ip.write(body, size, inline.tee())
 	} else {
 		if err := s.checkSpace(size); err != nil {
 			return nil, err
@@ -141,7 +134,8 @@ func (s *Service) PutPart(ctx context.Context, req PartRequest) (*Stored, error)
 	}
 	// A resend's check of the stored version reads the part file: outside the locks too.
 	intact := s.intactVersion(ctx, u, req.Part, staged)
-	st, err = s.commitPart(ctx, u.ID, req.Part, staged, handle, receipt, inline.stateAfter(staged), intact)
+	after = inline.stateAfter(staged)
+	st, err = s.commitPart(ctx, u.ID, req.Part, staged, handle, receipt, after, intact)
 	return st, err
 }
 
@@ -160,7 +154,9 @@ func (s *Service) intactVersion(ctx context.Context, u *host.Upload, n int, stag
 
 // commitPart puts a staged part in place and records it, unless the upload changed state
 // (cancelled, delivering) while the body was streaming. A part written in place
-// (staged.InPlace) under handle is recorded with the backend's receipt. A resend with the
+// (staged.InPlace) under handle is recorded with the backend's receipt, and with hashAfter
+// set (the whole-file digest fed as it arrived, see inlineDigest) advances the digest past
+// it if it is still the next part for it (Stored.hashed tells). A resend with the
 // same bytes as the stored version intact (see intactVersion; 0: none) is dropped if that
 // version is still the part's.
 func (s *Service) commitPart(ctx context.Context, id string, n int, staged *staging.Staged, handle, receipt, hashAfter []byte, intact int64) (*Stored, error) {
@@ -236,11 +232,7 @@ func (s *Service) commitPart(ctx context.Context, id string, n int, staged *stag
 	if u.DeliveryMode == host.DeliverParts {
 		s.pumpFor(id, u.Key()).kick(n)
 	}
-	st := &Stored{Upload: u, Part: n, SHA256: staged.SHA256, UploadedParts: mark.Count, hashed: mark.Hashed}
-	if mark.Hashed {
-		st.after = hashAfter
-	}
-	return st, nil
+	return &Stored{Upload: u, Part: n, SHA256: staged.SHA256, UploadedParts: mark.Count, hashed: mark.Hashed}, nil
 }
 
 func (s *Service) stagingError(err error, body *trackedReader, n int, size int64) error {

@@ -140,13 +140,9 @@ func (s *Service) openInPlace(ctx context.Context, u *host.Upload, n int, cut <-
 }
 
 // write writes the part's body into its part file (see staging.WriteAt) and closes it.
-// With digest set, the bytes also go to digest as they arrive.
-func (ip *inPlace) write(body io.Reader, size int64, digest hash.Hash) (*staging.Staged, error) {
+// With tee set, the bytes also go to tee as they arrive.
+func (ip *inPlace) write(body io.Reader, size int64, tee io.Writer) (*staging.Staged, error) {
 	defer ip.f.Close()
-	var tee io.Writer
-	if digest != nil {
-		tee = digest
-	}
 	return staging.WriteAt(ip.f, ip.off, body, size, tee)
 }
 
@@ -184,11 +180,11 @@ func (p *pump) claimDigest(n int) *inlineDigest {
 	return d
 }
 
-// hash returns where the part's bytes go on their way, nil when the part's own SHA-256
-// serves.
-func (d *inlineDigest) hash() hash.Hash {
-	if d == nil {
-		return nil
+// tee returns where the part's bytes go on their way, nil when the part's own SHA-256
+// serves (or d is nil).
+func (d *inlineDigest) tee() io.Writer {
+	if d == nil || d.h == nil {
+		return nil // an interface without a value: WriteAt tees nothing
 	}
 	return d.h
 }

@@ -8,8 +8,10 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/iotest"
 	"time"
 
 	"github.com/chunked-uploader/chunked-uploader/host"
@@ -712,5 +714,48 @@ func TestPartFilesStaleDigestCopy(t *testing.T) {
 	u, err := e.svc.Complete(ctx, c.Upload.ID)
 	if err != nil || u.DeliveredSHA256 != hexSum(content) {
 		t.Fatalf("complete with a stale digest in the pump: %+v %v", u, err)
+	}
+}
+
+// Every part sent by several writers at once, in order (each newer write takes the part
+// over from the one in flight, which may have claimed the digest): the file's digest is
+// that of the parts, whichever writes won.
+func TestPartFilesConcurrentWritesOfEachPart(t *testing.T) {
+	e := newPartFilesEnv(t)
+	content := data(6*testChunk+9, 27)
+	c := e.init(t, "pf/inline-race.bin", len(content))
+	for n := range c.Tokens {
+		claims, err := e.tokens.Verify(c.Tokens[n])
+		if err != nil {
+			t.Fatal(err)
+		}
+		part := content[n*testChunk : min((n+1)*testChunk, len(content))]
+		var wg sync.WaitGroup
+		var stored atomic.Int32
+		for range 4 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				body := &cutReader{r: iotest.OneByteReader(bytes.NewReader(part))}
+				_, err := e.svc.PutPart(context.Background(), PartRequest{UploadID: c.Upload.ID, Part: n, Claims: claims,
+					Body: body, ContentLength: int64(len(part)), Interrupt: func() { body.cut.Store(true) }})
+				switch {
+				case err == nil:
+					stored.Add(1)
+				case host.ErrorCode(err) == host.CodePartSuperseded, host.ErrorCode(err) == host.CodeTooManyRequests:
+				default:
+					t.Errorf("part %d: %v", n, err)
+				}
+			}()
+		}
+		wg.Wait()
+		if stored.Load() == 0 {
+			if _, err := e.put(t, c, content, n); err != nil {
+				t.Fatalf("part %d after four writes that all gave way: %v", n, err)
+			}
+		}
+	}
+	if u := e.completeAs(t, c, content); u.DeliveredSHA256 != hexSum(content) {
+		t.Fatalf("digest %s, want %s", u.DeliveredSHA256, hexSum(content))
 	}
 }
