@@ -288,12 +288,7 @@ func (s *Service) recordInPlace(ctx context.Context, id string, n int, size int6
 func (p *pump) handleForPartFile(ctx context.Context, n int, cut <-chan struct{}) []byte {
 	deadline := time.NewTimer(partFileWait)
 	defer deadline.Stop()
-	p.mu.Lock()
-	if !p.loaded || p.handle == nil {
-		p.wantHandle = true // cleared when the object is begun
-	}
-	p.mu.Unlock()
-	p.poke()
+	p.beginSoon()
 	for {
 		p.mu.Lock()
 		ch := p.changed

@@ -57,6 +57,49 @@ func TestPartFilesInPlace(t *testing.T) {
 	}
 }
 
+// Init begins the backend's object in the background, before any part: the first part
+// written in place finds its handle recorded and begins no second object. A backend with
+// part-wise objects but no part files begins nothing before it has a part to deliver.
+func TestPartFilesObjectBegunAtInit(t *testing.T) {
+	e := newPartFilesEnv(t)
+	content := data(2*testChunk, 3)
+	c := e.init(t, "pf/begun-at-init.bin", len(content))
+	begins := func() int {
+		e.backend.mu.Lock()
+		defer e.backend.mu.Unlock()
+		return e.backend.begins
+	}
+	waitFor(t, "the object begun after init", func() bool {
+		u, err := e.db.Upload(context.Background(), c.Upload.ID)
+		return err == nil && u.Handle != nil
+	})
+	if got := begins(); got != 1 {
+		t.Fatalf("%d objects begun after init, want 1", got)
+	}
+	for n := range 2 {
+		if _, err := e.put(t, c, content, n); err != nil {
+			t.Fatalf("part %d: %v", n, err)
+		}
+	}
+	if e.stage.HasPart(c.Upload.ID, 0) {
+		t.Fatal("part 0 was staged, not written into the object begun at init")
+	}
+	if got := begins(); got != 1 {
+		t.Fatalf("%d objects begun after two parts, want 1", got)
+	}
+	e.completeAs(t, c, content)
+
+	staged := newPartsEnv(t)
+	c = staged.init(t, "pf/no-part-files.bin", len(content))
+	time.Sleep(100 * time.Millisecond) // a begin started by init would have run by now
+	staged.backend.mu.Lock()
+	got := staged.backend.begins
+	staged.backend.mu.Unlock()
+	if got != 0 {
+		t.Fatalf("a backend without part files: %d objects begun at init, want 0", got)
+	}
+}
+
 // A part sent again after its 200 is staged and delivered through PutPart, so that its
 // acknowledged bytes in the part file are never overwritten by a send that may break off;
 // the newer bytes make the file.

@@ -71,7 +71,8 @@ type pump struct {
 	partSize                    int64         // the upload's chunk size: part n of a part file is at n × partSize
 
 	// wantHandle: a part write waits for the backend's object, to write into its part file
-	// (see partFile); the pump begins it even with nothing to deliver yet.
+	// (see partFile), or the upload was just created (see beginSoon); the pump begins it
+	// even with nothing to deliver yet.
 	wantHandle bool
 	// hurry is closed when complete first waits for the pump, and stays closed for the
 	// pump's life (also after a complete refused for missing parts): the digest then no
@@ -145,6 +146,17 @@ func (p *pump) kick(n int) {
 	p.mu.Lock()
 	if n >= 0 {
 		p.dirty[n] = true
+	}
+	p.mu.Unlock()
+	p.poke()
+}
+
+// beginSoon has the pump begin the backend's object if it has none, without waiting for
+// it: see Service.Init.
+func (p *pump) beginSoon() {
+	p.mu.Lock()
+	if p.handle == nil {
+		p.wantHandle = true // cleared when the object is begun
 	}
 	p.mu.Unlock()
 	p.poke()
