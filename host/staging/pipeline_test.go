@@ -3,6 +3,7 @@ package staging
 import (
 	"bytes"
 	"errors"
+	"hash/crc32"
 	"io"
 	"math/rand/v2"
 	"os"
@@ -28,6 +29,9 @@ func TestWriteLargePart(t *testing.T) {
 	readers := map[string]io.Reader{
 		"half":     iotest.HalfReader(bytes.NewReader(data)),
 		"data+eof": iotest.DataErrReader(bytes.NewReader(data)),
+		// Pauses longer than stallFlush inside groups: the stall timer hands over partial
+		// groups while the reader goes on, and the bytes must stay in order.
+		"pauses": &pausingReader{r: bytes.NewReader(data), rng: rand.New(rand.NewPCG(1, 2))},
 	}
 	for name, r := range readers {
 		t.Run(name, func(t *testing.T) {
@@ -38,6 +42,9 @@ func TestWriteLargePart(t *testing.T) {
 			if s.SHA256 != hexSum(data) {
 				t.Fatalf("sha256 = %s, want %s", s.SHA256, hexSum(data))
 			}
+			if want := crc32.Checksum(data, castagnoli); s.CRC32C != want {
+				t.Fatalf("crc32c = %08x, want %08x", s.CRC32C, want)
+			}
 			if err := s.Commit(); err != nil {
 				t.Fatal(err)
 			}
@@ -47,6 +54,20 @@ func TestWriteLargePart(t *testing.T) {
 			}
 		})
 	}
+}
+
+// pausingReader returns reads of random sizes up to 200 KiB, and before one read in 16
+// waits three times stallFlush.
+type pausingReader struct {
+	r   io.Reader
+	rng *rand.Rand
+}
+
+func (p *pausingReader) Read(b []byte) (int, error) {
+	if p.rng.IntN(16) == 0 {
+		time.Sleep(3 * stallFlush)
+	}
+	return p.r.Read(b[:min(len(b), 1+p.rng.IntN(200<<10))])
 }
 
 // stallingReader yields its data, then blocks until release is closed, then fails.
@@ -72,12 +93,14 @@ func (r *stallingReader) Read(p []byte) (int, error) {
 
 // Buffers are taken per read: a write whose body stalls holds at most the block its read
 // waits to fill, whatever it received before (issue 10: a body that sent 4 MiB and stalled
-// held 3 MiB of pipeline buffers taken up front).
+// held 3 MiB of pipeline buffers taken up front). The body stalls two blocks into a group
+// (see groupBlocks), so the blocks of the group it received must be handed over by the
+// stall timer, not kept for the group to fill.
 func TestStalledWritesHoldOneBlock(t *testing.T) {
 	d := newDir(t)
 	const (
 		writers = 48
-		sent    = 4<<20 + 1000 // ends inside a block
+		sent    = 4<<20 + 2*blockSize + 1000 // ends inside a block, two blocks into a group
 	)
 	data := randomBytes(sent)
 	stalled := make(chan struct{}, writers)
