@@ -38,10 +38,13 @@ type fakeBackend struct {
 	// Part-wise storage (fakeparts_test.go), off unless enableParts was called.
 	partwise     *sdk.PartLimits
 	declineParts bool
-	unfinished   map[string]*fakeObject
-	begins       int
-	partPuts     int
-	commits      int
+	// beginFail, if set, is BeginObject's error; beginTries counts the calls it failed.
+	beginFail  error
+	beginTries int
+	unfinished map[string]*fakeObject
+	begins     int
+	partPuts   int
+	commits    int
 	// partFail, if set, is asked before each part is kept (count counts PutPart calls from 1).
 	partFail func(n, count int) error
 	// partHold, if set, holds every PutPart after it read the part until it is closed; a

@@ -54,6 +54,10 @@ func (f *fakeBackend) BeginObject(ctx context.Context, key string, spec sdk.Obje
 	if f.declineParts {
 		return nil, fmt.Errorf("%w: fake declines", sdk.ErrNotSupported)
 	}
+	if f.beginFail != nil {
+		f.beginTries++
+		return nil, f.beginFail
+	}
 	for h, o := range f.unfinished {
 		if o.key == key {
 			delete(f.unfinished, h)

@@ -126,8 +126,9 @@ func (s *Service) Init(ctx context.Context, req InitRequest) (*Created, error) {
 		// CreateMultipartUpload does: the first part written into its part file then finds
 		// it begun instead of waiting for it (the plugin's BeginObject and the database's
 		// record of the handle: 3 to 20 ms measured). A backend without part files begins
-		// its object when it has the first part to deliver, as before.
-		s.pumpFor(u.ID, u.Key()).beginSoon()
+		// its object when it has the first part to deliver, as before. One try: see
+		// beginAtInit.
+		s.pumpFor(u.ID, u.Key()).beginAtInit()
 	}
 	s.log.Info("upload created", "upload_id", u.ID, "total_size", u.TotalSize, "parts", u.TotalParts,
 		"delivery", map[bool]string{true: "part-wise", false: "whole"}[u.DeliveryMode == host.DeliverParts])

@@ -100,6 +100,50 @@ func TestPartFilesObjectBegunAtInit(t *testing.T) {
 	}
 }
 
+// A begin at init that fails is tried once: uploads created while the backend cannot
+// begin objects leave no pump retrying without a part. The first part's write asks again,
+// is staged while the backend still fails, and goes into the part file once it works.
+func TestPartFilesFailedBeginAtInitIsNotRetried(t *testing.T) {
+	e := newPartFilesEnv(t)
+	e.backend.mu.Lock()
+	e.backend.beginFail = errors.New("fake: the backend's disk is full")
+	e.backend.mu.Unlock()
+	tries := func() int {
+		e.backend.mu.Lock()
+		defer e.backend.mu.Unlock()
+		return e.backend.beginTries
+	}
+	content := data(2*testChunk, 5)
+	c := e.init(t, "pf/begin-fails.bin", len(content))
+	waitFor(t, "the begin at init tried", func() bool { return tries() >= 1 })
+	time.Sleep(700 * time.Millisecond) // a retry (the first after 500 ms) would have come by now
+	if got := tries(); got != 1 {
+		t.Fatalf("the begin at init was tried %d times with no part sent, want 1", got)
+	}
+	u, err := e.db.Upload(context.Background(), c.Upload.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u.DeliveryError != "" {
+		t.Fatalf("a failed begin at init was recorded as a delivery error: %q", u.DeliveryError)
+	}
+
+	if _, err := e.put(t, c, content, 0); err != nil {
+		t.Fatalf("part 0 while the backend cannot begin: %v", err)
+	}
+	if !e.stage.HasPart(c.Upload.ID, 0) {
+		t.Fatal("part 0 was not staged while the backend could not begin the object")
+	}
+	waitFor(t, "the first part's begin retried", func() bool { return tries() >= 2 })
+	e.backend.mu.Lock()
+	e.backend.beginFail = nil
+	e.backend.mu.Unlock()
+	if _, err := e.put(t, c, content, 1); err != nil {
+		t.Fatalf("part 1: %v", err)
+	}
+	e.completeAs(t, c, content)
+}
+
 // A part sent again after its 200 is staged and delivered through PutPart, so that its
 // acknowledged bytes in the part file are never overwritten by a send that may break off;
 // the newer bytes make the file.

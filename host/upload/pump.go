@@ -71,9 +71,10 @@ type pump struct {
 	partSize                    int64         // the upload's chunk size: part n of a part file is at n × partSize
 
 	// wantHandle: a part write waits for the backend's object, to write into its part file
-	// (see partFile), or the upload was just created (see beginSoon); the pump begins it
-	// even with nothing to deliver yet.
-	wantHandle bool
+	// (see partFile), or the upload was just created (see beginAtInit); the pump begins it
+	// even with nothing to deliver yet. initOnly: only Init asked, so a begin that fails is
+	// not retried (see begin).
+	wantHandle, initOnly bool
 	// hurry is closed when complete first waits for the pump, and stays closed for the
 	// pump's life (also after a complete refused for missing parts): the digest then no
 	// longer yields to parts being received (see yield).
@@ -152,14 +153,41 @@ func (p *pump) kick(n int) {
 }
 
 // beginSoon has the pump begin the backend's object if it has none, without waiting for
-// it: see Service.Init.
+// it, and retry a begin that fails (with the pump's backoff) while nothing else changed:
+// a part write waits for the object (see handleForPartFile).
 func (p *pump) beginSoon() {
 	p.mu.Lock()
 	if p.handle == nil {
 		p.wantHandle = true // cleared when the object is begun
+		p.initOnly = false
 	}
 	p.mu.Unlock()
 	p.poke()
+}
+
+// beginAtInit is beginSoon for an upload just created (see Service.Init), with one try: if
+// that begin fails, the pump forgets it and waits for the first part, whose write asks
+// again. So inits while the backend cannot begin objects (its disk full, its plugin
+// failing) leave no pump retrying for an upload that has no part yet.
+func (p *pump) beginAtInit() {
+	p.mu.Lock()
+	if p.handle == nil && !p.wantHandle {
+		p.wantHandle, p.initOnly = true, true
+	}
+	p.mu.Unlock()
+	p.poke()
+}
+
+// beginFailedAtInit tells whether the begin that failed was asked for by Init alone, and then
+// forgets it (see beginAtInit).
+func (p *pump) beginFailedAtInit() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !p.initOnly || p.anyToDeliverLocked() {
+		return false
+	}
+	p.wantHandle, p.initOnly = false, false
+	return true
 }
 
 func (p *pump) poke() {
@@ -489,6 +517,11 @@ func (p *pump) begin() {
 		return
 	}
 	if err != nil {
+		if p.beginFailedAtInit() {
+			p.s.log.Debug("beginning the backend's object at init failed; the first part begins it",
+				"upload_id", p.id, "error", err)
+			return
+		}
 		p.failed("starting the object in the backend", err)
 		return
 	}
@@ -498,7 +531,7 @@ func (p *pump) begin() {
 		return
 	}
 	p.mu.Lock()
-	p.handle, p.wantHandle = h, false
+	p.handle, p.wantHandle, p.initOnly = h, false, false
 	p.succeededLocked()
 	p.mu.Unlock()
 }
@@ -926,7 +959,7 @@ func (p *pump) reset() {
 	p.mu.Lock()
 	p.resetting = ""
 	p.loaded = false
-	p.wantHandle = false // begun again for the next part written in place, if any
+	p.wantHandle, p.initOnly = false, false // begun again for the next part written in place, if any
 	p.mu.Unlock()
 	if err != nil {
 		p.failed("starting the upload's object again", err)
