@@ -74,7 +74,10 @@ func copyExact(f *os.File, base int64, r io.Reader, size int64, tee io.Writer) (
 			}
 		}
 	}
-	const groups = pipeDepth/groupBlocks + 1 // a channel never fills before the pool runs dry
+	// Full groups never fill a channel before the pool runs dry. Groups cut short by the
+	// stall timer can (a trickling body hands over one block at a time); handOver then
+	// waits, holding mu, until the hasher or the writer takes one, and they never take mu.
+	const groups = pipeDepth/groupBlocks + 1
 	toHash := make(chan []*block, groups)
 	toWrite := make(chan []*block, groups)
 	sum := make(chan sums, 1)
